@@ -1,0 +1,247 @@
+//! Carries out a [`Plan`] inside the new mount namespace: a tmpfs becomes the root, the old
+//! root is reachable at [`OLD_ROOT`] while the plan's binds are made, then it is detached.
+
+use std::ffi::CString;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{symlink, DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::unistd::{chdir, pivot_root};
+
+use crate::error::NativeError;
+use crate::plan::{MountOp, Plan};
+use crate::sys::{mount_setattr, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
+
+/// Where the host's root stays reachable while the plan is carried out.
+const OLD_ROOT: &str = "/.kennel-oldroot";
+/// An empty read-only file, bound over hidden files.
+const EMPTY_FILE: &str = "/.kennel-empty";
+/// Device nodes bound from the host into the minimal `/dev`.
+const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+
+fn setup(what: String) -> impl FnOnce(nix::Error) -> NativeError {
+    move |e| NativeError::Setup(format!("{what}: {e}"))
+}
+
+fn io(what: String) -> impl FnOnce(std::io::Error) -> NativeError {
+    move |e| NativeError::Setup(format!("{what}: {e}"))
+}
+
+fn cstring(path: &Path) -> Result<CString, NativeError> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| NativeError::Setup(format!("{} contains a NUL byte", path.display())))
+}
+
+/// The host path `source`, as seen through the old root.
+fn host(source: &Path) -> PathBuf {
+    Path::new(OLD_ROOT).join(source.strip_prefix("/").unwrap_or(source))
+}
+
+pub struct Executor {
+    /// Tmpfs mounts to make read-only once everything below them is mounted.
+    read_only_later: Vec<PathBuf>,
+}
+
+/// Builds the sandbox's root from `plan` and changes into its working directory.
+pub fn build_root(plan: &Plan) -> Result<(), NativeError> {
+    // Nothing we mount may propagate back to the host.
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(setup("making mounts private".into()))?;
+    // The new root is a tmpfs mounted on the host's /tmp (any existing directory would do:
+    // pivot_root moves it away, and the host's /tmp stays reachable under the old root).
+    mount(
+        Some("tmpfs"),
+        "/tmp",
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=0755"),
+    )
+    .map_err(setup("mounting the new root".into()))?;
+    let put_old = Path::new("/tmp").join(&OLD_ROOT[1..]);
+    fs::create_dir(&put_old).map_err(io(format!("creating {}", put_old.display())))?;
+    pivot_root("/tmp", &put_old).map_err(setup("pivot_root".into()))?;
+    chdir("/").map_err(setup("chdir /".into()))?;
+    write_empty_file()?;
+
+    let mut exec = Executor {
+        read_only_later: vec!["/".into()],
+    };
+    for op in &plan.ops {
+        exec.apply(op)?;
+    }
+
+    umount2(OLD_ROOT, MntFlags::MNT_DETACH).map_err(setup("detaching the host's root".into()))?;
+    fs::remove_dir(OLD_ROOT).map_err(io(format!("removing {OLD_ROOT}")))?;
+    for target in exec.read_only_later.iter().rev() {
+        mount_setattr(&cstring(target)?, false, MOUNT_ATTR_RDONLY)
+            .map_err(setup(format!("making {} read-only", target.display())))?;
+    }
+    chdir(&plan.cwd).map_err(setup(format!(
+        "changing to the working directory {}",
+        plan.cwd.display()
+    )))?;
+    Ok(())
+}
+
+fn write_empty_file() -> Result<(), NativeError> {
+    fs::write(EMPTY_FILE, b"").map_err(io(format!("creating {EMPTY_FILE}")))?;
+    fs::set_permissions(EMPTY_FILE, fs::Permissions::from_mode(0o444))
+        .map_err(io(format!("chmod {EMPTY_FILE}")))
+}
+
+/// Creates the directory (or empty file) on which something will be mounted.
+fn mount_point(target: &Path, is_dir: bool) -> Result<(), NativeError> {
+    if fs::symlink_metadata(target).is_ok() {
+        return Ok(());
+    }
+    let what = || format!("creating the mount point {}", target.display());
+    if let Some(parent) = target.parent() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(parent)
+            .map_err(io(what()))?;
+    }
+    if is_dir {
+        fs::DirBuilder::new()
+            .mode(0o755)
+            .create(target)
+            .map_err(io(what()))
+    } else {
+        fs::File::create(target).map(drop).map_err(io(what()))
+    }
+}
+
+fn bind(source: &Path, target: &Path, writable: bool) -> Result<(), NativeError> {
+    let is_dir = fs::metadata(source)
+        .map_err(io(format!("reading {}", source.display())))?
+        .is_dir();
+    mount_point(target, is_dir)?;
+    mount(
+        Some(source),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(setup(format!("binding {}", target.display())))?;
+    let attrs = if writable {
+        MOUNT_ATTR_NOSUID
+    } else {
+        MOUNT_ATTR_NOSUID | MOUNT_ATTR_RDONLY
+    };
+    mount_setattr(&cstring(target)?, true, attrs)
+        .map_err(setup(format!("restricting {}", target.display())))
+}
+
+fn tmpfs(target: &Path, mode: u32) -> Result<(), NativeError> {
+    mount_point(target, true)?;
+    mount(
+        Some("tmpfs"),
+        target,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(format!("mode={mode:o}").as_str()),
+    )
+    .map_err(setup(format!("mounting a tmpfs on {}", target.display())))
+}
+
+impl Executor {
+    fn apply(&mut self, op: &MountOp) -> Result<(), NativeError> {
+        match op {
+            MountOp::Bind {
+                source,
+                target,
+                writable,
+                optional,
+            } => {
+                let source = host(source);
+                if fs::metadata(&source).is_err() {
+                    if *optional {
+                        return Ok(());
+                    }
+                    return Err(NativeError::Setup(format!(
+                        "{} does not exist; the policy needs it",
+                        target.display()
+                    )));
+                }
+                bind(&source, target, *writable)
+            }
+            MountOp::Tmpfs {
+                target,
+                writable,
+                mode,
+            } => {
+                tmpfs(target, *mode)?;
+                if !writable {
+                    self.read_only_later.push(target.clone());
+                }
+                Ok(())
+            }
+            MountOp::Hide { target } => match fs::metadata(target) {
+                Err(_) => Ok(()),
+                Ok(meta) if meta.is_dir() => {
+                    tmpfs(target, 0o755)?;
+                    self.read_only_later.push(target.clone());
+                    Ok(())
+                }
+                Ok(_) => bind(Path::new(EMPTY_FILE), target, false),
+            },
+            MountOp::Symlink { target, points_to } => symlink(points_to, target)
+                .map_err(io(format!("creating the symlink {}", target.display()))),
+            MountOp::Proc { target } => {
+                mount_point(target, true)?;
+                mount(
+                    Some("proc"),
+                    target,
+                    Some("proc"),
+                    MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                    None::<&str>,
+                )
+                .map_err(setup(format!("mounting {}", target.display())))
+            }
+            MountOp::Dev { target } => self.dev(target),
+        }
+    }
+
+    fn dev(&mut self, dev: &Path) -> Result<(), NativeError> {
+        tmpfs(dev, 0o755)?;
+        self.read_only_later.push(dev.to_path_buf());
+        for name in DEVICES {
+            let source = host(&Path::new("/dev").join(name));
+            if fs::metadata(&source).is_ok() {
+                bind(&source, &dev.join(name), true)?;
+            }
+        }
+        let pts = dev.join("pts");
+        mount_point(&pts, true)?;
+        mount(
+            Some("devpts"),
+            &pts,
+            Some("devpts"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+            Some("newinstance,ptmxmode=0666,mode=620"),
+        )
+        .map_err(setup(format!("mounting {}", pts.display())))?;
+        tmpfs(&dev.join("shm"), 0o1777)?;
+        for (link, to) in [
+            ("ptmx", "pts/ptmx"),
+            ("fd", "/proc/self/fd"),
+            ("stdin", "/proc/self/fd/0"),
+            ("stdout", "/proc/self/fd/1"),
+            ("stderr", "/proc/self/fd/2"),
+        ] {
+            let path = dev.join(link);
+            symlink(to, &path).map_err(io(format!("creating {}", path.display())))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,344 @@
+//! Policy -> Plan: the ordered list of mount operations that builds the sandbox's root.
+//!
+//! Pure: the only outside input is the listing of the host's `/` ([`HostRoot`]), passed in
+//! so that plans can be snapshot-tested. The executor ([`crate::mounts`]) follows the plan
+//! step by step and does nothing the plan does not say.
+
+use std::path::{Path, PathBuf};
+
+use kennel_policy::{Access, PathRule, Policy};
+use serde::Serialize;
+
+use crate::error::NativeError;
+
+/// One entry of the host's root directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum HostEntry {
+    Dir(String),
+    File(String),
+    Symlink { name: String, target: PathBuf },
+}
+
+/// The host's `/`, listed once by the supervisor.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct HostRoot {
+    pub entries: Vec<HostEntry>,
+}
+
+impl HostRoot {
+    pub fn read() -> Result<HostRoot, NativeError> {
+        let io = |source| NativeError::Io {
+            path: "/".into(),
+            source,
+        };
+        let mut entries = Vec::new();
+        for entry in std::fs::read_dir("/").map_err(io)? {
+            let entry = entry.map_err(io)?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let kind = entry.file_type().map_err(io)?;
+            entries.push(if kind.is_symlink() {
+                let target = std::fs::read_link(entry.path()).map_err(io)?;
+                HostEntry::Symlink { name, target }
+            } else if kind.is_dir() {
+                HostEntry::Dir(name)
+            } else {
+                HostEntry::File(name)
+            });
+        }
+        entries.sort_by(|a, b| a.name().cmp(b.name()));
+        Ok(HostRoot { entries })
+    }
+}
+
+impl HostEntry {
+    fn name(&self) -> &str {
+        match self {
+            HostEntry::Dir(n) | HostEntry::File(n) => n,
+            HostEntry::Symlink { name, .. } => name,
+        }
+    }
+}
+
+/// One step of building the root. Targets are paths inside the sandbox; sources are paths
+/// of the host (the executor reaches them through the old root).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum MountOp {
+    /// Bind the host's `source` (with everything mounted below it) at `target`.
+    Bind {
+        source: PathBuf,
+        target: PathBuf,
+        writable: bool,
+        /// Skip it when the source does not exist, instead of failing.
+        optional: bool,
+    },
+    /// A fresh tmpfs; a read-only one is made read-only once everything below it is mounted.
+    Tmpfs {
+        target: PathBuf,
+        writable: bool,
+        mode: u32,
+    },
+    /// Hide a host path that exists: an empty read-only directory or file in its place.
+    Hide {
+        target: PathBuf,
+    },
+    Symlink {
+        target: PathBuf,
+        points_to: PathBuf,
+    },
+    /// `/proc` of the sandbox's own PID namespace.
+    Proc {
+        target: PathBuf,
+    },
+    /// A minimal `/dev`: null, zero, full, random, urandom, tty, its own devpts, shm.
+    Dev {
+        target: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub ops: Vec<MountOp>,
+    pub cwd: PathBuf,
+}
+
+/// Entries of `/` the plan builds itself rather than binding from the host.
+const SPECIAL_ROOT_ENTRIES: &[&str] = &["proc", "dev", "sys"];
+
+pub fn plan(policy: &Policy, host: &HostRoot) -> Result<Plan, NativeError> {
+    let mut ops = Vec::new();
+    let root_rule = policy
+        .paths
+        .iter()
+        .find(|r| r.path == Path::new("/"))
+        .ok_or_else(|| NativeError::Plan("the policy has no rule for `/`".into()))?;
+    if root_rule.access != Access::ReadOnly {
+        return Err(NativeError::Plan(format!(
+            "`/` can only be read-only on the native backend (the policy says {})",
+            root_rule.access.describe()
+        )));
+    }
+    for entry in &host.entries {
+        let name = entry.name();
+        let target = Path::new("/").join(name);
+        if SPECIAL_ROOT_ENTRIES.contains(&name) || has_rule(policy, &target) {
+            continue;
+        }
+        ops.push(match entry {
+            HostEntry::Symlink { target: to, .. } => MountOp::Symlink {
+                target,
+                points_to: to.clone(),
+            },
+            HostEntry::Dir(_) | HostEntry::File(_) => MountOp::Bind {
+                source: target.clone(),
+                target,
+                writable: false,
+                optional: true,
+            },
+        });
+    }
+    ops.push(MountOp::Proc {
+        target: "/proc".into(),
+    });
+    ops.push(MountOp::Dev {
+        target: "/dev".into(),
+    });
+    if !has_rule(policy, Path::new("/sys")) {
+        ops.push(MountOp::Bind {
+            source: "/sys".into(),
+            target: "/sys".into(),
+            writable: false,
+            optional: true,
+        });
+    }
+
+    for rule in policy.paths.iter().filter(|r| r.path != Path::new("/")) {
+        if let Some(op) = op_for(policy, rule) {
+            ops.push(op);
+        }
+    }
+    Ok(Plan {
+        ops,
+        cwd: policy.cwd.clone(),
+    })
+}
+
+fn has_rule(policy: &Policy, path: &Path) -> bool {
+    policy.paths.iter().any(|r| r.path == path)
+}
+
+/// The access that `path` would have from the rules above it alone.
+fn inherited_access(policy: &Policy, path: &Path) -> Access {
+    path.parent()
+        .and_then(|parent| policy.rule_for(parent))
+        .map_or(Access::ReadOnly, |r| r.access)
+}
+
+fn op_for(policy: &Policy, rule: &PathRule) -> Option<MountOp> {
+    let target = rule.path.clone();
+    let above = inherited_access(policy, &rule.path);
+    let above_is_empty = matches!(above, Access::Hidden | Access::Tmpfs);
+    Some(match rule.access {
+        Access::ReadOnly | Access::ReadWrite => MountOp::Bind {
+            source: target.clone(),
+            target,
+            writable: rule.access == Access::ReadWrite,
+            optional: rule.optional,
+        },
+        // Below an empty parent there is nothing to hide.
+        Access::Hidden if above_is_empty => return None,
+        Access::Hidden if is_top_level(&target) => MountOp::Tmpfs {
+            target,
+            writable: false,
+            mode: 0o755,
+        },
+        Access::Hidden => MountOp::Hide { target },
+        Access::Tmpfs => MountOp::Tmpfs {
+            mode: tmpfs_mode(policy, &target),
+            target,
+            writable: true,
+        },
+    })
+}
+
+fn is_top_level(path: &Path) -> bool {
+    path.parent() == Some(Path::new("/"))
+}
+
+fn tmpfs_mode(policy: &Policy, target: &Path) -> u32 {
+    if target == policy.home {
+        0o700
+    } else if target == Path::new("/tmp") || target == Path::new("/var/tmp") {
+        0o1777
+    } else {
+        0o755
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kennel_policy::{Network, RuleOrigin};
+
+    fn rule(path: &str, access: Access, optional: bool) -> PathRule {
+        PathRule {
+            path: path.into(),
+            access,
+            optional,
+            origin: RuleOrigin::builtin("test"),
+        }
+    }
+
+    fn policy(paths: Vec<PathRule>) -> Policy {
+        let mut p = Policy {
+            profile: "test".into(),
+            workspace: "/home/u/p".into(),
+            cwd: "/home/u/p/sub".into(),
+            home: "/home/u".into(),
+            uid: 1000,
+            gid: 1000,
+            paths,
+            env: vec![],
+            network: Network::On,
+            command: vec!["true".into()],
+        };
+        p.normalize_rules();
+        p
+    }
+
+    fn host() -> HostRoot {
+        HostRoot {
+            entries: vec![
+                HostEntry::Symlink {
+                    name: "bin".into(),
+                    target: "usr/bin".into(),
+                },
+                HostEntry::Dir("dev".into()),
+                HostEntry::Dir("etc".into()),
+                HostEntry::Dir("home".into()),
+                HostEntry::Dir("proc".into()),
+                HostEntry::Dir("sys".into()),
+                HostEntry::Dir("tmp".into()),
+                HostEntry::Dir("usr".into()),
+            ],
+        }
+    }
+
+    #[test]
+    fn system_is_bound_read_only_and_homes_replaced() -> Result<(), NativeError> {
+        let p = policy(vec![
+            rule("/", Access::ReadOnly, false),
+            rule("/home", Access::Hidden, true),
+            rule("/tmp", Access::Tmpfs, false),
+            rule("/home/u", Access::Tmpfs, false),
+            rule("/home/u/.ssh", Access::Hidden, true),
+            rule("/home/u/p", Access::ReadWrite, false),
+        ]);
+        let plan = plan(&p, &host())?;
+        let bind = |s: &str, writable| MountOp::Bind {
+            source: s.into(),
+            target: s.into(),
+            writable,
+            optional: true,
+        };
+        assert!(plan.ops.contains(&bind("/usr", false)));
+        assert!(plan.ops.contains(&bind("/etc", false)));
+        assert!(plan.ops.contains(&MountOp::Symlink {
+            target: "/bin".into(),
+            points_to: "usr/bin".into()
+        }));
+        assert!(
+            !plan.ops.iter().any(
+                |op| matches!(op, MountOp::Bind { source, .. } if source == Path::new("/home"))
+            ),
+            "the host's /home is never bound"
+        );
+        assert!(plan.ops.contains(&MountOp::Tmpfs {
+            target: "/home".into(),
+            writable: false,
+            mode: 0o755
+        }));
+        assert!(plan.ops.contains(&MountOp::Tmpfs {
+            target: "/home/u".into(),
+            writable: true,
+            mode: 0o700
+        }));
+        assert!(plan.ops.contains(&MountOp::Bind {
+            source: "/home/u/p".into(),
+            target: "/home/u/p".into(),
+            writable: true,
+            optional: false
+        }));
+        // .ssh under an empty home needs no mount at all.
+        assert!(!plan.ops.iter().any(|op| format!("{op:?}").contains(".ssh")));
+        Ok(())
+    }
+
+    #[test]
+    fn deeper_rules_come_after_their_parents() -> Result<(), NativeError> {
+        let p = policy(vec![
+            rule("/home/u/p", Access::ReadWrite, false),
+            rule("/", Access::ReadOnly, false),
+            rule("/home", Access::Hidden, true),
+            rule("/home/u", Access::Tmpfs, false),
+        ]);
+        let plan = plan(&p, &host())?;
+        let pos = |t: &str| {
+            plan.ops.iter().position(|op| match op {
+                MountOp::Bind { target, .. } | MountOp::Tmpfs { target, .. } => {
+                    target == Path::new(t)
+                }
+                _ => false,
+            })
+        };
+        assert!(pos("/home") < pos("/home/u"));
+        assert!(pos("/home/u") < pos("/home/u/p"));
+        Ok(())
+    }
+
+    #[test]
+    fn a_writable_root_is_refused() {
+        let p = policy(vec![rule("/", Access::ReadWrite, false)]);
+        assert!(matches!(plan(&p, &host()), Err(NativeError::Plan(_))));
+    }
+}

@@ -1,0 +1,44 @@
+use std::path::PathBuf;
+
+/// Why a policy could not be built. Each variant says what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error(
+        "refusing to run: the workspace would be {workspace}, which {why}; \
+         that would expose your whole home to the agent. Run kennel inside a project folder \
+         (a git repository below your home) instead"
+    )]
+    WorkspaceExposesHome {
+        workspace: PathBuf,
+        why: &'static str,
+    },
+
+    #[error("HOME is not set and no home directory is known for uid {uid}; set HOME to your home folder")]
+    NoHome { uid: u32 },
+
+    #[error("HOME is {0}, which is not an absolute path; set HOME to your home folder")]
+    RelativeHome(PathBuf),
+
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{path}: {message}")]
+    BadGitFile { path: PathBuf, message: String },
+
+    #[error("no command given and no SHELL to fall back on; name a command after `--`")]
+    NoCommand,
+}
+
+impl PolicyError {
+    /// Refusals are the user's to fix (exit status 2), everything else is an environment error.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            PolicyError::WorkspaceExposesHome { .. } | PolicyError::NoCommand
+        )
+    }
+}

@@ -1,0 +1,305 @@
+//! Test harness: runs the real kennel binary as an unprivileged user, in fixtures with a fake
+//! home full of planted secrets and a git repository.
+//!
+//! As root (as in CI) it creates the user `kennel-test`, stages the binary and the fixtures
+//! under `/home/kennel-tests` where that user can reach them, and runs kennel through
+//! `setpriv`. As an ordinary user it runs kennel as that user, with a fake home in a
+//! temporary folder. A test that needs a kernel feature the machine lacks fails when `CI`
+//! is set and is skipped with a printed reason otherwise.
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+pub const TEST_USER: &str = "kennel-test";
+
+pub struct Env {
+    /// Where fixtures live: reachable by the test user.
+    pub base: PathBuf,
+    pub kennel: PathBuf,
+    /// uid and gid kennel runs as.
+    pub uid: u32,
+    pub gid: u32,
+    /// Some when kennel runs as another user than the test process.
+    pub setpriv: Option<(u32, u32)>,
+}
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+fn sh(cmd: &str) -> Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd}: {e}"))
+}
+
+fn ensure_test_user() -> (u32, u32) {
+    let id = |flag: &str| {
+        let out = sh(&format!("id {flag} {TEST_USER}"));
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse::<u32>()
+            .ok()
+    };
+    if id("-u").is_none() {
+        let out = sh(&format!(
+            "useradd --no-create-home --home-dir /nonexistent --shell /bin/sh {TEST_USER}"
+        ));
+        assert!(
+            out.status.success() || id("-u").is_some(),
+            "useradd failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    match (id("-u"), id("-g")) {
+        (Some(u), Some(g)) => (u, g),
+        _ => panic!("cannot find the uid of {TEST_USER}"),
+    }
+}
+
+pub fn env() -> &'static Env {
+    static ENV: OnceLock<Env> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let built = PathBuf::from(env!("CARGO_BIN_EXE_kennel"));
+        let (base, ids) = if is_root() {
+            let ids = ensure_test_user();
+            (PathBuf::from("/home/kennel-tests"), Some(ids))
+        } else {
+            (
+                std::env::temp_dir().join(format!("kennel-tests-{}", nix::unistd::getuid())),
+                None,
+            )
+        };
+        let run_dir = base.join(format!("run-{}", std::process::id()));
+        fs::create_dir_all(&run_dir).unwrap_or_else(|e| panic!("{}: {e}", run_dir.display()));
+        for dir in [&base, &run_dir] {
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o755))
+                .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        }
+        let kennel = run_dir.join("kennel");
+        fs::copy(&built, &kennel).unwrap_or_else(|e| panic!("staging kennel: {e}"));
+        fs::set_permissions(&kennel, fs::Permissions::from_mode(0o755))
+            .unwrap_or_else(|e| panic!("{}: {e}", kennel.display()));
+        let (uid, gid) = ids.unwrap_or_else(|| {
+            (
+                nix::unistd::getuid().as_raw(),
+                nix::unistd::getgid().as_raw(),
+            )
+        });
+        Env {
+            base: run_dir,
+            kennel,
+            uid,
+            gid,
+            setpriv: ids,
+        }
+    })
+}
+
+/// Fails in CI, skips with a printed reason elsewhere. Returns true when the test must stop.
+pub fn skip_unless(available: bool, reason: &str) -> bool {
+    if available {
+        return false;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("required kernel feature missing in CI: {reason}");
+    }
+    eprintln!("SKIP: {reason}");
+    true
+}
+
+/// One test's world: a fake home with secrets and a git repository `project` inside it.
+pub struct Fixture {
+    pub dir: PathBuf,
+    pub home: PathBuf,
+    pub repo: PathBuf,
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+pub const SECRET: &str = "TOP-SECRET-CONTENT";
+
+impl Fixture {
+    pub fn new(name: &str) -> Fixture {
+        let env = env();
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let dir = env.base.join(format!("{name}-{n}"));
+        let home = dir.join("home");
+        let repo = home.join("project");
+        let fx = Fixture { dir, home, repo };
+        fs::create_dir_all(&fx.home).unwrap_or_else(|e| panic!("{e}"));
+        fx.chown(&fx.dir);
+        let out = fx.as_user(&format!(
+            r#"set -e
+            cd "$HOME"
+            mkdir -p .ssh .aws .config/kennel-test project/sub
+            echo {SECRET} > .ssh/id_ed25519
+            echo {SECRET} > .aws/credentials
+            echo 'echo {SECRET}' > .bashrc
+            printf '[user]\n\tname = Kennel Test\n\temail = test@kennel.invalid\n' > .gitconfig
+            cd project
+            git init -q -b main .
+            echo hello > README
+            git add README
+            git commit -q -m initial
+            "#
+        ));
+        assert!(
+            out.status.success(),
+            "fixture setup failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        fx
+    }
+
+    pub fn chown(&self, path: &Path) {
+        let env = env();
+        if env.setpriv.is_some() {
+            let out = sh(&format!(
+                "chown -R {}:{} '{}'",
+                env.uid,
+                env.gid,
+                path.display()
+            ));
+            assert!(out.status.success());
+        }
+    }
+
+    /// A command run as the test user, with a clean environment and the fake home.
+    pub fn user_command(&self, program: impl AsRef<OsStr>) -> Command {
+        let env = env();
+        let mut cmd = match env.setpriv {
+            Some((uid, gid)) => {
+                let mut c = Command::new("setpriv");
+                c.arg(format!("--reuid={uid}"))
+                    .arg(format!("--regid={gid}"))
+                    .arg("--clear-groups")
+                    .arg("--")
+                    .arg(program);
+                c
+            }
+            None => Command::new(program),
+        };
+        cmd.env_clear()
+            .env("HOME", &self.home)
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+            .env("USER", TEST_USER)
+            .env("LANG", "C.UTF-8")
+            .current_dir(&self.repo)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs a shell script as the test user outside any sandbox (fixture setup, checks).
+    pub fn as_user(&self, script: &str) -> Output {
+        self.user_command("sh")
+            .arg("-c")
+            .arg(script)
+            .current_dir(&self.dir)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// `kennel ARGS` as the test user.
+    pub fn kennel(&self) -> Command {
+        self.user_command(&env().kennel)
+    }
+
+    /// `kennel run -- sh -c SCRIPT` in the repository's `sub` folder.
+    pub fn sandboxed(&self, script: &str) -> Output {
+        self.kennel_in(&self.repo.join("sub"), script)
+    }
+
+    pub fn kennel_in(&self, cwd: &Path, script: &str) -> Output {
+        let out = self
+            .kennel()
+            .args(["run", "--", "sh", "-c", script])
+            .current_dir(cwd)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_kennel_started(&out);
+        out
+    }
+
+    pub fn spawn_sandboxed(&self, script: &str) -> Child {
+        self.kennel()
+            .args(["run", "--", "sh", "-c", script])
+            .current_dir(self.repo.join("sub"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    pub fn owner(&self, path: &Path) -> u32 {
+        fs::metadata(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .uid()
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Kennel's own setup failure (exit 125) because the kernel lacks a feature is a skip
+/// outside CI and a failure in it; any other 125 is a bug and fails the test.
+pub fn assert_kennel_started(out: &Output) {
+    if out.status.code() == Some(125) {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if stderr.contains("user namespaces") && !skip_unless(false, &stderr) {
+            return;
+        }
+        panic!("kennel could not set up the sandbox: {stderr}");
+    }
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Pids of processes whose command line contains `marker`.
+pub fn processes_with(marker: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(cmdline) = fs::read(entry.path().join("cmdline")) {
+            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if text.contains(marker) && !text.contains("kennel-tests-marker-scan") {
+                found.push(pid);
+            }
+        }
+    }
+    found
+}
+
+/// Polls `cond` for up to `secs` seconds.
+pub fn eventually(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    cond()
+}

@@ -1,0 +1,291 @@
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)] // test code may panic
+//! Behaviour tests of the native sandbox: a real kennel, run as an unprivileged user, tries
+//! to break each promise of the default policy.
+
+mod common;
+
+use std::fs;
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+
+use common::{env, eventually, processes_with, stderr, stdout, Fixture, SECRET};
+
+#[test]
+fn secrets_in_home_are_invisible_and_home_is_empty() {
+    let fx = Fixture::new("secrets");
+    let out = fx.sandboxed(
+        r#"cat ~/.ssh/id_ed25519 ~/.aws/credentials ~/.bashrc 2>&1; echo "--"; ls -A ~"#,
+    );
+    let text = stdout(&out);
+    assert!(!text.contains(SECRET), "a secret leaked: {text}");
+    let listing: Vec<&str> = text
+        .split("--\n")
+        .nth(1)
+        .unwrap_or_default()
+        .lines()
+        .collect();
+    // The git identity is bound read-only; `project` is the path to the workspace.
+    assert_eq!(listing, vec![".gitconfig", "project"], "{text}");
+}
+
+#[test]
+fn writes_outside_the_workspace_fail_or_vanish() {
+    let fx = Fixture::new("writes");
+    let sibling = fx.home.join("other-repo");
+    fs::create_dir_all(&sibling).unwrap_or_else(|e| panic!("{e}"));
+    fs::write(sibling.join("file"), "original").unwrap_or_else(|e| panic!("{e}"));
+    fx.chown(&sibling);
+    let out = fx.sandboxed(&format!(
+        r#"
+        for f in /usr/kennel-x /etc/kennel-x /var/kennel-x; do
+            if touch "$f" 2>/dev/null; then echo "WROTE $f"; fi
+        done
+        echo planted >> ~/.bashrc
+        mkdir -p {sib} && echo changed > {sib}/file
+        echo planted > /var/tmp/kennel-x
+        true"#,
+        sib = sibling.display()
+    ));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stdout(&out).contains("WROTE"), "{}", stdout(&out));
+    let bashrc = fs::read_to_string(fx.home.join(".bashrc")).unwrap_or_default();
+    assert!(!bashrc.contains("planted"), "~/.bashrc was changed");
+    let file = fs::read_to_string(sibling.join("file")).unwrap_or_default();
+    assert_eq!(file, "original", "a sibling repository was changed");
+    assert!(
+        !Path::new("/var/tmp/kennel-x").exists(),
+        "host /var/tmp was written"
+    );
+}
+
+#[test]
+fn writes_in_the_workspace_persist_and_belong_to_the_user() {
+    let fx = Fixture::new("workspace");
+    let out = fx.sandboxed("pwd; echo made-inside > new.txt && echo made > ../top.txt");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).trim(),
+        fx.repo.join("sub").display().to_string()
+    );
+    let new = fx.repo.join("sub/new.txt");
+    assert_eq!(
+        fs::read_to_string(&new).unwrap_or_default(),
+        "made-inside\n"
+    );
+    assert_eq!(fx.owner(&new), env().uid, "files must belong to the user");
+    assert!(fx.repo.join("top.txt").exists());
+}
+
+#[test]
+fn git_add_and_commit_work_inside() {
+    let fx = Fixture::new("git");
+    let out = fx.sandboxed(
+        "echo change > change.txt && git add change.txt && git commit -q -m inside && git status --short",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let log = fx.as_user(&format!("git -C '{}' log --format=%s", fx.repo.display()));
+    assert_eq!(stdout(&log), "inside\ninitial\n");
+}
+
+#[test]
+fn git_commit_works_in_a_linked_worktree() {
+    let fx = Fixture::new("worktree");
+    let wt = fx.home.join("wt");
+    let setup = fx.as_user(&format!(
+        "git -C '{}' worktree add -q -b feature '{}'",
+        fx.repo.display(),
+        wt.display()
+    ));
+    assert!(setup.status.success(), "{}", stderr(&setup));
+    let out = fx.kennel_in(
+        &wt,
+        "echo wt > wt.txt && git add wt.txt && git commit -q -m in-worktree && git log --format=%s -1",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "in-worktree\n");
+    let log = fx.as_user(&format!(
+        "git -C '{}' log --format=%s -1 feature",
+        fx.repo.display()
+    ));
+    assert_eq!(stdout(&log), "in-worktree\n");
+}
+
+#[test]
+fn host_tmp_is_invisible_and_tmp_is_private() {
+    let fx = Fixture::new("tmp");
+    let planted = Path::new("/tmp").join(format!("kennel-host-secret-{}", std::process::id()));
+    fs::write(&planted, SECRET).unwrap_or_else(|e| panic!("{e}"));
+    let out = fx.sandboxed(&format!(
+        "ls -A /tmp; cat {} 2>/dev/null; echo inside > /tmp/made-inside && cat /tmp/made-inside",
+        planted.display()
+    ));
+    let _ = fs::remove_file(&planted);
+    let text = stdout(&out);
+    assert!(!text.contains(SECRET), "{text}");
+    assert!(!text.contains("kennel-host-secret"), "{text}");
+    assert!(text.contains("inside"), "/tmp must be writable: {text}");
+    assert!(!Path::new("/tmp/made-inside").exists());
+}
+
+#[test]
+fn secret_environment_variables_are_dropped() {
+    let fx = Fixture::new("env");
+    let out = fx
+        .kennel()
+        .args(["run", "--", "env"])
+        .env("SSH_AUTH_SOCK", "/run/user/1/ssh")
+        .env("GPG_AGENT_INFO", "x")
+        .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/run/user/1/bus")
+        .env("DISPLAY", ":0")
+        .env("WAYLAND_DISPLAY", "wayland-0")
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .env("GITHUB_TOKEN", SECRET)
+        .env("LC_ALL", "C.UTF-8")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    common::assert_kennel_started(&out);
+    let text = stdout(&out);
+    for name in [
+        "SSH_AUTH_SOCK",
+        "GPG_AGENT_INFO",
+        "DBUS_SESSION_BUS_ADDRESS",
+        "DISPLAY",
+        "WAYLAND_DISPLAY",
+        "AWS_SECRET_ACCESS_KEY",
+        "GITHUB_TOKEN",
+    ] {
+        assert!(!text.contains(&format!("{name}=")), "{name} passed: {text}");
+    }
+    assert!(!text.contains(SECRET));
+    assert!(text.contains("LC_ALL=C.UTF-8"), "{text}");
+    assert!(
+        text.contains(&format!("HOME={}\n", fx.home.display())),
+        "{text}"
+    );
+}
+
+#[test]
+fn exit_status_and_signal_status_pass_through() {
+    let fx = Fixture::new("status");
+    assert_eq!(fx.sandboxed("exit 7").status.code(), Some(7));
+    assert_eq!(fx.sandboxed("exit 0").status.code(), Some(0));
+    assert_eq!(fx.sandboxed("kill -TERM $$").status.code(), Some(128 + 15));
+    let out = fx
+        .kennel()
+        .args(["run", "--", "no-such-program-kennel"])
+        .output();
+    let out = out.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no-such-program-kennel"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn no_privileges_and_own_pid_namespace() {
+    let fx = Fixture::new("privs");
+    let out = fx.sandboxed(
+        "grep -E '^(CapEff|CapPrm|CapBnd|NoNewPrivs)' /proc/self/status; echo pid=$$; ls /proc | grep -c '^[0-9]'",
+    );
+    let text = stdout(&out);
+    assert!(text.contains("CapEff:\t0000000000000000"), "{text}");
+    assert!(text.contains("CapBnd:\t0000000000000000"), "{text}");
+    assert!(text.contains("NoNewPrivs:\t1"), "{text}");
+    // PID 1 is kennel's init, the shell is its child; only a handful of processes exist.
+    assert!(text.contains("pid=2\n"), "{text}");
+    let count: usize = text
+        .lines()
+        .last()
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(999);
+    assert!(count <= 4, "host processes are visible: {text}");
+}
+
+#[test]
+fn killing_kennel_kills_the_whole_sandbox() {
+    let fx = Fixture::new("sigkill");
+    let marker = format!("4242.{}", std::process::id());
+    let mut child = fx.spawn_sandboxed(&format!("sleep {marker} & sleep {marker}; wait"));
+    assert!(
+        eventually(10, || processes_with(&marker).len() >= 2),
+        "the sandboxed sleeps never started"
+    );
+    child.kill().unwrap_or_else(|e| panic!("{e}"));
+    let status = child.wait().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status.signal(), Some(9));
+    assert!(
+        eventually(5, || processes_with(&marker).is_empty()),
+        "sandbox processes outlived kennel: {:?}",
+        processes_with(&marker)
+    );
+}
+
+#[test]
+fn a_detached_daemon_does_not_outlive_the_command() {
+    let fx = Fixture::new("daemon");
+    let marker = format!("4343.{}", std::process::id());
+    let out = fx.sandboxed(&format!(
+        "setsid sh -c 'sleep {marker}' </dev/null >/dev/null 2>&1 & sleep 0.2; exit 3"
+    ));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        eventually(5, || processes_with(&marker).is_empty()),
+        "a daemon outlived the sandbox"
+    );
+}
+
+#[test]
+fn refuses_to_run_from_home_or_root() {
+    let fx = Fixture::new("refuse");
+    for dir in [fx.home.as_path(), fx.dir.as_path(), Path::new("/")] {
+        let out = fx
+            .kennel()
+            .args(["run", "--", "ls"])
+            .current_dir(dir)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "from {}: {}",
+            dir.display(),
+            stderr(&out)
+        );
+        let err = stderr(&out);
+        assert!(err.contains("refusing to run"), "{err}");
+        assert_eq!(err.lines().count(), 1, "one clear sentence: {err}");
+    }
+}
+
+#[test]
+fn dns_configuration_is_readable() {
+    let fx = Fixture::new("dns");
+    let host = fs::read_to_string("/etc/resolv.conf");
+    let out = fx.sandboxed("cat /etc/resolv.conf");
+    match host {
+        Ok(text) => assert_eq!(stdout(&out), text, "{}", stderr(&out)),
+        Err(_) => assert!(!out.status.success()),
+    }
+}
+
+#[test]
+fn outside_a_repository_the_current_directory_is_the_workspace() {
+    let fx = Fixture::new("norepo");
+    let plain = fx.home.join("plain");
+    fs::create_dir_all(&plain).unwrap_or_else(|e| panic!("{e}"));
+    fx.chown(&plain);
+    let out = fx.kennel_in(&plain, "echo x > here.txt && ls -A ~");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not inside a git repository"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(plain.join("here.txt").exists());
+    assert!(
+        !stdout(&out).contains("project"),
+        "the repository must not be visible"
+    );
+}
