@@ -7,6 +7,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{symlink, DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use kennel_policy::Placeholder;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::unistd::{chdir, pivot_root};
 
@@ -97,6 +98,23 @@ fn write_empty_file() -> Result<(), NativeError> {
         .map_err(io(format!("chmod {EMPTY_FILE}")))
 }
 
+/// Creates an empty directory or file on the host, so that it can be bound read-only.
+fn create_placeholder(path: &Path, kind: Placeholder) -> Result<(), NativeError> {
+    let what = || format!("creating an empty {}", path.display());
+    match kind {
+        Placeholder::Dir => fs::DirBuilder::new()
+            .mode(0o755)
+            .create(path)
+            .map_err(io(what())),
+        Placeholder::File => fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map(drop)
+            .map_err(io(what())),
+    }
+}
+
 /// Creates the directory (or empty file) on which something will be mounted.
 fn mount_point(target: &Path, is_dir: bool) -> Result<(), NativeError> {
     if fs::symlink_metadata(target).is_ok() {
@@ -162,8 +180,12 @@ impl Executor {
                 target,
                 writable,
                 optional,
+                placeholder,
             } => {
                 let source = host(source);
+                if let (Err(_), Some(kind)) = (fs::symlink_metadata(&source), placeholder) {
+                    create_placeholder(&source, *kind)?;
+                }
                 if fs::metadata(&source).is_err() {
                     if *optional {
                         return Ok(());

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use kennel_policy::{Access, PathRule, Policy};
+use kennel_policy::{Access, PathRule, Placeholder, Policy};
 use serde::Serialize;
 
 use crate::error::NativeError;
@@ -71,6 +71,9 @@ pub enum MountOp {
         writable: bool,
         /// Skip it when the source does not exist, instead of failing.
         optional: bool,
+        /// Or create an empty one of this kind on the host first (see [`Placeholder`]).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        placeholder: Option<Placeholder>,
     },
     /// A fresh tmpfs; a read-only one is made read-only once everything below it is mounted.
     Tmpfs {
@@ -134,6 +137,7 @@ pub fn plan(policy: &Policy, host: &HostRoot) -> Result<Plan, NativeError> {
                 target,
                 writable: false,
                 optional: true,
+                placeholder: None,
             },
         });
     }
@@ -149,6 +153,7 @@ pub fn plan(policy: &Policy, host: &HostRoot) -> Result<Plan, NativeError> {
             target: "/sys".into(),
             writable: false,
             optional: true,
+            placeholder: None,
         });
     }
 
@@ -184,6 +189,7 @@ fn op_for(policy: &Policy, rule: &PathRule) -> Option<MountOp> {
             target,
             writable: rule.access == Access::ReadWrite,
             optional: rule.optional,
+            placeholder: rule.placeholder,
         },
         // Below an empty parent there is nothing to hide.
         Access::Hidden if above_is_empty => return None,
@@ -221,12 +227,7 @@ mod tests {
     use kennel_policy::{Network, RuleOrigin};
 
     fn rule(path: &str, access: Access, optional: bool) -> PathRule {
-        PathRule {
-            path: path.into(),
-            access,
-            optional,
-            origin: RuleOrigin::builtin("test"),
-        }
+        PathRule::new(path, access, optional, RuleOrigin::builtin("test"))
     }
 
     fn policy(paths: Vec<PathRule>) -> Policy {
@@ -280,6 +281,7 @@ mod tests {
             target: s.into(),
             writable,
             optional: true,
+            placeholder: None,
         };
         assert!(plan.ops.contains(&bind("/usr", false)));
         assert!(plan.ops.contains(&bind("/etc", false)));
@@ -307,7 +309,8 @@ mod tests {
             source: "/home/u/p".into(),
             target: "/home/u/p".into(),
             writable: true,
-            optional: false
+            optional: false,
+            placeholder: None,
         }));
         // .ssh under an empty home needs no mount at all.
         assert!(!plan.ops.iter().any(|op| format!("{op:?}").contains(".ssh")));

@@ -7,6 +7,7 @@
 mod context;
 mod env;
 mod error;
+mod git;
 mod paths;
 mod policy;
 mod resolve;
@@ -14,6 +15,7 @@ mod resolve;
 pub use context::{Context, ContextInputs, GitDirs, Workspace};
 pub use env::{env_allowed, ENV_ALLOW_LIST};
 pub use error::PolicyError;
+pub use git::git_protection_rules;
 pub use paths::{is_ancestor_or_same, normalize};
-pub use policy::{Access, EnvVar, Network, PathRule, Policy, RuleOrigin};
+pub use policy::{Access, EnvVar, Network, PathRule, Placeholder, Policy, RuleOrigin};
 pub use resolve::resolve_default;

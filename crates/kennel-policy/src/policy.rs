@@ -61,7 +61,35 @@ pub struct PathRule {
     pub access: Access,
     /// A missing path is skipped when optional, an error otherwise.
     pub optional: bool,
+    /// When the path is missing, create an empty one of this kind first, so that it can be
+    /// protected: a read-only `.git/hooks` must exist, or the agent could create it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub placeholder: Option<Placeholder>,
     pub origin: RuleOrigin,
+}
+
+impl PathRule {
+    pub fn new(
+        path: impl Into<PathBuf>,
+        access: Access,
+        optional: bool,
+        origin: RuleOrigin,
+    ) -> Self {
+        PathRule {
+            path: crate::paths::normalize(&path.into()),
+            access,
+            optional,
+            placeholder: None,
+            origin,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Placeholder {
+    Dir,
+    File,
 }
 
 /// One variable of the sandbox's environment. Its value is never printed or serialized.
@@ -136,12 +164,7 @@ mod tests {
     use super::*;
 
     fn rule(path: &str, access: Access) -> PathRule {
-        PathRule {
-            path: path.into(),
-            access,
-            optional: false,
-            origin: RuleOrigin::builtin("test"),
-        }
+        PathRule::new(path, access, false, RuleOrigin::builtin("test"))
     }
 
     fn policy(paths: Vec<PathRule>) -> Policy {

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use crate::context::Context;
 use crate::env::env_allowed;
 use crate::error::PolicyError;
-use crate::paths::{is_ancestor_or_same, normalize};
+use crate::git::git_protection_rules;
+use crate::paths::is_ancestor_or_same;
 use crate::policy::{Access, EnvVar, Network, PathRule, Policy, RuleOrigin};
 
 /// Places under `/run` that a NixOS system needs for its PATH and drivers; read-only.
@@ -19,12 +20,7 @@ const NIXOS_RUN_PATHS: &[&str] = &[
 ];
 
 fn rule(path: impl Into<PathBuf>, access: Access, optional: bool, reason: &str) -> PathRule {
-    PathRule {
-        path: normalize(&path.into()),
-        access,
-        optional,
-        origin: RuleOrigin::builtin(reason),
-    }
+    PathRule::new(path, access, optional, RuleOrigin::builtin(reason))
 }
 
 /// Refuses a workspace that would expose the home: the home itself, a folder above it, `/`.
@@ -98,6 +94,7 @@ pub fn resolve_default(ctx: &Context, command: Vec<OsString>) -> Result<Policy, 
                 ));
             }
         }
+        paths.extend(git_protection_rules(workspace, git));
     }
 
     let command = if command.is_empty() {

@@ -289,3 +289,40 @@ fn outside_a_repository_the_current_directory_is_the_workspace() {
         "the repository must not be visible"
     );
 }
+
+#[test]
+fn git_hooks_and_config_cannot_be_planted() {
+    let fx = Fixture::new("githooks");
+    // A repository without a hooks directory: the agent must not be able to create one.
+    let setup = fx.as_user(&format!(
+        "rm -rf '{}'",
+        fx.repo.join(".git/hooks").display()
+    ));
+    assert!(setup.status.success());
+    let planted = fx.dir.join("planted");
+    let out = fx.sandboxed(&format!(
+        r#"
+        cd ..
+        mkdir -p .git/hooks 2>/dev/null
+        printf '#!/bin/sh\ntouch {p}\n' > .git/hooks/pre-commit 2>/dev/null && echo WROTE-HOOK
+        git config core.hooksPath /tmp 2>/dev/null && echo WROTE-HOOKSPATH
+        git config core.fsmonitor 'touch {p}' 2>/dev/null && echo WROTE-FSMONITOR
+        echo '[core]' >> .git/config 2>/dev/null && echo WROTE-CONFIG
+        echo x > .git/info/attributes 2>/dev/null && echo WROTE-INFO
+        echo work > agent.txt && git add agent.txt && git commit -q -m by-agent && echo COMMITTED
+        "#,
+        p = planted.display()
+    ));
+    let text = stdout(&out);
+    assert!(!text.contains("WROTE"), "{text}");
+    assert!(text.contains("COMMITTED"), "{text}\n{}", stderr(&out));
+    // The user's next commit, outside the sandbox, runs nothing the agent planted.
+    let after = fx.as_user(&format!(
+        "cd '{}' && echo y > user.txt && git add user.txt && git commit -q -m by-user && git status --short",
+        fx.repo.display()
+    ));
+    assert!(after.status.success(), "{}", stderr(&after));
+    assert!(!planted.exists(), "a planted hook ran outside the sandbox");
+    let log = fx.as_user(&format!("git -C '{}' log --format=%s", fx.repo.display()));
+    assert_eq!(stdout(&log), "by-user\nby-agent\ninitial\n");
+}
