@@ -14,9 +14,11 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{execve, fork, read, write, ForkResult, Pid};
 
 use crate::error::NativeError;
+use crate::landlock::Enforcement;
 use crate::mounts::build_root;
 use crate::plan::Plan;
 use crate::sys::{drop_all_capabilities, exit_now};
+use seccompiler::BpfProgram;
 
 /// Messages on the status pipe start with one of these bytes.
 pub(crate) const STATUS_SETUP: u8 = b'S';
@@ -37,6 +39,8 @@ pub(crate) struct ExecSpec {
 pub(crate) struct ChildArgs<'a> {
     pub plan: &'a Plan,
     pub exec: &'a ExecSpec,
+    pub filters: &'a [BpfProgram],
+    pub landlock: Enforcement,
     pub sync: OwnedFd,
     pub status: OwnedFd,
     /// The caller's signal mask, given back to the command.
@@ -54,6 +58,8 @@ pub(crate) fn child_main(args: ChildArgs) -> ! {
     let ChildArgs {
         plan,
         exec,
+        filters,
+        landlock,
         sync,
         status,
         command_mask,
@@ -63,7 +69,7 @@ pub(crate) fn child_main(args: ChildArgs) -> ! {
         exit_now(EXIT_SETUP_FAILED);
     }
     drop(sync);
-    match setup(plan, exec, &status, &command_mask) {
+    match setup(plan, exec, &status, &command_mask, filters, landlock) {
         Ok(command) => {
             drop(status);
             init(command)
@@ -87,11 +93,13 @@ fn setup(
     exec: &ExecSpec,
     status: &OwnedFd,
     command_mask: &SigSet,
+    filters: &[BpfProgram],
+    landlock: Enforcement,
 ) -> Result<Pid, (u8, String)> {
     let fail = |e: NativeError| (STATUS_SETUP, e.to_string());
     build_root(plan).map_err(fail)?;
     let program = find_program(&exec.argv[0], &exec.path);
-    confine().map_err(fail)?;
+    confine(plan, filters, landlock).map_err(fail)?;
 
     // SAFETY: this process is single-threaded (a clone of the single-threaded supervisor),
     // so the forked child may allocate and call anything before execve.
@@ -124,12 +132,14 @@ fn setup(
     }
 }
 
-/// No way back to privilege: no_new_privs, and no capability left in any set.
-fn confine() -> Result<(), NativeError> {
+/// No way back to privilege: no_new_privs, no capability left in any set; then Landlock,
+/// then the seccomp filter last (it forbids calls the steps before it make).
+fn confine(plan: &Plan, filters: &[BpfProgram], landlock: Enforcement) -> Result<(), NativeError> {
     prctl::set_no_new_privs().map_err(|e| NativeError::Setup(format!("no_new_privs: {e}")))?;
     drop_all_capabilities()
         .map_err(|e| NativeError::Setup(format!("dropping capabilities: {e}")))?;
-    Ok(())
+    crate::landlock::restrict(&plan.landlock, landlock)?;
+    crate::seccomp::apply(filters)
 }
 
 /// Looks `name` up as `execvp` would, but in the sandbox's own view and PATH.

@@ -8,8 +8,10 @@
 
 mod child;
 mod error;
+pub mod landlock;
 mod mounts;
 pub mod plan;
+pub mod seccomp;
 mod sys;
 
 use std::ffi::{CString, OsString};
@@ -28,16 +30,40 @@ use nix::unistd::{pipe2, read, write, Pid};
 
 use child::{ChildArgs, ExecSpec};
 pub use error::NativeError;
+pub use landlock::Enforcement;
 pub use plan::{plan, HostRoot, Plan};
+
+/// How the native backend runs, beyond what the policy says.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Whether a kernel without Landlock stops kennel (the default) or is only reported.
+    pub landlock: Enforcement,
+    /// Test hook, in debug builds only: paths bound read-only into the mount view without
+    /// a Landlock rule, to show that Landlock alone still denies them.
+    #[cfg(debug_assertions)]
+    pub debug_mount_only: Vec<std::path::PathBuf>,
+}
 
 /// Runs `policy.command` in a native sandbox and returns its exit status
 /// (128 + N when a signal N ended it).
 ///
 /// Must be called while the process is single-threaded.
-pub fn run(policy: &Policy) -> Result<i32, NativeError> {
+pub fn run(policy: &Policy, options: &Options) -> Result<i32, NativeError> {
     let host = HostRoot::read()?;
-    let plan = plan(policy, &host)?;
+    #[allow(unused_mut)]
+    let mut plan = plan(policy, &host)?;
+    #[cfg(debug_assertions)]
+    for path in &options.debug_mount_only {
+        plan.ops.push(plan::MountOp::Bind {
+            source: path.clone(),
+            target: path.clone(),
+            writable: false,
+            optional: false,
+            placeholder: None,
+        });
+    }
     let exec = exec_spec(policy)?;
+    let filters = seccomp::filters()?;
 
     let forwarded = child::forwarded_signals();
     let caller_mask = forwarded
@@ -61,6 +87,8 @@ pub fn run(policy: &Policy) -> Result<i32, NativeError> {
             child::child_main(ChildArgs {
                 plan: &plan,
                 exec: &exec,
+                filters: &filters,
+                landlock: options.landlock,
                 sync: sync_read,
                 status: status_write,
                 command_mask: caller_mask,

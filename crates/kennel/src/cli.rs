@@ -39,6 +39,11 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = BackendChoice::Native)]
     pub backend: BackendChoice,
 
+    /// Run even when the kernel cannot enforce Landlock, with a warning that only the mount
+    /// view protects your files. Without it kennel refuses (fail closed).
+    #[arg(long)]
+    pub best_effort: bool,
+
     /// The command and its arguments.
     #[arg(
         trailing_var_arg = true,

@@ -111,6 +111,17 @@ fn run(args: RunArgs) -> Result<u8, Failure> {
             ctx.workspace.root.display()
         );
     }
-    let code = kennel_native::run(&policy)?;
+    let options = kennel_native::Options {
+        landlock: if args.best_effort {
+            kennel_native::Enforcement::BestEffort
+        } else {
+            kennel_native::Enforcement::Required
+        },
+        #[cfg(debug_assertions)]
+        debug_mount_only: std::env::var_os("KENNEL_DEBUG_MOUNT_ONLY")
+            .map(|v| std::env::split_paths(&v).collect())
+            .unwrap_or_default(),
+    };
+    let code = kennel_native::run(&policy, &options)?;
     Ok(u8::try_from(code).unwrap_or(exit::SETUP_FAILED))
 }
