@@ -15,7 +15,7 @@ mod resolve;
 pub use context::{Context, ContextInputs, GitDirs, Workspace};
 pub use env::{env_allowed, ENV_ALLOW_LIST};
 pub use error::PolicyError;
-pub use git::git_protection_rules;
+pub use git::{git_protection_rules, git_runs_commands, GitRunsCommand};
 pub use paths::{is_ancestor_or_same, normalize};
 pub use policy::{Access, EnvVar, Network, PathRule, Placeholder, Policy, RuleOrigin};
 pub use resolve::resolve_default;

@@ -102,6 +102,23 @@ fn context() -> Result<Context, Failure> {
     Ok(Context::discover(inputs)?)
 }
 
+/// The repository's own config and hooks run commands when the user types `git` outside
+/// the sandbox; kennel keeps them read-only inside, and says what is already there.
+fn report_git_commands(git: &kennel_policy::GitDirs) {
+    for found in kennel_policy::git_runs_commands(git) {
+        let value = if found.value.is_empty() {
+            String::new()
+        } else {
+            format!(" = {}", found.value)
+        };
+        eprintln!(
+            "kennel: note: {}{value} ({}) runs a command whenever you use git in this repository",
+            found.what,
+            found.file.display()
+        );
+    }
+}
+
 fn run(args: RunArgs) -> Result<u8, Failure> {
     let ctx = context()?;
     let policy = resolve_default(&ctx, args.command)?;
@@ -110,6 +127,9 @@ fn run(args: RunArgs) -> Result<u8, Failure> {
             "kennel: warning: not inside a git repository; the workspace is the current directory {}",
             ctx.workspace.root.display()
         );
+    }
+    if let Some(git) = &ctx.workspace.git {
+        report_git_commands(git);
     }
     let options = kennel_native::Options {
         landlock: if args.best_effort {

@@ -326,3 +326,21 @@ fn git_hooks_and_config_cannot_be_planted() {
     let log = fx.as_user(&format!("git -C '{}' log --format=%s", fx.repo.display()));
     assert_eq!(stdout(&log), "by-user\nby-agent\ninitial\n");
 }
+
+#[test]
+fn existing_git_settings_that_run_commands_are_reported() {
+    let fx = Fixture::new("gitreport");
+    let setup = fx.as_user(&format!(
+        "cd '{}' && git config core.fsmonitor ./watch.sh && git config alias.x '!echo hi' && printf '#!/bin/sh\\n' > .git/hooks/pre-push",
+        fx.repo.display()
+    ));
+    assert!(setup.status.success(), "{}", stderr(&setup));
+    let out = fx.sandboxed("true");
+    let err = stderr(&out);
+    assert!(err.contains("core.fsmonitor = ./watch.sh"), "{err}");
+    assert!(err.contains("alias.x"), "{err}");
+    assert!(err.contains("hook pre-push"), "{err}");
+    let clean = Fixture::new("gitclean");
+    let out = clean.sandboxed("true");
+    assert_eq!(stderr(&out), "", "a plain repository gets no note");
+}
