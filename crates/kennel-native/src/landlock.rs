@@ -11,9 +11,21 @@ use serde::Serialize;
 
 use crate::error::NativeError;
 
-/// The ABI kennel asks for: file access rights up to device ioctls (ABI 5), and the scoping
-/// of abstract unix sockets and signals (ABI 6).
-const TARGET_ABI: ABI = ABI::V6;
+/// The ABI kennel asks for: file access rights up to device ioctls (ABI 5) and the scoping
+/// of abstract unix sockets and signals (ABI 6) at least; on kernels that have it (ABI 9),
+/// also connecting to unix sockets by path, so that a socket the mount view leaves visible
+/// cannot be reached either.
+fn target_abi() -> ABI {
+    match crate::sys::landlock_abi() {
+        Some(v) if v >= 9 => ABI::V9,
+        _ => ABI::V6,
+    }
+}
+
+/// What `kennel doctor` says about Landlock on this kernel.
+pub fn kernel_abi() -> Option<i32> {
+    crate::sys::landlock_abi()
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -44,13 +56,13 @@ pub enum Enforcement {
     BestEffort,
 }
 
-fn rights(access: LandlockAccess) -> landlock::BitFlags<AccessFs> {
-    let read = AccessFs::from_read(TARGET_ABI);
+fn rights(access: LandlockAccess, abi: ABI) -> landlock::BitFlags<AccessFs> {
+    let read = AccessFs::from_read(abi);
     match access {
         LandlockAccess::ListOnly => AccessFs::ReadDir.into(),
         LandlockAccess::Read => read,
         LandlockAccess::ReadWriteFiles => read | AccessFs::WriteFile,
-        LandlockAccess::Full => AccessFs::from_all(TARGET_ABI),
+        LandlockAccess::Full => AccessFs::from_all(abi),
     }
 }
 
@@ -61,8 +73,9 @@ fn err(e: impl std::fmt::Display) -> NativeError {
 /// Restricts the calling thread (and what it starts) to `rules`. Paths that do not exist
 /// in the sandbox (optional binds that were skipped) get no rule.
 pub fn restrict(rules: &[LandlockRule], enforcement: Enforcement) -> Result<(), NativeError> {
+    let abi = target_abi();
     let mut ruleset = Ruleset::default()
-        .handle_access(AccessFs::from_all(TARGET_ABI))
+        .handle_access(AccessFs::from_all(abi))
         .map_err(err)?
         .scope(Scope::AbstractUnixSocket | Scope::Signal)
         .map_err(err)?
@@ -76,9 +89,9 @@ pub fn restrict(rules: &[LandlockRule], enforcement: Enforcement) -> Result<(), 
             continue;
         };
         // Rights that only make sense on directories would make the ruleset "partial".
-        let mut access = rights(rule.access);
+        let mut access = rights(rule.access, abi);
         if !meta.is_dir() {
-            access &= AccessFs::from_file(TARGET_ABI);
+            access &= AccessFs::from_file(abi);
         }
         ruleset = ruleset
             .add_rule(PathBeneath::new(fd, access))

@@ -9,6 +9,7 @@
 mod child;
 mod error;
 pub mod landlock;
+pub mod landlock_only;
 mod mounts;
 pub mod plan;
 pub mod seccomp;
@@ -31,6 +32,7 @@ use nix::unistd::{pipe2, read, write, Pid};
 use child::{ChildArgs, ExecSpec};
 pub use error::NativeError;
 pub use landlock::Enforcement;
+pub use landlock_only::run_landlock_only;
 pub use plan::{plan, HostRoot, Plan};
 
 /// How the native backend runs, beyond what the policy says.
@@ -115,7 +117,7 @@ pub fn run(policy: &Policy, options: &Options) -> Result<i32, NativeError> {
     supervise(pid, &forwarded)
 }
 
-fn exec_spec(policy: &Policy) -> Result<ExecSpec, NativeError> {
+pub(crate) fn exec_spec(policy: &Policy) -> Result<ExecSpec, NativeError> {
     let cstring = |bytes: &[u8]| {
         CString::new(bytes).map_err(|_| NativeError::Plan("an argument contains a NUL byte".into()))
     };
@@ -169,7 +171,7 @@ fn write_id_maps(pid: Pid, uid: u32, gid: u32) -> Result<(), NativeError> {
 }
 
 /// Reads the status pipe to its end: empty means the command was started.
-fn read_status(status: OwnedFd) -> Option<NativeError> {
+pub(crate) fn read_status(status: OwnedFd) -> Option<NativeError> {
     let mut bytes = Vec::new();
     let mut buf = [0u8; 1024];
     loop {
@@ -192,13 +194,23 @@ fn read_status(status: OwnedFd) -> Option<NativeError> {
                 126
             },
         },
+        child::STATUS_USERNS => match user_namespaces_denied(Errno::EPERM) {
+            NativeError::UserNamespacesDenied { cause, fix } => NativeError::UserNamespacesDenied {
+                cause: format!("{message}; {cause}"),
+                fix,
+            },
+            other => other,
+        },
         _ => NativeError::Setup(message),
     })
 }
 
 /// Waits for the sandbox's init; signals sent to kennel (by `kill`, not by the terminal,
 /// which reaches the command's process group directly) are passed on.
-fn supervise(init: Pid, forwarded: &nix::sys::signal::SigSet) -> Result<i32, NativeError> {
+pub(crate) fn supervise(
+    init: Pid,
+    forwarded: &nix::sys::signal::SigSet,
+) -> Result<i32, NativeError> {
     let signals =
         SignalFd::with_flags(forwarded, SfdFlags::SFD_CLOEXEC).map_err(error::sys("signalfd"))?;
     loop {

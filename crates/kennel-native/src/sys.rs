@@ -121,3 +121,19 @@ pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit(2) is async-signal-safe and always safe to call.
     unsafe { libc::_exit(code) }
 }
+
+/// The Landlock ABI version of the running kernel, or `None` when Landlock is not available.
+pub fn landlock_abi() -> Option<i32> {
+    const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
+    // SAFETY: with a null attribute pointer, size 0 and the VERSION flag,
+    // landlock_create_ruleset(2) only returns the ABI version; no memory is touched.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<libc::c_void>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
+    (ret > 0).then_some(ret as i32)
+}

@@ -36,7 +36,7 @@ pub enum Command {
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// How to build the sandbox.
-    #[arg(long, value_enum, default_value_t = BackendChoice::Native)]
+    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
     pub backend: BackendChoice,
 
     /// Run even when the kernel cannot enforce Landlock, with a warning that only the mount
@@ -55,6 +55,13 @@ pub struct RunArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BackendChoice {
-    /// User, mount, PID and IPC namespaces with a fresh root, built by kennel itself.
+    /// native where user namespaces are allowed; else landlock, saying what is lost.
+    Auto,
+    /// User, mount, PID and IPC namespaces with a fresh root, plus Landlock and seccomp,
+    /// built by kennel itself.
     Native,
+    /// Landlock, seccomp and no_new_privs without namespaces, for hosts that forbid
+    /// unprivileged user namespaces: no private /tmp, no empty home, no PID namespace,
+    /// no read-only git hooks (kennel prints what is lost).
+    Landlock,
 }

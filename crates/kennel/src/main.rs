@@ -10,7 +10,7 @@ use clap::Parser;
 use kennel_native::NativeError;
 use kennel_policy::{resolve_default, Context, ContextInputs, PolicyError};
 
-use cli::{Cli, Command, RunArgs};
+use cli::{BackendChoice, Cli, Command, RunArgs};
 
 /// Exit statuses of kennel's own failures (the command's status passes through).
 mod exit {
@@ -142,6 +142,20 @@ fn run(args: RunArgs) -> Result<u8, Failure> {
             .map(|v| std::env::split_paths(&v).collect())
             .unwrap_or_default(),
     };
-    let code = kennel_native::run(&policy, &options)?;
+    let code = match args.backend {
+        BackendChoice::Native => kennel_native::run(&policy, &options)?,
+        BackendChoice::Landlock => kennel_native::run_landlock_only(&policy, &options)?,
+        BackendChoice::Auto => match kennel_native::run(&policy, &options) {
+            Err(NativeError::UserNamespacesDenied { cause, fix }) => {
+                eprintln!(
+                    "kennel: notice: falling back to the landlock backend: this system does not \
+                     let unprivileged users create user namespaces ({cause}). To get the native \
+                     backend back, {fix}"
+                );
+                kennel_native::run_landlock_only(&policy, &options)?
+            }
+            other => other?,
+        },
+    };
     Ok(u8::try_from(code).unwrap_or(exit::SETUP_FAILED))
 }

@@ -55,9 +55,8 @@ fn landlock_alone_denies_what_the_mount_view_exposes() {
     );
 }
 
-#[test]
-fn abstract_unix_sockets_outside_are_unreachable() {
-    let fx = Fixture::new("abstract");
+fn abstract_unix_sockets_outside_are_unreachable(backend: &'static str) {
+    let fx = Fixture::new("abstract").with_backend(backend);
     let name = format!("kennel-test-abstract-{}", std::process::id());
     let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
     let listener = UnixListener::bind_addr(&addr).unwrap();
@@ -90,9 +89,8 @@ except OSError as e:
     );
 }
 
-#[test]
-fn agent_and_bus_sockets_have_no_path_inside() {
-    let fx = Fixture::new("sockets");
+fn agent_and_bus_sockets_are_unreachable(backend: &'static str) {
+    let fx = Fixture::new("sockets").with_backend(backend);
     let uid = common::env().uid;
     let dir = Path::new("/run/user")
         .join(uid.to_string())
@@ -129,13 +127,18 @@ except OSError as e:
     let _ = fs::remove_dir_all(&dir);
     let _ = fs::remove_file(&docker);
     drop(listeners);
-    assert!(!stdout(&out).contains("CONNECTED"), "{}", stdout(&out));
-    assert_eq!(stdout(&out).matches("no ").count(), 4, "{}", stdout(&out));
     assert!(
         stdout(&outside).contains("CONNECTED"),
         "the probe itself must work: {}",
         stdout(&outside)
     );
+    if backend == "landlock" && stderr(&out).contains("unix sockets by path") {
+        // Without a mount view only Landlock ABI 9 can refuse a socket by path; on older
+        // kernels the backend says so (see landlock_backend_names_what_it_cannot_keep).
+        return;
+    }
+    assert!(!stdout(&out).contains("CONNECTED"), "{}", stdout(&out));
+    assert_eq!(stdout(&out).matches("no ").count(), 4, "{}", stdout(&out));
 }
 
 /// Runs a raw system call inside the sandbox and prints `ret errno`.
@@ -150,9 +153,8 @@ print(r, ctypes.get_errno())
     )
 }
 
-#[test]
-fn seccomp_denies_keyring_terminal_injection_and_new_user_namespaces() {
-    let fx = Fixture::new("seccomp");
+fn seccomp_denies_keyring_terminal_injection_and_new_user_namespaces(backend: &'static str) {
+    let fx = Fixture::new("seccomp").with_backend(backend);
     // keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0)
     let keyring = syscall_script(libc::SYS_keyctl, "0, -3, 0");
     let out = fx.sandboxed(&keyring);
@@ -198,3 +200,9 @@ except OSError as e:
     let out = fx.sandboxed("mkdir -p /tmp/m && mount -t tmpfs none /tmp/m; echo status=$?");
     assert!(!stdout(&out).contains("status=0"), "{}", stdout(&out));
 }
+
+on_every_backend!(
+    abstract_unix_sockets_outside_are_unreachable,
+    agent_and_bus_sockets_are_unreachable,
+    seccomp_denies_keyring_terminal_injection_and_new_user_namespaces,
+);
