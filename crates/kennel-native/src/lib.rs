@@ -273,3 +273,27 @@ fn user_namespaces_denied(errno: Errno) -> NativeError {
     };
     NativeError::UserNamespacesDenied { cause, fix }
 }
+
+/// Whether this process may create the namespaces the native backend needs, and mount in
+/// them (Ubuntu's AppArmor restriction lets the first succeed and refuses the second).
+pub fn probe_user_namespaces() -> Result<(), NativeError> {
+    let flags = CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS;
+    match sys::clone_into_namespaces(flags) {
+        Err(errno) => Err(user_namespaces_denied(errno)),
+        Ok(None) => {
+            let ok = nix::mount::mount(
+                None::<&str>,
+                "/",
+                None::<&str>,
+                nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
+                None::<&str>,
+            )
+            .is_ok();
+            sys::exit_now(if ok { 0 } else { 1 })
+        }
+        Ok(Some(pid)) => match waitpid(pid, None) {
+            Ok(WaitStatus::Exited(_, 0)) => Ok(()),
+            _ => Err(user_namespaces_denied(Errno::EPERM)),
+        },
+    }
+}

@@ -31,6 +31,16 @@ pub enum Command {
     /// a folder above it, or /.
     #[command(after_help = EXIT_STATUS_HELP)]
     Run(RunArgs),
+
+    /// Show which protections this machine supports and which backend `auto` picks, then
+    /// start a sandbox and try a handful of escapes (read ~/.ssh, write in your home,
+    /// reach the ssh-agent, write a git hook, TIOCSTI). Exits 1 if a promise that this
+    /// machine should keep is broken. Creates nothing outside a temporary folder.
+    Doctor {
+        /// The backend to test.
+        #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+        backend: BackendChoice,
+    },
 }
 
 #[derive(Debug, clap::Args)]

@@ -1,6 +1,7 @@
 //! kennel: runs a command (usually an AI coding agent) confined to the current repository.
 
 mod cli;
+mod doctor;
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -22,6 +23,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run(args),
+        Command::Doctor { backend } => {
+            let report = doctor::doctor(backend);
+            print!("{}", report.text);
+            Ok(u8::from(report.broken))
+        }
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -387,3 +387,25 @@ on_every_backend!(
     outside_a_repository_the_current_directory_is_the_workspace,
     existing_git_settings_that_run_commands_are_reported,
 );
+
+/// Where user namespaces are denied (here: inside a kennel sandbox, whose seccomp filter
+/// refuses them), `--backend auto` falls back to landlock and says why and how to fix it.
+#[test]
+fn auto_falls_back_to_landlock_where_user_namespaces_are_denied() {
+    let fx = Fixture::new("fallback");
+    let inner = fx.repo.join("kennel-inner");
+    fs::copy(&env().kennel, &inner).unwrap();
+    fx.chown(&inner);
+    let out = fx.sandboxed(&format!(
+        "cd .. && {} run -- sh -c 'cat ~/.ssh/id_ed25519; echo inner-ran'",
+        inner.display()
+    ));
+    let err = stderr(&out);
+    assert!(
+        err.contains("falling back to the landlock backend"),
+        "{err}"
+    );
+    assert!(err.contains("To get the native backend back"), "{err}");
+    assert!(stdout(&out).contains("inner-ran"), "{} {err}", stdout(&out));
+    assert!(!stdout(&out).contains(SECRET));
+}
