@@ -43,6 +43,8 @@ pub(crate) struct ChildArgs<'a> {
     pub exec: &'a ExecSpec,
     pub filters: &'a [BpfProgram],
     pub landlock: Enforcement,
+    /// In a new, empty network namespace: bring up its loopback.
+    pub loopback: bool,
     pub sync: OwnedFd,
     pub status: OwnedFd,
     /// The caller's signal mask, given back to the command.
@@ -62,6 +64,7 @@ pub(crate) fn child_main(args: ChildArgs) -> ! {
         exec,
         filters,
         landlock,
+        loopback,
         sync,
         status,
         command_mask,
@@ -71,6 +74,16 @@ pub(crate) fn child_main(args: ChildArgs) -> ! {
         exit_now(EXIT_SETUP_FAILED);
     }
     drop(sync);
+    if loopback {
+        if let Err(e) = crate::sys::bring_loopback_up() {
+            report(
+                &status,
+                STATUS_SETUP,
+                &format!("bringing up the loopback interface: {e}"),
+            );
+            exit_now(EXIT_SETUP_FAILED);
+        }
+    }
     match setup(plan, exec, &status, &command_mask, filters, landlock) {
         Ok(command) => {
             drop(status);

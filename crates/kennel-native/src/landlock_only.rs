@@ -164,6 +164,15 @@ impl Drop for PrivateTmp {
 
 /// Runs `policy.command` confined by Landlock and seccomp only.
 pub fn run_landlock_only(policy: &Policy, options: &Options) -> Result<i32, NativeError> {
+    if policy.network != kennel_policy::Network::On {
+        // Landlock's TCP rules match ports on any address and do not cover UDP: no network
+        // policy can be built from them. Never a silent `on`.
+        return Err(NativeError::Plan(
+            "the landlock backend cannot cut the network (that needs a network namespace); \
+             use the native backend, or --net on"
+                .into(),
+        ));
+    }
     let host = HostRoot::read()?;
     let tmp = PrivateTmp::create(policy.uid)?;
     let plan = landlock_only_plan(policy, &host, &tmp.0, crate::landlock::kernel_abi())?;

@@ -91,6 +91,7 @@ pub fn run(policy: &Policy, options: &Options) -> Result<i32, NativeError> {
                 exec: &exec,
                 filters: &filters,
                 landlock: options.landlock,
+                loopback: policy.network == Network::Off,
                 sync: sync_read,
                 status: status_write,
                 command_mask: caller_mask,

@@ -49,6 +49,11 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
     pub backend: BackendChoice,
 
+    /// The network inside: `on` shares the host's network (and its loopback services);
+    /// `off` gives the sandbox its own network namespace with only `lo`.
+    #[arg(long, value_enum)]
+    pub net: Option<NetChoice>,
+
     /// Run even when the kernel cannot enforce Landlock, with a warning that only the mount
     /// view protects your files. Without it kennel refuses (fail closed).
     #[arg(long)]
@@ -74,4 +79,12 @@ pub enum BackendChoice {
     /// unprivileged user namespaces: no private /tmp, no empty home, no PID namespace,
     /// no read-only git hooks (kennel prints what is lost).
     Landlock,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NetChoice {
+    /// The host's network, shared.
+    On,
+    /// No network but the sandbox's own loopback.
+    Off,
 }

@@ -9,9 +9,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use kennel_native::NativeError;
-use kennel_policy::{resolve_default, Context, ContextInputs, PolicyError};
+use kennel_policy::{resolve_default, Context, ContextInputs, Network, PolicyError};
 
-use cli::{BackendChoice, Cli, Command, RunArgs};
+use cli::{BackendChoice, Cli, Command, NetChoice, RunArgs};
 
 /// Exit statuses of kennel's own failures (the command's status passes through).
 mod exit {
@@ -127,7 +127,12 @@ fn report_git_commands(git: &kennel_policy::GitDirs) {
 
 fn run(args: RunArgs) -> Result<u8, Failure> {
     let ctx = context()?;
-    let policy = resolve_default(&ctx, args.command)?;
+    let mut policy = resolve_default(&ctx, args.command)?;
+    match args.net {
+        Some(NetChoice::On) => policy.network = Network::On,
+        Some(NetChoice::Off) => policy.network = Network::Off,
+        None => {}
+    }
     if ctx.workspace.git.is_none() {
         eprintln!(
             "kennel: warning: not inside a git repository; the workspace is the current directory {}",
