@@ -32,8 +32,26 @@ pub enum Command {
     #[command(after_help = EXIT_STATUS_HELP)]
     Run(RunArgs),
 
-    /// Show which protections this machine supports and which backend `auto` picks, then
-    /// start a sandbox and try a handful of escapes (read ~/.ssh, write in your home,
+    /// Print shell completions for kennel (generated from its command-line definition).
+    ///
+    /// bash: `kennel completions bash > ~/.local/share/bash-completion/completions/kennel`;
+    /// zsh: `kennel completions zsh > ~/.zfunc/_kennel`;
+    /// fish: `kennel completions fish > ~/.config/fish/completions/kennel.fish`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+
+    /// Print kennel's man page (roff).
+    ///
+    /// Generated from the command-line definition:
+    /// `kennel man > ~/.local/share/man/man1/kennel.1`.
+    Man,
+
+    /// Check what this machine supports and try escapes in a live sandbox.
+    ///
+    /// Shows which protections this machine supports and which backend `auto` picks, then
+    /// starts a sandbox and try a handful of escapes (read ~/.ssh, write in your home,
     /// reach the ssh-agent, write a git hook, TIOCSTI). Exits 1 if a promise that this
     /// machine should keep is broken. Creates nothing outside a temporary folder.
     Doctor {

@@ -23,6 +23,21 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run(args),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "kennel", &mut std::io::stdout());
+            Ok(0)
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd)
+                .render(&mut std::io::stdout())
+                .map(|()| 0)
+                .map_err(|e| Failure {
+                    message: format!("writing the man page: {e}"),
+                    status: 1,
+                })
+        }
         Command::Doctor { backend } => {
             let report = doctor::doctor(backend);
             print!("{}", report.text);
