@@ -1,14 +1,20 @@
 //! Command-line interface. Every flag says what it exposes.
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
 pub const EXIT_STATUS_HELP: &str = "\
 Exit status: the command's own status (128+N when a signal N ended it); \
-2 when kennel refuses to start (for example from your home folder) or the usage is wrong; \
-125 when the sandbox could not be set up; 126 when the command cannot be executed; \
-127 when it is not found inside the sandbox.";
+2 when kennel refuses to start (for example from your home folder), the usage is wrong or \
+the configuration has an error; 125 when the sandbox could not be set up; 126 when the \
+command cannot be executed; 127 when it is not found.";
+
+pub const SHORTHAND_HELP: &str = "\
+Agents: `kennel aider ARGS...` is `kennel run --profile aider -- aider ARGS...`, and the \
+same for every profile that names a program (see `kennel profiles`): claude, codex, \
+gemini, goose, opencode, pi, and your own.";
 
 /// Run AI coding agents, or any command, in a sandbox confined to the current git repository.
 ///
@@ -16,8 +22,22 @@ Exit status: the command's own status (128+N when a signal N ended it); \
 /// of your home but what a profile names: SSH and GPG keys, cloud credentials, shell rc
 /// files, the ssh-agent and D-Bus sockets stay out of reach, /tmp is private.
 #[derive(Debug, Parser)]
-#[command(name = "kennel", version, after_help = EXIT_STATUS_HELP)]
+#[command(
+    name = "kennel",
+    version,
+    after_help = format!("{SHORTHAND_HELP}\n\n{EXIT_STATUS_HELP}"),
+    allow_external_subcommands = true
+)]
 pub struct Cli {
+    /// Read this configuration file instead of $XDG_CONFIG_HOME/kennel/config.toml.
+    #[arg(long, global = true, value_name = "FILE", conflicts_with = "no_config")]
+    pub config: Option<PathBuf>,
+
+    /// Read no user configuration: built-in profiles only (a repository's .kennel.toml
+    /// still narrows).
+    #[arg(long, global = true)]
+    pub no_config: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -31,13 +51,58 @@ pub enum Command {
     /// a folder above it, or /.
     #[command(after_help = EXIT_STATUS_HELP)]
     Run(RunArgs),
+
+    /// Print what a profile lets the command see here, and why.
+    Explain(ExplainArgs),
+
+    /// List the profiles, one line each.
+    Profiles,
+
+    /// `kennel PROFILE ARGS...`: run the profile's program.
+    #[command(external_subcommand)]
+    Shorthand(Vec<OsString>),
+}
+
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct PolicyArgs {
+    /// The profile to use (see `kennel profiles`).
+    #[arg(long, short = 'p', default_value = "default")]
+    pub profile: String,
+
+    /// Also expose PATH read-write: the command can change and delete what is there.
+    #[arg(long = "rw", value_name = "PATH")]
+    pub read_write: Vec<PathBuf>,
+
+    /// Also expose PATH read-only.
+    #[arg(long = "ro", value_name = "PATH")]
+    pub read_only: Vec<PathBuf>,
+
+    /// Hide PATH (it appears absent or empty).
+    #[arg(long = "hide", value_name = "PATH")]
+    pub hidden: Vec<PathBuf>,
+
+    /// Pass the variable NAME from your environment (its value becomes readable inside).
+    #[arg(long = "pass-env", value_name = "NAME")]
+    pub pass_env: Vec<String>,
+
+    /// Include a toolchain cache group read-write (rust, npm, pip, maven, gradle, go).
+    #[arg(long = "cache", value_name = "GROUP")]
+    pub caches: Vec<String>,
+
+    /// The sandbox's home: `ephemeral` (listed at exit, then removed) or `persistent`
+    /// (kept for this workspace under $XDG_STATE_HOME/kennel/homes/).
+    #[arg(long, value_enum)]
+    pub home: Option<HomeChoice>,
+
+    /// How to build the sandbox.
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendChoice>,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// How to build the sandbox.
-    #[arg(long, value_enum, default_value_t = BackendChoice::Native)]
-    pub backend: BackendChoice,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
 
     /// The command and its arguments.
     #[arg(
@@ -48,8 +113,28 @@ pub struct RunArgs {
     pub command: Vec<OsString>,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct ExplainArgs {
+    /// The profile to explain (the same as --profile; `default` when neither is given).
+    #[arg(value_name = "PROFILE")]
+    pub profile_name: Option<String>,
+
+    /// Print JSON for tools (environment values are never included).
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BackendChoice {
     /// User, mount, PID and IPC namespaces with a fresh root, built by kennel itself.
     Native,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HomeChoice {
+    Ephemeral,
+    Persistent,
 }

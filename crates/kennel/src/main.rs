@@ -1,16 +1,22 @@
 //! kennel: runs a command (usually an AI coding agent) confined to the current repository.
 
 mod cli;
+mod home;
+mod program;
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
 use kennel_native::NativeError;
-use kennel_policy::{resolve_default, Context, ContextInputs, PolicyError};
+use kennel_policy::{
+    explain_text, resolv_conf_target, resolve, Backend, Catalog, CliLayer, Context, ContextInputs,
+    HomeMode, HostFacts, Policy, PolicyError, ResolveInputs, SourceFile,
+};
 
-use cli::{Cli, Command, RunArgs};
+use cli::{BackendChoice, Cli, Command, ExplainArgs, HomeChoice, PolicyArgs, RunArgs};
 
 /// Exit statuses of kennel's own failures (the command's status passes through).
 mod exit {
@@ -20,8 +26,15 @@ mod exit {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let config = ConfigChoice {
+        file: cli.config.clone(),
+        none: cli.no_config,
+    };
     let result = match cli.command {
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(&config, args),
+        Command::Explain(args) => explain(&config, args),
+        Command::Profiles => profiles(&config),
+        Command::Shorthand(argv) => shorthand(&config, argv),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -102,15 +115,238 @@ fn context() -> Result<Context, Failure> {
     Ok(Context::discover(inputs)?)
 }
 
-fn run(args: RunArgs) -> Result<u8, Failure> {
+/// Which user configuration to read: `--config FILE`, `--no-config`, or the default place.
+struct ConfigChoice {
+    file: Option<PathBuf>,
+    none: bool,
+}
+
+fn failure(message: String, status: u8) -> Failure {
+    Failure { message, status }
+}
+
+/// `~/REST` for a path under the home, for messages.
+fn tilde(path: &Path, home: &Path) -> String {
+    match path.strip_prefix(home) {
+        Ok(rest) => format!("~/{}", rest.display()),
+        Err(_) => path.display().to_string(),
+    }
+}
+
+/// The user's config file: its path, and its text when it exists. Explicit inputs only:
+/// the environment is read here, in the binary, never in the policy crate.
+fn user_config(
+    choice: &ConfigChoice,
+    ctx: &Context,
+) -> Result<(String, Option<SourceFile>), Failure> {
+    if choice.none {
+        return Ok(("your config".into(), None));
+    }
+    let (path, required) = match &choice.file {
+        Some(file) => (ctx.cwd.join(file), true),
+        None => {
+            let base = ctx
+                .var("XDG_CONFIG_HOME")
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
+                .unwrap_or_else(|| ctx.home.join(".config"));
+            (base.join("kennel/config.toml"), false)
+        }
+    };
+    let name = tilde(&path, &ctx.home);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok((name.clone(), Some(SourceFile::new(name, text)))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok((name, None)),
+        Err(e) => Err(failure(
+            format!("cannot read the configuration {}: {e}", path.display()),
+            exit::REFUSED,
+        )),
+    }
+}
+
+/// The workspace's `.kennel.toml`, which may only narrow.
+fn repo_config(ctx: &Context) -> Result<Option<SourceFile>, Failure> {
+    let path = ctx.workspace.root.join(".kennel.toml");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(SourceFile::new(path.display().to_string(), text))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(failure(
+            format!("cannot read {}: {e}", path.display()),
+            exit::REFUSED,
+        )),
+    }
+}
+
+fn cli_layer(args: &PolicyArgs, ctx: &Context) -> CliLayer {
+    let abs =
+        |paths: &[PathBuf]| -> Vec<PathBuf> { paths.iter().map(|p| ctx.cwd.join(p)).collect() };
+    CliLayer {
+        read_write: abs(&args.read_write),
+        read_only: abs(&args.read_only),
+        hidden: abs(&args.hidden),
+        pass_env: args.pass_env.clone(),
+        caches: args.caches.clone(),
+        backend: args.backend.map(|b| match b {
+            BackendChoice::Native => Backend::Native,
+        }),
+        home: args.home.map(|h| match h {
+            HomeChoice::Ephemeral => HomeMode::Ephemeral,
+            HomeChoice::Persistent => HomeMode::Persistent,
+        }),
+    }
+}
+
+/// Context, config files and flags -> Policy.
+fn policy_for(
+    config: &ConfigChoice,
+    ctx: &Context,
+    args: &PolicyArgs,
+    command: Vec<OsString>,
+    extra_read_only: Option<PathBuf>,
+) -> Result<(Policy, String), Failure> {
+    let (config_name, user) = user_config(config, ctx)?;
+    let mut cli = cli_layer(args, ctx);
+    cli.read_only.extend(extra_read_only);
+    let inputs = ResolveInputs {
+        profile: args.profile.clone(),
+        command,
+        user_config: user,
+        repo_config: repo_config(ctx)?,
+        cli,
+        host: HostFacts {
+            resolv_conf_target: resolv_conf_target(),
+        },
+    };
+    Ok((resolve(ctx, inputs)?, config_name))
+}
+
+fn run(config: &ConfigChoice, args: RunArgs) -> Result<u8, Failure> {
     let ctx = context()?;
-    let policy = resolve_default(&ctx, args.command)?;
+    let (policy, config_name) = policy_for(config, &ctx, &args.policy, args.command, None)?;
+    run_policy(&ctx, policy, &config_name)
+}
+
+/// `kennel PROFILE ARGS...` = `kennel run --profile PROFILE -- PROGRAM ARGS...`.
+fn shorthand(config: &ConfigChoice, argv: Vec<OsString>) -> Result<u8, Failure> {
+    let mut argv = argv.into_iter();
+    let name = argv
+        .next()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    let ctx = context()?;
+    let (_, user) = user_config(config, &ctx)?;
+    let catalog = Catalog::load(user.as_ref())?;
+    if !catalog.names().contains(&name) {
+        return Err(failure(
+            format!(
+                "unknown command or profile `{name}`; commands: run, explain, profiles; profiles: {}",
+                catalog.names().join(", ")
+            ),
+            exit::REFUSED,
+        ));
+    }
+    let Some(program) = catalog.program(&name)? else {
+        return Err(failure(
+            format!(
+                "profile `{name}` names no program; use `kennel run --profile {name} -- COMMAND`"
+            ),
+            exit::REFUSED,
+        ));
+    };
+    let path = ctx.var("PATH").unwrap_or("/usr/local/bin:/usr/bin:/bin");
+    let Some(found) = program::find_program(&program, path) else {
+        return Err(failure(
+            format!("`{program}` (the program of profile `{name}`) is not on your PATH; install it first"),
+            127,
+        ));
+    };
+    // Installed under the home, which is hidden inside: expose its folder read-only and run
+    // it by its real path.
+    let install = program::install_root(&found, &ctx.home);
+    let exe = match &install {
+        Some(_) => std::fs::canonicalize(&found).unwrap_or(found),
+        None => found,
+    };
+    let mut command = vec![exe.into_os_string()];
+    command.extend(argv);
+    let args = PolicyArgs {
+        profile: name,
+        ..PolicyArgs::default()
+    };
+    let (policy, config_name) = policy_for(config, &ctx, &args, command, install)?;
+    run_policy(&ctx, policy, &config_name)
+}
+
+fn run_policy(ctx: &Context, mut policy: Policy, config_name: &str) -> Result<u8, Failure> {
     if ctx.workspace.git.is_none() {
         eprintln!(
             "kennel: warning: not inside a git repository; the workspace is the current directory {}",
             ctx.workspace.root.display()
         );
     }
-    let code = kennel_native::run(&policy)?;
+    let runtime = ctx.var("XDG_RUNTIME_DIR").map(PathBuf::from);
+    let state = ctx.var("XDG_STATE_HOME").map(PathBuf::from);
+    let home = home::prepare(&mut policy, runtime, state, std::env::temp_dir()).map_err(|e| {
+        failure(
+            format!("cannot prepare the sandbox's home: {e}"),
+            exit::SETUP_FAILED,
+        )
+    })?;
+    let result = match policy.backend {
+        Backend::Native => kennel_native::run(&policy),
+    };
+    if let Some(home) = &home {
+        for line in home.finish(&policy, config_name) {
+            eprintln!("kennel: {line}");
+        }
+    }
+    let code = result?;
     Ok(u8::try_from(code).unwrap_or(exit::SETUP_FAILED))
+}
+
+fn explain(config: &ConfigChoice, args: ExplainArgs) -> Result<u8, Failure> {
+    let ctx = context()?;
+    let mut policy_args = args.policy.clone();
+    if let Some(name) = args.profile_name {
+        policy_args.profile = name;
+    }
+    let (_, user) = user_config(config, &ctx)?;
+    let catalog = Catalog::load(user.as_ref())?;
+    let command = match catalog.program(&policy_args.profile) {
+        Ok(Some(program)) => vec![OsString::from(program)],
+        _ => Vec::new(),
+    };
+    let (policy, _) = policy_for(config, &ctx, &policy_args, command, None)?;
+    if args.json {
+        let json = serde_json::to_string_pretty(&policy)
+            .map_err(|e| failure(format!("cannot write JSON: {e}"), exit::SETUP_FAILED))?;
+        println!("{json}");
+    } else {
+        let description = catalog
+            .list()?
+            .into_iter()
+            .find(|p| p.name == policy.profile)
+            .map(|p| p.description)
+            .unwrap_or_default();
+        print!("{}", explain_text(&policy, &description));
+    }
+    Ok(0)
+}
+
+fn profiles(config: &ConfigChoice) -> Result<u8, Failure> {
+    let ctx = context()?;
+    let (_, user) = user_config(config, &ctx)?;
+    let catalog = Catalog::load(user.as_ref())?;
+    let list = catalog.list()?;
+    let width = list.iter().map(|p| p.name.len()).max().unwrap_or(0);
+    for p in list {
+        let source = if p.source == "built-in" {
+            String::new()
+        } else {
+            format!(" [{}]", p.source)
+        };
+        println!("{:<width$}  {}{source}", p.name, p.description);
+    }
+    Ok(0)
 }

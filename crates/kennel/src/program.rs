@@ -1,0 +1,82 @@
+//! Finding an agent's real program on PATH, past kennel's own shims.
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// A line in every shim that `kennel wrap` writes: such a file is kennel itself, not the
+/// agent, and running it inside the sandbox would start kennel again.
+pub const SHIM_MARKER: &str = "# kennel-shim";
+
+/// The first executable `name` on `path` (a PATH value) that is not a kennel shim.
+pub fn find_program(name: &str, path: &str) -> Option<PathBuf> {
+    path.split(':')
+        .filter(|dir| !dir.is_empty() && Path::new(dir).is_absolute())
+        .map(|dir| Path::new(dir).join(name))
+        .find(|candidate| is_executable(candidate) && !is_shim(candidate))
+}
+
+fn is_executable(path: &Path) -> bool {
+    fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// A script whose first lines hold [`SHIM_MARKER`]. Only the first 4 KiB are read.
+pub fn is_shim(path: &Path) -> bool {
+    let Ok(file) = fs::File::open(path) else {
+        return false;
+    };
+    let mut head = Vec::new();
+    if file.take(4096).read_to_end(&mut head).is_err() || !head.starts_with(b"#!") {
+        return false;
+    }
+    String::from_utf8_lossy(&head)
+        .lines()
+        .any(|l| l.trim_end() == SHIM_MARKER)
+}
+
+/// For a program installed under the home (which is hidden inside), the folder to expose
+/// read-only so that it can run: the nearest folder above it with a `package.json` (npm)
+/// or `pyvenv.cfg` (a Python virtualenv, as pipx makes), else its own folder.
+pub fn install_root(program: &Path, home: &Path) -> Option<PathBuf> {
+    let real = fs::canonicalize(program).ok()?;
+    if !real.starts_with(home) {
+        return None;
+    }
+    let parent = real.parent()?;
+    let root = parent
+        .ancestors()
+        .take(5)
+        .take_while(|dir| dir.starts_with(home) && *dir != home)
+        .find(|dir| dir.join("package.json").is_file() || dir.join("pyvenv.cfg").is_file())
+        .unwrap_or(parent);
+    Some(root.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn exe(path: &Path, text: &str) {
+        fs::write(path, text).unwrap();
+        fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    #[test]
+    fn shims_on_path_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let shims = dir.path().join("shims");
+        let real = dir.path().join("real");
+        fs::create_dir_all(&shims).unwrap();
+        fs::create_dir_all(&real).unwrap();
+        exe(
+            &shims.join("aider"),
+            &format!("#!/bin/sh\n{SHIM_MARKER}\nexec kennel aider \"$@\"\n"),
+        );
+        exe(&real.join("aider"), "#!/bin/sh\necho real\n");
+        let path = format!("{}:{}", shims.display(), real.display());
+        assert_eq!(find_program("aider", &path), Some(real.join("aider")));
+        assert_eq!(find_program("nonexistent", &path), None);
+    }
+}
