@@ -64,12 +64,7 @@ impl Catalog {
         let raw: RawCaches = parse(&src)?;
         check_version(&src, &raw.version)?;
         for (name, group) in &raw.cache {
-            let layer = validate(
-                &src,
-                group.get_ref(),
-                LayerKind::Cache,
-                format!("cache {name}"),
-            )?;
+            let layer = validate(&src, group, LayerKind::Cache, format!("cache {name}"))?;
             catalog.caches.insert(name.clone(), layer);
         }
         if let Some(src) = user_config {
@@ -80,16 +75,17 @@ impl Catalog {
             if let Some(d) = &raw.defaults {
                 catalog.defaults = Some(validate(
                     src,
-                    d.get_ref(),
+                    d,
                     LayerKind::UserDefaults,
                     "config [defaults]".into(),
                 )?);
             }
             for (name, layer) in &raw.profile {
-                check_profile_name(src, name, layer.span())?;
+                check_profile_name(src, name.get_ref(), name.span())?;
+                let name = name.get_ref();
                 let v = validate(
                     src,
-                    layer.get_ref(),
+                    layer,
                     LayerKind::UserProfile,
                     format!("config [profile.{name}]"),
                 )?;

@@ -49,7 +49,9 @@ pub fn explain_text(policy: &Policy, description: &str) -> String {
     );
 
     let _ = writeln!(out, "\nvisible paths (the deepest rule decides):");
-    for r in policy.paths.iter().filter(|r| r.access != Access::Hidden) {
+    let mut rules: Vec<_> = policy.paths.iter().collect();
+    rules.sort_by(|a, b| a.path.cmp(&b.path));
+    for r in rules.iter().filter(|r| r.access != Access::Hidden) {
         let extra = if r.optional && r.placeholder.is_none() {
             ", if it exists"
         } else {
@@ -65,7 +67,7 @@ pub fn explain_text(policy: &Policy, description: &str) -> String {
         );
     }
     let _ = writeln!(out, "\nhidden (absent, or empty and read-only):");
-    for r in policy.paths.iter().filter(|r| r.access == Access::Hidden) {
+    for r in rules.iter().filter(|r| r.access == Access::Hidden) {
         let _ = writeln!(
             out,
             "  {}  ({}; {})",

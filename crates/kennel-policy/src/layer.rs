@@ -232,7 +232,6 @@ pub fn validate(
         c.refuse("program", &raw.program, widen)?;
         c.refuse("extends", &raw.extends, widen)?;
         if let Some(env) = &raw.env {
-            let env = env.get_ref();
             if let Some(first) = env.pass.first() {
                 return c.err(first.span(), format!("`env.pass` {widen}"));
             }
@@ -298,7 +297,6 @@ pub fn validate(
         .map(|n| c.named(n))
         .collect();
     if let Some(env) = &raw.env {
-        let env = env.get_ref();
         for name in env.pass.iter().chain(&env.drop) {
             check_var_name(&c, name)?;
         }

@@ -17,6 +17,8 @@ mod policy;
 mod raw;
 mod resolve;
 mod source;
+#[cfg(test)]
+mod tests;
 
 pub use catalog::{Catalog, ProfileInfo, BUILTIN_PROFILES};
 pub use context::{Context, ContextInputs, GitDirs, Workspace};

@@ -119,7 +119,7 @@ pub struct RawLayer {
     /// the file itself would break that, so it is copied into the sandbox's home at start and
     /// copied back at exit when it changed.
     pub copy_back: Option<Spanned<Vec<Spanned<String>>>>,
-    pub env: Option<Spanned<RawEnv>>,
+    pub env: Option<RawEnv>,
 }
 
 /// The user's `config.toml`.
@@ -128,10 +128,10 @@ pub struct RawLayer {
 pub struct RawConfig {
     pub version: Option<Spanned<i64>>,
     /// Applies to every profile.
-    pub defaults: Option<Spanned<RawLayer>>,
+    pub defaults: Option<RawLayer>,
     /// Changes to built-in profiles, and new profiles.
     #[serde(default)]
-    pub profile: BTreeMap<String, Spanned<RawLayer>>,
+    pub profile: BTreeMap<Spanned<String>, RawLayer>,
 }
 
 /// `profiles/caches.toml`: named groups of toolchain caches.
@@ -140,7 +140,7 @@ pub struct RawConfig {
 pub struct RawCaches {
     pub version: Option<Spanned<i64>>,
     #[serde(default)]
-    pub cache: BTreeMap<String, Spanned<RawLayer>>,
+    pub cache: BTreeMap<String, RawLayer>,
 }
 
 /// Parses TOML into `T`, turning toml's errors into one line with file, line and column.

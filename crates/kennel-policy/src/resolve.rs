@@ -111,7 +111,14 @@ pub fn resolve(ctx: &Context, inputs: ResolveInputs) -> Result<Policy, PolicyErr
     let catalog = Catalog::load(inputs.user_config.as_ref())?;
     let repo = match &inputs.repo_config {
         Some(src) => {
-            let raw: RawLayer = parse(src)?;
+            let raw: RawLayer = parse(src).map_err(|mut e| {
+                if e.message.starts_with("unknown field") {
+                    e.message.push_str(
+                        "; a repository's .kennel.toml may only hide paths (`hidden`) and drop variables (`[env] drop`)",
+                    );
+                }
+                e
+            })?;
             Some(validate(src, &raw, LayerKind::Repo, ".kennel.toml".into())?)
         }
         None => None,
