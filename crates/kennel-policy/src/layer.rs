@@ -50,6 +50,9 @@ impl Loc {
     }
 
     pub fn label(&self) -> String {
+        if self.line == 0 {
+            return self.file.clone();
+        }
         format!("{}:{}", self.file, self.line)
     }
 }

@@ -166,8 +166,8 @@ pub fn resolve(ctx: &Context, inputs: ResolveInputs) -> Result<Policy, PolicyErr
 fn cli_layer(cli: &CliLayer, catalog: &Catalog) -> Result<Layer, PolicyError> {
     let loc = || Loc {
         file: "command line".into(),
-        line: 1,
-        column: 1,
+        line: 0,
+        column: 0,
     };
     let named = |name: &String| Named {
         name: name.clone(),
@@ -325,12 +325,14 @@ impl<'a> Builder<'a> {
                 let path = normalize(&path);
                 let hidden = entry.access == Access::Hidden;
                 if !hidden && !entry.optional && fs::symlink_metadata(&path).is_err() {
+                    let fix = if entry.loc.line == 0 {
+                        "create it first"
+                    } else {
+                        "create it, or mark the entry optional: { path = \"...\", optional = true }"
+                    };
                     return Err(entry
                         .loc
-                        .error(format!(
-                            "{} does not exist; create it, or mark the entry optional: {{ path = \"...\", optional = true }}",
-                            path.display()
-                        ))
+                        .error(format!("{} does not exist; {fix}", path.display()))
                         .into());
                 }
                 let reason = entry.why.clone().unwrap_or_else(|| {

@@ -41,7 +41,8 @@ impl SourceFile {
     }
 }
 
-/// One precise configuration error: `FILE:LINE:COLUMN: what is wrong and what to do`.
+/// One precise configuration error: `FILE:LINE:COLUMN: what is wrong and what to do`
+/// (`command line: ...` for a flag).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     pub file: String,
@@ -52,6 +53,10 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Line 0: a source without lines (the command line).
+        if self.line == 0 {
+            return write!(f, "{}: {}", self.file, self.message);
+        }
         write!(
             f,
             "{}:{}:{}: {}",

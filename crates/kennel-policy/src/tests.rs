@@ -539,3 +539,10 @@ fn config_errors_are_refusals() {
     assert!(matches!(e, PolicyError::Profile(_)));
     assert!(e.is_refusal());
 }
+
+#[test]
+fn error_missing_path_on_the_command_line() {
+    let mut i = inputs("default");
+    i.cli.read_write = vec!["/nonexistent-kennel/data".into()];
+    insta::assert_snapshot!(err(i));
+}
