@@ -85,7 +85,8 @@ pub struct PolicyArgs {
     #[arg(long = "pass-env", value_name = "NAME")]
     pub pass_env: Vec<String>,
 
-    /// Include a toolchain cache group read-write (rust, npm, pip, maven, gradle, go).
+    /// Include a toolchain cache group: rust, npm, pip, maven, gradle, go (see
+    /// profiles/caches.toml; caches are read-write, toolchains read-only).
     #[arg(long = "cache", value_name = "GROUP")]
     pub caches: Vec<String>,
 
