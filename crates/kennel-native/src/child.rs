@@ -14,14 +14,18 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{execve, fork, read, write, ForkResult, Pid};
 
 use crate::error::NativeError;
+use crate::landlock::Enforcement;
 use crate::mounts::build_root;
 use crate::plan::Plan;
 use crate::sys::{drop_all_capabilities, exit_now};
+use seccompiler::BpfProgram;
 
 /// Messages on the status pipe start with one of these bytes.
 pub(crate) const STATUS_SETUP: u8 = b'S';
 pub(crate) const STATUS_NOT_FOUND: u8 = b'N';
 pub(crate) const STATUS_NOT_EXECUTABLE: u8 = b'X';
+/// The kernel refused a privileged operation inside the user namespace (AppArmor).
+pub(crate) const STATUS_USERNS: u8 = b'U';
 
 /// Exit status of the sandbox when its setup failed (the message is on the status pipe).
 pub(crate) const EXIT_SETUP_FAILED: i32 = 125;
@@ -37,6 +41,10 @@ pub(crate) struct ExecSpec {
 pub(crate) struct ChildArgs<'a> {
     pub plan: &'a Plan,
     pub exec: &'a ExecSpec,
+    pub filters: &'a [BpfProgram],
+    pub landlock: Enforcement,
+    /// In a new, empty network namespace: bring up its loopback.
+    pub loopback: bool,
     pub sync: OwnedFd,
     pub status: OwnedFd,
     /// The caller's signal mask, given back to the command.
@@ -54,6 +62,9 @@ pub(crate) fn child_main(args: ChildArgs) -> ! {
     let ChildArgs {
         plan,
         exec,
+        filters,
+        landlock,
+        loopback,
         sync,
         status,
         command_mask,
@@ -63,7 +74,17 @@ pub(crate) fn child_main(args: ChildArgs) -> ! {
         exit_now(EXIT_SETUP_FAILED);
     }
     drop(sync);
-    match setup(plan, exec, &status, &command_mask) {
+    if loopback {
+        if let Err(e) = crate::sys::bring_loopback_up() {
+            report(
+                &status,
+                STATUS_SETUP,
+                &format!("bringing up the loopback interface: {e}"),
+            );
+            exit_now(EXIT_SETUP_FAILED);
+        }
+    }
+    match setup(plan, exec, &status, &command_mask, filters, landlock) {
         Ok(command) => {
             drop(status);
             init(command)
@@ -75,7 +96,7 @@ pub(crate) fn child_main(args: ChildArgs) -> ! {
     }
 }
 
-fn report(status: &OwnedFd, code: u8, message: &str) {
+pub(crate) fn report(status: &OwnedFd, code: u8, message: &str) {
     let mut bytes = Vec::with_capacity(message.len() + 1);
     bytes.push(code);
     bytes.extend_from_slice(message.as_bytes());
@@ -87,53 +108,79 @@ fn setup(
     exec: &ExecSpec,
     status: &OwnedFd,
     command_mask: &SigSet,
+    filters: &[BpfProgram],
+    landlock: Enforcement,
 ) -> Result<Pid, (u8, String)> {
-    let fail = |e: NativeError| (STATUS_SETUP, e.to_string());
+    let fail = |e: NativeError| match e {
+        NativeError::UserNamespacesDenied { cause, .. } => (STATUS_USERNS, cause),
+        other => (STATUS_SETUP, other.to_string()),
+    };
     build_root(plan).map_err(fail)?;
     let program = find_program(&exec.argv[0], &exec.path);
-    confine().map_err(fail)?;
+    confine(plan, filters, landlock).map_err(fail)?;
 
     // SAFETY: this process is single-threaded (a clone of the single-threaded supervisor),
     // so the forked child may allocate and call anything before execve.
     match unsafe { fork() } {
         Err(e) => Err((STATUS_SETUP, format!("fork: {e}"))),
-        Ok(ForkResult::Child) => {
-            let _ = command_mask.thread_set_mask();
-            let Some(program) = program else {
-                let name = exec.argv[0].to_string_lossy();
-                report(
-                    status,
-                    STATUS_NOT_FOUND,
-                    &format!("`{name}` was not found in the sandbox's PATH"),
-                );
-                exit_now(127)
-            };
-            let Err(err) = execve(&program, &exec.argv, &exec.envp);
-            let code = match err {
-                Errno::ENOENT => STATUS_NOT_FOUND,
-                _ => STATUS_NOT_EXECUTABLE,
-            };
-            report(
-                status,
-                code,
-                &format!("{}: {}", program.to_string_lossy(), err.desc()),
-            );
-            exit_now(if code == STATUS_NOT_FOUND { 127 } else { 126 })
-        }
+        Ok(ForkResult::Child) => exec_command(program, exec, status, command_mask),
         Ok(ForkResult::Parent { child }) => Ok(child),
     }
 }
 
-/// No way back to privilege: no_new_privs, and no capability left in any set.
-fn confine() -> Result<(), NativeError> {
-    prctl::set_no_new_privs().map_err(|e| NativeError::Setup(format!("no_new_privs: {e}")))?;
+/// Replaces this process with the command; on failure, says why on the status pipe and
+/// exits 127 (not found) or 126 (not executable), as shells do.
+pub(crate) fn exec_command(
+    program: Option<CString>,
+    exec: &ExecSpec,
+    status: &OwnedFd,
+    command_mask: &SigSet,
+) -> ! {
+    let _ = command_mask.thread_set_mask();
+    let Some(program) = program else {
+        let name = exec.argv[0].to_string_lossy();
+        report(
+            status,
+            STATUS_NOT_FOUND,
+            &format!("`{name}` was not found in the sandbox's PATH"),
+        );
+        exit_now(127)
+    };
+    let Err(err) = execve(&program, &exec.argv, &exec.envp);
+    let code = match err {
+        Errno::ENOENT => STATUS_NOT_FOUND,
+        _ => STATUS_NOT_EXECUTABLE,
+    };
+    report(
+        status,
+        code,
+        &format!("{}: {}", program.to_string_lossy(), err.desc()),
+    );
+    exit_now(if code == STATUS_NOT_FOUND { 127 } else { 126 })
+}
+
+/// No way back to privilege: no_new_privs, no capability left in any set; then Landlock,
+/// then the seccomp filter last (it forbids calls the steps before it make).
+fn confine(plan: &Plan, filters: &[BpfProgram], landlock: Enforcement) -> Result<(), NativeError> {
     drop_all_capabilities()
         .map_err(|e| NativeError::Setup(format!("dropping capabilities: {e}")))?;
-    Ok(())
+    restrict(&plan.landlock, filters, landlock)
+}
+
+/// no_new_privs, then Landlock, then the seccomp filter last (it forbids calls the steps
+/// before it make). Shared with the namespace-free backend.
+pub(crate) fn restrict(
+    rules: &[crate::landlock::LandlockRule],
+    filters: &[BpfProgram],
+    landlock: Enforcement,
+) -> Result<(), NativeError> {
+    prctl::set_no_new_privs().map_err(|e| NativeError::Setup(format!("no_new_privs: {e}")))?;
+    crate::landlock::restrict(rules, landlock)?;
+    crate::seccomp::apply(filters)
 }
 
 /// Looks `name` up as `execvp` would, but in the sandbox's own view and PATH.
-fn find_program(name: &CString, path: &OsStr) -> Option<CString> {
+pub(crate) fn find_program(name: &CString, path: &OsStr) -> Option<CString> {
     let bytes = name.as_bytes();
     if bytes.contains(&b'/') {
         return Some(name.clone());

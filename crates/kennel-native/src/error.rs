@@ -6,7 +6,7 @@ pub enum NativeError {
     #[error("this system does not let unprivileged users create user namespaces ({cause}); {fix}")]
     UserNamespacesDenied { cause: String, fix: String },
 
-    #[error("the policy cannot be built into a mount view: {0}")]
+    #[error("cannot build this sandbox: {0}")]
     Plan(String),
 
     #[error("setting up the sandbox failed: {0}")]

@@ -8,8 +8,11 @@
 
 mod child;
 mod error;
+pub mod landlock;
+pub mod landlock_only;
 mod mounts;
 pub mod plan;
+pub mod seccomp;
 mod sys;
 
 use std::ffi::{CString, OsString};
@@ -28,16 +31,41 @@ use nix::unistd::{pipe2, read, write, Pid};
 
 use child::{ChildArgs, ExecSpec};
 pub use error::NativeError;
+pub use landlock::Enforcement;
+pub use landlock_only::run_landlock_only;
 pub use plan::{plan, HostRoot, Plan};
+
+/// How the native backend runs, beyond what the policy says.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Whether a kernel without Landlock stops kennel (the default) or is only reported.
+    pub landlock: Enforcement,
+    /// Test hook, in debug builds only: paths bound read-only into the mount view without
+    /// a Landlock rule, to show that Landlock alone still denies them.
+    #[cfg(debug_assertions)]
+    pub debug_mount_only: Vec<std::path::PathBuf>,
+}
 
 /// Runs `policy.command` in a native sandbox and returns its exit status
 /// (128 + N when a signal N ended it).
 ///
 /// Must be called while the process is single-threaded.
-pub fn run(policy: &Policy) -> Result<i32, NativeError> {
+pub fn run(policy: &Policy, options: &Options) -> Result<i32, NativeError> {
     let host = HostRoot::read()?;
-    let plan = plan(policy, &host)?;
+    #[allow(unused_mut)]
+    let mut plan = plan(policy, &host)?;
+    #[cfg(debug_assertions)]
+    for path in &options.debug_mount_only {
+        plan.ops.push(plan::MountOp::Bind {
+            source: path.clone(),
+            target: path.clone(),
+            writable: false,
+            optional: false,
+            placeholder: None,
+        });
+    }
     let exec = exec_spec(policy)?;
+    let filters = seccomp::filters()?;
 
     let forwarded = child::forwarded_signals();
     let caller_mask = forwarded
@@ -61,6 +89,9 @@ pub fn run(policy: &Policy) -> Result<i32, NativeError> {
             child::child_main(ChildArgs {
                 plan: &plan,
                 exec: &exec,
+                filters: &filters,
+                landlock: options.landlock,
+                loopback: policy.network == Network::Off,
                 sync: sync_read,
                 status: status_write,
                 command_mask: caller_mask,
@@ -87,7 +118,7 @@ pub fn run(policy: &Policy) -> Result<i32, NativeError> {
     supervise(pid, &forwarded)
 }
 
-fn exec_spec(policy: &Policy) -> Result<ExecSpec, NativeError> {
+pub(crate) fn exec_spec(policy: &Policy) -> Result<ExecSpec, NativeError> {
     let cstring = |bytes: &[u8]| {
         CString::new(bytes).map_err(|_| NativeError::Plan("an argument contains a NUL byte".into()))
     };
@@ -141,7 +172,7 @@ fn write_id_maps(pid: Pid, uid: u32, gid: u32) -> Result<(), NativeError> {
 }
 
 /// Reads the status pipe to its end: empty means the command was started.
-fn read_status(status: OwnedFd) -> Option<NativeError> {
+pub(crate) fn read_status(status: OwnedFd) -> Option<NativeError> {
     let mut bytes = Vec::new();
     let mut buf = [0u8; 1024];
     loop {
@@ -164,13 +195,23 @@ fn read_status(status: OwnedFd) -> Option<NativeError> {
                 126
             },
         },
+        child::STATUS_USERNS => match user_namespaces_denied(Errno::EPERM) {
+            NativeError::UserNamespacesDenied { cause, fix } => NativeError::UserNamespacesDenied {
+                cause: format!("{message}; {cause}"),
+                fix,
+            },
+            other => other,
+        },
         _ => NativeError::Setup(message),
     })
 }
 
 /// Waits for the sandbox's init; signals sent to kennel (by `kill`, not by the terminal,
 /// which reaches the command's process group directly) are passed on.
-fn supervise(init: Pid, forwarded: &nix::sys::signal::SigSet) -> Result<i32, NativeError> {
+pub(crate) fn supervise(
+    init: Pid,
+    forwarded: &nix::sys::signal::SigSet,
+) -> Result<i32, NativeError> {
     let signals =
         SignalFd::with_flags(forwarded, SfdFlags::SFD_CLOEXEC).map_err(error::sys("signalfd"))?;
     loop {
@@ -232,4 +273,28 @@ fn user_namespaces_denied(errno: Errno) -> NativeError {
         )
     };
     NativeError::UserNamespacesDenied { cause, fix }
+}
+
+/// Whether this process may create the namespaces the native backend needs, and mount in
+/// them (Ubuntu's AppArmor restriction lets the first succeed and refuses the second).
+pub fn probe_user_namespaces() -> Result<(), NativeError> {
+    let flags = CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS;
+    match sys::clone_into_namespaces(flags) {
+        Err(errno) => Err(user_namespaces_denied(errno)),
+        Ok(None) => {
+            let ok = nix::mount::mount(
+                None::<&str>,
+                "/",
+                None::<&str>,
+                nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
+                None::<&str>,
+            )
+            .is_ok();
+            sys::exit_now(if ok { 0 } else { 1 })
+        }
+        Ok(Some(pid)) => match waitpid(pid, None) {
+            Ok(WaitStatus::Exited(_, 0)) => Ok(()),
+            _ => Err(user_namespaces_denied(Errno::EPERM)),
+        },
+    }
 }

@@ -55,7 +55,14 @@ pub fn build_root(plan: &Plan) -> Result<(), NativeError> {
         MsFlags::MS_REC | MsFlags::MS_PRIVATE,
         None::<&str>,
     )
-    .map_err(setup("making mounts private".into()))?;
+    .map_err(|e| match e {
+        // Ubuntu's AppArmor lets the namespace be created, then refuses what it is for.
+        nix::Error::EPERM => NativeError::UserNamespacesDenied {
+            cause: "the kernel refused to mount inside the new user namespace (EPERM)".into(),
+            fix: String::new(),
+        },
+        e => NativeError::Setup(format!("making mounts private: {e}")),
+    })?;
     // The new root is a tmpfs mounted on the host's /tmp (any existing directory would do:
     // pivot_root moves it away, and the host's /tmp stays reachable under the old root).
     mount(

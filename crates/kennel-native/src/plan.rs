@@ -10,6 +10,7 @@ use kennel_policy::{Access, PathRule, Placeholder, Policy};
 use serde::Serialize;
 
 use crate::error::NativeError;
+use crate::landlock::{LandlockAccess, LandlockRule};
 
 /// One entry of the host's root directory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -102,14 +103,29 @@ pub enum MountOp {
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
     pub ops: Vec<MountOp>,
+    /// The Landlock rules: the same view, enforced a second time by the kernel.
+    pub landlock: Vec<LandlockRule>,
     pub cwd: PathBuf,
+}
+
+impl Plan {
+    fn allow(&mut self, path: impl Into<PathBuf>, access: LandlockAccess) {
+        self.landlock.push(LandlockRule {
+            path: path.into(),
+            access,
+        });
+    }
 }
 
 /// Entries of `/` the plan builds itself rather than binding from the host.
 const SPECIAL_ROOT_ENTRIES: &[&str] = &["proc", "dev", "sys"];
 
 pub fn plan(policy: &Policy, host: &HostRoot) -> Result<Plan, NativeError> {
-    let mut ops = Vec::new();
+    let mut plan = Plan {
+        ops: Vec::new(),
+        landlock: Vec::new(),
+        cwd: policy.cwd.clone(),
+    };
     let root_rule = policy
         .paths
         .iter()
@@ -127,45 +143,66 @@ pub fn plan(policy: &Policy, host: &HostRoot) -> Result<Plan, NativeError> {
         if SPECIAL_ROOT_ENTRIES.contains(&name) || has_rule(policy, &target) {
             continue;
         }
-        ops.push(match entry {
-            HostEntry::Symlink { target: to, .. } => MountOp::Symlink {
+        match entry {
+            HostEntry::Symlink { target: to, .. } => plan.ops.push(MountOp::Symlink {
                 target,
                 points_to: to.clone(),
-            },
-            HostEntry::Dir(_) | HostEntry::File(_) => MountOp::Bind {
-                source: target.clone(),
-                target,
-                writable: false,
-                optional: true,
-                placeholder: None,
-            },
-        });
+            }),
+            HostEntry::Dir(_) | HostEntry::File(_) => {
+                plan.allow(&target, LandlockAccess::Read);
+                plan.ops.push(MountOp::Bind {
+                    source: target.clone(),
+                    target,
+                    writable: false,
+                    optional: true,
+                    placeholder: None,
+                });
+            }
+        }
     }
-    ops.push(MountOp::Proc {
+    // `ls /` works; what lies below needs its own rule.
+    plan.allow("/", LandlockAccess::ListOnly);
+    plan.ops.push(MountOp::Proc {
         target: "/proc".into(),
     });
-    ops.push(MountOp::Dev {
+    plan.allow("/proc", LandlockAccess::ReadWriteFiles);
+    plan.ops.push(MountOp::Dev {
         target: "/dev".into(),
     });
+    plan.allow("/dev", LandlockAccess::Full);
     if !has_rule(policy, Path::new("/sys")) {
-        ops.push(MountOp::Bind {
+        plan.ops.push(MountOp::Bind {
             source: "/sys".into(),
             target: "/sys".into(),
             writable: false,
             optional: true,
             placeholder: None,
         });
+        plan.allow("/sys", LandlockAccess::Read);
     }
 
     for rule in policy.paths.iter().filter(|r| r.path != Path::new("/")) {
         if let Some(op) = op_for(policy, rule) {
-            ops.push(op);
+            if let Some(access) = landlock_access(&op) {
+                plan.allow(&rule.path, access);
+            }
+            plan.ops.push(op);
         }
     }
-    Ok(Plan {
-        ops,
-        cwd: policy.cwd.clone(),
-    })
+    Ok(plan)
+}
+
+/// What Landlock allows beneath the target of a mount: hidden places get no rule at all.
+fn landlock_access(op: &MountOp) -> Option<LandlockAccess> {
+    match op {
+        MountOp::Bind { writable: true, .. } | MountOp::Tmpfs { writable: true, .. } => {
+            Some(LandlockAccess::Full)
+        }
+        MountOp::Bind {
+            writable: false, ..
+        } => Some(LandlockAccess::Read),
+        _ => None,
+    }
 }
 
 fn has_rule(policy: &Policy, path: &Path) -> bool {
@@ -292,6 +329,16 @@ mod tests {
             rule("/home/u/p", Access::ReadWrite, false),
         ]);
         let plan = plan(&p, &host())?;
+        let allowed = |path: &str| {
+            plan.landlock
+                .iter()
+                .find(|r| r.path == Path::new(path))
+                .map(|r| r.access)
+        };
+        assert_eq!(allowed("/usr"), Some(LandlockAccess::Read));
+        assert_eq!(allowed("/home/u/p"), Some(LandlockAccess::Full));
+        assert_eq!(allowed("/home/u"), Some(LandlockAccess::Full));
+        assert_eq!(allowed("/home"), None, "hidden places get no Landlock rule");
         let bind = |s: &str, writable| MountOp::Bind {
             source: s.into(),
             target: s.into(),

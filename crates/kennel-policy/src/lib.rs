@@ -25,7 +25,7 @@ pub use context::{Context, ContextInputs, GitDirs, Workspace};
 pub use env::{env_allowed, ENV_ALLOW_LIST};
 pub use error::PolicyError;
 pub use explain::explain_text;
-pub use git::git_protection_rules;
+pub use git::{git_protection_rules, git_runs_commands, GitRunsCommand};
 pub use layer::PathSpec;
 pub use paths::{is_ancestor_or_same, normalize};
 pub use policy::{

@@ -121,19 +121,26 @@ pub enum Network {
     Off,
 }
 
-/// Which backend builds the sandbox. Only `native` exists so far; others are added here.
+/// Which backend builds the sandbox. A new backend is one more variant here (and in the
+/// config's `backend` key).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Backend {
-    /// User, mount, PID and IPC namespaces with a fresh root, built by kennel itself.
+    /// `native` where unprivileged user namespaces are allowed, else `landlock`.
     #[default]
+    Auto,
+    /// User, mount, PID and IPC namespaces with a fresh root, plus Landlock and seccomp.
     Native,
+    /// Landlock, seccomp and no_new_privs without namespaces.
+    Landlock,
 }
 
 impl Backend {
     pub fn name(self) -> &'static str {
         match self {
+            Backend::Auto => "auto",
             Backend::Native => "native",
+            Backend::Landlock => "landlock",
         }
     }
 }
@@ -238,7 +245,7 @@ mod tests {
             env: vec![],
             network: Network::On,
             command: vec![],
-            backend: Backend::Native,
+            backend: Backend::Auto,
             home_mode: HomeMode::Ephemeral,
             env_pass: vec![],
             copy_back: vec![],

@@ -80,7 +80,9 @@ pub enum RawHome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RawBackend {
+    Auto,
     Native,
+    Landlock,
 }
 
 #[derive(Debug, Default, Deserialize)]

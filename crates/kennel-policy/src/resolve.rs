@@ -237,7 +237,7 @@ impl<'a> Builder<'a> {
             layer: 0,
             description: None,
             home_mode: HomeMode::Ephemeral,
-            backend: Backend::Native,
+            backend: Backend::Auto,
             copy_back: Vec::new(),
             pass: BTreeSet::new(),
             set: BTreeMap::new(),

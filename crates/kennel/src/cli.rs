@@ -58,6 +58,34 @@ pub enum Command {
     /// List the profiles, one line each.
     Profiles,
 
+    /// Print shell completions for kennel (generated from its command-line definition).
+    ///
+    /// bash: `kennel completions bash > ~/.local/share/bash-completion/completions/kennel`;
+    /// zsh: `kennel completions zsh > ~/.zfunc/_kennel`;
+    /// fish: `kennel completions fish > ~/.config/fish/completions/kennel.fish`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+
+    /// Print kennel's man page (roff).
+    ///
+    /// Generated from the command-line definition:
+    /// `kennel man > ~/.local/share/man/man1/kennel.1`.
+    Man,
+
+    /// Check what this machine supports and try escapes in a live sandbox.
+    ///
+    /// Shows which protections this machine supports and which backend `auto` picks, then
+    /// starts a sandbox and try a handful of escapes (read ~/.ssh, write in your home,
+    /// reach the ssh-agent, write a git hook, TIOCSTI). Exits 1 if a promise that this
+    /// machine should keep is broken. Creates nothing outside a temporary folder.
+    Doctor {
+        /// The backend to test.
+        #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+        backend: BackendChoice,
+    },
+
     /// `kennel PROFILE ARGS...`: run the profile's program.
     #[command(external_subcommand)]
     Shorthand(Vec<OsString>),
@@ -95,7 +123,7 @@ pub struct PolicyArgs {
     #[arg(long, value_enum)]
     pub home: Option<HomeChoice>,
 
-    /// How to build the sandbox.
+    /// How to build the sandbox (`auto` unless your config says otherwise).
     #[arg(long, value_enum)]
     pub backend: Option<BackendChoice>,
 }
@@ -104,6 +132,16 @@ pub struct PolicyArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub policy: PolicyArgs,
+
+    /// The network inside: `on` shares the host's network (and its loopback services);
+    /// `off` gives the sandbox its own network namespace with only `lo`.
+    #[arg(long, value_enum)]
+    pub net: Option<NetChoice>,
+
+    /// Run even when the kernel cannot enforce Landlock, with a warning that only the mount
+    /// view protects your files. Without it kennel refuses (fail closed).
+    #[arg(long)]
+    pub best_effort: bool,
 
     /// The command and its arguments.
     #[arg(
@@ -130,8 +168,23 @@ pub struct ExplainArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BackendChoice {
-    /// User, mount, PID and IPC namespaces with a fresh root, built by kennel itself.
+    /// native where user namespaces are allowed; else landlock, saying what is lost.
+    Auto,
+    /// User, mount, PID and IPC namespaces with a fresh root, plus Landlock and seccomp,
+    /// built by kennel itself.
     Native,
+    /// Landlock, seccomp and no_new_privs without namespaces, for hosts that forbid
+    /// unprivileged user namespaces: no private /tmp, no empty home, no PID namespace,
+    /// no read-only git hooks (kennel prints what is lost).
+    Landlock,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NetChoice {
+    /// The host's network, shared.
+    On,
+    /// No network but the sandbox's own loopback.
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

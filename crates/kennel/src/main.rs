@@ -1,6 +1,7 @@
 //! kennel: runs a command (usually an AI coding agent) confined to the current repository.
 
 mod cli;
+mod doctor;
 mod home;
 mod program;
 
@@ -13,10 +14,10 @@ use clap::Parser;
 use kennel_native::NativeError;
 use kennel_policy::{
     explain_text, resolv_conf_target, resolve, Backend, Catalog, CliLayer, Context, ContextInputs,
-    HomeMode, HostFacts, Policy, PolicyError, ResolveInputs, SourceFile,
+    HomeMode, HostFacts, Network, Policy, PolicyError, ResolveInputs, SourceFile,
 };
 
-use cli::{BackendChoice, Cli, Command, ExplainArgs, HomeChoice, PolicyArgs, RunArgs};
+use cli::{BackendChoice, Cli, Command, ExplainArgs, HomeChoice, NetChoice, PolicyArgs, RunArgs};
 
 /// Exit statuses of kennel's own failures (the command's status passes through).
 mod exit {
@@ -35,6 +36,26 @@ fn main() -> ExitCode {
         Command::Explain(args) => explain(&config, args),
         Command::Profiles => profiles(&config),
         Command::Shorthand(argv) => shorthand(&config, argv),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "kennel", &mut std::io::stdout());
+            Ok(0)
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd)
+                .render(&mut std::io::stdout())
+                .map(|()| 0)
+                .map_err(|e| Failure {
+                    message: format!("writing the man page: {e}"),
+                    status: 1,
+                })
+        }
+        Command::Doctor { backend } => {
+            let report = doctor::doctor(backend);
+            print!("{}", report.text);
+            Ok(u8::from(report.broken))
+        }
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -187,7 +208,9 @@ fn cli_layer(args: &PolicyArgs, ctx: &Context) -> CliLayer {
         pass_env: args.pass_env.clone(),
         caches: args.caches.clone(),
         backend: args.backend.map(|b| match b {
+            BackendChoice::Auto => Backend::Auto,
             BackendChoice::Native => Backend::Native,
+            BackendChoice::Landlock => Backend::Landlock,
         }),
         home: args.home.map(|h| match h {
             HomeChoice::Ephemeral => HomeMode::Ephemeral,
@@ -220,10 +243,21 @@ fn policy_for(
     Ok((resolve(ctx, inputs)?, config_name))
 }
 
+/// How to run beyond the policy: the backend's own options.
+#[derive(Default)]
+struct RunOptions {
+    net: Option<NetChoice>,
+    best_effort: bool,
+}
+
 fn run(config: &ConfigChoice, args: RunArgs) -> Result<u8, Failure> {
     let ctx = context()?;
     let (policy, config_name) = policy_for(config, &ctx, &args.policy, args.command, None)?;
-    run_policy(&ctx, policy, &config_name)
+    let options = RunOptions {
+        net: args.net,
+        best_effort: args.best_effort,
+    };
+    run_policy(&ctx, policy, &config_name, &options)
 }
 
 /// `kennel PROFILE ARGS...` = `kennel run --profile PROFILE -- PROGRAM ARGS...`.
@@ -275,15 +309,45 @@ fn shorthand(config: &ConfigChoice, argv: Vec<OsString>) -> Result<u8, Failure> 
         ..PolicyArgs::default()
     };
     let (policy, config_name) = policy_for(config, &ctx, &args, command, install)?;
-    run_policy(&ctx, policy, &config_name)
+    run_policy(&ctx, policy, &config_name, &RunOptions::default())
 }
 
-fn run_policy(ctx: &Context, mut policy: Policy, config_name: &str) -> Result<u8, Failure> {
+/// The repository's own config and hooks run commands when the user types `git` outside
+/// the sandbox; kennel keeps them read-only inside, and says what is already there.
+fn report_git_commands(git: &kennel_policy::GitDirs) {
+    for found in kennel_policy::git_runs_commands(git) {
+        let value = if found.value.is_empty() {
+            String::new()
+        } else {
+            format!(" = {}", found.value)
+        };
+        eprintln!(
+            "kennel: note: {}{value} ({}) runs a command whenever you use git in this repository",
+            found.what,
+            found.file.display()
+        );
+    }
+}
+
+fn run_policy(
+    ctx: &Context,
+    mut policy: Policy,
+    config_name: &str,
+    run: &RunOptions,
+) -> Result<u8, Failure> {
+    match run.net {
+        Some(NetChoice::On) => policy.network = Network::On,
+        Some(NetChoice::Off) => policy.network = Network::Off,
+        None => {}
+    }
     if ctx.workspace.git.is_none() {
         eprintln!(
             "kennel: warning: not inside a git repository; the workspace is the current directory {}",
             ctx.workspace.root.display()
         );
+    }
+    if let Some(git) = &ctx.workspace.git {
+        report_git_commands(git);
     }
     let runtime = ctx.var("XDG_RUNTIME_DIR").map(PathBuf::from);
     let state = ctx.var("XDG_STATE_HOME").map(PathBuf::from);
@@ -293,8 +357,31 @@ fn run_policy(ctx: &Context, mut policy: Policy, config_name: &str) -> Result<u8
             exit::SETUP_FAILED,
         )
     })?;
+    let options = kennel_native::Options {
+        landlock: if run.best_effort {
+            kennel_native::Enforcement::BestEffort
+        } else {
+            kennel_native::Enforcement::Required
+        },
+        #[cfg(debug_assertions)]
+        debug_mount_only: std::env::var_os("KENNEL_DEBUG_MOUNT_ONLY")
+            .map(|v| std::env::split_paths(&v).collect())
+            .unwrap_or_default(),
+    };
     let result = match policy.backend {
-        Backend::Native => kennel_native::run(&policy),
+        Backend::Native => kennel_native::run(&policy, &options),
+        Backend::Landlock => kennel_native::run_landlock_only(&policy, &options),
+        Backend::Auto => match kennel_native::run(&policy, &options) {
+            Err(NativeError::UserNamespacesDenied { cause, fix }) => {
+                eprintln!(
+                    "kennel: notice: falling back to the landlock backend: this system does not \
+                     let unprivileged users create user namespaces ({cause}). To get the native \
+                     backend back, {fix}"
+                );
+                kennel_native::run_landlock_only(&policy, &options)
+            }
+            other => other,
+        },
     };
     if let Some(home) = &home {
         for line in home.finish(&policy, config_name) {

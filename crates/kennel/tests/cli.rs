@@ -1,62 +1,46 @@
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)] // test code may panic
-//! What users read from the command line without a sandbox: help, the profile list, and
-//! configuration errors. Hermetic: a clean environment and an empty temporary home.
+//! The command line as a user meets it: help, completions, the man page, usage errors.
 
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn kennel(args: &[&str], home: &std::path::Path) -> Output {
+fn kennel(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_kennel"))
         .args(args)
         .env_clear()
-        .env("HOME", home)
         .env("PATH", "/usr/bin:/bin")
-        .env("COLUMNS", "100")
-        .current_dir(home)
         .output()
         .unwrap()
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "status: {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+#[test]
+fn help_names_every_command_and_the_exit_statuses() {
+    let out = kennel(&["--help"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for word in ["run", "doctor", "completions", "man", "Exit status", "125"] {
+        assert!(text.contains(word), "{word} missing from --help:\n{text}");
+    }
 }
 
 #[test]
-fn help_texts() {
-    let home = tempfile::tempdir().unwrap();
-    insta::assert_snapshot!("help", text(&kennel(&["--help"], home.path())));
-    insta::assert_snapshot!("run_help", text(&kennel(&["run", "--help"], home.path())));
-    insta::assert_snapshot!(
-        "explain_help",
-        text(&kennel(&["explain", "--help"], home.path()))
-    );
+fn completions_and_man_page_are_generated() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = kennel(&["completions", shell]);
+        assert!(out.status.success(), "{shell}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("doctor"),
+            "{shell}"
+        );
+    }
+    let out = kennel(&["man"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(".TH kennel 1"), "{text}");
 }
 
 #[test]
-fn profiles_list() {
-    let home = tempfile::tempdir().unwrap();
-    insta::assert_snapshot!(text(&kennel(&["profiles"], home.path())));
-}
-
-#[test]
-fn unknown_command_lists_profiles() {
-    let home = tempfile::tempdir().unwrap();
-    insta::assert_snapshot!(text(&kennel(&["adier"], home.path())));
-}
-
-#[test]
-fn config_error_from_a_config_file() {
-    let home = tempfile::tempdir().unwrap();
-    let dir = home.path().join(".config/kennel");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("config.toml"),
-        "version = 1\n[profile.aider]\nread-only = [\"relative/path\"]\n",
-    )
-    .unwrap();
-    insta::assert_snapshot!(text(&kennel(&["profiles"], home.path())));
+fn a_usage_error_exits_2_with_a_message() {
+    let out = kennel(&["run", "--backend", "nonsense", "--", "true"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nonsense"));
 }

@@ -121,6 +121,8 @@ pub struct Fixture {
     pub dir: PathBuf,
     pub home: PathBuf,
     pub repo: PathBuf,
+    /// The backend `sandboxed` and friends ask for.
+    pub backend: &'static str,
 }
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -134,7 +136,12 @@ impl Fixture {
         let dir = env.base.join(format!("{name}-{n}"));
         let home = dir.join("home");
         let repo = home.join("project");
-        let fx = Fixture { dir, home, repo };
+        let fx = Fixture {
+            dir,
+            home,
+            repo,
+            backend: "native",
+        };
         fs::create_dir_all(&fx.home).unwrap_or_else(|e| panic!("{e}"));
         fx.chown(&fx.dir);
         let out = fx.as_user(&format!(
@@ -158,6 +165,12 @@ impl Fixture {
             String::from_utf8_lossy(&out.stderr)
         );
         fx
+    }
+
+    /// The same fixture, run with another backend.
+    pub fn with_backend(mut self, backend: &'static str) -> Fixture {
+        self.backend = backend;
+        self
     }
 
     pub fn chown(&self, path: &Path) {
@@ -221,7 +234,7 @@ impl Fixture {
     pub fn kennel_in(&self, cwd: &Path, script: &str) -> Output {
         let out = self
             .kennel()
-            .args(["run", "--", "sh", "-c", script])
+            .args(["run", "--backend", self.backend, "--", "sh", "-c", script])
             .current_dir(cwd)
             .output()
             .unwrap_or_else(|e| panic!("{e}"));
@@ -231,7 +244,7 @@ impl Fixture {
 
     pub fn spawn_sandboxed(&self, script: &str) -> Child {
         self.kennel()
-            .args(["run", "--", "sh", "-c", script])
+            .args(["run", "--backend", self.backend, "--", "sh", "-c", script])
             .current_dir(self.repo.join("sub"))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -325,4 +338,17 @@ impl Fixture {
         fs::write(path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         self.chown(&self.dir);
     }
+}
+
+/// Runs each named test function (taking the backend's name) once per backend.
+#[macro_export]
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {
+        mod native {
+            $( #[test] fn $name() { super::$name("native") } )*
+        }
+        mod landlock {
+            $( #[test] fn $name() { super::$name("landlock") } )*
+        }
+    };
 }

@@ -1,0 +1,124 @@
+//! The second wall: a Landlock ruleset derived from the same plan as the mount view. A path
+//! must pass both; a mistake in one is caught by the other.
+
+use std::path::PathBuf;
+
+use landlock::{
+    Access, AccessFs, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus,
+    Scope, ABI,
+};
+use serde::Serialize;
+
+use crate::error::NativeError;
+
+/// The ABI kennel asks for: file access rights up to device ioctls (ABI 5) and the scoping
+/// of abstract unix sockets and signals (ABI 6) at least; on kernels that have it (ABI 9),
+/// also connecting to unix sockets by path, so that a socket the mount view leaves visible
+/// cannot be reached either.
+fn target_abi() -> ABI {
+    match crate::sys::landlock_abi() {
+        Some(v) if v >= 9 => ABI::V9,
+        _ => ABI::V6,
+    }
+}
+
+/// What `kennel doctor` says about Landlock on this kernel.
+pub fn kernel_abi() -> Option<i32> {
+    crate::sys::landlock_abi()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LandlockAccess {
+    /// Listing directories only (given to `/` so that `ls /` works).
+    ListOnly,
+    /// Read, list and execute.
+    Read,
+    /// Read, and write files (for `/proc/self/...`).
+    ReadWriteFiles,
+    /// Everything, device ioctls included.
+    Full,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LandlockRule {
+    pub path: PathBuf,
+    pub access: LandlockAccess,
+}
+
+/// Whether a kernel that cannot enforce Landlock stops kennel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Enforcement {
+    /// Fail closed: refuse to run without the full protection.
+    #[default]
+    Required,
+    /// Run with what the kernel gives, and say what is missing.
+    BestEffort,
+}
+
+fn rights(access: LandlockAccess, abi: ABI) -> landlock::BitFlags<AccessFs> {
+    let read = AccessFs::from_read(abi);
+    match access {
+        LandlockAccess::ListOnly => AccessFs::ReadDir.into(),
+        LandlockAccess::Read => read,
+        LandlockAccess::ReadWriteFiles => read | AccessFs::WriteFile,
+        LandlockAccess::Full => AccessFs::from_all(abi),
+    }
+}
+
+fn err(e: impl std::fmt::Display) -> NativeError {
+    NativeError::Setup(format!("Landlock: {e}"))
+}
+
+/// Restricts the calling thread (and what it starts) to `rules`. Paths that do not exist
+/// in the sandbox (optional binds that were skipped) get no rule.
+pub fn restrict(rules: &[LandlockRule], enforcement: Enforcement) -> Result<(), NativeError> {
+    let abi = target_abi();
+    let mut ruleset = Ruleset::default()
+        .handle_access(AccessFs::from_all(abi))
+        .map_err(err)?
+        .scope(Scope::AbstractUnixSocket | Scope::Signal)
+        .map_err(err)?
+        .create()
+        .map_err(err)?;
+    for rule in rules {
+        let Ok(meta) = std::fs::metadata(&rule.path) else {
+            continue;
+        };
+        let Ok(fd) = PathFd::new(&rule.path) else {
+            continue;
+        };
+        // Rights that only make sense on directories would make the ruleset "partial".
+        let mut access = rights(rule.access, abi);
+        if !meta.is_dir() {
+            access &= AccessFs::from_file(abi);
+        }
+        ruleset = ruleset
+            .add_rule(PathBeneath::new(fd, access))
+            .map_err(err)?;
+    }
+    let status = ruleset.restrict_self().map_err(err)?;
+    match (status.ruleset, enforcement) {
+        (RulesetStatus::FullyEnforced, _) => Ok(()),
+        (RulesetStatus::PartiallyEnforced, _) => {
+            eprintln!(
+                "kennel: notice: this kernel enforces only part of the Landlock rules \
+                 (it predates Landlock ABI 6); the mount view still applies"
+            );
+            Ok(())
+        }
+        (RulesetStatus::NotEnforced, Enforcement::BestEffort) => {
+            eprintln!(
+                "kennel: warning: Landlock is not enforced on this kernel (--best-effort): \
+                 only the mount view protects your files"
+            );
+            Ok(())
+        }
+        (RulesetStatus::NotEnforced, Enforcement::Required) => Err(NativeError::Setup(
+            "this kernel does not enforce Landlock (needs Linux 5.13+ with `landlock` in the \
+             lsm= boot parameter); kennel refuses to run with one wall missing. Run \
+             `kennel doctor` for details, or pass --best-effort to run without it"
+                .into(),
+        )),
+    }
+}

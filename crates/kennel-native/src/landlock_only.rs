@@ -1,0 +1,363 @@
+//! The namespace-free backend, for hosts that forbid unprivileged user namespaces: the same
+//! policy enforced by Landlock, seccomp and no_new_privs alone. Without a mount view some
+//! promises cannot be kept; [`LandlockOnlyPlan::lost`] names each one, and kennel prints them.
+
+use std::fs;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use kennel_policy::{Access, Policy};
+use nix::fcntl::OFlag;
+use nix::sys::prctl;
+use nix::sys::signal::{kill, SigmaskHow, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag};
+use nix::unistd::{chdir, fork, pipe2, ForkResult, Pid};
+use serde::Serialize;
+
+use crate::child::{exec_command, find_program, report, restrict, STATUS_SETUP};
+use crate::error::{sys, NativeError};
+use crate::landlock::{LandlockAccess, LandlockRule};
+use crate::plan::{HostEntry, HostRoot};
+use crate::{exec_spec, read_status, supervise, Options};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LandlockOnlyPlan {
+    pub rules: Vec<LandlockRule>,
+    /// What the native backend would keep and this one cannot, one phrase each.
+    pub lost: Vec<String>,
+}
+
+fn grant(rules: &[LandlockRule], path: &Path) -> Option<LandlockAccess> {
+    rules
+        .iter()
+        .filter(|r| path.starts_with(&r.path) && r.path != Path::new("/"))
+        .max_by_key(|r| r.path.components().count())
+        .map(|r| r.access)
+}
+
+/// The Landlock rules for `policy` without a mount view; `private_tmp` stands in for
+/// `/tmp` and `/var/tmp`.
+pub fn landlock_only_plan(
+    policy: &Policy,
+    host: &HostRoot,
+    private_tmp: &Path,
+    kernel_abi: Option<i32>,
+) -> Result<LandlockOnlyPlan, NativeError> {
+    // No listing of `/` here: without a mount view it would list every folder beneath,
+    // the home included.
+    let mut rules = Vec::new();
+    let mut allow = |path: PathBuf, access| rules.push(LandlockRule { path, access });
+    for entry in &host.entries {
+        let (HostEntry::Dir(name) | HostEntry::File(name)) = entry else {
+            continue;
+        };
+        let path = Path::new("/").join(name);
+        let access = match name.as_str() {
+            "proc" => LandlockAccess::ReadWriteFiles,
+            "dev" => LandlockAccess::Full,
+            _ => match policy.paths.iter().find(|r| r.path == path) {
+                Some(r) if matches!(r.access, Access::Hidden | Access::Tmpfs) => continue,
+                _ => LandlockAccess::Read,
+            },
+        };
+        allow(path, access);
+    }
+    allow(private_tmp.to_path_buf(), LandlockAccess::Full);
+
+    let mut lost = vec![
+        "a private /tmp and /var/tmp (TMPDIR names a private folder instead; /tmp is out of \
+         reach and /var/tmp is read-only)"
+            .to_string(),
+        "an empty writable home (yours is unreadable but for the paths the policy names)"
+            .to_string(),
+        "a PID namespace (the command sees your other processes, though it cannot signal or \
+         trace them)"
+            .to_string(),
+        "the end of every process of the sandbox if kennel itself is killed".to_string(),
+    ];
+    if kernel_abi.unwrap_or(0) < 9 {
+        lost.push(
+            "unix sockets by path (ssh-agent, D-Bus under /run/user) stay reachable to a \
+             command that knows their path: this kernel lacks Landlock ABI 9"
+                .to_string(),
+        );
+    }
+    let mut git_lost = false;
+    for rule in policy.paths.iter().filter(|r| r.path != Path::new("/")) {
+        let above = grant(&rules, &rule.path);
+        match rule.access {
+            Access::ReadWrite => rules.push(LandlockRule {
+                path: rule.path.clone(),
+                access: LandlockAccess::Full,
+            }),
+            Access::ReadOnly if above == Some(LandlockAccess::Full) => {
+                // Landlock only adds rights: nothing can be made read-only inside a
+                // writable tree. The built-in git protections are the known case.
+                if rule.origin.reason.contains("git") {
+                    git_lost = true;
+                } else {
+                    return Err(cannot(&rule.path, "read-only", "writable"));
+                }
+            }
+            Access::ReadOnly => rules.push(LandlockRule {
+                path: rule.path.clone(),
+                access: LandlockAccess::Read,
+            }),
+            // Stood in for by the private folder (TMPDIR).
+            Access::Tmpfs if is_tmp(&rule.path) => {}
+            Access::Hidden | Access::Tmpfs => {
+                if above.is_some_and(|a| a != LandlockAccess::ListOnly) {
+                    return Err(cannot(&rule.path, rule.access.describe(), "visible"));
+                }
+            }
+        }
+    }
+    if git_lost {
+        lost.push(
+            "read-only git hooks and config (the agent could plant a hook that your next git \
+             command runs)"
+                .to_string(),
+        );
+    }
+    Ok(LandlockOnlyPlan { rules, lost })
+}
+
+fn is_tmp(path: &Path) -> bool {
+    path == Path::new("/tmp") || path == Path::new("/var/tmp")
+}
+
+fn cannot(path: &Path, what: &str, parent: &str) -> NativeError {
+    NativeError::Plan(format!(
+        "the landlock backend cannot make {} {what}: it lies inside a {parent} folder, and \
+         Landlock can only add rights; use the native backend",
+        path.display()
+    ))
+}
+
+/// A private folder for temporary files, removed with everything in it at the end (it is
+/// the sandbox's `/tmp`, as ephemeral as the native backend's).
+struct PrivateTmp(PathBuf);
+
+impl PrivateTmp {
+    fn create(uid: u32) -> Result<PrivateTmp, NativeError> {
+        let base = std::env::temp_dir();
+        for attempt in 0..100u32 {
+            let path = base.join(format!("kennel-{uid}-{}-{attempt}", std::process::id()));
+            match fs::DirBuilder::new().mode(0o700).create(&path) {
+                Ok(()) => return Ok(PrivateTmp(path)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(source) => return Err(NativeError::Io { path, source }),
+            }
+        }
+        Err(NativeError::Setup(format!(
+            "could not create a private folder in {}",
+            base.display()
+        )))
+    }
+}
+
+impl Drop for PrivateTmp {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs `policy.command` confined by Landlock and seccomp only.
+pub fn run_landlock_only(policy: &Policy, options: &Options) -> Result<i32, NativeError> {
+    if policy.network != kennel_policy::Network::On {
+        // Landlock's TCP rules match ports on any address and do not cover UDP: no network
+        // policy can be built from them. Never a silent `on`.
+        return Err(NativeError::Plan(
+            "the landlock backend cannot cut the network (that needs a network namespace); \
+             use the native backend, or --net on"
+                .into(),
+        ));
+    }
+    let host = HostRoot::read()?;
+    let tmp = PrivateTmp::create(policy.uid)?;
+    let plan = landlock_only_plan(policy, &host, &tmp.0, crate::landlock::kernel_abi())?;
+    eprintln!(
+        "kennel: notice: the landlock backend cannot give {}",
+        plan.lost.join("; ")
+    );
+    let mut env_policy = policy.clone();
+    env_policy.env.retain(|v| v.name != "TMPDIR");
+    env_policy.env.push(kennel_policy::EnvVar {
+        name: "TMPDIR".into(),
+        value: tmp.0.clone().into_os_string(),
+    });
+    let exec = exec_spec(&env_policy)?;
+    let filters = crate::seccomp::filters()?;
+
+    let forwarded = crate::child::forwarded_signals();
+    let caller_mask = forwarded
+        .thread_swap_mask(SigmaskHow::SIG_BLOCK)
+        .map_err(sys("blocking signals"))?;
+    // Orphans of the command become kennel's children, so that none outlives it.
+    prctl::set_child_subreaper(true).map_err(sys("PR_SET_CHILD_SUBREAPER"))?;
+    let (status_read, status_write) = pipe2(OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
+
+    // SAFETY: kennel is single-threaded here, so the child may allocate before execve.
+    let pid = match unsafe { fork() }.map_err(sys("fork"))? {
+        ForkResult::Child => {
+            drop(status_read);
+            let setup = prctl::set_pdeathsig(Signal::SIGKILL)
+                .map_err(|e| NativeError::Setup(format!("PR_SET_PDEATHSIG: {e}")))
+                .and_then(|()| {
+                    chdir(&policy.cwd).map_err(|e| {
+                        NativeError::Setup(format!("chdir {}: {e}", policy.cwd.display()))
+                    })
+                })
+                .and_then(|()| restrict(&plan.rules, &filters, options.landlock));
+            if let Err(e) = setup {
+                report(&status_write, STATUS_SETUP, &e.to_string());
+                crate::sys::exit_now(crate::child::EXIT_SETUP_FAILED);
+            }
+            let program = find_program(&exec.argv[0], &exec.path);
+            exec_command(program, &exec, &status_write, &caller_mask)
+        }
+        ForkResult::Parent { child } => child,
+    };
+    drop(status_write);
+    if let Some(err) = read_status(status_read) {
+        let _ = waitpid(pid, None);
+        return Err(err);
+    }
+    let code = supervise(pid, &forwarded);
+    kill_descendants();
+    code
+}
+
+/// Kills and reaps whatever the command left behind (reparented to kennel, the subreaper).
+fn kill_descendants() {
+    for _ in 0..1000 {
+        let children = children_of_self();
+        if children.is_empty() {
+            return;
+        }
+        for pid in &children {
+            let _ = kill(*pid, Signal::SIGKILL);
+        }
+        for pid in children {
+            let _ = waitpid(pid, None);
+        }
+        while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            if status == nix::sys::wait::WaitStatus::StillAlive {
+                break;
+            }
+        }
+    }
+}
+
+fn children_of_self() -> Vec<Pid> {
+    let Ok(tasks) = fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|text| {
+            text.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .map(Pid::from_raw)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kennel_policy::{Network, PathRule, RuleOrigin};
+
+    fn policy(paths: Vec<PathRule>) -> Policy {
+        let mut p = Policy {
+            profile: "test".into(),
+            workspace: "/home/u/p".into(),
+            cwd: "/home/u/p".into(),
+            home: "/home/u".into(),
+            uid: 1000,
+            gid: 1000,
+            paths,
+            env: vec![],
+            network: Network::On,
+            command: vec!["true".into()],
+            backend: Default::default(),
+            home_mode: Default::default(),
+            env_pass: vec![],
+            copy_back: vec![],
+            home_source: None,
+        };
+        p.normalize_rules();
+        p
+    }
+
+    fn host() -> HostRoot {
+        HostRoot {
+            entries: vec![
+                HostEntry::Dir("etc".into()),
+                HostEntry::Dir("home".into()),
+                HostEntry::Dir("tmp".into()),
+                HostEntry::Dir("usr".into()),
+            ],
+        }
+    }
+
+    #[test]
+    fn system_readable_home_and_tmp_not() -> Result<(), NativeError> {
+        let p = policy(vec![
+            PathRule::new("/", Access::ReadOnly, false, RuleOrigin::builtin("system")),
+            PathRule::new("/home", Access::Hidden, true, RuleOrigin::builtin("homes")),
+            PathRule::new("/tmp", Access::Tmpfs, true, RuleOrigin::builtin("tmp")),
+            PathRule::new("/home/u", Access::Tmpfs, true, RuleOrigin::builtin("home")),
+            PathRule::new(
+                "/home/u/p",
+                Access::ReadWrite,
+                false,
+                RuleOrigin::builtin("ws"),
+            ),
+            PathRule::new(
+                "/home/u/p/.git/hooks",
+                Access::ReadOnly,
+                true,
+                RuleOrigin::builtin("git hooks"),
+            ),
+        ]);
+        let plan = landlock_only_plan(&p, &host(), Path::new("/tmp/k"), Some(7))?;
+        let find = |s: &str| {
+            plan.rules
+                .iter()
+                .find(|r| r.path == Path::new(s))
+                .map(|r| r.access)
+        };
+        assert_eq!(find("/usr"), Some(LandlockAccess::Read));
+        assert_eq!(find("/home"), None);
+        assert_eq!(find("/tmp"), None);
+        assert_eq!(find("/tmp/k"), Some(LandlockAccess::Full));
+        assert_eq!(find("/home/u/p"), Some(LandlockAccess::Full));
+        assert!(plan.lost.iter().any(|l| l.contains("git hooks")));
+        assert!(plan.lost.iter().any(|l| l.contains("sockets by path")));
+        Ok(())
+    }
+
+    #[test]
+    fn hiding_inside_a_visible_tree_is_refused() {
+        let p = policy(vec![
+            PathRule::new("/", Access::ReadOnly, false, RuleOrigin::builtin("system")),
+            PathRule::new(
+                "/home/u/p",
+                Access::ReadWrite,
+                false,
+                RuleOrigin::builtin("ws"),
+            ),
+            PathRule::new(
+                "/home/u/p/.env",
+                Access::Hidden,
+                true,
+                RuleOrigin::builtin("secrets"),
+            ),
+        ]);
+        let err = landlock_only_plan(&p, &host(), Path::new("/tmp/k"), Some(9));
+        assert!(matches!(err, Err(NativeError::Plan(_))), "{err:?}");
+    }
+}

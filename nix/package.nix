@@ -1,0 +1,29 @@
+# kennel built with nixpkgs' Rust platform. Only the unit tests run in the build: the
+# behaviour tests start real sandboxes (user namespaces), which the Nix build sandbox forbids.
+{ lib, rustPlatform }:
+
+let
+  manifest = lib.importTOML ../Cargo.toml;
+in
+rustPlatform.buildRustPackage {
+  pname = "kennel";
+  inherit (manifest.workspace.package) version;
+
+  src = lib.cleanSourceWith {
+    src = ../.;
+    filter = path: type:
+      let base = baseNameOf path;
+      in !(base == "target" || base == "result" || lib.hasSuffix ".nix" base);
+  };
+  cargoLock.lockFile = ../Cargo.lock;
+
+  cargoBuildFlags = [ "--package" "kennel" ];
+  cargoTestFlags = [ "--workspace" "--lib" ];
+
+  meta = {
+    description = "Run AI coding agents in a sandbox confined to the current git repository";
+    license = with lib.licenses; [ mit asl20 ];
+    platforms = lib.platforms.linux;
+    mainProgram = "kennel";
+  };
+}
