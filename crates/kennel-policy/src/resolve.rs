@@ -279,6 +279,12 @@ impl<'a> Builder<'a> {
                 "your home, recreated empty: nothing of it is visible",
             ),
             rule(workspace, Access::ReadWrite, false, "the workspace"),
+            rule(
+                workspace.join(".kennel.toml"),
+                Access::ReadOnly,
+                true,
+                "the repository's kennel config: read-only, or the agent could unhide paths for its next run",
+            ),
         ];
         for nix in NIXOS_RUN_PATHS {
             rules.push(rule(*nix, Access::ReadOnly, true, "NixOS system profile"));

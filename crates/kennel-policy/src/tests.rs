@@ -314,6 +314,12 @@ fn precedence_most_specific_path_wins() {
 }
 
 #[test]
+fn the_repository_config_is_read_only_inside() {
+    let p = ok(inputs("default"));
+    assert_eq!(access(&p, "src/p/.kennel.toml"), Some(Access::ReadOnly));
+}
+
+#[test]
 fn git_protections_win_over_user_config() {
     let p = ok(with_config(
         "default",

@@ -115,6 +115,7 @@ fn hidden_globs_in_the_workspace_are_empty_and_unwritable() {
             rm -f "$f" 2>/dev/null; mv "$f" moved 2>/dev/null && echo "MOVED $f"
         done
         echo new > secrets/new 2>/dev/null && echo "WROTE secrets/new"
+        echo 'hidden = []' > .kennel.toml 2>/dev/null && echo "WROTE .kennel.toml"
         cat README"#,
     );
     let text = stdout(&out);
@@ -128,6 +129,12 @@ fn hidden_globs_in_the_workspace_are_empty_and_unwritable() {
     for f in [".env", "sub/.env.local", "config/server.pem", "secrets/key"] {
         assert_eq!(fs::read_to_string(fx.repo.join(f)).unwrap(), SECRET, "{f}");
     }
+    assert!(
+        fs::read_to_string(fx.repo.join(".kennel.toml"))
+            .unwrap()
+            .contains(".env*"),
+        "the agent unhid paths for its next run"
+    );
 }
 
 /// One refused kind of widening each; the unit tests cover every key's message.
