@@ -95,6 +95,17 @@ pub fn landlock_only_plan(
                 // writable tree. The built-in git protections are the known case.
                 if rule.origin.reason.contains("git") {
                     git_lost = true;
+                } else if rule.origin.source == "built-in" {
+                    // Another built-in protection (the repository's .kennel.toml): lost,
+                    // and said so (when there is something to protect), like the git ones.
+                    if rule.optional && std::fs::symlink_metadata(&rule.path).is_err() {
+                        continue;
+                    }
+                    lost.push(format!(
+                        "{} read-only ({})",
+                        rule.path.display(),
+                        rule.origin.reason
+                    ));
                 } else {
                     return Err(cannot(&rule.path, "read-only", "writable"));
                 }
