@@ -185,7 +185,10 @@ impl SandboxHome {
 }
 
 /// Writes `bytes` beside `real` and renames it over, so that a reader never sees half a file.
+/// A symlink (dotfiles managed elsewhere) stays a symlink: its target is replaced.
 fn replace_file(real: &Path, bytes: &[u8]) -> io::Result<()> {
+    let resolved = fs::canonicalize(real).ok();
+    let real = resolved.as_deref().unwrap_or(real);
     let name = real
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

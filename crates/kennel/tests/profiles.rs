@@ -334,3 +334,29 @@ fn explain_and_profiles_print_without_values() {
         ["aider", "claude", "codex", "default", "gemini", "goose", "opencode", "pi"]
     );
 }
+
+#[test]
+fn a_copied_back_symlink_stays_a_symlink() {
+    let fx = Fixture::new("copy-back-link");
+    fx.write(&fx.home.join("dotfiles/claude.json"), "{}\n");
+    std::os::unix::fs::symlink("dotfiles/claude.json", fx.home.join(".claude.json")).unwrap();
+    let out = fx.kennel_with(&[
+        "run",
+        "--profile",
+        "claude",
+        "--",
+        "sh",
+        "-c",
+        "echo changed > ~/.claude.json.tmp && mv ~/.claude.json.tmp ~/.claude.json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let link = fx.home.join(".claude.json");
+    assert!(fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(
+        fs::read_to_string(fx.home.join("dotfiles/claude.json")).unwrap(),
+        "changed\n"
+    );
+}
