@@ -36,21 +36,29 @@ pub fn is_shim(path: &Path) -> bool {
 }
 
 /// For a program installed under the home (which is hidden inside), the folder to expose
-/// read-only so that it can run: the nearest folder above it with a `package.json` (npm)
-/// or `pyvenv.cfg` (a Python virtualenv, as pipx makes), else its own folder.
+/// read-only so that it can run: the nearest `node_modules` above it (an npm install, with the
+/// packages it depends on beside it), else the nearest folder with `pyvenv.cfg` (a Python
+/// virtualenv, as pipx makes), else its own folder. An interpreter that itself lives under
+/// the home (a uv-managed Python, nvm's node) must be added to the profile.
 pub fn install_root(program: &Path, home: &Path) -> Option<PathBuf> {
     let real = fs::canonicalize(program).ok()?;
     if !real.starts_with(home) {
         return None;
     }
     let parent = real.parent()?;
-    let root = parent
+    let within = |dir: &&Path| dir.starts_with(home) && *dir != home;
+    let npm = parent
         .ancestors()
-        .take(5)
-        .take_while(|dir| dir.starts_with(home) && *dir != home)
-        .find(|dir| dir.join("package.json").is_file() || dir.join("pyvenv.cfg").is_file())
-        .unwrap_or(parent);
-    Some(root.to_path_buf())
+        .take_while(within)
+        .find(|dir| dir.file_name().is_some_and(|n| n == "node_modules"));
+    let venv = || {
+        parent
+            .ancestors()
+            .take(4)
+            .take_while(within)
+            .find(|dir| dir.join("pyvenv.cfg").is_file())
+    };
+    Some(npm.or_else(venv).unwrap_or(parent).to_path_buf())
 }
 
 #[cfg(test)]
@@ -78,5 +86,36 @@ mod tests {
         let path = format!("{}:{}", shims.display(), real.display());
         assert_eq!(find_program("aider", &path), Some(real.join("aider")));
         assert_eq!(find_program("nonexistent", &path), None);
+    }
+
+    #[test]
+    fn install_roots_cover_npm_packages_and_virtualenvs() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = fs::canonicalize(dir.path()).unwrap();
+        let npm = home.join(".npm-global/lib/node_modules");
+        fs::create_dir_all(npm.join("@openai/codex/bin")).unwrap();
+        exe(
+            &npm.join("@openai/codex/bin/codex.js"),
+            "#!/usr/bin/env node\n",
+        );
+        let venv = home.join(".local/share/pipx/venvs/aider-chat");
+        fs::create_dir_all(venv.join("bin")).unwrap();
+        fs::write(venv.join("pyvenv.cfg"), "home = /usr/bin\n").unwrap();
+        exe(&venv.join("bin/aider"), "#!/bin/sh\n");
+        let other = home.join("bin/tool");
+        fs::create_dir_all(home.join("bin")).unwrap();
+        exe(&other, "#!/bin/sh\n");
+        let root = |p: &Path| install_root(p, &home);
+        assert_eq!(
+            root(&npm.join("@openai/codex/bin/codex.js")),
+            Some(npm.clone())
+        );
+        assert_eq!(root(&venv.join("bin/aider")), Some(venv.clone()));
+        assert_eq!(root(&other), Some(home.join("bin")));
+        assert_eq!(
+            root(Path::new("/bin/sh")),
+            None,
+            "outside the home: nothing to add"
+        );
     }
 }
