@@ -48,11 +48,33 @@ fn each_agent_profile_writes_its_state_and_sees_no_secret() {
             "sh",
             "-c",
             &format!(
-                "{writes}cat ~/.ssh/id_ed25519 ~/.aws/credentials ~/.bashrc 2>&1; ls -A ~/.ssh 2>&1; true"
+                "ls -A ~ | tr '\\n' ' '; echo; ls -A ~/.config 2>/dev/null | tr '\\n' ' '; echo\n\
+                 {writes}cat ~/.ssh/id_ed25519 ~/.aws/credentials ~/.bashrc 2>&1; ls -A ~/.ssh 2>&1; true"
             ),
         ]);
         assert!(out.status.success(), "{profile}: {}", stderr(&out));
         let text = stdout(&out);
+        // Everything else of the home is hidden: only the profile's folders (and what leads
+        // to them), the git identity and the workspace are there.
+        let mut lines = text.lines();
+        let mut home: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
+        home.sort_unstable();
+        let mut expected: Vec<&str> = dirs
+            .iter()
+            .map(|d| d.split('/').next().unwrap())
+            .chain([".gitconfig", "project"])
+            .collect();
+        expected.sort_unstable();
+        expected.dedup();
+        assert_eq!(
+            home, expected,
+            "{profile}: the home shows more than the profile names"
+        );
+        let config = lines.next().unwrap_or("");
+        assert!(
+            !config.contains("kennel-test"),
+            "{profile}: ~/.config leaked: {config}"
+        );
         assert!(!text.contains("NOT WRITABLE"), "{profile}: {text}");
         assert!(!text.contains(SECRET), "{profile}: a secret leaked: {text}");
         for d in *dirs {
