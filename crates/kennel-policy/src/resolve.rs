@@ -16,7 +16,7 @@ use crate::paths::{is_ancestor_or_same, normalize};
 use crate::policy::{
     Access, Backend, CopyBack, EnvVar, HomeMode, Network, PathRule, Placeholder, Policy, RuleOrigin,
 };
-use crate::raw::{parse, RawLayer};
+use crate::raw::{check_version, parse, RawLayer};
 use crate::source::SourceFile;
 
 /// Places under `/run` that a NixOS system needs for its PATH and drivers; read-only.
@@ -119,6 +119,9 @@ pub fn resolve(ctx: &Context, inputs: ResolveInputs) -> Result<Policy, PolicyErr
                 }
                 e
             })?;
+            if raw.version.is_some() {
+                check_version(src, &raw.version)?;
+            }
             Some(validate(src, &raw, LayerKind::Repo, ".kennel.toml".into())?)
         }
         None => None,

@@ -446,6 +446,11 @@ fn repository_cannot_define_profiles() {
 }
 
 #[test]
+fn repository_config_of_a_newer_version_is_refused() {
+    insta::assert_snapshot!(repo_refusal("version = 2\nhidden = [\".env\"]\n"));
+}
+
+#[test]
 fn repository_hidden_paths_cannot_escape_with_dotdot() {
     insta::assert_snapshot!(repo_refusal("hidden = [\"../other\"]\n"));
 }
