@@ -21,7 +21,8 @@ fn is_executable(path: &Path) -> bool {
     fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// A script whose first lines hold [`SHIM_MARKER`]. Only the first 4 KiB are read.
+/// A script with a line starting with [`SHIM_MARKER`] (alone, or followed by `:` or a space
+/// and a comment, as the Nix wrappers write it). Only the first 4 KiB are read.
 pub fn is_shim(path: &Path) -> bool {
     let Ok(file) = fs::File::open(path) else {
         return false;
@@ -30,9 +31,10 @@ pub fn is_shim(path: &Path) -> bool {
     if file.take(4096).read_to_end(&mut head).is_err() || !head.starts_with(b"#!") {
         return false;
     }
-    String::from_utf8_lossy(&head)
-        .lines()
-        .any(|l| l.trim_end() == SHIM_MARKER)
+    String::from_utf8_lossy(&head).lines().any(|l| {
+        l.strip_prefix(SHIM_MARKER)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', ' ', '\t']))
+    })
 }
 
 /// For a program installed under the home (which is hidden inside), the folder to expose
@@ -83,6 +85,17 @@ mod tests {
             &format!("#!/bin/sh\n{SHIM_MARKER}\nexec kennel aider \"$@\"\n"),
         );
         exe(&real.join("aider"), "#!/bin/sh\necho real\n");
+        // The Nix wrapper's form of the marker.
+        let nix = dir.path().join("nix");
+        fs::create_dir_all(&nix).unwrap();
+        exe(
+            &nix.join("aider"),
+            &format!("#!/bin/sh\n{SHIM_MARKER}: aider runs through kennel (profile aider)\nexec kennel\n"),
+        );
+        // Not a marker: a longer word.
+        exe(&nix.join("codex"), "#!/bin/sh\n# kennel-shimmer\n");
+        assert!(is_shim(&nix.join("aider")));
+        assert!(!is_shim(&nix.join("codex")));
         let path = format!("{}:{}", shims.display(), real.display());
         assert_eq!(find_program("aider", &path), Some(real.join("aider")));
         assert_eq!(find_program("nonexistent", &path), None);
