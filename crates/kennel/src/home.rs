@@ -2,16 +2,19 @@
 //! that nobody outside can read), so that what a tool wrote there is listed at exit, never
 //! dropped silently; or, with `home = "persistent"`, kept for the workspace.
 //!
-//! The ephemeral one is created 0700 under `$XDG_RUNTIME_DIR/kennel/` (or the temporary
-//! folder) and removed after the listing; only kennel's own directory is ever removed.
+//! The ephemeral one is created 0700 in the temporary folder (`$TMPDIR`, else `/tmp`) and
+//! removed after the listing; only kennel's own directory is ever removed. Not under
+//! `$XDG_RUNTIME_DIR`: that is a small tmpfs (10% of memory by default) that the user's
+//! session needs, and a tool filling the sandbox's home must not break the desktop.
 
 use std::collections::BTreeSet;
-use std::fs;
+use std::fs::{self, File};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use kennel_policy::{Access, HomeMode, Policy};
+use nix::fcntl::{Flock, FlockArg};
 
 /// How many files the exit report names.
 const SHOWN: usize = 5;
@@ -21,6 +24,9 @@ const MAX_ENTRIES: usize = 10_000;
 
 pub struct SandboxHome {
     dir: PathBuf,
+    /// Held while the sandbox runs: an ephemeral home nobody holds is one that an earlier
+    /// kennel, killed, left behind (see [`stale_homes`]).
+    _lock: Option<Flock<File>>,
     /// Removed on drop when ephemeral.
     _temp: Option<tempfile::TempDir>,
     mode: HomeMode,
@@ -28,11 +34,10 @@ pub struct SandboxHome {
     copied: Vec<(PathBuf, Option<Vec<u8>>)>,
 }
 
-/// Where the sandbox's home lives on the host. `env` gives XDG_RUNTIME_DIR and
-/// XDG_STATE_HOME; `temp` is the temporary folder.
+/// Where the sandbox's home lives on the host: `state_home` is `$XDG_STATE_HOME` (for a
+/// persistent home), `temp` the temporary folder (for an ephemeral one).
 pub fn prepare(
     policy: &mut Policy,
-    runtime_dir: Option<PathBuf>,
     state_home: Option<PathBuf>,
     temp: PathBuf,
 ) -> io::Result<Option<SandboxHome>> {
@@ -45,14 +50,10 @@ pub fn prepare(
     }
     let (dir, temp_dir) = match policy.home_mode {
         HomeMode::Ephemeral => {
-            let base = runtime_dir
-                .filter(|d| d.is_absolute() && d.is_dir())
-                .map_or(temp, |d| d.join("kennel"));
-            private_dir(&base)?;
             let t = tempfile::Builder::new()
-                .prefix("home-")
+                .prefix(EPHEMERAL_PREFIX)
                 .permissions(fs::Permissions::from_mode(0o700))
-                .tempdir_in(&base)?;
+                .tempdir_in(&temp)?;
             (t.path().to_path_buf(), Some(t))
         }
         HomeMode::Persistent => {
@@ -66,8 +67,13 @@ pub fn prepare(
             (dir, None)
         }
     };
+    let lock = match policy.home_mode {
+        HomeMode::Ephemeral => Some(lock(&dir, FlockArg::LockExclusiveNonblock)?),
+        HomeMode::Persistent => None,
+    };
     let mut home = SandboxHome {
         dir,
+        _lock: lock,
         _temp: temp_dir,
         mode: policy.home_mode,
         copied: Vec::new(),
@@ -90,6 +96,39 @@ pub fn prepare(
     Ok(Some(home))
 }
 
+const EPHEMERAL_PREFIX: &str = "kennel-home-";
+
+fn lock(dir: &Path, how: FlockArg) -> io::Result<Flock<File>> {
+    let file = File::open(dir)?;
+    Flock::lock(file, how).map_err(|(_, errno)| io::Error::from(errno))
+}
+
+/// Ephemeral homes of `uid` in `temp` that no running kennel holds: left behind by a kennel
+/// that was killed before it could list and remove them. They are reported, never removed:
+/// they hold what the command wrote.
+pub fn stale_homes(temp: &Path, uid: u32) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(temp) else {
+        return Vec::new();
+    };
+    let mut stale: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(EPHEMERAL_PREFIX)
+        })
+        .filter(|e| {
+            e.metadata()
+                .is_ok_and(|m| m.is_dir() && !m.file_type().is_symlink() && m.uid() == uid)
+        })
+        .map(|e| e.path())
+        .filter(|p| lock(p, FlockArg::LockSharedNonblock).is_ok())
+        .collect();
+    stale.sort();
+    stale
+}
+
+/// A persistent home's folder, and the folders above it, private to the user.
 fn private_dir(dir: &Path) -> io::Result<()> {
     fs::DirBuilder::new()
         .recursive(true)
@@ -277,6 +316,20 @@ mod tests {
             ".local/share/app"
         );
         assert_eq!(keep_root(Path::new("notes.txt")), "notes.txt");
+    }
+
+    #[test]
+    fn a_home_in_use_is_not_stale_and_one_left_behind_is() -> io::Result<()> {
+        let temp = tempfile::tempdir()?;
+        let uid = nix::unistd::getuid().as_raw();
+        let used = temp.path().join(format!("{EPHEMERAL_PREFIX}used"));
+        let left = temp.path().join(format!("{EPHEMERAL_PREFIX}left"));
+        fs::create_dir(&used)?;
+        fs::create_dir(&left)?;
+        fs::create_dir(temp.path().join("unrelated"))?;
+        let _held = lock(&used, FlockArg::LockExclusiveNonblock)?;
+        assert_eq!(stale_homes(temp.path(), uid), vec![left]);
+        Ok(())
     }
 
     #[test]

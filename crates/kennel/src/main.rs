@@ -349,9 +349,15 @@ fn run_policy(
     if let Some(git) = &ctx.workspace.git {
         report_git_commands(git);
     }
-    let runtime = ctx.var("XDG_RUNTIME_DIR").map(PathBuf::from);
+    for stale in home::stale_homes(&std::env::temp_dir(), ctx.uid) {
+        eprintln!(
+            "kennel: note: {} is the home of an earlier sandbox whose kennel was killed; it holds \
+             what was written there; look, then remove it",
+            stale.display()
+        );
+    }
     let state = ctx.var("XDG_STATE_HOME").map(PathBuf::from);
-    let home = home::prepare(&mut policy, runtime, state, std::env::temp_dir()).map_err(|e| {
+    let home = home::prepare(&mut policy, state, std::env::temp_dir()).map_err(|e| {
         failure(
             format!("cannot prepare the sandbox's home: {e}"),
             exit::SETUP_FAILED,

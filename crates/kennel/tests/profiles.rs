@@ -382,3 +382,32 @@ fn a_copied_back_symlink_stays_a_symlink() {
         "changed\n"
     );
 }
+
+#[test]
+fn a_home_left_by_a_killed_kennel_is_reported_not_lost() {
+    let fx = Fixture::new("killed");
+    let mut child = fx.spawn_sandboxed("echo kept > ~/left-behind; echo started; sleep 30");
+    let mut stdout_pipe = child.stdout.take().unwrap();
+    let mut first = [0u8; 8];
+    std::io::Read::read_exact(&mut stdout_pipe, &mut first).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    child.wait().unwrap();
+    // The note names the folder, and that folder holds what the killed sandbox wrote.
+    let mut left = None;
+    common::eventually(10, || {
+        let out = fx.sandboxed("true");
+        left = stderr(&out)
+            .lines()
+            .filter_map(|l| l.strip_prefix("kennel: note: "))
+            .filter_map(|l| l.split(" is the home of an earlier sandbox").next())
+            .map(std::path::PathBuf::from)
+            .find(|dir| fs::read_to_string(dir.join("left-behind")).is_ok_and(|t| t == "kept\n"));
+        left.is_some()
+    });
+    let left = left.expect("the home left behind was not reported");
+    fs::remove_dir_all(left).unwrap();
+}
