@@ -351,8 +351,8 @@ fn run_policy(
     }
     for stale in home::stale_homes(&std::env::temp_dir(), ctx.uid) {
         eprintln!(
-            "kennel: note: {} is the home of an earlier sandbox whose kennel was killed; it holds \
-             what was written there; look, then remove it",
+            "kennel: an earlier sandbox's home was left at {} (its kennel was killed); it holds \
+             what was written there: look, then remove it",
             stale.display()
         );
     }

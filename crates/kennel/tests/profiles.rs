@@ -402,8 +402,8 @@ fn a_home_left_by_a_killed_kennel_is_reported_not_lost() {
         let out = fx.sandboxed("true");
         left = stderr(&out)
             .lines()
-            .filter_map(|l| l.strip_prefix("kennel: note: "))
-            .filter_map(|l| l.split(" is the home of an earlier sandbox").next())
+            .filter_map(|l| l.strip_prefix("kennel: an earlier sandbox's home was left at "))
+            .filter_map(|l| l.split(" (its kennel was killed)").next())
             .map(std::path::PathBuf::from)
             .find(|dir| fs::read_to_string(dir.join("left-behind")).is_ok_and(|t| t == "kept\n"));
         left.is_some()
