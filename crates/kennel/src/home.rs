@@ -105,7 +105,7 @@ fn lock(dir: &Path, how: FlockArg) -> io::Result<Flock<File>> {
 
 /// Ephemeral homes of `uid` in `temp` that no running kennel holds: left behind by a kennel
 /// that was killed before it could list and remove them. They are reported, never removed:
-/// they hold what the command wrote.
+/// they hold what the command wrote. Newest first.
 pub fn stale_homes(temp: &Path, uid: u32) -> Vec<PathBuf> {
     let Ok(entries) = fs::read_dir(temp) else {
         return Vec::new();
@@ -124,7 +124,8 @@ pub fn stale_homes(temp: &Path, uid: u32) -> Vec<PathBuf> {
         .map(|e| e.path())
         .filter(|p| lock(p, FlockArg::LockSharedNonblock).is_ok())
         .collect();
-    stale.sort();
+    // Newest first: the one the user just lost is the one to name.
+    stale.sort_by_key(|p| std::cmp::Reverse(fs::metadata(p).and_then(|m| m.modified()).ok()));
     stale
 }
 

@@ -349,7 +349,15 @@ fn run_policy(
     if let Some(git) = &ctx.workspace.git {
         report_git_commands(git);
     }
-    for stale in home::stale_homes(&std::env::temp_dir(), ctx.uid) {
+    let stale_homes = home::stale_homes(&std::env::temp_dir(), ctx.uid);
+    if stale_homes.len() > 3 {
+        eprintln!(
+            "kennel: {} more homes of earlier sandboxes were left in {}",
+            stale_homes.len() - 3,
+            std::env::temp_dir().display()
+        );
+    }
+    for stale in stale_homes.iter().take(3) {
         eprintln!(
             "kennel: an earlier sandbox's home was left at {} (its kennel was killed); it holds \
              what was written there: look, then remove it",
