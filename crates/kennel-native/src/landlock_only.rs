@@ -187,6 +187,15 @@ pub fn run_landlock_only(policy: &Policy, options: &Options) -> Result<i32, Nati
     let host = HostRoot::read()?;
     let tmp = PrivateTmp::create(policy.uid)?;
     let plan = landlock_only_plan(policy, &host, &tmp.0, crate::landlock::kernel_abi())?;
+    // What the policy says to create when missing (an agent's settings folder on its first
+    // run) must exist before Landlock can grant it.
+    for rule in &policy.paths {
+        if let Some(kind) = rule.placeholder {
+            if std::fs::symlink_metadata(&rule.path).is_err() {
+                crate::mounts::create_placeholder(&rule.path, kind)?;
+            }
+        }
+    }
     eprintln!(
         "kennel: notice: the landlock backend cannot give {}",
         plan.lost.join("; ")

@@ -108,7 +108,7 @@ fn write_empty_file() -> Result<(), NativeError> {
 /// Creates an empty directory or file on the host, so that it can be bound (a read-only git
 /// hooks folder, an agent's settings folder on its first run). Missing parents are created
 /// too, private to the user, as `~/.local/share/opencode` may need.
-fn create_placeholder(path: &Path, kind: Placeholder) -> Result<(), NativeError> {
+pub(crate) fn create_placeholder(path: &Path, kind: Placeholder) -> Result<(), NativeError> {
     let what = || format!("creating an empty {}", path.display());
     match kind {
         Placeholder::Dir => fs::DirBuilder::new()

@@ -9,6 +9,8 @@ use std::os::unix::fs::PermissionsExt;
 
 use common::{stderr, stdout, Fixture, SECRET};
 
+on_every_backend!(each_agent_profile_writes_its_state_and_sees_no_secret);
+
 /// Each agent profile's read-write folders under the home.
 const AGENT_DIRS: &[(&str, &[&str])] = &[
     ("aider", &[".aider"]),
@@ -32,8 +34,7 @@ const AGENT_DIRS: &[(&str, &[&str])] = &[
     ("pi", &[".pi/agent"]),
 ];
 
-#[test]
-fn each_agent_profile_writes_its_state_and_sees_no_secret() {
+fn each_agent_profile_writes_its_state_and_sees_no_secret(backend: &'static str) {
     for (profile, dirs) in AGENT_DIRS {
         let fx = Fixture::new(&format!("profile-{profile}"));
         let writes: String = dirs
@@ -42,6 +43,8 @@ fn each_agent_profile_writes_its_state_and_sees_no_secret() {
             .collect();
         let out = fx.kennel_with(&[
             "run",
+            "--backend",
+            backend,
             "--profile",
             profile,
             "--",
@@ -66,10 +69,13 @@ fn each_agent_profile_writes_its_state_and_sees_no_secret() {
             .collect();
         expected.sort_unstable();
         expected.dedup();
-        assert_eq!(
-            home, expected,
-            "{profile}: the home shows more than the profile names"
-        );
+        if backend == "native" {
+            // The landlock backend has no empty home to list: yours stays unreadable.
+            assert_eq!(
+                home, expected,
+                "{profile}: the home shows more than the profile names"
+            );
+        }
         let config = lines.next().unwrap_or("");
         assert!(
             !config.contains("kennel-test"),
