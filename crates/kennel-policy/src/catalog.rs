@@ -255,7 +255,10 @@ fn check_profile_name(
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        && !matches!(name, "run" | "explain" | "profiles" | "help");
+        && !matches!(
+            name,
+            "run" | "explain" | "profiles" | "doctor" | "completions" | "man" | "help"
+        );
     if ok {
         Ok(())
     } else {

@@ -274,7 +274,7 @@ fn shorthand(config: &ConfigChoice, argv: Vec<OsString>) -> Result<u8, Failure> 
     if !catalog.names().contains(&name) {
         return Err(failure(
             format!(
-                "unknown command or profile `{name}`; commands: run, explain, profiles; profiles: {}",
+                "unknown command or profile `{name}`; commands: run, explain, profiles, doctor, completions, man; profiles: {}",
                 catalog.names().join(", ")
             ),
             exit::REFUSED,
