@@ -333,6 +333,15 @@ impl<'a> Builder<'a> {
             for path in targets {
                 let path = normalize(&path);
                 let hidden = entry.access == Access::Hidden;
+                if !hidden && is_ancestor_or_same(&path, &ctx.home) {
+                    return Err(entry
+                        .loc
+                        .error(format!(
+                            "{} would expose your whole home (SSH keys, credentials, shell rc files) to the command; name the folders it needs instead",
+                            path.display()
+                        ))
+                        .into());
+                }
                 if !hidden && !entry.optional && fs::symlink_metadata(&path).is_err() {
                     let fix = if entry.loc.line == 0 {
                         "create it first"

@@ -498,6 +498,17 @@ fn error_missing_required_path() {
 }
 
 #[test]
+fn error_exposing_the_whole_home() {
+    insta::assert_snapshot!(err(with_config(
+        "default",
+        "[defaults]\nread-only = [\"~\"]\n"
+    )));
+    let mut i = inputs("default");
+    i.cli.read_write = vec!["/nonexistent-kennel".into()];
+    insta::assert_snapshot!(err(i));
+}
+
+#[test]
 fn error_unknown_profile_on_the_command_line() {
     insta::assert_snapshot!(err(inputs("claud")));
 }
