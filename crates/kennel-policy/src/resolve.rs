@@ -122,7 +122,7 @@ pub fn resolve(ctx: &Context, inputs: ResolveInputs) -> Result<Policy, PolicyErr
             if raw.version.is_some() {
                 check_version(src, &raw.version)?;
             }
-            Some(validate(src, &raw, LayerKind::Repo, ".kennel.toml".into())?)
+            Some(validate(src, &raw, LayerKind::Repo, "repository".into())?)
         }
         None => None,
     };

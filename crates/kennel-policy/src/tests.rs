@@ -568,3 +568,19 @@ fn error_missing_path_on_the_command_line() {
     i.cli.read_write = vec!["/nonexistent-kennel/data".into()];
     insta::assert_snapshot!(err(i));
 }
+
+#[test]
+fn explain_names_the_file_and_line_of_each_rule() {
+    let mut i = with_config(
+        "aider",
+        "version = 1\n[profile.aider]\nread-only = [{ path = \"/srv/models\", optional = true, why = \"local models\" }]\n[profile.aider.env]\npass = [\"OLLAMA_HOST\"]\n",
+    );
+    i.repo_config = Some(SourceFile::new(
+        "/nonexistent-kennel/home/u/src/p/.kennel.toml",
+        "version = 1\nhidden = [\"secrets\"]\n[env]\ndrop = [\"OPENAI_API_KEY\"]\n",
+    ));
+    let p = ok(i);
+    let text = explain_text(&p, "aider, AI pair programming in your terminal");
+    assert!(!text.contains("SECRET"));
+    insta::assert_snapshot!(text);
+}
