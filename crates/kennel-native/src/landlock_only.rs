@@ -95,6 +95,17 @@ pub fn landlock_only_plan(
                 // writable tree. The built-in git protections are the known case.
                 if rule.origin.reason.contains("git") {
                     git_lost = true;
+                } else if rule.origin.source == "built-in" {
+                    // Another built-in protection (the repository's .kennel.toml): lost,
+                    // and said so (when there is something to protect), like the git ones.
+                    if rule.optional && std::fs::symlink_metadata(&rule.path).is_err() {
+                        continue;
+                    }
+                    lost.push(format!(
+                        "{} read-only ({})",
+                        rule.path.display(),
+                        rule.origin.reason
+                    ));
                 } else {
                     return Err(cannot(&rule.path, "read-only", "writable"));
                 }
@@ -176,6 +187,15 @@ pub fn run_landlock_only(policy: &Policy, options: &Options) -> Result<i32, Nati
     let host = HostRoot::read()?;
     let tmp = PrivateTmp::create(policy.uid)?;
     let plan = landlock_only_plan(policy, &host, &tmp.0, crate::landlock::kernel_abi())?;
+    // What the policy says to create when missing (an agent's settings folder on its first
+    // run) must exist before Landlock can grant it.
+    for rule in &policy.paths {
+        if let Some(kind) = rule.placeholder {
+            if std::fs::symlink_metadata(&rule.path).is_err() {
+                crate::mounts::create_placeholder(&rule.path, kind)?;
+            }
+        }
+    }
     eprintln!(
         "kennel: notice: the landlock backend cannot give {}",
         plan.lost.join("; ")
@@ -282,6 +302,11 @@ mod tests {
             env: vec![],
             network: Network::On,
             command: vec!["true".into()],
+            backend: Default::default(),
+            home_mode: Default::default(),
+            env_pass: vec![],
+            copy_back: vec![],
+            home_source: None,
         };
         p.normalize_rules();
         p

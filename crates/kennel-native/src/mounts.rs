@@ -105,12 +105,15 @@ fn write_empty_file() -> Result<(), NativeError> {
         .map_err(io(format!("chmod {EMPTY_FILE}")))
 }
 
-/// Creates an empty directory or file on the host, so that it can be bound read-only.
-fn create_placeholder(path: &Path, kind: Placeholder) -> Result<(), NativeError> {
+/// Creates an empty directory or file on the host, so that it can be bound (a read-only git
+/// hooks folder, an agent's settings folder on its first run). Missing parents are created
+/// too, private to the user, as `~/.local/share/opencode` may need.
+pub(crate) fn create_placeholder(path: &Path, kind: Placeholder) -> Result<(), NativeError> {
     let what = || format!("creating an empty {}", path.display());
     match kind {
         Placeholder::Dir => fs::DirBuilder::new()
-            .mode(0o755)
+            .recursive(true)
+            .mode(0o700)
             .create(path)
             .map_err(io(what())),
         Placeholder::File => fs::OpenOptions::new()

@@ -236,10 +236,21 @@ fn op_for(policy: &Policy, rule: &PathRule) -> Option<MountOp> {
             mode: 0o755,
         },
         Access::Hidden => MountOp::Hide { target },
-        Access::Tmpfs => MountOp::Tmpfs {
-            mode: tmpfs_mode(policy, &target),
-            target,
-            writable: true,
+        Access::Tmpfs => match &policy.home_source {
+            // The home backed by a private host directory: bound, so that the caller can
+            // list (or keep) what was written there once the sandbox is gone.
+            Some(source) if target == policy.home => MountOp::Bind {
+                source: source.clone(),
+                target,
+                writable: true,
+                optional: false,
+                placeholder: None,
+            },
+            _ => MountOp::Tmpfs {
+                mode: tmpfs_mode(policy, &target),
+                target,
+                writable: true,
+            },
         },
     })
 }
@@ -279,6 +290,11 @@ mod tests {
             env: vec![],
             network: Network::On,
             command: vec!["true".into()],
+            backend: Default::default(),
+            home_mode: Default::default(),
+            env_pass: vec![],
+            copy_back: vec![],
+            home_source: None,
         };
         p.normalize_rules();
         p

@@ -31,6 +31,14 @@ pub enum PolicyError {
 
     #[error("no command given and no SHELL to fall back on; name a command after `--`")]
     NoCommand,
+
+    /// A configuration or profile error, with its file, line and column.
+    #[error(transparent)]
+    Config(#[from] crate::source::ConfigError),
+
+    /// A profile problem that no file shows (a name given on the command line).
+    #[error("{0}")]
+    Profile(String),
 }
 
 impl PolicyError {
@@ -38,7 +46,10 @@ impl PolicyError {
     pub fn is_refusal(&self) -> bool {
         matches!(
             self,
-            PolicyError::WorkspaceExposesHome { .. } | PolicyError::NoCommand
+            PolicyError::WorkspaceExposesHome { .. }
+                | PolicyError::NoCommand
+                | PolicyError::Config(_)
+                | PolicyError::Profile(_)
         )
     }
 }

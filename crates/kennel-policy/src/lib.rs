@@ -4,18 +4,34 @@
 //! Backends take a [`Policy`] and nothing else; `kennel explain` prints the same value.
 #![forbid(unsafe_code)]
 
+mod catalog;
 mod context;
 mod env;
 mod error;
+mod explain;
 mod git;
+pub mod glob;
+mod layer;
 mod paths;
 mod policy;
+mod raw;
 mod resolve;
+mod source;
+#[cfg(test)]
+mod tests;
 
+pub use catalog::{Catalog, ProfileInfo, BUILTIN_PROFILES};
 pub use context::{Context, ContextInputs, GitDirs, Workspace};
 pub use env::{env_allowed, ENV_ALLOW_LIST};
 pub use error::PolicyError;
+pub use explain::explain_text;
 pub use git::{git_protection_rules, git_runs_commands, GitRunsCommand};
+pub use layer::PathSpec;
 pub use paths::{is_ancestor_or_same, normalize};
-pub use policy::{Access, EnvVar, Network, PathRule, Placeholder, Policy, RuleOrigin};
-pub use resolve::resolve_default;
+pub use policy::{
+    Access, Backend, CopyBack, EnvVar, HomeMode, Network, PathRule, Placeholder, Policy, RuleOrigin,
+};
+pub use resolve::{
+    resolv_conf_target, resolve, resolve_default, CliLayer, HostFacts, ResolveInputs,
+};
+pub use source::{ConfigError, SourceFile};

@@ -85,6 +85,18 @@ impl PathRule {
     }
 }
 
+impl PathRule {
+    /// The reason, with a note when a missing directory is created first.
+    pub fn reason_text(&self) -> String {
+        match self.placeholder {
+            Some(Placeholder::Dir) if !self.origin.reason.contains("created") => {
+                format!("{}; created empty when missing", self.origin.reason)
+            }
+            _ => self.origin.reason.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Placeholder {
@@ -109,6 +121,50 @@ pub enum Network {
     Off,
 }
 
+/// Which backend builds the sandbox. A new backend is one more variant here (and in the
+/// config's `backend` key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Backend {
+    /// `native` where unprivileged user namespaces are allowed, else `landlock`.
+    #[default]
+    Auto,
+    /// User, mount, PID and IPC namespaces with a fresh root, plus Landlock and seccomp.
+    Native,
+    /// Landlock, seccomp and no_new_privs without namespaces.
+    Landlock,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Auto => "auto",
+            Backend::Native => "native",
+            Backend::Landlock => "landlock",
+        }
+    }
+}
+
+/// What the sandbox's home is, beyond the paths that rules bind into it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HomeMode {
+    /// Fresh for each run; what was written there is listed at exit, then removed.
+    #[default]
+    Ephemeral,
+    /// Kept per workspace under `$XDG_STATE_HOME/kennel/homes/`.
+    Persistent,
+}
+
+/// A file in the home that an agent replaces by rename: it is copied into the sandbox's home
+/// before the start and copied back at exit when it changed (binding the file itself would
+/// make the rename fail).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CopyBack {
+    pub path: PathBuf,
+    pub origin: RuleOrigin,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Policy {
     pub profile: String,
@@ -125,6 +181,16 @@ pub struct Policy {
     pub network: Network,
     #[serde(serialize_with = "lossy_args")]
     pub command: Vec<OsString>,
+    pub backend: Backend,
+    pub home_mode: HomeMode,
+    /// Names of the variables the profile passes when the caller has them (values never).
+    pub env_pass: Vec<String>,
+    pub copy_back: Vec<CopyBack>,
+    /// A host directory bound as the home instead of the home's fresh tmpfs, so that what is
+    /// written there can be listed at exit (or kept, with [`HomeMode::Persistent`]). Set by
+    /// the caller after resolution; `None` means a plain tmpfs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub home_source: Option<PathBuf>,
 }
 
 fn lossy_args<S: Serializer>(args: &[OsString], s: S) -> Result<S::Ok, S::Error> {
@@ -179,6 +245,11 @@ mod tests {
             env: vec![],
             network: Network::On,
             command: vec![],
+            backend: Backend::Auto,
+            home_mode: HomeMode::Ephemeral,
+            env_pass: vec![],
+            copy_back: vec![],
+            home_source: None,
         };
         p.normalize_rules();
         p

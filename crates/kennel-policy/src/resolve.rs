@@ -1,15 +1,23 @@
-//! Context -> Policy for the built-in default: the original systemd-run wrapper, made exact.
+//! Context + profiles + configuration -> Policy.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::catalog::Catalog;
 use crate::context::Context;
 use crate::env::env_allowed;
 use crate::error::PolicyError;
 use crate::git::git_protection_rules;
-use crate::paths::is_ancestor_or_same;
-use crate::policy::{Access, EnvVar, Network, PathRule, Policy, RuleOrigin};
+use crate::glob;
+use crate::layer::{validate, Layer, LayerKind, Loc, Named, PathEntry, PathSpec};
+use crate::paths::{is_ancestor_or_same, normalize};
+use crate::policy::{
+    Access, Backend, CopyBack, EnvVar, HomeMode, Network, PathRule, Placeholder, Policy, RuleOrigin,
+};
+use crate::raw::{check_version, parse, RawLayer};
+use crate::source::SourceFile;
 
 /// Places under `/run` that a NixOS system needs for its PATH and drivers; read-only.
 const NIXOS_RUN_PATHS: &[&str] = &[
@@ -40,98 +48,431 @@ pub fn check_workspace(workspace: &Path, home: &Path) -> Result<(), PolicyError>
     })
 }
 
-/// The built-in default policy for `ctx`, running `command` (the user's shell when empty).
-pub fn resolve_default(ctx: &Context, command: Vec<OsString>) -> Result<Policy, PolicyError> {
-    let workspace = &ctx.workspace.root;
-    check_workspace(workspace, &ctx.home)?;
-
-    let mut paths = vec![
-        rule("/", Access::ReadOnly, false, "the system, read-only"),
-        rule("/home", Access::Hidden, true, "other homes hidden"),
-        rule("/root", Access::Hidden, true, "root's home hidden"),
-        rule(
-            "/run",
-            Access::Hidden,
-            true,
-            "runtime sockets hidden (ssh-agent, gpg-agent, D-Bus under /run/user)",
-        ),
-        rule("/tmp", Access::Tmpfs, false, "a private /tmp"),
-        rule("/var/tmp", Access::Tmpfs, true, "a private /var/tmp"),
-        rule(
-            &ctx.home,
-            Access::Tmpfs,
-            false,
-            "your home, recreated empty: nothing of it is visible",
-        ),
-        rule(
-            ctx.home.join(".gitconfig"),
-            Access::ReadOnly,
-            true,
-            "git identity",
-        ),
-        rule(
-            ctx.home.join(".config/git"),
-            Access::ReadOnly,
-            true,
-            "git identity",
-        ),
-        rule(workspace, Access::ReadWrite, false, "the workspace"),
-    ];
-    for nix in NIXOS_RUN_PATHS {
-        paths.push(rule(*nix, Access::ReadOnly, true, "NixOS system profile"));
-    }
-    if let Some(target) = resolv_conf_target() {
-        paths.push(rule(target, Access::ReadOnly, true, "DNS configuration"));
-    }
-    if let Some(git) = &ctx.workspace.git {
-        for dir in [&git.common_dir, &git.git_dir] {
-            if !is_ancestor_or_same(workspace, dir) {
-                paths.push(rule(
-                    dir,
-                    Access::ReadWrite,
-                    false,
-                    "git directory of this worktree or submodule",
-                ));
-            }
-        }
-        paths.extend(git_protection_rules(workspace, git));
-    }
-
-    let command = if command.is_empty() {
-        let shell = ctx.var("SHELL").unwrap_or("/bin/sh");
-        vec![OsString::from(shell)]
-    } else {
-        command
-    };
-
-    let mut policy = Policy {
-        profile: "default".into(),
-        workspace: workspace.clone(),
-        cwd: ctx.cwd.clone(),
-        home: ctx.home.clone(),
-        uid: ctx.uid,
-        gid: ctx.gid,
-        paths,
-        env: environment(ctx),
-        network: Network::On,
-        command,
-    };
-    policy.normalize_rules();
-    Ok(policy)
+/// What the command line adds: the last word over the user's config. Paths are absolute
+/// (the caller makes them so from its working directory).
+#[derive(Debug, Clone, Default)]
+pub struct CliLayer {
+    pub read_write: Vec<PathBuf>,
+    pub read_only: Vec<PathBuf>,
+    pub hidden: Vec<PathBuf>,
+    pub pass_env: Vec<String>,
+    pub caches: Vec<String>,
+    pub backend: Option<Backend>,
+    pub home: Option<HomeMode>,
 }
 
-fn environment(ctx: &Context) -> Vec<EnvVar> {
+/// Facts about the host that the policy depends on, found by the caller.
+#[derive(Debug, Clone, Default)]
+pub struct HostFacts {
+    /// Where `/etc/resolv.conf` points when that is under `/run` (see [`resolv_conf_target`]).
+    pub resolv_conf_target: Option<PathBuf>,
+}
+
+/// Everything resolution reads besides the [`Context`]: the caller found and read the files.
+#[derive(Debug, Clone, Default)]
+pub struct ResolveInputs {
+    pub profile: String,
+    /// The command; the user's shell when empty.
+    pub command: Vec<OsString>,
+    /// The user's `config.toml`, unless `--no-config`.
+    pub user_config: Option<SourceFile>,
+    /// The workspace's `.kennel.toml`, if any.
+    pub repo_config: Option<SourceFile>,
+    pub cli: CliLayer,
+    pub host: HostFacts,
+}
+
+/// The built-in default policy for `ctx`, running `command` (the user's shell when empty).
+pub fn resolve_default(ctx: &Context, command: Vec<OsString>) -> Result<Policy, PolicyError> {
+    resolve(
+        ctx,
+        ResolveInputs {
+            profile: "default".into(),
+            command,
+            host: HostFacts {
+                resolv_conf_target: resolv_conf_target(),
+            },
+            ..ResolveInputs::default()
+        },
+    )
+}
+
+/// Context and inputs -> Policy.
+///
+/// Precedence, from weakest to strongest: the built-in rules and profiles (a profile after
+/// the one it extends), the user's `[defaults]`, the user's `[profile.NAME]`, the command
+/// line, then git's protections; the repository's `.kennel.toml` last, and it can only hide
+/// and drop. A later source replaces an earlier one's rule on the same path; within one
+/// source, and between rules on different paths, [`Access`] decides (deepest path wins, at
+/// equal depth hidden beats read-write beats read-only).
+pub fn resolve(ctx: &Context, inputs: ResolveInputs) -> Result<Policy, PolicyError> {
+    let workspace = &ctx.workspace.root;
+    check_workspace(workspace, &ctx.home)?;
+    let catalog = Catalog::load(inputs.user_config.as_ref())?;
+    let repo = match &inputs.repo_config {
+        Some(src) => {
+            let raw: RawLayer = parse(src).map_err(|mut e| {
+                if e.message.starts_with("unknown field") {
+                    e.message.push_str(
+                        "; a repository's .kennel.toml may only hide paths (`hidden`) and drop variables (`[env] drop`)",
+                    );
+                }
+                e
+            })?;
+            if raw.version.is_some() {
+                check_version(src, &raw.version)?;
+            }
+            Some(validate(src, &raw, LayerKind::Repo, "repository".into())?)
+        }
+        None => None,
+    };
+    let chain = catalog.chain(&inputs.profile, None)?;
+
+    let mut b = Builder::new(ctx);
+    b.base_rules(&inputs.host);
+    let layers = chain
+        .builtin
+        .iter()
+        .copied()
+        .chain(catalog.defaults.iter())
+        .chain(chain.user.iter().copied());
+    for layer in layers {
+        for cache in &layer.caches {
+            let group = catalog.cache(&cache.name).ok_or_else(|| {
+                cache
+                    .loc
+                    .error(format!("unknown cache group `{}`", cache.name))
+            })?;
+            b.apply(group)?;
+        }
+        b.apply(layer)?;
+    }
+    let cli = cli_layer(&inputs.cli, &catalog)?;
+    for cache in &cli.caches {
+        if let Some(group) = catalog.cache(&cache.name) {
+            b.apply(group)?;
+        }
+    }
+    b.apply(&cli)?;
+    if let Some(git) = &ctx.workspace.git {
+        b.next_layer();
+        for rule in git_protection_rules(workspace, git) {
+            b.push(rule);
+        }
+    }
+    if let Some(repo) = &repo {
+        b.apply(repo)?;
+    }
+    Ok(b.finish(inputs.profile, inputs.command))
+}
+
+fn cli_layer(cli: &CliLayer, catalog: &Catalog) -> Result<Layer, PolicyError> {
+    let loc = || Loc {
+        file: "command line".into(),
+        line: 0,
+        column: 0,
+    };
+    let named = |name: &String| Named {
+        name: name.clone(),
+        loc: loc(),
+    };
+    let mut layer = Layer {
+        label: "command line".into(),
+        backend: cli.backend,
+        home: cli.home,
+        env_pass: cli.pass_env.iter().map(named).collect(),
+        ..Layer::default()
+    };
+    for cache in &cli.caches {
+        if catalog.cache(cache).is_none() {
+            return Err(PolicyError::Profile(format!(
+                "unknown cache group `{cache}`; known groups: {}",
+                catalog.cache_names().join(", ")
+            )));
+        }
+        layer.caches.push(named(cache));
+    }
+    for (list, access) in [
+        (&cli.read_write, Access::ReadWrite),
+        (&cli.read_only, Access::ReadOnly),
+        (&cli.hidden, Access::Hidden),
+    ] {
+        for path in list {
+            if !path.is_absolute() {
+                return Err(PolicyError::Profile(format!(
+                    "{} is not an absolute path",
+                    path.display()
+                )));
+            }
+            layer.paths.push(PathEntry {
+                spec: PathSpec::Absolute(path.clone()),
+                access,
+                optional: false,
+                create: false,
+                why: None,
+                loc: loc(),
+            });
+        }
+    }
+    Ok(layer)
+}
+
+/// Accumulates rules and settings, source after source.
+struct Builder<'a> {
+    ctx: &'a Context,
+    /// Rules with the index of the source that made them.
+    rules: Vec<(usize, PathRule)>,
+    layer: usize,
+    description: Option<String>,
+    home_mode: HomeMode,
+    backend: Backend,
+    copy_back: Vec<CopyBack>,
+    pass: BTreeSet<String>,
+    set: BTreeMap<String, String>,
+    dropped: BTreeSet<String>,
+}
+
+impl<'a> Builder<'a> {
+    fn new(ctx: &'a Context) -> Self {
+        Builder {
+            ctx,
+            rules: Vec::new(),
+            layer: 0,
+            description: None,
+            home_mode: HomeMode::Ephemeral,
+            backend: Backend::Auto,
+            copy_back: Vec::new(),
+            pass: BTreeSet::new(),
+            set: BTreeMap::new(),
+            dropped: BTreeSet::new(),
+        }
+    }
+
+    fn next_layer(&mut self) {
+        self.layer += 1;
+    }
+
+    /// Adds a rule; it replaces the rules of earlier sources on the same path.
+    fn push(&mut self, rule: PathRule) {
+        let layer = self.layer;
+        self.rules
+            .retain(|(l, r)| *l == layer || r.path != rule.path);
+        self.rules.push((layer, rule));
+    }
+
+    fn base_rules(&mut self, host: &HostFacts) {
+        let ctx = self.ctx;
+        let workspace = &ctx.workspace.root;
+        let mut rules = vec![
+            rule("/", Access::ReadOnly, false, "the system, read-only"),
+            rule("/home", Access::Hidden, true, "other homes hidden"),
+            rule("/root", Access::Hidden, true, "root's home hidden"),
+            rule(
+                "/run",
+                Access::Hidden,
+                true,
+                "runtime sockets hidden (ssh-agent, gpg-agent, D-Bus under /run/user)",
+            ),
+            rule("/tmp", Access::Tmpfs, false, "a private /tmp"),
+            rule("/var/tmp", Access::Tmpfs, true, "a private /var/tmp"),
+            rule(
+                &ctx.home,
+                Access::Tmpfs,
+                false,
+                "your home, recreated empty: nothing of it is visible",
+            ),
+            rule(workspace, Access::ReadWrite, false, "the workspace"),
+            rule(
+                workspace.join(".kennel.toml"),
+                Access::ReadOnly,
+                true,
+                "the repository's kennel config: read-only, or the agent could unhide paths for its next run",
+            ),
+        ];
+        for nix in NIXOS_RUN_PATHS {
+            rules.push(rule(*nix, Access::ReadOnly, true, "NixOS system profile"));
+        }
+        if let Some(target) = &host.resolv_conf_target {
+            rules.push(rule(target, Access::ReadOnly, true, "DNS configuration"));
+        }
+        if let Some(git) = &ctx.workspace.git {
+            for dir in [&git.common_dir, &git.git_dir] {
+                if !is_ancestor_or_same(workspace, dir) {
+                    rules.push(rule(
+                        dir,
+                        Access::ReadWrite,
+                        false,
+                        "git directory of this worktree or submodule",
+                    ));
+                }
+            }
+        }
+        for r in rules {
+            self.push(r);
+        }
+    }
+
+    fn apply(&mut self, layer: &Layer) -> Result<(), PolicyError> {
+        self.next_layer();
+        let ctx = self.ctx;
+        let workspace = &ctx.workspace.root;
+        if let Some(d) = &layer.description {
+            self.description = Some(d.clone());
+        }
+        if let Some(h) = layer.home {
+            self.home_mode = h;
+        }
+        if let Some(b) = layer.backend {
+            self.backend = b;
+        }
+        for entry in &layer.paths {
+            let targets = match &entry.spec {
+                PathSpec::Workspace(rel) => glob::expand(workspace, rel),
+                spec => vec![spec.expand(&ctx.home, workspace)],
+            };
+            for path in targets {
+                let path = normalize(&path);
+                let hidden = entry.access == Access::Hidden;
+                if !hidden && is_ancestor_or_same(&path, &ctx.home) {
+                    return Err(entry
+                        .loc
+                        .error(format!(
+                            "{} would expose your whole home (SSH keys, credentials, shell rc files) to the command; name the folders it needs instead",
+                            path.display()
+                        ))
+                        .into());
+                }
+                if !hidden && !entry.optional && fs::symlink_metadata(&path).is_err() {
+                    let fix = if entry.loc.line == 0 {
+                        "create it first"
+                    } else {
+                        "create it, or mark the entry optional: { path = \"...\", optional = true }"
+                    };
+                    return Err(entry
+                        .loc
+                        .error(format!("{} does not exist; {fix}", path.display()))
+                        .into());
+                }
+                let reason = entry.why.clone().unwrap_or_else(|| {
+                    match entry.access {
+                        Access::Hidden => "hidden",
+                        Access::ReadWrite if entry.create => {
+                            "read-write (created empty when missing)"
+                        }
+                        _ => "named by this source",
+                    }
+                    .into()
+                });
+                let mut r = PathRule::new(
+                    path,
+                    entry.access,
+                    entry.optional || hidden,
+                    RuleOrigin {
+                        source: format!("{} ({})", layer.label, entry.loc.label()),
+                        reason,
+                    },
+                );
+                if entry.create {
+                    r.placeholder = Some(Placeholder::Dir);
+                }
+                self.push(r);
+            }
+        }
+        for (spec, loc) in &layer.copy_back {
+            let path = spec.expand(&ctx.home, workspace);
+            self.copy_back.retain(|c| c.path != path);
+            self.copy_back.push(CopyBack {
+                path,
+                origin: RuleOrigin {
+                    source: format!("{} ({})", layer.label, loc.label()),
+                    reason: "replaced by rename: copied in at start, back at exit".into(),
+                },
+            });
+        }
+        for n in &layer.env_pass {
+            self.dropped.remove(&n.name);
+            self.pass.insert(n.name.clone());
+        }
+        for (n, value) in &layer.env_set {
+            self.dropped.remove(&n.name);
+            self.set.insert(n.name.clone(), value.clone());
+        }
+        for n in &layer.env_drop {
+            self.pass.remove(&n.name);
+            self.set.remove(&n.name);
+            self.dropped.insert(n.name.clone());
+        }
+        Ok(())
+    }
+
+    fn finish(self, profile: String, command: Vec<OsString>) -> Policy {
+        let ctx = self.ctx;
+        let command = if command.is_empty() {
+            let shell = ctx.var("SHELL").unwrap_or("/bin/sh");
+            vec![OsString::from(shell)]
+        } else {
+            command
+        };
+        // A file copied back lives in the sandbox's own home, not in a bound path.
+        let copy_back = self
+            .copy_back
+            .into_iter()
+            .filter(|c| {
+                self.rules
+                    .iter()
+                    .filter(|(_, r)| c.path.starts_with(&r.path))
+                    .max_by_key(|(_, r)| r.path.components().count())
+                    .is_some_and(|(_, r)| r.path == ctx.home && r.access == Access::Tmpfs)
+            })
+            .collect();
+        let env = environment(ctx, &self.pass, &self.set, &self.dropped);
+        let mut policy = Policy {
+            profile,
+            workspace: ctx.workspace.root.clone(),
+            cwd: ctx.cwd.clone(),
+            home: ctx.home.clone(),
+            uid: ctx.uid,
+            gid: ctx.gid,
+            paths: self.rules.into_iter().map(|(_, r)| r).collect(),
+            env,
+            network: Network::On,
+            command,
+            backend: self.backend,
+            home_mode: self.home_mode,
+            env_pass: self.pass.into_iter().collect(),
+            copy_back,
+            home_source: None,
+        };
+        policy.normalize_rules();
+        policy
+    }
+}
+
+fn environment(
+    ctx: &Context,
+    pass: &BTreeSet<String>,
+    set: &BTreeMap<String, String>,
+    dropped: &BTreeSet<String>,
+) -> Vec<EnvVar> {
     let mut env: Vec<EnvVar> = ctx
         .env
         .iter()
         .filter_map(|(k, v)| {
             let name = k.to_str()?;
-            env_allowed(name).then(|| EnvVar {
+            let allowed = (env_allowed(name) || pass.contains(name)) && !dropped.contains(name);
+            allowed.then(|| EnvVar {
                 name: name.to_string(),
                 value: v.clone(),
             })
         })
         .collect();
+    env.retain(|v| !set.contains_key(&v.name) && v.name != "HOME");
+    for (name, value) in set {
+        env.push(EnvVar {
+            name: name.clone(),
+            value: value.into(),
+        });
+    }
     env.push(EnvVar {
         name: "HOME".into(),
         value: ctx.home.clone().into_os_string(),
@@ -149,7 +490,7 @@ fn environment(ctx: &Context) -> Vec<EnvVar> {
 
 /// `/etc/resolv.conf` often links into `/run` (systemd-resolved, NetworkManager), which is
 /// hidden: its target must stay readable for DNS to work.
-fn resolv_conf_target() -> Option<PathBuf> {
+pub fn resolv_conf_target() -> Option<PathBuf> {
     let link = Path::new("/etc/resolv.conf");
     fs::symlink_metadata(link)
         .ok()?

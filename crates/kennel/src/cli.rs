@@ -1,14 +1,20 @@
 //! Command-line interface. Every flag says what it exposes.
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
 pub const EXIT_STATUS_HELP: &str = "\
 Exit status: the command's own status (128+N when a signal N ended it); \
-2 when kennel refuses to start (for example from your home folder) or the usage is wrong; \
-125 when the sandbox could not be set up; 126 when the command cannot be executed; \
-127 when it is not found inside the sandbox.";
+2 when kennel refuses to start (for example from your home folder), the usage is wrong or \
+the configuration has an error; 125 when the sandbox could not be set up; 126 when the \
+command cannot be executed; 127 when it is not found.";
+
+pub const SHORTHAND_HELP: &str = "\
+Agents: `kennel aider ARGS...` is `kennel run --profile aider -- aider ARGS...`, and the \
+same for every profile that names a program (see `kennel profiles`): claude, codex, \
+gemini, goose, opencode, pi, and your own.";
 
 /// Run AI coding agents, or any command, in a sandbox confined to the current git repository.
 ///
@@ -16,8 +22,22 @@ Exit status: the command's own status (128+N when a signal N ended it); \
 /// of your home but what a profile names: SSH and GPG keys, cloud credentials, shell rc
 /// files, the ssh-agent and D-Bus sockets stay out of reach, /tmp is private.
 #[derive(Debug, Parser)]
-#[command(name = "kennel", version, after_help = EXIT_STATUS_HELP)]
+#[command(
+    name = "kennel",
+    version,
+    after_help = format!("{SHORTHAND_HELP}\n\n{EXIT_STATUS_HELP}"),
+    allow_external_subcommands = true
+)]
 pub struct Cli {
+    /// Read this configuration file instead of $XDG_CONFIG_HOME/kennel/config.toml.
+    #[arg(long, global = true, value_name = "FILE", conflicts_with = "no_config")]
+    pub config: Option<PathBuf>,
+
+    /// Read no user configuration: built-in profiles only (a repository's .kennel.toml
+    /// still narrows).
+    #[arg(long, global = true)]
+    pub no_config: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -31,6 +51,12 @@ pub enum Command {
     /// a folder above it, or /.
     #[command(after_help = EXIT_STATUS_HELP)]
     Run(RunArgs),
+
+    /// Print what a profile lets the command see here, and why.
+    Explain(ExplainArgs),
+
+    /// List the profiles, one line each.
+    Profiles,
 
     /// Print shell completions for kennel (generated from its command-line definition).
     ///
@@ -59,13 +85,53 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
         backend: BackendChoice,
     },
+
+    /// `kennel PROFILE ARGS...`: run the profile's program.
+    #[command(external_subcommand)]
+    Shorthand(Vec<OsString>),
+}
+
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct PolicyArgs {
+    /// The profile to use (see `kennel profiles`).
+    #[arg(long, short = 'p', default_value = "default")]
+    pub profile: String,
+
+    /// Also expose PATH read-write: the command can change and delete what is there.
+    #[arg(long = "rw", value_name = "PATH")]
+    pub read_write: Vec<PathBuf>,
+
+    /// Also expose PATH read-only.
+    #[arg(long = "ro", value_name = "PATH")]
+    pub read_only: Vec<PathBuf>,
+
+    /// Hide PATH (it appears absent or empty).
+    #[arg(long = "hide", value_name = "PATH")]
+    pub hidden: Vec<PathBuf>,
+
+    /// Pass the variable NAME from your environment (its value becomes readable inside).
+    #[arg(long = "pass-env", value_name = "NAME")]
+    pub pass_env: Vec<String>,
+
+    /// Include a toolchain cache group: rust, npm, pip, maven, gradle, go (see
+    /// profiles/caches.toml; caches are read-write, toolchains read-only).
+    #[arg(long = "cache", value_name = "GROUP")]
+    pub caches: Vec<String>,
+
+    /// The sandbox's home: `ephemeral` (listed at exit, then removed) or `persistent`
+    /// (kept for this workspace under $XDG_STATE_HOME/kennel/homes/).
+    #[arg(long, value_enum)]
+    pub home: Option<HomeChoice>,
+
+    /// How to build the sandbox (`auto` unless your config says otherwise).
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendChoice>,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// How to build the sandbox.
-    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
-    pub backend: BackendChoice,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
 
     /// The network inside: `on` shares the host's network (and its loopback services);
     /// `off` gives the sandbox its own network namespace with only `lo`.
@@ -84,6 +150,20 @@ pub struct RunArgs {
         value_name = "COMMAND"
     )]
     pub command: Vec<OsString>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExplainArgs {
+    /// The profile to explain (the same as --profile; `default` when neither is given).
+    #[arg(value_name = "PROFILE")]
+    pub profile_name: Option<String>,
+
+    /// Print JSON for tools (environment values are never included).
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub policy: PolicyArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -105,4 +185,10 @@ pub enum NetChoice {
     On,
     /// No network but the sandbox's own loopback.
     Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HomeChoice {
+    Ephemeral,
+    Persistent,
 }

@@ -2,16 +2,22 @@
 
 mod cli;
 mod doctor;
+mod home;
+mod program;
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
 use kennel_native::NativeError;
-use kennel_policy::{resolve_default, Context, ContextInputs, Network, PolicyError};
+use kennel_policy::{
+    explain_text, resolv_conf_target, resolve, Backend, Catalog, CliLayer, Context, ContextInputs,
+    HomeMode, HostFacts, Network, Policy, PolicyError, ResolveInputs, SourceFile,
+};
 
-use cli::{BackendChoice, Cli, Command, NetChoice, RunArgs};
+use cli::{BackendChoice, Cli, Command, ExplainArgs, HomeChoice, NetChoice, PolicyArgs, RunArgs};
 
 /// Exit statuses of kennel's own failures (the command's status passes through).
 mod exit {
@@ -21,8 +27,15 @@ mod exit {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let config = ConfigChoice {
+        file: cli.config.clone(),
+        none: cli.no_config,
+    };
     let result = match cli.command {
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(&config, args),
+        Command::Explain(args) => explain(&config, args),
+        Command::Profiles => profiles(&config),
+        Command::Shorthand(argv) => shorthand(&config, argv),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "kennel", &mut std::io::stdout());
@@ -123,6 +136,182 @@ fn context() -> Result<Context, Failure> {
     Ok(Context::discover(inputs)?)
 }
 
+/// Which user configuration to read: `--config FILE`, `--no-config`, or the default place.
+struct ConfigChoice {
+    file: Option<PathBuf>,
+    none: bool,
+}
+
+fn failure(message: String, status: u8) -> Failure {
+    Failure { message, status }
+}
+
+/// `~/REST` for a path under the home, for messages.
+fn tilde(path: &Path, home: &Path) -> String {
+    match path.strip_prefix(home) {
+        Ok(rest) => format!("~/{}", rest.display()),
+        Err(_) => path.display().to_string(),
+    }
+}
+
+/// The user's config file: its path, and its text when it exists. Explicit inputs only:
+/// the environment is read here, in the binary, never in the policy crate.
+fn user_config(
+    choice: &ConfigChoice,
+    ctx: &Context,
+) -> Result<(String, Option<SourceFile>), Failure> {
+    if choice.none {
+        return Ok(("your config".into(), None));
+    }
+    let (path, required) = match &choice.file {
+        Some(file) => (ctx.cwd.join(file), true),
+        None => {
+            let base = ctx
+                .var("XDG_CONFIG_HOME")
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
+                .unwrap_or_else(|| ctx.home.join(".config"));
+            (base.join("kennel/config.toml"), false)
+        }
+    };
+    let name = tilde(&path, &ctx.home);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok((name.clone(), Some(SourceFile::new(name, text)))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok((name, None)),
+        Err(e) => Err(failure(
+            format!("cannot read the configuration {}: {e}", path.display()),
+            exit::REFUSED,
+        )),
+    }
+}
+
+/// The workspace's `.kennel.toml`, which may only narrow.
+fn repo_config(ctx: &Context) -> Result<Option<SourceFile>, Failure> {
+    let path = ctx.workspace.root.join(".kennel.toml");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(SourceFile::new(path.display().to_string(), text))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(failure(
+            format!("cannot read {}: {e}", path.display()),
+            exit::REFUSED,
+        )),
+    }
+}
+
+fn cli_layer(args: &PolicyArgs, ctx: &Context) -> CliLayer {
+    let abs =
+        |paths: &[PathBuf]| -> Vec<PathBuf> { paths.iter().map(|p| ctx.cwd.join(p)).collect() };
+    CliLayer {
+        read_write: abs(&args.read_write),
+        read_only: abs(&args.read_only),
+        hidden: abs(&args.hidden),
+        pass_env: args.pass_env.clone(),
+        caches: args.caches.clone(),
+        backend: args.backend.map(|b| match b {
+            BackendChoice::Auto => Backend::Auto,
+            BackendChoice::Native => Backend::Native,
+            BackendChoice::Landlock => Backend::Landlock,
+        }),
+        home: args.home.map(|h| match h {
+            HomeChoice::Ephemeral => HomeMode::Ephemeral,
+            HomeChoice::Persistent => HomeMode::Persistent,
+        }),
+    }
+}
+
+/// Context, config files and flags -> Policy.
+fn policy_for(
+    config: &ConfigChoice,
+    ctx: &Context,
+    args: &PolicyArgs,
+    command: Vec<OsString>,
+    extra_read_only: Option<PathBuf>,
+) -> Result<(Policy, String), Failure> {
+    let (config_name, user) = user_config(config, ctx)?;
+    let mut cli = cli_layer(args, ctx);
+    cli.read_only.extend(extra_read_only);
+    let inputs = ResolveInputs {
+        profile: args.profile.clone(),
+        command,
+        user_config: user,
+        repo_config: repo_config(ctx)?,
+        cli,
+        host: HostFacts {
+            resolv_conf_target: resolv_conf_target(),
+        },
+    };
+    Ok((resolve(ctx, inputs)?, config_name))
+}
+
+/// How to run beyond the policy: the backend's own options.
+#[derive(Default)]
+struct RunOptions {
+    net: Option<NetChoice>,
+    best_effort: bool,
+}
+
+fn run(config: &ConfigChoice, args: RunArgs) -> Result<u8, Failure> {
+    let ctx = context()?;
+    let (policy, config_name) = policy_for(config, &ctx, &args.policy, args.command, None)?;
+    let options = RunOptions {
+        net: args.net,
+        best_effort: args.best_effort,
+    };
+    run_policy(&ctx, policy, &config_name, &options)
+}
+
+/// `kennel PROFILE ARGS...` = `kennel run --profile PROFILE -- PROGRAM ARGS...`.
+fn shorthand(config: &ConfigChoice, argv: Vec<OsString>) -> Result<u8, Failure> {
+    let mut argv = argv.into_iter();
+    let name = argv
+        .next()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    let ctx = context()?;
+    let (_, user) = user_config(config, &ctx)?;
+    let catalog = Catalog::load(user.as_ref())?;
+    if !catalog.names().contains(&name) {
+        return Err(failure(
+            format!(
+                "unknown command or profile `{name}`; commands: run, explain, profiles, doctor, completions, man; profiles: {}",
+                catalog.names().join(", ")
+            ),
+            exit::REFUSED,
+        ));
+    }
+    let Some(program) = catalog.program(&name)? else {
+        return Err(failure(
+            format!(
+                "profile `{name}` names no program; use `kennel run --profile {name} -- COMMAND`"
+            ),
+            exit::REFUSED,
+        ));
+    };
+    let path = ctx.var("PATH").unwrap_or("/usr/local/bin:/usr/bin:/bin");
+    let Some(found) = program::find_program(&program, path) else {
+        return Err(failure(
+            format!("`{program}` (the program of profile `{name}`) is not on your PATH; install it first"),
+            127,
+        ));
+    };
+    // Installed under the home, which is hidden inside: expose its folder read-only and run
+    // it by its real path.
+    let install = program::install_root(&found, &ctx.home);
+    let exe = match &install {
+        Some(_) => std::fs::canonicalize(&found).unwrap_or(found),
+        None => found,
+    };
+    let mut command = vec![exe.into_os_string()];
+    command.extend(argv);
+    let args = PolicyArgs {
+        profile: name,
+        ..PolicyArgs::default()
+    };
+    let (policy, config_name) = policy_for(config, &ctx, &args, command, install)?;
+    run_policy(&ctx, policy, &config_name, &RunOptions::default())
+}
+
 /// The repository's own config and hooks run commands when the user types `git` outside
 /// the sandbox; kennel keeps them read-only inside, and says what is already there.
 fn report_git_commands(git: &kennel_policy::GitDirs) {
@@ -140,10 +329,13 @@ fn report_git_commands(git: &kennel_policy::GitDirs) {
     }
 }
 
-fn run(args: RunArgs) -> Result<u8, Failure> {
-    let ctx = context()?;
-    let mut policy = resolve_default(&ctx, args.command)?;
-    match args.net {
+fn run_policy(
+    ctx: &Context,
+    mut policy: Policy,
+    config_name: &str,
+    run: &RunOptions,
+) -> Result<u8, Failure> {
+    match run.net {
         Some(NetChoice::On) => policy.network = Network::On,
         Some(NetChoice::Off) => policy.network = Network::Off,
         None => {}
@@ -157,8 +349,30 @@ fn run(args: RunArgs) -> Result<u8, Failure> {
     if let Some(git) = &ctx.workspace.git {
         report_git_commands(git);
     }
+    let stale_homes = home::stale_homes(&std::env::temp_dir(), ctx.uid);
+    if stale_homes.len() > 3 {
+        eprintln!(
+            "kennel: {} more homes of earlier sandboxes were left in {}",
+            stale_homes.len() - 3,
+            std::env::temp_dir().display()
+        );
+    }
+    for stale in stale_homes.iter().take(3) {
+        eprintln!(
+            "kennel: an earlier sandbox's home was left at {} (its kennel was killed); it holds \
+             what was written there: look, then remove it",
+            stale.display()
+        );
+    }
+    let state = ctx.var("XDG_STATE_HOME").map(PathBuf::from);
+    let home = home::prepare(&mut policy, state, std::env::temp_dir()).map_err(|e| {
+        failure(
+            format!("cannot prepare the sandbox's home: {e}"),
+            exit::SETUP_FAILED,
+        )
+    })?;
     let options = kennel_native::Options {
-        landlock: if args.best_effort {
+        landlock: if run.best_effort {
             kennel_native::Enforcement::BestEffort
         } else {
             kennel_native::Enforcement::Required
@@ -168,20 +382,72 @@ fn run(args: RunArgs) -> Result<u8, Failure> {
             .map(|v| std::env::split_paths(&v).collect())
             .unwrap_or_default(),
     };
-    let code = match args.backend {
-        BackendChoice::Native => kennel_native::run(&policy, &options)?,
-        BackendChoice::Landlock => kennel_native::run_landlock_only(&policy, &options)?,
-        BackendChoice::Auto => match kennel_native::run(&policy, &options) {
+    let result = match policy.backend {
+        Backend::Native => kennel_native::run(&policy, &options),
+        Backend::Landlock => kennel_native::run_landlock_only(&policy, &options),
+        Backend::Auto => match kennel_native::run(&policy, &options) {
             Err(NativeError::UserNamespacesDenied { cause, fix }) => {
                 eprintln!(
                     "kennel: notice: falling back to the landlock backend: this system does not \
                      let unprivileged users create user namespaces ({cause}). To get the native \
                      backend back, {fix}"
                 );
-                kennel_native::run_landlock_only(&policy, &options)?
+                kennel_native::run_landlock_only(&policy, &options)
             }
-            other => other?,
+            other => other,
         },
     };
+    if let Some(home) = &home {
+        for line in home.finish(&policy, config_name) {
+            eprintln!("kennel: {line}");
+        }
+    }
+    let code = result?;
     Ok(u8::try_from(code).unwrap_or(exit::SETUP_FAILED))
+}
+
+fn explain(config: &ConfigChoice, args: ExplainArgs) -> Result<u8, Failure> {
+    let ctx = context()?;
+    let mut policy_args = args.policy.clone();
+    if let Some(name) = args.profile_name {
+        policy_args.profile = name;
+    }
+    let (_, user) = user_config(config, &ctx)?;
+    let catalog = Catalog::load(user.as_ref())?;
+    let command = match catalog.program(&policy_args.profile) {
+        Ok(Some(program)) => vec![OsString::from(program)],
+        _ => Vec::new(),
+    };
+    let (policy, _) = policy_for(config, &ctx, &policy_args, command, None)?;
+    if args.json {
+        let json = serde_json::to_string_pretty(&policy)
+            .map_err(|e| failure(format!("cannot write JSON: {e}"), exit::SETUP_FAILED))?;
+        println!("{json}");
+    } else {
+        let description = catalog
+            .list()?
+            .into_iter()
+            .find(|p| p.name == policy.profile)
+            .map(|p| p.description)
+            .unwrap_or_default();
+        print!("{}", explain_text(&policy, &description));
+    }
+    Ok(0)
+}
+
+fn profiles(config: &ConfigChoice) -> Result<u8, Failure> {
+    let ctx = context()?;
+    let (_, user) = user_config(config, &ctx)?;
+    let catalog = Catalog::load(user.as_ref())?;
+    let list = catalog.list()?;
+    let width = list.iter().map(|p| p.name.len()).max().unwrap_or(0);
+    for p in list {
+        let source = if p.source == "built-in" {
+            String::new()
+        } else {
+            format!(" [{}]", p.source)
+        };
+        println!("{:<width$}  {}{source}", p.name, p.description);
+    }
+    Ok(0)
 }

@@ -317,6 +317,29 @@ pub fn eventually(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
     cond()
 }
 
+impl Fixture {
+    /// `kennel ARGS...` as the test user in the repository's `sub` folder.
+    pub fn kennel_with(&self, args: &[&str]) -> Output {
+        let out = self
+            .kennel()
+            .args(args)
+            .current_dir(self.repo.join("sub"))
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_kennel_started(&out);
+        out
+    }
+
+    /// Writes a file of the fake home (or anywhere in the fixture), owned by the test user.
+    pub fn write(&self, path: &Path, text: &str) {
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{e}"));
+        }
+        fs::write(path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        self.chown(&self.dir);
+    }
+}
+
 /// Runs each named test function (taking the backend's name) once per backend.
 #[macro_export]
 macro_rules! on_every_backend {

@@ -1,0 +1,132 @@
+//! `kennel explain`: the policy in words, for people. (`--json` serializes [`Policy`].)
+
+use std::fmt::Write;
+
+use crate::policy::{Access, Backend, HomeMode, Network, Policy};
+
+const NATIVE: &[&str] = &[
+    "own user, mount, PID and IPC namespaces: no signals or ptrace to processes outside",
+    "a fresh root: the system bound read-only, nothing of /home, /root or /run/user",
+    "a private /tmp and /var/tmp; a minimal /dev with its own pseudo-terminals",
+    "Landlock and seccomp on top of the mount view; no capabilities, no new privileges",
+    "git hooks and config read-only: nothing planted there runs outside later",
+];
+
+const LANDLOCK: &[&str] = &[
+    "Landlock: only the paths above can be read or written; seccomp; no new privileges",
+    "lost without namespaces: no private /tmp, no empty home, no PID namespace, \
+     no read-only git hooks",
+];
+
+/// What each backend guarantees besides the paths, in a few lines.
+fn protections(backend: Backend) -> Vec<&'static str> {
+    match backend {
+        Backend::Native => NATIVE.to_vec(),
+        Backend::Landlock => LANDLOCK.to_vec(),
+        Backend::Auto => {
+            let mut v = NATIVE.to_vec();
+            v.push("where user namespaces are denied, auto falls back to landlock and says what is lost");
+            v
+        }
+    }
+}
+
+/// The policy as `kennel explain` prints it. Environment values are never shown.
+pub fn explain_text(policy: &Policy, description: &str) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "profile    {}: {}", policy.profile, description);
+    let command: Vec<String> = policy
+        .command
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let _ = writeln!(out, "command    {}", command.join(" "));
+    let _ = writeln!(out, "workspace  {}", policy.workspace.display());
+    let _ = writeln!(out, "backend    {}", policy.backend.name());
+    let _ = writeln!(
+        out,
+        "network    {}",
+        match policy.network {
+            Network::On => "on: the host's network",
+            Network::Off => "off: only a private loopback",
+        }
+    );
+    let _ = writeln!(
+        out,
+        "home       {}",
+        match policy.home_mode {
+            HomeMode::Ephemeral =>
+                "ephemeral: what is written outside the paths below is listed at exit, then removed",
+            HomeMode::Persistent =>
+                "persistent: kept for this workspace under $XDG_STATE_HOME/kennel/homes/",
+        }
+    );
+
+    let _ = writeln!(out, "\nvisible paths (the deepest rule decides):");
+    let mut rules: Vec<_> = policy.paths.iter().collect();
+    rules.sort_by(|a, b| a.path.cmp(&b.path));
+    for r in rules.iter().filter(|r| r.access != Access::Hidden) {
+        let extra = if r.optional && r.placeholder.is_none() {
+            ", if it exists"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "  {:<10} {}  ({}{extra}; {})",
+            short(r.access),
+            r.path.display(),
+            r.reason_text(),
+            r.origin.source
+        );
+    }
+    let _ = writeln!(out, "\nhidden (absent, or empty and read-only):");
+    for r in rules.iter().filter(|r| r.access == Access::Hidden) {
+        let _ = writeln!(
+            out,
+            "  {}  ({}; {})",
+            r.path.display(),
+            r.origin.reason,
+            r.origin.source
+        );
+    }
+    if !policy.copy_back.is_empty() {
+        let _ = writeln!(
+            out,
+            "\ncopied into the home at start, back at exit when changed:"
+        );
+        for c in &policy.copy_back {
+            let _ = writeln!(out, "  {}  ({})", c.path.display(), c.origin.source);
+        }
+    }
+    let names: Vec<&str> = policy.env.iter().map(|v| v.name.as_str()).collect();
+    let _ = writeln!(out, "\nenvironment (names only; nothing else passes):");
+    let _ = writeln!(out, "  set now:          {}", names.join(" "));
+    let unset: Vec<&str> = policy
+        .env_pass
+        .iter()
+        .map(String::as_str)
+        .filter(|n| !names.contains(n))
+        .collect();
+    if !unset.is_empty() {
+        let _ = writeln!(out, "  passed when set:  {}", unset.join(" "));
+    }
+    let _ = writeln!(
+        out,
+        "\nprotections of the {} backend:",
+        policy.backend.name()
+    );
+    for p in protections(policy.backend) {
+        let _ = writeln!(out, "  - {p}");
+    }
+    out
+}
+
+fn short(access: Access) -> &'static str {
+    match access {
+        Access::ReadOnly => "read-only",
+        Access::ReadWrite => "read-write",
+        Access::Tmpfs => "fresh",
+        Access::Hidden => "hidden",
+    }
+}

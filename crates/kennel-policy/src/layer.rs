@@ -1,0 +1,337 @@
+//! Raw TOML -> validated layers: paths parsed into [`PathSpec`], each entry with its place
+//! in its file, and what a source may not say refused there (a repository's `.kennel.toml`
+//! may only narrow).
+
+use std::path::{Component, Path, PathBuf};
+
+use toml::Spanned;
+
+use crate::policy::{Access, Backend, HomeMode};
+use crate::raw::{RawBackend, RawHome, RawLayer, RawPath};
+use crate::source::{ConfigError, SourceFile};
+
+/// A path as the user means it, parsed at load time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathSpec {
+    Absolute(PathBuf),
+    /// `~/REL` (`~` alone is the empty path).
+    Home(PathBuf),
+    /// Relative to the workspace root; only a repository's `.kennel.toml` writes these. May
+    /// hold `*` and `?` wildcards (see [`crate::glob`]).
+    Workspace(PathBuf),
+}
+
+impl PathSpec {
+    pub fn expand(&self, home: &Path, workspace: &Path) -> PathBuf {
+        crate::paths::normalize(&match self {
+            PathSpec::Absolute(p) => p.clone(),
+            PathSpec::Home(rel) => home.join(rel),
+            PathSpec::Workspace(rel) => workspace.join(rel),
+        })
+    }
+}
+
+/// Where an entry was written: the file and its line and column, for errors and `explain`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loc {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+}
+
+impl Loc {
+    pub fn error(&self, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.file.clone(),
+            line: self.line,
+            column: self.column,
+            message: message.into(),
+        }
+    }
+
+    pub fn label(&self) -> String {
+        if self.line == 0 {
+            return self.file.clone();
+        }
+        format!("{}:{}", self.file, self.line)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PathEntry {
+    pub spec: PathSpec,
+    pub access: Access,
+    pub optional: bool,
+    pub create: bool,
+    pub why: Option<String>,
+    pub loc: Loc,
+}
+
+#[derive(Debug, Clone)]
+pub struct Named {
+    pub name: String,
+    pub loc: Loc,
+}
+
+/// One validated source of rules.
+#[derive(Debug, Clone, Default)]
+pub struct Layer {
+    /// How `explain` names the source: "profile claude", "config", ".kennel.toml".
+    pub label: String,
+    pub description: Option<String>,
+    pub program: Option<String>,
+    pub extends: Option<Named>,
+    pub caches: Vec<Named>,
+    pub home: Option<HomeMode>,
+    pub backend: Option<Backend>,
+    pub paths: Vec<PathEntry>,
+    pub copy_back: Vec<(PathSpec, Loc)>,
+    pub env_pass: Vec<Named>,
+    pub env_set: Vec<(Named, String)>,
+    pub env_drop: Vec<Named>,
+}
+
+/// Which source a layer comes from decides what it may say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerKind {
+    /// A built-in profile file.
+    Builtin,
+    /// A cache group of `profiles/caches.toml`.
+    Cache,
+    /// `[defaults]` of the user's config.
+    UserDefaults,
+    /// `[profile.NAME]` of the user's config.
+    UserProfile,
+    /// A repository's `.kennel.toml`: may only narrow.
+    Repo,
+}
+
+struct Ctx<'a> {
+    src: &'a SourceFile,
+    kind: LayerKind,
+}
+
+impl Ctx<'_> {
+    fn loc(&self, span: std::ops::Range<usize>) -> Loc {
+        let (line, column) = self.src.line_col(span.start);
+        Loc {
+            file: self.src.name.clone(),
+            line,
+            column,
+        }
+    }
+
+    fn err<T>(
+        &self,
+        span: std::ops::Range<usize>,
+        message: impl Into<String>,
+    ) -> Result<T, ConfigError> {
+        Err(self.src.error(Some(span), message))
+    }
+
+    fn named(&self, s: &Spanned<String>) -> Named {
+        Named {
+            name: s.get_ref().clone(),
+            loc: self.loc(s.span()),
+        }
+    }
+
+    /// Refuses a key that this kind of source may not use.
+    fn refuse<T>(
+        &self,
+        key: &str,
+        value: &Option<Spanned<T>>,
+        why: &str,
+    ) -> Result<(), ConfigError> {
+        match value {
+            Some(v) => self.err(v.span(), format!("`{key}` {why}")),
+            None => Ok(()),
+        }
+    }
+
+    fn path(&self, raw: &Spanned<RawPath>, access: Access) -> Result<PathEntry, ConfigError> {
+        let r = raw.get_ref();
+        let spec = self.spec(&r.path, raw.span())?;
+        if matches!(spec, PathSpec::Workspace(_)) && access != Access::Hidden {
+            return self.err(raw.span(), "only hidden paths may be relative");
+        }
+        if r.create && access == Access::Hidden {
+            return self.err(raw.span(), "`create` makes no sense for a hidden path");
+        }
+        Ok(PathEntry {
+            spec,
+            access,
+            optional: r.optional || r.create,
+            create: r.create,
+            why: r.why.clone(),
+            loc: self.loc(raw.span()),
+        })
+    }
+
+    fn spec(&self, text: &str, span: std::ops::Range<usize>) -> Result<PathSpec, ConfigError> {
+        if text.is_empty() {
+            return self.err(span, "empty path");
+        }
+        let spec = if text == "~" {
+            PathSpec::Home(PathBuf::new())
+        } else if let Some(rel) = text.strip_prefix("~/") {
+            PathSpec::Home(PathBuf::from(rel))
+        } else if text.starts_with('~') {
+            return self.err(
+                span,
+                format!("`{text}`: only your own home can be written `~`; write the absolute path"),
+            );
+        } else if Path::new(text).is_absolute() {
+            PathSpec::Absolute(PathBuf::from(text))
+        } else if self.kind == LayerKind::Repo {
+            if Path::new(text)
+                .components()
+                .any(|c| matches!(c, Component::ParentDir))
+            {
+                return self.err(
+                    span,
+                    format!("`{text}`: `..` is not allowed; name a path inside the workspace"),
+                );
+            }
+            PathSpec::Workspace(PathBuf::from(text.trim_end_matches('/')))
+        } else {
+            return self.err(
+                span,
+                format!(
+                    "`{text}` is a relative path; write `~/{text}` for a path in your home, or an absolute path"
+                ),
+            );
+        };
+        if text.contains(['*', '?']) && !matches!(spec, PathSpec::Workspace(_)) {
+            return self.err(
+                span,
+                format!("`{text}`: wildcards are only allowed in a repository's .kennel.toml, relative to the workspace"),
+            );
+        }
+        Ok(spec)
+    }
+}
+
+/// Validates one layer of `src`.
+pub fn validate(
+    src: &SourceFile,
+    raw: &RawLayer,
+    kind: LayerKind,
+    label: String,
+) -> Result<Layer, ConfigError> {
+    let c = Ctx { src, kind };
+    if kind != LayerKind::Builtin && kind != LayerKind::Repo {
+        c.refuse("version", &raw.version, "belongs at the top of the file")?;
+    }
+    if kind == LayerKind::Repo {
+        let widen = "would widen the sandbox: a repository's .kennel.toml may only hide paths \
+                     (`hidden`) and drop variables (`[env] drop`); put it in your own config instead";
+        c.refuse("read-write", &raw.read_write, widen)?;
+        c.refuse("read-only", &raw.read_only, widen)?;
+        c.refuse("caches", &raw.caches, widen)?;
+        c.refuse("copy-back", &raw.copy_back, widen)?;
+        c.refuse("backend", &raw.backend, widen)?;
+        c.refuse("home", &raw.home, widen)?;
+        c.refuse("program", &raw.program, widen)?;
+        c.refuse("extends", &raw.extends, widen)?;
+        if let Some(env) = &raw.env {
+            if let Some(first) = env.pass.first() {
+                return c.err(first.span(), format!("`env.pass` {widen}"));
+            }
+            if let Some(first) = env.set.values().next() {
+                return c.err(first.span(), format!("`env.set` {widen}"));
+            }
+        }
+    }
+    if matches!(kind, LayerKind::Cache | LayerKind::UserDefaults) {
+        let why = "is not allowed here: it names a profile's own program";
+        c.refuse("program", &raw.program, why)?;
+        c.refuse("extends", &raw.extends, why)?;
+    }
+    if kind == LayerKind::Cache {
+        c.refuse("caches", &raw.caches, "cannot be nested in a cache group")?;
+    }
+
+    let mut layer = Layer {
+        label,
+        description: raw.description.as_ref().map(|d| d.get_ref().clone()),
+        program: raw.program.as_ref().map(|p| p.get_ref().clone()),
+        extends: raw.extends.as_ref().map(|e| c.named(e)),
+        home: raw.home.as_ref().map(|h| match h.get_ref() {
+            RawHome::Ephemeral => HomeMode::Ephemeral,
+            RawHome::Persistent => HomeMode::Persistent,
+        }),
+        backend: raw.backend.as_ref().map(|b| match b.get_ref() {
+            RawBackend::Auto => Backend::Auto,
+            RawBackend::Native => Backend::Native,
+            RawBackend::Landlock => Backend::Landlock,
+        }),
+        ..Layer::default()
+    };
+    if let Some(p) = &raw.program {
+        if p.get_ref().trim().is_empty() || p.get_ref().contains('/') {
+            return c.err(
+                p.span(),
+                "`program` is a command name looked up on PATH, like \"aider\"",
+            );
+        }
+    }
+    for (list, access) in [
+        (&raw.read_write, Access::ReadWrite),
+        (&raw.read_only, Access::ReadOnly),
+        (&raw.hidden, Access::Hidden),
+    ] {
+        for entry in list.iter().flat_map(|l| l.get_ref()) {
+            layer.paths.push(c.path(entry, access)?);
+        }
+    }
+    for entry in raw.copy_back.iter().flat_map(|l| l.get_ref()) {
+        let spec = c.spec(entry.get_ref(), entry.span())?;
+        if !matches!(&spec, PathSpec::Home(rel) if rel.components().count() > 0) {
+            return c.err(
+                entry.span(),
+                "`copy-back` names a file in your home, like \"~/.claude.json\"",
+            );
+        }
+        layer.copy_back.push((spec, c.loc(entry.span())));
+    }
+    layer.caches = raw
+        .caches
+        .iter()
+        .flat_map(|l| l.get_ref())
+        .map(|n| c.named(n))
+        .collect();
+    if let Some(env) = &raw.env {
+        for name in env.pass.iter().chain(&env.drop) {
+            check_var_name(&c, name)?;
+        }
+        layer.env_pass = env.pass.iter().map(|n| c.named(n)).collect();
+        layer.env_drop = env.drop.iter().map(|n| c.named(n)).collect();
+        for (name, value) in &env.set {
+            if name == "HOME" {
+                return c.err(
+                    value.span(),
+                    "HOME is set by kennel to your home inside the sandbox",
+                );
+            }
+            let named = Named {
+                name: name.clone(),
+                loc: c.loc(value.span()),
+            };
+            layer.env_set.push((named, value.get_ref().clone()));
+        }
+    }
+    Ok(layer)
+}
+
+fn check_var_name(c: &Ctx, name: &Spanned<String>) -> Result<(), ConfigError> {
+    let n = name.get_ref();
+    let ok = !n.is_empty()
+        && n.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+        && !n.starts_with(|ch: char| ch.is_ascii_digit());
+    if ok {
+        Ok(())
+    } else {
+        c.err(name.span(), format!("`{n}` is not a variable name"))
+    }
+}

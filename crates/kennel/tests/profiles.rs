@@ -1,0 +1,419 @@
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)] // test code may panic
+//! Behaviour tests of profiles and configuration: a real kennel, as an unprivileged user,
+//! in a fake home with planted secrets.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+
+use common::{stderr, stdout, Fixture, SECRET};
+
+on_every_backend!(each_agent_profile_writes_its_state_and_sees_no_secret);
+
+/// Each agent profile's read-write folders under the home.
+const AGENT_DIRS: &[(&str, &[&str])] = &[
+    ("aider", &[".aider"]),
+    ("claude", &[".claude"]),
+    ("codex", &[".codex"]),
+    ("gemini", &[".gemini"]),
+    (
+        "goose",
+        &[".config/goose", ".local/share/goose", ".local/state/goose"],
+    ),
+    (
+        "opencode",
+        &[
+            ".config/opencode",
+            ".local/share/opencode",
+            ".local/state/opencode",
+            ".cache/opencode",
+            ".local/share/opentui",
+        ],
+    ),
+    ("pi", &[".pi/agent"]),
+];
+
+fn each_agent_profile_writes_its_state_and_sees_no_secret(backend: &'static str) {
+    for (profile, dirs) in AGENT_DIRS {
+        let fx = Fixture::new(&format!("profile-{profile}"));
+        let writes: String = dirs
+            .iter()
+            .map(|d| format!("echo kept > ~/{d}/kennel-probe || echo 'NOT WRITABLE {d}'\n"))
+            .collect();
+        let out = fx.kennel_with(&[
+            "run",
+            "--backend",
+            backend,
+            "--profile",
+            profile,
+            "--",
+            "sh",
+            "-c",
+            &format!(
+                "ls -A ~ | tr '\\n' ' '; echo; ls -A ~/.config 2>/dev/null | tr '\\n' ' '; echo\n\
+                 {writes}cat ~/.ssh/id_ed25519 ~/.aws/credentials ~/.bashrc 2>&1; ls -A ~/.ssh 2>&1; true"
+            ),
+        ]);
+        assert!(out.status.success(), "{profile}: {}", stderr(&out));
+        let text = stdout(&out);
+        // Everything else of the home is hidden: only the profile's folders (and what leads
+        // to them), the git identity and the workspace are there.
+        let mut lines = text.lines();
+        let mut home: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
+        home.sort_unstable();
+        let mut expected: Vec<&str> = dirs
+            .iter()
+            .map(|d| d.split('/').next().unwrap())
+            .chain([".gitconfig", "project"])
+            .collect();
+        expected.sort_unstable();
+        expected.dedup();
+        if backend == "native" {
+            // The landlock backend has no empty home to list: yours stays unreadable.
+            assert_eq!(
+                home, expected,
+                "{profile}: the home shows more than the profile names"
+            );
+        }
+        let config = lines.next().unwrap_or("");
+        assert!(
+            !config.contains("kennel-test"),
+            "{profile}: ~/.config leaked: {config}"
+        );
+        assert!(!text.contains("NOT WRITABLE"), "{profile}: {text}");
+        assert!(!text.contains(SECRET), "{profile}: a secret leaked: {text}");
+        for d in *dirs {
+            let kept = fx.home.join(d).join("kennel-probe");
+            assert_eq!(
+                fs::read_to_string(&kept).unwrap_or_default(),
+                "kept\n",
+                "{profile}: {} was not kept",
+                kept.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn claude_json_is_usable_inside_and_copied_back_at_exit() {
+    let fx = Fixture::new("claude-json");
+    fx.write(&fx.home.join(".claude.json"), "{\"before\": true}\n");
+    // Claude Code replaces the file by writing a temporary file beside it and renaming it.
+    let out = fx.kennel_with(&[
+        "run",
+        "--profile",
+        "claude",
+        "--",
+        "sh",
+        "-c",
+        "cat ~/.claude.json && echo '{\"after\": true}' > ~/.claude.json.tmp.1 && mv ~/.claude.json.tmp.1 ~/.claude.json && echo s > ~/.claude/settings.json && cat ~/.ssh/id_ed25519 2>&1; true",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("\"before\""), "{}", stdout(&out));
+    assert!(!stdout(&out).contains(SECRET));
+    assert_eq!(
+        fs::read_to_string(fx.home.join(".claude.json")).unwrap(),
+        "{\"after\": true}\n"
+    );
+    assert!(fx.home.join(".claude/settings.json").exists());
+    assert!(
+        !stderr(&out).contains(".claude.json"),
+        "the copied-back file is not reported as lost: {}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn hidden_globs_in_the_workspace_are_empty_and_unwritable() {
+    let fx = Fixture::new("repo-hidden");
+    fx.write(&fx.repo.join(".env"), SECRET);
+    fx.write(&fx.repo.join("sub/.env.local"), SECRET);
+    fx.write(&fx.repo.join("config/server.pem"), SECRET);
+    fx.write(&fx.repo.join("secrets/key"), SECRET);
+    fx.write(
+        &fx.repo.join(".kennel.toml"),
+        "version = 1\nhidden = [\".env*\", \"*.pem\", \"secrets/\"]\n",
+    );
+    let out = fx.sandboxed(
+        r#"cd ..
+        cat .env sub/.env.local config/server.pem secrets/key 2>&1
+        for f in .env sub/.env.local config/server.pem; do
+            echo overwritten > "$f" 2>/dev/null && echo "WROTE $f"
+            rm -f "$f" 2>/dev/null; mv "$f" moved 2>/dev/null && echo "MOVED $f"
+        done
+        echo new > secrets/new 2>/dev/null && echo "WROTE secrets/new"
+        echo 'hidden = []' > .kennel.toml 2>/dev/null && echo "WROTE .kennel.toml"
+        cat README"#,
+    );
+    let text = stdout(&out);
+    assert!(!text.contains(SECRET), "a hidden file leaked: {text}");
+    assert!(!text.contains("WROTE"), "{text}");
+    assert!(!text.contains("MOVED"), "{text}");
+    assert!(
+        text.contains("hello"),
+        "the rest of the workspace is visible: {text}"
+    );
+    for f in [".env", "sub/.env.local", "config/server.pem", "secrets/key"] {
+        assert_eq!(fs::read_to_string(fx.repo.join(f)).unwrap(), SECRET, "{f}");
+    }
+    assert!(
+        fs::read_to_string(fx.repo.join(".kennel.toml"))
+            .unwrap()
+            .contains(".env*"),
+        "the agent unhid paths for its next run"
+    );
+}
+
+/// One refused kind of widening each; the unit tests cover every key's message.
+#[test]
+fn repository_config_cannot_widen() {
+    for (toml, key) in [
+        ("read-write = [\"~/.ssh\"]\n", "read-write"),
+        ("read-only = [\"~/.aws\"]\n", "read-only"),
+        ("[env]\npass = [\"GITHUB_TOKEN\"]\n", "env.pass"),
+        ("backend = \"native\"\n", "backend"),
+    ] {
+        let fx = Fixture::new("repo-widen");
+        fx.write(&fx.repo.join(".kennel.toml"), toml);
+        let out = fx.kennel_with(&["run", "--", "sh", "-c", "cat ~/.ssh/id_ed25519; echo RAN"]);
+        assert_eq!(out.status.code(), Some(2), "{toml}: {}", stderr(&out));
+        assert!(!stdout(&out).contains("RAN"));
+        let err = stderr(&out);
+        assert!(err.contains(".kennel.toml:"), "{err}");
+        assert!(err.contains(&format!("`{key}` would widen")), "{err}");
+    }
+}
+
+#[test]
+fn config_errors_name_file_line_and_column() {
+    let fx = Fixture::new("config-error");
+    let config = fx.home.join(".config/kennel/config.toml");
+    fx.write(&config, "version = 1\n[defaults]\nread-writ = [\"~/x\"]\n");
+    let out = fx.kennel_with(&["run", "--", "true"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("~/.config/kennel/config.toml:3:1: unknown field `read-writ`"),
+        "{}",
+        stderr(&out)
+    );
+    // --no-config skips it; an unknown profile lists the known ones.
+    let out = fx.kennel_with(&["--no-config", "run", "--", "true"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = fx.kennel_with(&["--no-config", "run", "--profile", "claud", "--", "true"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("known profiles: aider, claude"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn user_config_adds_paths_and_the_command_line_wins() {
+    let fx = Fixture::new("config-paths");
+    fx.write(&fx.home.join("data/file"), "data");
+    fx.write(
+        &fx.home.join(".config/kennel/config.toml"),
+        "version = 1\n[defaults]\nread-write = [\"~/data\"]\n[defaults.env]\nset = { KENNEL_SET = \"from-config\" }\n",
+    );
+    let out = fx.kennel_with(&[
+        "run",
+        "--",
+        "sh",
+        "-c",
+        "cat ~/data/file && echo more >> ~/data/file && echo $KENNEL_SET",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "datafrom-config\n");
+    assert_eq!(
+        fs::read_to_string(fx.home.join("data/file")).unwrap(),
+        "datamore\n"
+    );
+    // The command line beats the config: --ro makes the same folder read-only.
+    let data = fx.home.join("data");
+    let out = fx.kennel_with(&[
+        "run",
+        "--ro",
+        data.to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        "cat ~/data/file; echo again >> ~/data/file 2>/dev/null && echo WROTE; true",
+    ]);
+    assert!(!stdout(&out).contains("WROTE"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("datamore"));
+}
+
+#[test]
+fn writes_to_the_ephemeral_home_are_listed_at_exit() {
+    let fx = Fixture::new("ephemeral");
+    let out = fx.sandboxed(
+        "mkdir -p ~/.tool/state ~/.cache/thing && echo x > ~/.tool/state/db && echo y > ~/.cache/thing/c && echo z > ~/notes",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("3 files written to the sandbox's temporary home were discarded"),
+        "{err}"
+    );
+    assert!(err.contains("~/.tool/state/db"), "{err}");
+    assert!(err.contains("~/notes"), "{err}");
+    assert!(
+        err.contains(r#"read-write = [{ path = "~/.cache/thing", create = true }, { path = "~/.tool", create = true }]"#),
+        "{err}"
+    );
+    assert!(err.contains(r#"copy-back = ["~/notes"]"#), "{err}");
+    // Nothing of it reached the real home; the workspace and bound files are not reported.
+    assert!(!fx.home.join(".tool").exists());
+    assert!(!err.contains("project"), "{err}");
+    assert!(!err.contains(".gitconfig"), "{err}");
+    // A run that writes nothing there reports nothing.
+    let out = fx.sandboxed("echo in-workspace > file");
+    assert!(!stderr(&out).contains("discarded"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_persistent_home_keeps_what_is_written() {
+    let fx = Fixture::new("persistent");
+    let out = fx.kennel_with(&[
+        "run",
+        "--home",
+        "persistent",
+        "--",
+        "sh",
+        "-c",
+        "echo kept > ~/.tool-state",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("discarded"), "{}", stderr(&out));
+    let out = fx.kennel_with(&[
+        "run",
+        "--home",
+        "persistent",
+        "--",
+        "sh",
+        "-c",
+        "cat ~/.tool-state",
+    ]);
+    assert_eq!(stdout(&out), "kept\n", "{}", stderr(&out));
+    assert!(fx.home.join(".local/state/kennel/homes").is_dir());
+    assert!(
+        !fx.home.join(".tool-state").exists(),
+        "the real home is untouched"
+    );
+}
+
+#[test]
+fn shorthand_runs_the_real_program_past_kennel_shims() {
+    let fx = Fixture::new("shorthand");
+    let real = fx.home.join(".local/bin/aider");
+    let shim = fx.home.join("shims/aider");
+    fx.write(
+        &real,
+        "#!/bin/sh\necho real-aider \"$@\"; ls ~/.aider >/dev/null && echo has-state\n",
+    );
+    fx.write(&shim, "#!/bin/sh\n# kennel-shim\necho SHIM; exit 3\n");
+    for p in [&real, &shim] {
+        fs::set_permissions(p, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let path = format!(
+        "{}:{}:/usr/local/bin:/usr/bin:/bin",
+        shim.parent().unwrap().display(),
+        real.parent().unwrap().display()
+    );
+    let out = fx
+        .kennel()
+        .env("PATH", path)
+        .args(["aider", "--model", "x"])
+        .current_dir(&fx.repo)
+        .output()
+        .unwrap();
+    common::assert_kennel_started(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "real-aider --model x\nhas-state\n");
+}
+
+#[test]
+fn explain_and_profiles_print_without_values() {
+    let fx = Fixture::new("explain");
+    let out = fx
+        .kennel()
+        .env("ANTHROPIC_API_KEY", SECRET)
+        .args(["explain", "claude", "--json"])
+        .current_dir(&fx.repo)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["profile"], "claude");
+    assert!(!stdout(&out).contains(SECRET));
+    assert!(stdout(&out).contains("ANTHROPIC_API_KEY"));
+    let out = fx.kennel_with(&["explain", "aider"]);
+    assert!(stdout(&out).contains(".aider"), "{}", stdout(&out));
+    let out = fx.kennel_with(&["profiles"]);
+    let names: Vec<&str> = std::str::from_utf8(&out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(
+        names,
+        ["aider", "claude", "codex", "default", "gemini", "goose", "opencode", "pi"]
+    );
+}
+
+#[test]
+fn a_copied_back_symlink_stays_a_symlink() {
+    let fx = Fixture::new("copy-back-link");
+    fx.write(&fx.home.join("dotfiles/claude.json"), "{}\n");
+    std::os::unix::fs::symlink("dotfiles/claude.json", fx.home.join(".claude.json")).unwrap();
+    let out = fx.kennel_with(&[
+        "run",
+        "--profile",
+        "claude",
+        "--",
+        "sh",
+        "-c",
+        "echo changed > ~/.claude.json.tmp && mv ~/.claude.json.tmp ~/.claude.json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let link = fx.home.join(".claude.json");
+    assert!(fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(
+        fs::read_to_string(fx.home.join("dotfiles/claude.json")).unwrap(),
+        "changed\n"
+    );
+}
+
+#[test]
+fn a_home_left_by_a_killed_kennel_is_reported_not_lost() {
+    let fx = Fixture::new("killed");
+    let mut child = fx.spawn_sandboxed("echo kept > ~/left-behind; echo started; sleep 30");
+    let mut stdout_pipe = child.stdout.take().unwrap();
+    let mut first = [0u8; 8];
+    std::io::Read::read_exact(&mut stdout_pipe, &mut first).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    child.wait().unwrap();
+    // The note names the folder, and that folder holds what the killed sandbox wrote.
+    let mut left = None;
+    common::eventually(10, || {
+        let out = fx.sandboxed("true");
+        left = stderr(&out)
+            .lines()
+            .filter_map(|l| l.strip_prefix("kennel: an earlier sandbox's home was left at "))
+            .filter_map(|l| l.split(" (its kennel was killed)").next())
+            .map(std::path::PathBuf::from)
+            .find(|dir| fs::read_to_string(dir.join("left-behind")).is_ok_and(|t| t == "kept\n"));
+        left.is_some()
+    });
+    let left = left.expect("the home left behind was not reported");
+    fs::remove_dir_all(left).unwrap();
+}
