@@ -31,6 +31,14 @@ pub enum Command {
     /// a folder above it, or /.
     #[command(after_help = EXIT_STATUS_HELP)]
     Run(RunArgs),
+
+    /// Inside a systemd unit: check the sandbox took effect, then run the command.
+    /// Started by `--backend systemd`; not for direct use.
+    #[command(hide = true)]
+    InternalVerifyExec {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -38,6 +46,22 @@ pub struct RunArgs {
     /// How to build the sandbox.
     #[arg(long, value_enum, default_value_t = BackendChoice::Native)]
     pub backend: BackendChoice,
+
+    /// Print the exact command that would run, shell-quoted, and exit (systemd backend).
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Memory limit of the sandbox, e.g. 4G or 50% (systemd backend: MemoryMax=).
+    #[arg(long, value_name = "BYTES")]
+    pub memory: Option<String>,
+
+    /// Limit on processes and threads in the sandbox (systemd backend: TasksMax=).
+    #[arg(long, value_name = "N")]
+    pub tasks: Option<String>,
+
+    /// CPU limit, as CPUs (1.5) or a percentage of one CPU (150%) (systemd backend: CPUQuota=).
+    #[arg(long, value_name = "CPUS")]
+    pub cpu: Option<String>,
 
     /// The command and its arguments.
     #[arg(
@@ -52,4 +76,7 @@ pub struct RunArgs {
 pub enum BackendChoice {
     /// User, mount, PID and IPC namespaces with a fresh root, built by kennel itself.
     Native,
+    /// A transient unit of your systemd user manager (`systemd-run --user`), its
+    /// protections checked from inside before the command starts.
+    Systemd,
 }

@@ -1,6 +1,7 @@
 //! kennel: runs a command (usually an AI coding agent) confined to the current repository.
 
 mod cli;
+mod systemd_backend;
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -22,6 +23,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run(args),
+        Command::InternalVerifyExec { args } => systemd_backend::verify_exec(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -104,13 +106,19 @@ fn context() -> Result<Context, Failure> {
 
 fn run(args: RunArgs) -> Result<u8, Failure> {
     let ctx = context()?;
-    let policy = resolve_default(&ctx, args.command)?;
+    let policy = resolve_default(&ctx, args.command.clone())?;
     if ctx.workspace.git.is_none() {
         eprintln!(
             "kennel: warning: not inside a git repository; the workspace is the current directory {}",
             ctx.workspace.root.display()
         );
     }
-    let code = kennel_native::run(&policy)?;
+    let code = match args.backend {
+        cli::BackendChoice::Systemd => systemd_backend::run(&ctx, &policy, &args)?,
+        cli::BackendChoice::Native => {
+            systemd_backend::refuse_systemd_only_flags(&args)?;
+            kennel_native::run(&policy)?
+        }
+    };
     Ok(u8::try_from(code).unwrap_or(exit::SETUP_FAILED))
 }

@@ -1,0 +1,206 @@
+//! Running: the outer side starts `systemd-run`; the inner side (inside the unit) checks
+//! the protections and starts the command.
+
+use std::ffi::OsString;
+use std::io::ErrorKind;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::unistd::Pid;
+
+use crate::command::Invocation;
+use crate::error::SystemdError;
+use crate::verify::VerifySpec;
+
+/// kennel's own executable, with symlinks resolved (`/proc/self/exe`), to run inside the unit.
+pub fn own_executable() -> Result<PathBuf, SystemdError> {
+    std::fs::canonicalize("/proc/self/exe").map_err(SystemdError::OwnExecutable)
+}
+
+/// Runs the invocation and returns `systemd-run`'s exit status, which is the command's
+/// (the inner kennel turns a signal N into 128+N, which systemd-run passes on).
+pub fn run(inv: &Invocation) -> Result<i32, SystemdError> {
+    let (program, args) = inv.argv.split_first().ok_or_else(|| SystemdError::Spawn {
+        program: "systemd-run".into(),
+        source: std::io::Error::new(ErrorKind::InvalidInput, "empty command line"),
+    })?;
+    let mut cmd = Command::new(program);
+    cmd.args(args).envs(inv.env.iter().map(|(k, v)| (k, v)));
+    // `systemd-run --user` finds the user's bus through XDG_RUNTIME_DIR, which `su`,
+    // `sudo -u` and cron do not set: fall back to the standard place.
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        let dir = PathBuf::from(format!("/run/user/{}", nix::unistd::getuid()));
+        if dir.is_dir() {
+            cmd.env("XDG_RUNTIME_DIR", dir);
+        }
+    }
+    let status = cmd.status().map_err(|source| SystemdError::Spawn {
+        program: program.clone(),
+        source,
+    })?;
+    Ok(status_code(status))
+}
+
+/// 128+N for a signal N, as shells report it.
+fn status_code(status: ExitStatus) -> i32 {
+    status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(1)
+}
+
+/// Signals the inner kennel survives and passes on to the command.
+///
+/// The inner kennel stays as the command's parent rather than exec'ing it, because the
+/// manager reports a service killed by SIGTERM, SIGINT, SIGHUP or SIGPIPE as a success and
+/// any other signal as 255 (systemd.service(5) `SuccessExitStatus=`, systemd-run(1)
+/// `--wait`): only a parent sees the real status and can return 128+N.
+const FORWARDED: &[Signal] = &[
+    Signal::SIGHUP,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGTERM,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
+
+/// Inside the unit: checks `spec`, then runs `command` with only the allowed environment
+/// and returns its status (128+N for a signal N).
+///
+/// Why kennel itself rather than a `sh -c` prelude: the checks need exact path
+/// comparisons and mountinfo parsing that a shell gets wrong with unusual file names, the
+/// environment must be cut down to the allow-list (the user manager adds its own, e.g.
+/// `DBUS_SESSION_BUS_ADDRESS`), and the exit status must survive signals (see
+/// [`FORWARDED`]). Must be called while the process is single-threaded.
+pub fn verify_and_run(spec: &VerifySpec, command: &[OsString]) -> Result<i32, SystemdError> {
+    spec.check()?;
+    let (program, args) = command
+        .split_first()
+        .ok_or_else(|| SystemdError::BadVerifyArgs("no command".into()))?;
+    let kept: Vec<(OsString, OsString)> = std::env::vars_os()
+        .filter(|(k, _)| spec.keep_env.iter().any(|n| k == n.as_str()))
+        .collect();
+
+    let mut mask = SigSet::empty();
+    for s in FORWARDED {
+        mask.add(*s);
+    }
+    mask.add(Signal::SIGCHLD);
+    mask.thread_block().map_err(|source| SystemdError::Sys {
+        what: "blocking signals",
+        source,
+    })?;
+    let sfd =
+        SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).map_err(|source| SystemdError::Sys {
+            what: "signalfd",
+            source,
+        })?;
+
+    // std resets the signal mask of the child before exec, so the command starts with
+    // default signal handling.
+    let mut child = Command::new(program)
+        .args(args)
+        .env_clear()
+        .envs(kept)
+        .spawn()
+        .map_err(|source| exec_error(program, source))?;
+    let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
+    loop {
+        if let Some(status) = child.try_wait().map_err(|source| SystemdError::Io {
+            path: Path::new(program).into(),
+            source,
+        })? {
+            return Ok(status_code(status));
+        }
+        match sfd.read_signal() {
+            Ok(Some(info)) => {
+                let signo = i32::try_from(info.ssi_signo).unwrap_or(0);
+                if let Ok(sig) = Signal::try_from(signo) {
+                    if sig != Signal::SIGCHLD {
+                        let _ = kill(pid, sig);
+                    }
+                }
+            }
+            Ok(None) => {}
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(source) => {
+                return Err(SystemdError::Sys {
+                    what: "waiting for signals",
+                    source,
+                })
+            }
+        }
+    }
+}
+
+fn exec_error(program: &OsString, source: std::io::Error) -> SystemdError {
+    let status = if source.kind() == ErrorKind::NotFound {
+        127
+    } else {
+        126
+    };
+    SystemdError::Exec {
+        command: program.to_string_lossy().into_owned(),
+        source,
+        status,
+    }
+}
+
+/// A reachable systemd user manager.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserManager {
+    /// As the manager reports it, e.g. `252.38-1~deb12u1`.
+    pub version: String,
+    /// The major version, e.g. 252.
+    pub major: Option<u32>,
+}
+
+/// Whether the user's systemd manager answers, and its version: for `kennel doctor`.
+/// The error says why not (no manager, no bus, systemd not installed).
+pub fn user_manager() -> Result<UserManager, SystemdError> {
+    let mut cmd = Command::new("systemctl");
+    cmd.args(["--user", "show", "--property=Version", "--value"]);
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        cmd.env(
+            "XDG_RUNTIME_DIR",
+            format!("/run/user/{}", nix::unistd::getuid()),
+        );
+    }
+    let out = cmd.output().map_err(|source| SystemdError::Spawn {
+        program: "systemctl".into(),
+        source,
+    })?;
+    let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if !out.status.success() || version.is_empty() {
+        let why = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        return Err(SystemdError::ManagerUnreachable(if why.is_empty() {
+            "systemctl --user gave no version".into()
+        } else {
+            why
+        }));
+    }
+    Ok(UserManager {
+        major: parse_major(&version),
+        version,
+    })
+}
+
+fn parse_major(version: &str) -> Option<u32> {
+    let digits: String = version.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn major_versions() {
+        assert_eq!(parse_major("252.38-1~deb12u1"), Some(252));
+        assert_eq!(parse_major("256"), Some(256));
+        assert_eq!(parse_major("unknown"), None);
+    }
+}

@@ -1,0 +1,475 @@
+//! What the unit must look like from inside, and the check that it does.
+//!
+//! systemd has accepted sandboxing properties in user units and silently not applied them
+//! (systemd issues 6008, 9870, 25014; on Debian 12's systemd 252 an unprivileged user
+//! manager ignores them unless `PrivateUsers=yes` is set). So the outer kennel derives a
+//! [`VerifySpec`] from the policy together with the properties, passes it on the unit's
+//! command line, and the inner kennel (`kennel internal-verify-exec`) checks it before the
+//! command starts. Any mismatch aborts the run.
+
+use std::ffi::{OsStr, OsString};
+use std::fs;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+use crate::error::SystemdError;
+
+/// A directory that must be an empty mount (tmpfs) but for the names listed: the mount
+/// points of the paths the policy makes visible below it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmptyDir {
+    pub path: PathBuf,
+    pub allowed: Vec<OsString>,
+}
+
+/// The protections to check inside the unit before the command starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifySpec {
+    pub empty: Vec<EmptyDir>,
+    /// Paths that must be on a read-only mount (skipped when they do not exist inside).
+    pub read_only: Vec<PathBuf>,
+    /// Paths that must not be readable (`InaccessiblePaths=`).
+    pub inaccessible: Vec<PathBuf>,
+    /// Only loopback may exist (`PrivateNetwork=yes`).
+    pub no_network: bool,
+    /// The environment allow-list: every other variable is removed before the command
+    /// starts, including those the user manager adds from its own environment.
+    pub keep_env: Vec<String>,
+}
+
+impl VerifySpec {
+    /// The spec as arguments of `kennel internal-verify-exec` (before its `--`).
+    pub fn to_args(&self) -> Vec<OsString> {
+        let mut args: Vec<OsString> = Vec::new();
+        for dir in &self.empty {
+            args.push("--empty".into());
+            args.push(dir.path.clone().into());
+            for name in &dir.allowed {
+                args.push("--allow".into());
+                args.push(name.clone());
+            }
+        }
+        for p in &self.read_only {
+            args.push("--read-only".into());
+            args.push(p.clone().into());
+        }
+        for p in &self.inaccessible {
+            args.push("--inaccessible".into());
+            args.push(p.clone().into());
+        }
+        if self.no_network {
+            args.push("--no-network".into());
+        }
+        for name in &self.keep_env {
+            args.push("--keep-env".into());
+            args.push(name.into());
+        }
+        args
+    }
+
+    /// Parses `to_args()` followed by `-- COMMAND...`; returns the spec and the command.
+    pub fn from_args(args: &[OsString]) -> Result<(VerifySpec, Vec<OsString>), SystemdError> {
+        let bad = |m: String| SystemdError::BadVerifyArgs(m);
+        let mut spec = VerifySpec::default();
+        let mut it = args.iter();
+        let value = |it: &mut std::slice::Iter<'_, OsString>, flag: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| bad(format!("{flag} needs a value")))
+        };
+        while let Some(arg) = it.next() {
+            match arg.to_str() {
+                Some("--") => {
+                    let command: Vec<OsString> = it.cloned().collect();
+                    if command.is_empty() {
+                        return Err(bad("no command after --".into()));
+                    }
+                    return Ok((spec, command));
+                }
+                Some("--empty") => spec.empty.push(EmptyDir {
+                    path: absolute(value(&mut it, "--empty")?)?,
+                    allowed: Vec::new(),
+                }),
+                Some("--allow") => {
+                    let name = value(&mut it, "--allow")?;
+                    spec.empty
+                        .last_mut()
+                        .ok_or_else(|| bad("--allow before any --empty".into()))?
+                        .allowed
+                        .push(name);
+                }
+                Some("--read-only") => spec
+                    .read_only
+                    .push(absolute(value(&mut it, "--read-only")?)?),
+                Some("--inaccessible") => spec
+                    .inaccessible
+                    .push(absolute(value(&mut it, "--inaccessible")?)?),
+                Some("--no-network") => spec.no_network = true,
+                Some("--keep-env") => {
+                    let name = value(&mut it, "--keep-env")?;
+                    let name = name
+                        .into_string()
+                        .map_err(|n| bad(format!("bad variable name {n:?}")))?;
+                    spec.keep_env.push(name);
+                }
+                _ => return Err(bad(format!("unexpected argument {arg:?}"))),
+            }
+        }
+        Err(bad("missing -- before the command".into()))
+    }
+
+    /// Checks every protection; the first one missing is the error.
+    pub fn check(&self) -> Result<(), SystemdError> {
+        let mounts = Mounts::read()?;
+        if !mounts.is_read_only(Path::new("/")) {
+            return Err(SystemdError::NotApplied(
+                "the system is writable: ProtectSystem=strict is not in effect".into(),
+            ));
+        }
+        for dir in &self.empty {
+            check_empty(&mounts, dir)?;
+        }
+        for path in &self.read_only {
+            let Ok(real) = fs::canonicalize(path) else {
+                continue;
+            };
+            if !mounts.is_read_only(&real) {
+                return Err(SystemdError::NotApplied(format!(
+                    "{} is writable but must be read-only",
+                    path.display()
+                )));
+            }
+        }
+        for path in &self.inaccessible {
+            check_inaccessible(path)?;
+        }
+        check_no_new_privs()?;
+        if self.no_network {
+            check_no_network()?;
+        }
+        Ok(())
+    }
+}
+
+fn absolute(p: OsString) -> Result<PathBuf, SystemdError> {
+    let path = PathBuf::from(p);
+    if path.is_absolute() {
+        Ok(path)
+    } else {
+        Err(SystemdError::BadVerifyArgs(format!(
+            "{} is not an absolute path",
+            path.display()
+        )))
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SystemdError + '_ {
+    move |source| SystemdError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn check_empty(mounts: &Mounts, dir: &EmptyDir) -> Result<(), SystemdError> {
+    let entries = match fs::read_dir(&dir.path) {
+        Ok(entries) => entries,
+        // Nothing to see is as good as empty (e.g. /run/user when /run is replaced).
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io(&dir.path)(e)),
+    };
+    if !mounts.is_mount_point(&dir.path) {
+        return Err(SystemdError::NotApplied(format!(
+            "{} is the host's own directory, not a fresh empty one",
+            dir.path.display()
+        )));
+    }
+    for entry in entries {
+        let entry = entry.map_err(io(&dir.path))?;
+        let name = entry.file_name();
+        if !dir.allowed.iter().any(|a| a == &name) {
+            return Err(SystemdError::NotApplied(format!(
+                "{} is visible but must be hidden",
+                dir.path.join(&name).display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn check_inaccessible(path: &Path) -> Result<(), SystemdError> {
+    let readable = match fs::metadata(path) {
+        Err(_) => false,
+        Ok(meta) if meta.is_dir() => fs::read_dir(path).is_ok(),
+        Ok(_) => fs::File::open(path).is_ok(),
+    };
+    if readable {
+        return Err(SystemdError::NotApplied(format!(
+            "{} is readable but must be inaccessible",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+fn check_no_new_privs() -> Result<(), SystemdError> {
+    let path = Path::new("/proc/self/status");
+    let status = fs::read_to_string(path).map_err(io(path))?;
+    let set = status
+        .lines()
+        .any(|l| l.strip_prefix("NoNewPrivs:").map(str::trim) == Some("1"));
+    if set {
+        Ok(())
+    } else {
+        Err(SystemdError::NotApplied(
+            "NoNewPrivileges=yes is not in effect".into(),
+        ))
+    }
+}
+
+fn check_no_network() -> Result<(), SystemdError> {
+    let path = Path::new("/proc/net/dev");
+    let text = fs::read_to_string(path).map_err(io(path))?;
+    // Two header lines, then `  NAME: counters...`.
+    let others: Vec<&str> = text
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next().map(str::trim))
+        .filter(|name| *name != "lo")
+        .collect();
+    if others.is_empty() {
+        Ok(())
+    } else {
+        Err(SystemdError::NotApplied(format!(
+            "the network must be off but {} is reachable (PrivateNetwork=yes is not in effect)",
+            others.join(", ")
+        )))
+    }
+}
+
+/// One line of `/proc/self/mountinfo`, the fields kennel needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Mount {
+    pub point: PathBuf,
+    pub read_only: bool,
+}
+
+pub(crate) struct Mounts(Vec<Mount>);
+
+impl Mounts {
+    fn read() -> Result<Mounts, SystemdError> {
+        let path = Path::new("/proc/self/mountinfo");
+        let text = fs::read_to_string(path).map_err(io(path))?;
+        Ok(Mounts(parse_mountinfo(&text)))
+    }
+
+    /// The mount that `path` is on: the deepest mount point above it, the last mounted
+    /// when several are stacked.
+    fn containing(&self, path: &Path) -> Option<&Mount> {
+        let mut best: Option<&Mount> = None;
+        for m in self.0.iter().filter(|m| path.starts_with(&m.point)) {
+            let deeper = match best {
+                None => true,
+                Some(b) => m.point.components().count() >= b.point.components().count(),
+            };
+            if deeper {
+                best = Some(m);
+            }
+        }
+        best
+    }
+
+    fn is_read_only(&self, path: &Path) -> bool {
+        self.containing(path).is_some_and(|m| m.read_only)
+    }
+
+    fn is_mount_point(&self, path: &Path) -> bool {
+        self.0.iter().any(|m| m.point == path)
+    }
+}
+
+/// Fields (proc(5)): id, parent, major:minor, root, mount point, per-mount options, ...
+pub(crate) fn parse_mountinfo(text: &str) -> Vec<Mount> {
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.split(' ');
+            let point = fields.nth(4)?;
+            let options = fields.next()?;
+            Some(Mount {
+                point: PathBuf::from(unescape_octal(point)),
+                read_only: options.split(',').any(|o| o == "ro"),
+            })
+        })
+        .collect()
+}
+
+/// mountinfo writes space, tab, newline and backslash as `\ooo`.
+fn unescape_octal(s: &str) -> OsString {
+    use std::os::unix::ffi::OsStringExt;
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes.get(i + 1..i + 4).and_then(|d| {
+            let text = std::str::from_utf8(d).ok()?;
+            u8::from_str_radix(text, 8).ok()
+        });
+        match (bytes[i], octal) {
+            (b'\\', Some(byte)) => {
+                out.push(byte);
+                i += 4;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    OsString::from_vec(out)
+}
+
+/// The names directly below `dir` through which the `visible` paths are reached.
+pub(crate) fn first_components(dir: &Path, visible: &[PathBuf]) -> Vec<OsString> {
+    let mut names: Vec<OsString> = visible
+        .iter()
+        .filter_map(|p| p.strip_prefix(dir).ok())
+        .filter_map(|rel| rel.components().next())
+        .map(|c| OsStr::new(c.as_os_str()).to_os_string())
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn args_round_trip() -> Result<(), SystemdError> {
+        let spec = VerifySpec {
+            empty: vec![
+                EmptyDir {
+                    path: "/home/u".into(),
+                    allowed: vec!["project".into(), ".gitconfig".into()],
+                },
+                EmptyDir {
+                    path: "/tmp".into(),
+                    allowed: vec![],
+                },
+            ],
+            read_only: vec!["/usr".into(), "/home/u/.gitconfig".into()],
+            inaccessible: vec!["/srv/secret".into()],
+            no_network: true,
+            keep_env: vec!["PATH".into(), "HOME".into()],
+        };
+        let mut args = spec.to_args();
+        args.extend(["--".into(), "sh".into(), "--".into()]);
+        let (back, command) = VerifySpec::from_args(&args)?;
+        assert_eq!(back, spec);
+        assert_eq!(command, vec![OsString::from("sh"), "--".into()]);
+        Ok(())
+    }
+
+    #[test]
+    fn bad_arguments_are_errors_not_panics() {
+        for args in [
+            vec!["--allow", "x", "--", "sh"],
+            vec!["--empty"],
+            vec!["--empty", "relative", "--", "sh"],
+            vec!["--bogus", "--", "sh"],
+            vec!["--no-network"],
+            vec!["--no-network", "--"],
+        ] {
+            let args: Vec<OsString> = args.into_iter().map(OsString::from).collect();
+            assert!(
+                matches!(
+                    VerifySpec::from_args(&args),
+                    Err(SystemdError::BadVerifyArgs(_))
+                ),
+                "{args:?}"
+            );
+        }
+    }
+
+    const MOUNTINFO: &str = "\
+86 65 254:0 / / ro,relatime shared:1 - ext4 /dev/vda rw
+107 86 0:40 / /home rw,relatime shared:22 - tmpfs tmpfs rw
+108 107 0:41 / /home/u rw,nodev shared:23 - tmpfs tmpfs rw,mode=700
+110 108 254:0 /home/u/my\\040proj /home/u/my\\040proj rw,relatime shared:25 - ext4 /dev/vda rw
+109 108 254:0 /home/u/.gitconfig /home/u/.gitconfig ro,relatime shared:24 - ext4 /dev/vda rw
+112 86 0:43 / /run ro,nodev shared:27 - tmpfs tmpfs rw
+";
+
+    #[test]
+    fn mountinfo_is_parsed_with_escapes() {
+        let mounts = Mounts(parse_mountinfo(MOUNTINFO));
+        assert!(mounts.is_read_only(Path::new("/usr/bin")));
+        assert!(!mounts.is_read_only(Path::new("/home/u/my proj/src")));
+        assert!(mounts.is_read_only(Path::new("/home/u/.gitconfig")));
+        assert!(!mounts.is_read_only(Path::new("/home/u/.cache")));
+        assert!(mounts.is_mount_point(Path::new("/home/u")));
+        assert!(!mounts.is_mount_point(Path::new("/home/u/src")));
+        // Components, not strings: /runx is on /, not on /run.
+        assert_eq!(
+            mounts
+                .containing(Path::new("/runx"))
+                .map(|m| m.point.clone()),
+            Some(PathBuf::from("/"))
+        );
+    }
+
+    #[test]
+    fn stacked_mounts_the_last_one_wins() {
+        let text = "1 0 0:1 / / rw - ext4 x rw\n2 1 0:2 / / ro - ext4 x rw\n";
+        assert!(Mounts(parse_mountinfo(text)).is_read_only(Path::new("/etc")));
+    }
+
+    #[test]
+    fn first_components_name_the_way_to_visible_paths() {
+        let visible: Vec<PathBuf> = vec![
+            "/home/u/project".into(),
+            "/home/u/.gitconfig".into(),
+            "/home/u/main/.git".into(),
+            "/home/u/main/.git/worktrees/x".into(),
+            "/home/other".into(),
+            "/home/u".into(),
+        ];
+        let names = first_components(Path::new("/home/u"), &visible);
+        assert_eq!(
+            names,
+            vec![
+                OsString::from(".gitconfig"),
+                "main".into(),
+                "project".into()
+            ]
+        );
+    }
+
+    #[test]
+    fn an_empty_directory_check_names_what_leaks() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        fs::write(dir.path().join("id_ed25519"), "x")?;
+        let point = dir.path().to_path_buf();
+        let text = format!("1 0 0:1 / {} rw - tmpfs x rw\n", point.display());
+        let mounts = Mounts(parse_mountinfo(&text));
+        let spec = EmptyDir {
+            path: point.clone(),
+            allowed: vec![],
+        };
+        let err = check_empty(&mounts, &spec)
+            .err()
+            .ok_or("expected an error")?;
+        assert!(err.to_string().contains("id_ed25519"), "{err}");
+        let spec = EmptyDir {
+            path: point,
+            allowed: vec!["id_ed25519".into()],
+        };
+        check_empty(&mounts, &spec)?;
+        let not_mounted = Mounts(parse_mountinfo("1 0 0:1 / / rw - ext4 x rw\n"));
+        let err = check_empty(&not_mounted, &spec)
+            .err()
+            .ok_or("expected an error")?;
+        assert!(err.to_string().contains("host's own directory"), "{err}");
+        Ok(())
+    }
+}

@@ -1,0 +1,99 @@
+//! Snapshots of the exact `systemd-run` command (what `kennel run --backend systemd
+//! --dry-run` prints) for each built-in profile, in a fixed fake context.
+//!
+//! A snapshot lives in `tests/snapshots/NAME.txt`; after an intended change, regenerate
+//! with `KENNEL_UPDATE_SNAPSHOTS=1 cargo test -p kennel-systemd --test dry_run` and review
+//! the diff. A new profile is one more test: resolve its policy and call `snapshot`.
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)] // test code may panic
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use kennel_policy::{resolve_default, Context, GitDirs, Policy, Workspace};
+use kennel_systemd::{command, Limits, Options};
+
+/// A user in a repository with a space in its name, a shell and a terminal.
+fn context() -> Context {
+    let home = PathBuf::from("/home/alice");
+    let root = home.join("src/my project");
+    Context {
+        cwd: root.join("sub"),
+        home: home.clone(),
+        uid: 1000,
+        gid: 1000,
+        workspace: Workspace {
+            root: root.clone(),
+            git: Some(GitDirs {
+                git_dir: root.join(".git"),
+                common_dir: root.join(".git"),
+            }),
+        },
+        env: [
+            ("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            ("HOME", "/home/alice"),
+            ("SHELL", "/bin/bash"),
+            ("TERM", "xterm-256color"),
+            ("LANG", "C.UTF-8"),
+            ("SSH_AUTH_SOCK", "/run/user/1000/ssh"),
+            ("OPENAI_API_KEY", "sk-secret"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+        .collect(),
+        stdin_is_tty: true,
+    }
+}
+
+fn options() -> Options {
+    Options {
+        tty: true,
+        instance: 4242,
+        kennel_exe: "/usr/bin/kennel".into(),
+        limits: Limits::default(),
+    }
+}
+
+/// The DNS rule depends on where the test machine's /etc/resolv.conf points; the snapshot
+/// must not.
+fn without_host_dependent_rules(mut policy: Policy) -> Policy {
+    policy
+        .paths
+        .retain(|r| r.origin.reason != "DNS configuration");
+    policy
+}
+
+fn snapshot(name: &str, policy: Policy) {
+    let invocation = command(&without_host_dependent_rules(policy), &options())
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    // One argument per line, to keep diffs readable; the shell line is what users paste.
+    let text = format!(
+        "{}\n\n{}\n",
+        invocation.shell_line(),
+        invocation.argv.join("\n")
+    );
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/snapshots/{name}.txt"));
+    if std::env::var_os("KENNEL_UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&file, &text).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&file).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; create it with KENNEL_UPDATE_SNAPSHOTS=1",
+            file.display()
+        )
+    });
+    assert_eq!(text, expected, "snapshot {name} differs");
+    assert!(
+        !text.contains("sk-secret"),
+        "a variable's value is on the command line"
+    );
+}
+
+#[test]
+fn default_profile() {
+    let policy = resolve_default(
+        &context(),
+        vec!["aider".into(), "--model".into(), "x".into()],
+    );
+    snapshot("default", policy.unwrap());
+}
