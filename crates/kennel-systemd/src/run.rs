@@ -7,9 +7,9 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 
-use nix::sys::signal::{kill, SigSet, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use signal_hook::iterator::Signals;
 
 use crate::command::Invocation;
 use crate::error::SystemdError;
@@ -58,6 +58,10 @@ fn status_code(status: ExitStatus) -> i32 {
 /// manager reports a service killed by SIGTERM, SIGINT, SIGHUP or SIGPIPE as a success and
 /// any other signal as 255 (systemd.service(5) `SuccessExitStatus=`, systemd-run(1)
 /// `--wait`): only a parent sees the real status and can return 128+N.
+///
+/// They are caught with handlers, not blocked: handlers fall back to the default at exec,
+/// while a blocked mask would be inherited by the command, which then could not even
+/// signal itself.
 const FORWARDED: &[Signal] = &[
     Signal::SIGHUP,
     Signal::SIGINT,
@@ -74,7 +78,7 @@ const FORWARDED: &[Signal] = &[
 /// comparisons and mountinfo parsing that a shell gets wrong with unusual file names, the
 /// environment must be cut down to the allow-list (the user manager adds its own, e.g.
 /// `DBUS_SESSION_BUS_ADDRESS`), and the exit status must survive signals (see
-/// [`FORWARDED`]). Must be called while the process is single-threaded.
+/// [`FORWARDED`]).
 pub fn verify_and_run(spec: &VerifySpec, command: &[OsString]) -> Result<i32, SystemdError> {
     spec.check()?;
     let (program, args) = command
@@ -84,23 +88,11 @@ pub fn verify_and_run(spec: &VerifySpec, command: &[OsString]) -> Result<i32, Sy
         .filter(|(k, _)| spec.keep_env.iter().any(|n| k == n.as_str()))
         .collect();
 
-    let mut mask = SigSet::empty();
-    for s in FORWARDED {
-        mask.add(*s);
-    }
-    mask.add(Signal::SIGCHLD);
-    mask.thread_block().map_err(|source| SystemdError::Sys {
-        what: "blocking signals",
+    let numbers: Vec<i32> = FORWARDED.iter().map(|s| *s as i32).collect();
+    let mut signals = Signals::new(&numbers).map_err(|source| SystemdError::Io {
+        path: "signal handlers".into(),
         source,
     })?;
-    let sfd =
-        SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).map_err(|source| SystemdError::Sys {
-            what: "signalfd",
-            source,
-        })?;
-
-    // std resets the signal mask of the child before exec, so the command starts with
-    // default signal handling.
     let mut child = Command::new(program)
         .args(args)
         .env_clear()
@@ -108,32 +100,21 @@ pub fn verify_and_run(spec: &VerifySpec, command: &[OsString]) -> Result<i32, Sy
         .spawn()
         .map_err(|source| exec_error(program, source))?;
     let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
-    loop {
-        if let Some(status) = child.try_wait().map_err(|source| SystemdError::Io {
-            path: Path::new(program).into(),
-            source,
-        })? {
-            return Ok(status_code(status));
-        }
-        match sfd.read_signal() {
-            Ok(Some(info)) => {
-                let signo = i32::try_from(info.ssi_signo).unwrap_or(0);
-                if let Ok(sig) = Signal::try_from(signo) {
-                    if sig != Signal::SIGCHLD {
-                        let _ = kill(pid, sig);
-                    }
-                }
-            }
-            Ok(None) => {}
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(source) => {
-                return Err(SystemdError::Sys {
-                    what: "waiting for signals",
-                    source,
-                })
+    let handle = signals.handle();
+    let forwarder = std::thread::spawn(move || {
+        for signo in signals.forever() {
+            if let Ok(sig) = Signal::try_from(signo) {
+                let _ = kill(pid, sig);
             }
         }
-    }
+    });
+    let status = child.wait().map_err(|source| SystemdError::Io {
+        path: Path::new(program).into(),
+        source,
+    });
+    handle.close();
+    let _ = forwarder.join();
+    Ok(status_code(status?))
 }
 
 fn exec_error(program: &OsString, source: std::io::Error) -> SystemdError {

@@ -303,3 +303,80 @@ pub fn eventually(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
     }
     cond()
 }
+
+/// Whether the test user's systemd user manager answers: `Err(why)` when it does not.
+/// As root, `tests/with-user-manager.sh` starts one (see there); as an ordinary user
+/// the tests use your own.
+pub fn user_manager() -> Result<String, String> {
+    static MANAGER: OnceLock<Result<String, String>> = OnceLock::new();
+    MANAGER
+        .get_or_init(|| {
+            let env = env();
+            let fx_home = env.base.clone();
+            let mut cmd = match env.setpriv {
+                Some((uid, gid)) => {
+                    let mut c = Command::new("setpriv");
+                    c.arg(format!("--reuid={uid}"))
+                        .arg(format!("--regid={gid}"))
+                        .arg("--clear-groups")
+                        .arg("--")
+                        .arg("systemctl");
+                    c
+                }
+                None => Command::new("systemctl"),
+            };
+            cmd.args(["--user", "show", "--property=Version", "--value"])
+                .env_clear()
+                .env("HOME", fx_home)
+                .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+                .env("XDG_RUNTIME_DIR", format!("/run/user/{}", env.uid));
+            match cmd.output() {
+                Ok(out) if out.status.success() && !out.stdout.is_empty() => {
+                    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+                }
+                Ok(out) => Err(format!(
+                    "no systemd user manager for uid {} ({}); as root, run the tests through \
+                     tests/with-user-manager.sh",
+                    env.uid,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )),
+                Err(e) => Err(format!("cannot run systemctl: {e}")),
+            }
+        })
+        .clone()
+}
+
+/// True when the test must stop because no user manager is reachable: a failure in CI,
+/// a printed `SKIP` elsewhere.
+pub fn skip_without_user_manager() -> bool {
+    match user_manager() {
+        Ok(_) => false,
+        Err(why) => skip_unless(false, &why),
+    }
+}
+
+impl Fixture {
+    /// `kennel run --backend systemd EXTRA... -- sh -c SCRIPT` in `cwd`, as the test user.
+    pub fn systemd_in(&self, cwd: &Path, extra: &[&str], script: &str) -> Output {
+        let out = self
+            .kennel()
+            .args(["run", "--backend", "systemd"])
+            .args(extra)
+            .args(["--", "sh", "-c", script])
+            .current_dir(cwd)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_ne!(
+            out.status.code(),
+            Some(125),
+            "kennel could not set up the systemd sandbox: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// `kennel run --backend systemd -- sh -c SCRIPT` in the repository's `sub` folder.
+    pub fn systemd(&self, script: &str) -> Output {
+        self.systemd_in(&self.repo.join("sub"), &[], script)
+    }
+}
