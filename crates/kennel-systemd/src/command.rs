@@ -328,3 +328,253 @@ pub fn command(policy: &Policy, opts: &Options) -> Result<Invocation, SystemdErr
         verify,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kennel_policy::{EnvVar, RuleOrigin};
+
+    fn rule(path: &str, access: Access, optional: bool) -> PathRule {
+        PathRule {
+            path: path.into(),
+            access,
+            optional,
+            origin: RuleOrigin::builtin("test"),
+        }
+    }
+
+    fn policy(extra: Vec<PathRule>) -> Policy {
+        let mut paths = vec![
+            rule("/", Access::ReadOnly, false),
+            rule("/home", Access::Hidden, true),
+            rule("/tmp", Access::Tmpfs, false),
+            rule("/home/u", Access::Tmpfs, false),
+            rule("/home/u/p", Access::ReadWrite, false),
+        ];
+        paths.extend(extra);
+        let mut p = Policy {
+            profile: "test".into(),
+            workspace: "/home/u/p".into(),
+            cwd: "/home/u/p".into(),
+            home: "/home/u".into(),
+            uid: 1000,
+            gid: 1000,
+            paths,
+            env: vec![EnvVar {
+                name: "PATH".into(),
+                value: "/usr/bin".into(),
+            }],
+            network: Network::On,
+            command: vec!["true".into()],
+        };
+        p.normalize_rules();
+        p
+    }
+
+    fn opts() -> Options {
+        Options {
+            tty: false,
+            instance: 7,
+            kennel_exe: "/usr/bin/kennel".into(),
+            limits: Limits::default(),
+        }
+    }
+
+    fn property<'a>(inv: &'a Invocation, name: &str) -> Option<&'a str> {
+        inv.argv
+            .iter()
+            .filter_map(|a| a.strip_prefix(name)?.strip_prefix('='))
+            .next()
+    }
+
+    #[test]
+    fn the_original_wrappers_properties_are_all_there() -> Result<(), SystemdError> {
+        let inv = command(&policy(vec![]), &opts())?;
+        for p in [
+            "PrivateTmp=yes",
+            "ProtectHome=tmpfs",
+            "NoNewPrivileges=yes",
+            "ProtectSystem=strict",
+            "ProtectKernelTunables=yes",
+            "ProtectControlGroups=yes",
+            "PrivateUsers=yes",
+        ] {
+            assert!(inv.argv.iter().any(|a| a == p), "{p} missing");
+        }
+        assert_eq!(property(&inv, "BindPaths"), Some("/home/u/p"));
+        assert_eq!(
+            property(&inv, "TemporaryFileSystem"),
+            Some("/home/u:mode=0700")
+        );
+        assert_eq!(property(&inv, "WorkingDirectory"), Some("/home/u/p"));
+        assert!(inv.argv.iter().any(|a| a == "--pipe"));
+        assert_eq!(inv.unit, "kennel-test-p-7");
+        assert_eq!(
+            inv.env,
+            vec![("PATH".to_string(), OsString::from("/usr/bin"))]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_terminal_gets_a_pty() -> Result<(), SystemdError> {
+        let mut o = opts();
+        o.tty = true;
+        let inv = command(&policy(vec![]), &o)?;
+        assert!(inv.argv.iter().any(|a| a == "--pty"));
+        assert!(!inv.argv.iter().any(|a| a == "--pipe"));
+        Ok(())
+    }
+
+    #[test]
+    fn hidden_paths_become_inaccessible_or_an_empty_tmpfs() -> Result<(), SystemdError> {
+        let p = policy(vec![
+            rule("/srv/secret", Access::Hidden, true),
+            rule("/run", Access::Hidden, true),
+            rule("/run/current-system", Access::ReadOnly, true),
+            // Below an empty home: nothing to do.
+            rule("/home/u/.ssh", Access::Hidden, true),
+        ]);
+        let inv = command(&p, &opts())?;
+        assert_eq!(property(&inv, "InaccessiblePaths"), Some("-/srv/secret"));
+        assert_eq!(
+            property(&inv, "TemporaryFileSystem"),
+            Some("/run:ro /home/u:mode=0700")
+        );
+        assert_eq!(
+            property(&inv, "BindReadOnlyPaths"),
+            Some("-/run/current-system")
+        );
+        assert!(!inv.argv.iter().any(|a| a.contains(".ssh")));
+        assert_eq!(inv.verify.inaccessible, vec![PathBuf::from("/srv/secret")]);
+        let run = inv
+            .verify
+            .empty
+            .iter()
+            .find(|e| e.path == Path::new("/run"));
+        let allowed = run.map(|e| e.allowed.clone()).unwrap_or_default();
+        assert_eq!(
+            allowed,
+            vec![OsString::from("current-system"), "user".into()]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn paths_with_spaces_and_colons_are_escaped() -> Result<(), SystemdError> {
+        let mut p = policy(vec![rule("/home/u/my proj:1", Access::ReadWrite, true)]);
+        p.cwd = "/home/u/my proj:1".into();
+        let inv = command(&p, &opts())?;
+        assert_eq!(
+            property(&inv, "BindPaths"),
+            Some(r"-/home/u/my\ proj\:1 /home/u/p")
+        );
+        assert_eq!(
+            property(&inv, "WorkingDirectory"),
+            Some("/home/u/my proj:1")
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn network_off_is_a_private_network_and_checked() -> Result<(), SystemdError> {
+        let mut p = policy(vec![]);
+        p.network = Network::Off;
+        let inv = command(&p, &opts())?;
+        assert!(inv.argv.iter().any(|a| a == "PrivateNetwork=yes"));
+        assert!(inv.verify.no_network);
+        Ok(())
+    }
+
+    #[test]
+    fn what_systemd_cannot_express_is_an_error_naming_it() {
+        let mut host_tmp = policy(vec![]);
+        for r in host_tmp
+            .paths
+            .iter_mut()
+            .filter(|r| r.path == Path::new("/tmp"))
+        {
+            r.access = Access::ReadWrite;
+        }
+        let cases = [
+            policy(vec![rule("/", Access::ReadWrite, false)]),
+            host_tmp,
+            policy(vec![rule("/var/tmp", Access::Hidden, false)]),
+        ];
+        for p in cases {
+            match command(&p, &opts()) {
+                Err(SystemdError::Unsupported { feature, .. }) => assert!(!feature.is_empty()),
+                other => panic!("expected Unsupported, got {other:?}"),
+            }
+        }
+        let mut no_root = policy(vec![]);
+        no_root.paths.retain(|r| r.path != Path::new("/"));
+        assert!(matches!(
+            command(&no_root, &opts()),
+            Err(SystemdError::Unsupported { .. })
+        ));
+    }
+
+    #[test]
+    fn non_utf8_is_an_error_and_values_are_never_printed() {
+        use std::os::unix::ffi::OsStringExt;
+        let mut p = policy(vec![]);
+        p.env.push(EnvVar {
+            name: "KEY".into(),
+            value: OsString::from_vec(vec![b's', 0xff]),
+        });
+        let err = command(&p, &opts()).err().map(|e| e.to_string());
+        let err = err.unwrap_or_default();
+        assert!(err.contains("the value of KEY"), "{err}");
+        let mut p = policy(vec![]);
+        p.command = vec![OsString::from_vec(vec![0xff])];
+        assert!(matches!(
+            command(&p, &opts()),
+            Err(SystemdError::NotUtf8 { .. })
+        ));
+    }
+
+    #[test]
+    fn kennel_is_bound_only_when_the_policy_hides_it() -> Result<(), SystemdError> {
+        let mut o = opts();
+        o.kennel_exe = "/home/u/.cargo/bin/kennel".into();
+        let inv = command(&policy(vec![]), &o)?;
+        assert_eq!(
+            property(&inv, "BindReadOnlyPaths"),
+            Some("/home/u/.cargo/bin/kennel")
+        );
+        let home = inv
+            .verify
+            .empty
+            .iter()
+            .find(|e| e.path == Path::new("/home/u"));
+        let allowed = home.map(|e| e.allowed.clone()).unwrap_or_default();
+        assert_eq!(allowed, vec![OsString::from(".cargo"), "p".into()]);
+        let inv = command(&policy(vec![]), &opts())?;
+        assert_eq!(property(&inv, "BindReadOnlyPaths"), None);
+        Ok(())
+    }
+
+    #[test]
+    fn limits_become_cgroup_properties() -> Result<(), SystemdError> {
+        let mut o = opts();
+        o.limits = Limits::parse(Some("2G"), Some("100"), Some("1.5"))?;
+        let inv = command(&policy(vec![]), &o)?;
+        assert_eq!(property(&inv, "MemoryMax"), Some("2G"));
+        assert_eq!(property(&inv, "TasksMax"), Some("100"));
+        assert_eq!(property(&inv, "CPUQuota"), Some("150%"));
+        Ok(())
+    }
+
+    #[test]
+    fn the_command_is_protected_from_the_managers_expansion() -> Result<(), SystemdError> {
+        let mut p = policy(vec![]);
+        p.command = vec!["sh".into(), "-c".into(), "echo $HOME $$".into()];
+        let inv = command(&p, &opts())?;
+        assert_eq!(
+            inv.argv.last().map(String::as_str),
+            Some("echo $$HOME $$$$")
+        );
+        Ok(())
+    }
+}
