@@ -306,6 +306,7 @@ pub fn command(policy: &Policy, opts: &Options) -> Result<Invocation, SystemdErr
         inaccessible: mounts.inaccessible_paths,
         no_network: policy.network == Network::Off,
         keep_env: policy.env.iter().map(|v| v.name.clone()).collect(),
+        limits: opts.limits.clone(),
     };
 
     argv.push("--".into());

@@ -13,6 +13,7 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use crate::error::SystemdError;
+use crate::limits::Limits;
 
 /// A directory that must be an empty mount (tmpfs) but for the names listed: the mount
 /// points of the paths the policy makes visible below it.
@@ -35,6 +36,8 @@ pub struct VerifySpec {
     /// The environment allow-list: every other variable is removed before the command
     /// starts, including those the user manager adds from its own environment.
     pub keep_env: Vec<String>,
+    /// Resource limits, in systemd's syntax: the unit's cgroup must enforce them.
+    pub limits: Limits,
 }
 
 impl VerifySpec {
@@ -63,6 +66,16 @@ impl VerifySpec {
         for name in &self.keep_env {
             args.push("--keep-env".into());
             args.push(name.into());
+        }
+        for (flag, value) in [
+            ("--memory-max", &self.limits.memory),
+            ("--tasks-max", &self.limits.tasks),
+            ("--cpu-quota", &self.limits.cpu),
+        ] {
+            if let Some(v) = value {
+                args.push(flag.into());
+                args.push(v.into());
+            }
         }
         args
     }
@@ -112,6 +125,17 @@ impl VerifySpec {
                         .map_err(|n| bad(format!("bad variable name {n:?}")))?;
                     spec.keep_env.push(name);
                 }
+                Some(flag @ ("--memory-max" | "--tasks-max" | "--cpu-quota")) => {
+                    let v = value(&mut it, flag)?
+                        .into_string()
+                        .map_err(|v| bad(format!("bad {flag} value {v:?}")))?;
+                    let slot = match flag {
+                        "--memory-max" => &mut spec.limits.memory,
+                        "--tasks-max" => &mut spec.limits.tasks,
+                        _ => &mut spec.limits.cpu,
+                    };
+                    *slot = Some(v);
+                }
                 _ => return Err(bad(format!("unexpected argument {arg:?}"))),
             }
         }
@@ -146,6 +170,9 @@ impl VerifySpec {
         check_no_new_privs()?;
         if self.no_network {
             check_no_network()?;
+        }
+        if !self.limits.is_empty() {
+            check_limits(&mounts, &self.limits)?;
         }
         Ok(())
     }
@@ -246,11 +273,109 @@ fn check_no_network() -> Result<(), SystemdError> {
     }
 }
 
+/// Resource limits are cgroup v2 files of the unit's own cgroup. A user manager without
+/// the controllers delegated to it (cgroup v1 or hybrid hosts, some distributions) accepts
+/// `MemoryMax=` and friends and enforces nothing.
+fn check_limits(mounts: &Mounts, limits: &Limits) -> Result<(), SystemdError> {
+    let not_applied = |what: &str, why: String| {
+        SystemdError::NotApplied(format!("{what} is not in effect: {why}"))
+    };
+    let cgroup_file = Path::new("/proc/self/cgroup");
+    let own = fs::read_to_string(cgroup_file).map_err(io(cgroup_file))?;
+    let own = own.lines().find_map(|l| l.strip_prefix("0::"));
+    let root = mounts.0.iter().rev().find(|m| m.fstype == "cgroup2");
+    let dir = match (root, own) {
+        (Some(root), Some(own)) => root.point.join(own.trim_start_matches('/')),
+        _ => {
+            return Err(not_applied(
+                "a resource limit",
+                "this host has no cgroup v2 hierarchy for the unit".into(),
+            ))
+        }
+    };
+    let read = |what: &str, file: &str, controller: &str| {
+        fs::read_to_string(dir.join(file))
+            .map(|t| t.trim().to_string())
+            .map_err(|_| {
+                not_applied(
+                    what,
+                    format!(
+                        "the {controller} controller is not delegated to your user manager \
+                         ({} is missing)",
+                        dir.join(file).display()
+                    ),
+                )
+            })
+    };
+    if let Some(want) = &limits.memory {
+        let got = read("MemoryMax=", "memory.max", "memory")?;
+        if !limit_matches(want, &got, bytes) {
+            return Err(not_applied(
+                "MemoryMax=",
+                format!("memory.max is {got}, not {want}"),
+            ));
+        }
+    }
+    if let Some(want) = &limits.tasks {
+        let got = read("TasksMax=", "pids.max", "pids")?;
+        if !limit_matches(want, &got, |n| n.parse().ok()) {
+            return Err(not_applied(
+                "TasksMax=",
+                format!("pids.max is {got}, not {want}"),
+            ));
+        }
+    }
+    if let Some(want) = &limits.cpu {
+        let got = read("CPUQuota=", "cpu.max", "cpu")?;
+        let percent = got.split_once(' ').and_then(|(quota, period)| {
+            let quota: u64 = quota.parse().ok()?;
+            let period: u64 = period.parse().ok()?;
+            quota
+                .checked_mul(100)?
+                .checked_add(period / 2)?
+                .checked_div(period)
+        });
+        let wanted: Option<u64> = want.strip_suffix('%').and_then(|p| p.parse().ok());
+        if percent.is_none() || percent != wanted {
+            return Err(not_applied(
+                "CPUQuota=",
+                format!("cpu.max is {got}, not {want}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `infinity` is `max`; a percentage depends on the machine, so any limit will do;
+/// otherwise the numbers must be equal.
+fn limit_matches(want: &str, got: &str, parse: impl Fn(&str) -> Option<u64>) -> bool {
+    if want == "infinity" {
+        got == "max"
+    } else if want.ends_with('%') {
+        got != "max"
+    } else {
+        parse(want).is_some() && parse(want) == got.parse().ok()
+    }
+}
+
+/// `4G` -> 4 GiB, as systemd reads `MemoryMax=` (base 1024).
+fn bytes(value: &str) -> Option<u64> {
+    let (digits, shift) = match value.chars().last()? {
+        'K' => (&value[..value.len() - 1], 10),
+        'M' => (&value[..value.len() - 1], 20),
+        'G' => (&value[..value.len() - 1], 30),
+        'T' => (&value[..value.len() - 1], 40),
+        _ => (value, 0),
+    };
+    digits.parse::<u64>().ok()?.checked_mul(1u64 << shift)
+}
+
 /// One line of `/proc/self/mountinfo`, the fields kennel needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Mount {
     pub point: PathBuf,
     pub read_only: bool,
+    pub fstype: String,
 }
 
 pub(crate) struct Mounts(Vec<Mount>);
@@ -291,12 +416,14 @@ impl Mounts {
 pub(crate) fn parse_mountinfo(text: &str) -> Vec<Mount> {
     text.lines()
         .filter_map(|line| {
-            let mut fields = line.split(' ');
+            let (before, after) = line.split_once(" - ")?;
+            let mut fields = before.split(' ');
             let point = fields.nth(4)?;
             let options = fields.next()?;
             Some(Mount {
                 point: PathBuf::from(unescape_octal(point)),
                 read_only: options.split(',').any(|o| o == "ro"),
+                fstype: after.split(' ').next()?.to_string(),
             })
         })
         .collect()
@@ -361,6 +488,11 @@ mod tests {
             inaccessible: vec!["/srv/secret".into()],
             no_network: true,
             keep_env: vec!["PATH".into(), "HOME".into()],
+            limits: Limits {
+                memory: Some("4G".into()),
+                tasks: None,
+                cpu: Some("150%".into()),
+            },
         };
         let mut args = spec.to_args();
         args.extend(["--".into(), "sh".into(), "--".into()]);
@@ -416,6 +548,17 @@ mod tests {
                 .map(|m| m.point.clone()),
             Some(PathBuf::from("/"))
         );
+    }
+
+    #[test]
+    fn limits_are_compared_as_the_kernel_reports_them() {
+        assert_eq!(bytes("4G"), Some(4 << 30));
+        assert_eq!(bytes("512"), Some(512));
+        assert!(limit_matches("4G", "4294967296", bytes));
+        assert!(!limit_matches("4G", "max", bytes));
+        assert!(limit_matches("infinity", "max", bytes));
+        assert!(limit_matches("50%", "8589934592", bytes));
+        assert!(!limit_matches("50%", "max", bytes));
     }
 
     #[test]

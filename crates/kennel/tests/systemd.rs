@@ -261,7 +261,7 @@ fn the_dry_run_prints_a_command_that_runs_when_pasted() {
     let fx = Fixture::new("sd-dry");
     let dry = fx
         .kennel()
-        .args(["run", "--backend", "systemd", "--dry-run", "--tasks", "64"])
+        .args(["run", "--backend", "systemd", "--dry-run"])
         .args(["--", "sh", "-c", "echo pasted; ls -A ~"])
         .current_dir(&fx.repo)
         .output()
@@ -278,7 +278,6 @@ fn the_dry_run_prints_a_command_that_runs_when_pasted() {
         "-p ProtectHome=tmpfs",
         "-p ProtectSystem=strict",
         "-p PrivateUsers=yes",
-        "-p TasksMax=64",
         "--unit=kennel-default-project-",
     ] {
         assert!(line.contains(part), "{part} missing: {line}");
@@ -418,6 +417,33 @@ fn the_inner_check_fails_closed_outside_a_sandbox() {
         "{}",
         stderr(&out)
     );
+}
+
+/// A user manager without the cgroup controllers delegated (cgroup v1 or hybrid hosts
+/// such as this CI's) accepts MemoryMax= and TasksMax= and enforces nothing: kennel must
+/// refuse there, and the limits must hold where it runs.
+#[test]
+fn resource_limits_are_enforced_or_refused() {
+    if skip_without_user_manager() {
+        return;
+    }
+    let fx = Fixture::new("sd-limits-real");
+    let out = fx.systemd_in(
+        &fx.repo,
+        &["--memory", "256M", "--tasks", "64"],
+        "d=/sys/fs/cgroup$(sed -n 's/^0:://p' /proc/self/cgroup); cat $d/memory.max $d/pids.max",
+    );
+    if out.status.code() == Some(125) {
+        assert!(
+            stderr(&out).contains("is not in effect"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(stderr(&out).contains("not delegated"), "{}", stderr(&out));
+    } else {
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(stdout(&out), "268435456\n64\n");
+    }
 }
 
 #[test]

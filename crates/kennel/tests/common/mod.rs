@@ -358,14 +358,19 @@ pub fn skip_without_user_manager() -> bool {
 impl Fixture {
     /// `kennel run --backend systemd EXTRA... -- sh -c SCRIPT` in `cwd`, as the test user.
     pub fn systemd_in(&self, cwd: &Path, extra: &[&str], script: &str) -> Output {
-        let out = self
-            .kennel()
+        self.kennel()
             .args(["run", "--backend", "systemd"])
             .args(extra)
             .args(["--", "sh", "-c", script])
             .current_dir(cwd)
             .output()
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// `kennel run --backend systemd -- sh -c SCRIPT` in the repository's `sub` folder;
+    /// kennel's own setup failure (125) fails the test.
+    pub fn systemd(&self, script: &str) -> Output {
+        let out = self.systemd_in(&self.repo.join("sub"), &[], script);
         assert_ne!(
             out.status.code(),
             Some(125),
@@ -373,10 +378,5 @@ impl Fixture {
             String::from_utf8_lossy(&out.stderr)
         );
         out
-    }
-
-    /// `kennel run --backend systemd -- sh -c SCRIPT` in the repository's `sub` folder.
-    pub fn systemd(&self, script: &str) -> Output {
-        self.systemd_in(&self.repo.join("sub"), &[], script)
     }
 }
