@@ -29,20 +29,60 @@ pub fn run(inv: &Invocation) -> Result<i32, SystemdError> {
     })?;
     let mut cmd = Command::new(program);
     cmd.args(args).envs(inv.env.iter().map(|(k, v)| (k, v)));
-    // `systemd-run --user` finds the user's bus through XDG_RUNTIME_DIR, which `su`,
-    // `sudo -u` and cron do not set: fall back to the standard place.
+    with_runtime_dir(&mut cmd);
+    // systemd-run leaves the unit running when it is interrupted or killed; kennel stops
+    // it, so that no process of the sandbox outlives kennel (SIGKILL cannot be caught).
+    let numbers: Vec<i32> = STOPPING.iter().map(|s| *s as i32).collect();
+    let mut signals = Signals::new(&numbers).map_err(|source| SystemdError::Io {
+        path: "signal handlers".into(),
+        source,
+    })?;
+    let mut child = cmd.spawn().map_err(|source| SystemdError::Spawn {
+        program: program.clone(),
+        source,
+    })?;
+    let handle = signals.handle();
+    let unit = format!("{}.service", inv.unit);
+    let stopper = std::thread::spawn(move || {
+        let mut stopped = false;
+        for _ in signals.forever() {
+            if !stopped {
+                stopped = true;
+                let mut stop = Command::new("systemctl");
+                stop.args(["--user", "stop", "--no-block", &unit]);
+                with_runtime_dir(&mut stop);
+                let _ = stop.status();
+            }
+        }
+    });
+    let status = child.wait().map_err(|source| SystemdError::Spawn {
+        program: program.clone(),
+        source,
+    });
+    handle.close();
+    let _ = stopper.join();
+    Ok(status_code(status?))
+}
+
+/// `systemd-run --user` and `systemctl --user` find the user's manager through
+/// XDG_RUNTIME_DIR, which `su`, `sudo -u`, `setpriv` and cron do not set: fall back to
+/// the standard place.
+fn with_runtime_dir(cmd: &mut Command) {
     if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
         let dir = PathBuf::from(format!("/run/user/{}", nix::unistd::getuid()));
         if dir.is_dir() {
             cmd.env("XDG_RUNTIME_DIR", dir);
         }
     }
-    let status = cmd.status().map_err(|source| SystemdError::Spawn {
-        program: program.clone(),
-        source,
-    })?;
-    Ok(status_code(status))
 }
+
+/// Signals on which the outer kennel stops the unit.
+const STOPPING: &[Signal] = &[
+    Signal::SIGHUP,
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGQUIT,
+];
 
 /// 128+N for a signal N, as shells report it.
 fn status_code(status: ExitStatus) -> i32 {
@@ -144,12 +184,7 @@ pub struct UserManager {
 pub fn user_manager() -> Result<UserManager, SystemdError> {
     let mut cmd = Command::new("systemctl");
     cmd.args(["--user", "show", "--property=Version", "--value"]);
-    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
-        cmd.env(
-            "XDG_RUNTIME_DIR",
-            format!("/run/user/{}", nix::unistd::getuid()),
-        );
-    }
+    with_runtime_dir(&mut cmd);
     let out = cmd.output().map_err(|source| SystemdError::Spawn {
         program: "systemctl".into(),
         source,

@@ -472,3 +472,38 @@ fn resource_limits_are_refused_on_the_native_backend_and_checked() {
         assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
     }
 }
+
+#[test]
+fn terminating_kennel_stops_the_whole_unit() {
+    if skip_without_user_manager() {
+        return;
+    }
+    let fx = Fixture::new("sd-stop");
+    let marker = format!("4545.{}", std::process::id());
+    let mut child = fx
+        .kennel()
+        .args(["run", "--backend", "systemd", "--", "sh", "-c"])
+        .arg(format!("sleep {marker} & sleep {marker}; wait"))
+        .current_dir(&fx.repo)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        common::eventually(10, || common::processes_with(&marker).len() >= 2),
+        "the sandboxed sleeps never started"
+    );
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let exited = common::eventually(15, || matches!(child.try_wait(), Ok(Some(_))));
+    if !exited {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("kennel did not exit after SIGTERM");
+    }
+    assert!(
+        common::eventually(10, || common::processes_with(&marker).is_empty()),
+        "sandbox processes outlived kennel: {:?}",
+        common::processes_with(&marker)
+    );
+}
