@@ -507,3 +507,48 @@ fn terminating_kennel_stops_the_whole_unit() {
         common::processes_with(&marker)
     );
 }
+
+/// With a terminal, the command gets its own pseudo-terminal (`--pty`) of the same size,
+/// and its exit status still comes back.
+#[test]
+fn with_a_terminal_the_command_gets_a_pty() {
+    if skip_without_user_manager() {
+        return;
+    }
+    let has_tmux = std::process::Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if common::skip_unless(has_tmux, "tmux is not installed") {
+        return;
+    }
+    let fx = Fixture::new("sd-pty");
+    let socket = fx.dir.join("tmux.sock");
+    let tmux = |args: &[&str]| {
+        fx.user_command("tmux")
+            .arg("-S")
+            .arg(&socket)
+            .args(["-f", "/dev/null"])
+            .args(args)
+            .env("TERM", "xterm")
+            .env("XDG_RUNTIME_DIR", format!("/run/user/{}", env().uid))
+            .output()
+            .unwrap()
+    };
+    let kennel = env().kennel.display().to_string();
+    let start = tmux(&["new-session", "-d", "-x", "100", "-y", "40", "sh"]);
+    assert!(start.status.success(), "{}", stderr(&start));
+    let screen = || stdout(&tmux(&["capture-pane", "-p"]));
+    // The whole command on one line: keys typed before the unit starts would be read by
+    // the outer shell's terminal.
+    let line = format!(
+        "{kennel} run --backend systemd -- sh -c 'echo tty=$(tty) size=$(stty size); exit 5'; echo status=$?"
+    );
+    tmux(&["send-keys", &line, "Enter"]);
+    let done = common::eventually(20, || screen().contains("status=5"));
+    let text = screen();
+    tmux(&["kill-server"]);
+    assert!(done, "{text}");
+    assert!(text.contains("size=40 100"), "{text}");
+    assert!(text.contains("tty=/dev/pts/"), "{text}");
+}
