@@ -3,7 +3,8 @@
 //!
 //! A snapshot lives in `tests/snapshots/NAME.txt`; after an intended change, regenerate
 //! with `KENNEL_UPDATE_SNAPSHOTS=1 cargo test -p kennel-systemd --test dry_run` and review
-//! the diff. A new profile is one more test: resolve its policy and call `snapshot`.
+//! the diff. A new profile is one more test: resolve its policy in [`context`] and call
+//! `snapshot("NAME", policy)`, which also checks the original wrapper's properties.
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)] // test code may panic
 
 use std::ffi::OsString;
@@ -62,9 +63,39 @@ fn without_host_dependent_rules(mut policy: Policy) -> Policy {
     policy
 }
 
+/// Every profile keeps the original wrapper's promises (the seed's `systemd-run -t -p ...`).
+fn assert_original_wrapper_properties(name: &str, argv: &[String]) {
+    for property in [
+        "PrivateTmp=yes",
+        "ProtectHome=tmpfs",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ProtectKernelTunables=yes",
+        "ProtectControlGroups=yes",
+    ] {
+        assert!(
+            argv.iter().any(|a| a == property),
+            "{name}: {property} missing"
+        );
+    }
+    for prefix in ["BindPaths=", "WorkingDirectory=", "--pty"] {
+        assert!(
+            argv.iter().any(|a| a.starts_with(prefix)),
+            "{name}: {prefix} missing"
+        );
+    }
+    for var in ["PATH", "SHELL"] {
+        assert!(
+            argv.windows(2).any(|w| w[0] == "-E" && w[1] == var),
+            "{name}: -E {var} missing"
+        );
+    }
+}
+
 fn snapshot(name: &str, policy: Policy) {
     let invocation = command(&without_host_dependent_rules(policy), &options())
         .unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_original_wrapper_properties(name, &invocation.argv);
     // One argument per line, to keep diffs readable; the shell line is what users paste.
     let text = format!(
         "{}\n\n{}\n",
