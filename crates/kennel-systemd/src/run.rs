@@ -30,6 +30,7 @@ pub fn run(inv: &Invocation) -> Result<i32, SystemdError> {
     let mut cmd = Command::new(program);
     cmd.args(args).envs(inv.env.iter().map(|(k, v)| (k, v)));
     with_runtime_dir(&mut cmd);
+    check_bus_reachable()?;
     // systemd-run leaves the unit running when it is interrupted or killed; kennel stops
     // it, so that no process of the sandbox outlives kennel (SIGKILL cannot be caught).
     let numbers: Vec<i32> = STOPPING.iter().map(|s| *s as i32).collect();
@@ -73,6 +74,29 @@ fn with_runtime_dir(cmd: &mut Command) {
         if dir.is_dir() {
             cmd.env("XDG_RUNTIME_DIR", dir);
         }
+    }
+}
+
+/// `systemd-run --wait` talks to the manager over the user's D-Bus session bus. Without
+/// one it fails with exit status 1, indistinguishable from the command's own: say why
+/// instead.
+fn check_bus_reachable() -> Result<(), SystemdError> {
+    if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some() {
+        return Ok(());
+    }
+    let runtime = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(format!("/run/user/{}", nix::unistd::getuid())));
+    let bus = runtime.join("bus");
+    if bus.exists() {
+        Ok(())
+    } else {
+        Err(SystemdError::ManagerUnreachable(format!(
+            "there is no session bus at {} and DBUS_SESSION_BUS_ADDRESS is not set; \
+             is `systemd --user` running (loginctl enable-linger, or log in) with \
+             dbus-user-session installed?",
+            bus.display()
+        )))
     }
 }
 

@@ -1,6 +1,7 @@
 //! `--backend systemd`: the glue between the CLI and the kennel-systemd crate.
 
 use std::ffi::OsString;
+use std::io::{stderr, stdout, IsTerminal};
 
 use kennel_policy::{Context, Policy};
 use kennel_systemd::{Limits, Options, SystemdError, VerifySpec};
@@ -46,8 +47,11 @@ pub fn run(ctx: &Context, policy: &Policy, args: &RunArgs) -> Result<i32, Failur
         args.tasks.as_deref(),
         args.cpu.as_deref(),
     )?;
+    // Any terminal among stdin, stdout and stderr means --pty: with --pipe the unit would
+    // get the user's own terminal, and with it TIOCSTI injection into the user's shell.
+    let tty = ctx.stdin_is_tty || stdout().is_terminal() || stderr().is_terminal();
     let opts = Options {
-        tty: ctx.stdin_is_tty,
+        tty,
         instance: std::process::id(),
         kennel_exe: kennel_systemd::own_executable()?,
         limits,

@@ -552,3 +552,22 @@ fn with_a_terminal_the_command_gets_a_pty() {
     assert!(text.contains("size=40 100"), "{text}");
     assert!(text.contains("tty=/dev/pts/"), "{text}");
 }
+
+#[test]
+fn without_a_user_manager_kennel_says_so() {
+    let fx = Fixture::new("sd-nomanager");
+    let out = fx
+        .kennel()
+        .args(["run", "--backend", "systemd", "--", "true"])
+        .env("XDG_RUNTIME_DIR", &fx.dir)
+        .current_dir(&fx.repo)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("no systemd user manager is reachable"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
