@@ -198,7 +198,7 @@ fn arguments_reach_the_command_verbatim() {
         .kennel()
         .args(["run", "--backend", "systemd", "--"])
         .args([
-            "printf", "[%s]\\n", "$HOME", "${USER}", "a b", "it's", "$$", "",
+            "printf", "[%s]\\n", "$HOME", "${USER}", "a b", "it's", "$$", "", "%h 100%",
         ])
         .current_dir(&fx.repo)
         .output()
@@ -206,7 +206,7 @@ fn arguments_reach_the_command_verbatim() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
         stdout(&out),
-        "[$HOME]\n[${USER}]\n[a b]\n[it's]\n[$$]\n[]\n"
+        "[$HOME]\n[${USER}]\n[a b]\n[it's]\n[$$]\n[]\n[%h 100%]\n"
     );
 }
 
@@ -570,4 +570,36 @@ fn without_a_user_manager_kennel_says_so() {
         "{err}"
     );
     assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+/// systemd splits BindPaths= at spaces and colons: kennel escapes them.
+#[test]
+fn a_workspace_with_spaces_colons_and_quotes_works() {
+    if skip_without_user_manager() {
+        return;
+    }
+    let fx = Fixture::new("sd-names");
+    let odd = fx.home.join("my proj:1 'q\"");
+    fs::create_dir_all(&odd).unwrap();
+    if let Some((uid, gid)) = env().setpriv {
+        // Not `fx.chown`: it quotes the path for a shell with single quotes.
+        std::os::unix::fs::chown(&odd, Some(uid), Some(gid)).unwrap();
+    }
+    let init = fx
+        .user_command("git")
+        .args(["init", "-q", "."])
+        .current_dir(&odd)
+        .output()
+        .unwrap();
+    assert!(init.status.success(), "{}", stderr(&init));
+    let out = fx.systemd_in(&odd, &[], "pwd; echo inside > made.txt; ls -A ~");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with(&format!("{}\n", odd.display())), "{text}");
+    assert!(text.contains("my proj:1 'q\""), "{text}");
+    assert!(!text.contains("project"), "{text}");
+    assert_eq!(
+        fs::read_to_string(odd.join("made.txt")).unwrap_or_default(),
+        "inside\n"
+    );
 }
