@@ -61,7 +61,7 @@ wait_ready() {
     done
 }
 
-if [ -d /run/systemd/system ] && [ "$(ps -o comm= -p 1)" = systemd ]; then
+if [ -d /run/systemd/system ] && [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ]; then
     systemctl start "user@$uid.service"
     status=0
     wait_ready && "$@" || status=$?
