@@ -63,6 +63,9 @@ const SYSTEM_DIRS: &[&str] = &["/usr", "/etc"];
 /// systemd 252 (Debian 12) accepts `ProtectHome=`, `ProtectSystem=`, `PrivateTmp=`... in
 /// a user unit without it and silently does not apply them (systemd issue 25014). Later
 /// versions imply it; stating it costs nothing. The inner check still verifies the result.
+///
+/// `ProtectHome=tmpfs` and `PrivateTmp=yes` may hide more than a policy asks (a policy that
+/// leaves `/home` visible), never less; the policy's own rules re-expose what it names.
 const FIXED_PROPERTIES: &[&str] = &[
     "PrivateUsers=yes",
     "PrivateTmp=yes",

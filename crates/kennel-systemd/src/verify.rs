@@ -204,7 +204,9 @@ fn check_empty(mounts: &Mounts, dir: &EmptyDir) -> Result<(), SystemdError> {
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(io(&dir.path)(e)),
     };
-    if !mounts.is_mount_point(&dir.path) {
+    // mountinfo names mount points with symlinks resolved.
+    let real = fs::canonicalize(&dir.path).unwrap_or_else(|_| dir.path.clone());
+    if !mounts.is_mount_point(&real) {
         return Err(SystemdError::NotApplied(format!(
             "{} is the host's own directory, not a fresh empty one",
             dir.path.display()
