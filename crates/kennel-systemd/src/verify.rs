@@ -258,13 +258,7 @@ fn check_no_new_privs() -> Result<(), SystemdError> {
 fn check_no_network() -> Result<(), SystemdError> {
     let path = Path::new("/proc/net/dev");
     let text = fs::read_to_string(path).map_err(io(path))?;
-    // Two header lines, then `  NAME: counters...`.
-    let others: Vec<&str> = text
-        .lines()
-        .skip(2)
-        .filter_map(|l| l.split(':').next().map(str::trim))
-        .filter(|name| *name != "lo")
-        .collect();
+    let others = interfaces_besides_loopback(&text);
     if others.is_empty() {
         Ok(())
     } else {
@@ -370,6 +364,15 @@ fn bytes(value: &str) -> Option<u64> {
         _ => (value, 0),
     };
     digits.parse::<u64>().ok()?.checked_mul(1u64 << shift)
+}
+
+/// `/proc/net/dev`: two header lines, then `  NAME: counters...`.
+fn interfaces_besides_loopback(text: &str) -> Vec<&str> {
+    text.lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next().map(str::trim))
+        .filter(|name| *name != "lo" && !name.is_empty())
+        .collect()
 }
 
 /// One line of `/proc/self/mountinfo`, the fields kennel needs.
@@ -561,6 +564,18 @@ mod tests {
         assert!(limit_matches("infinity", "max", bytes));
         assert!(limit_matches("50%", "8589934592", bytes));
         assert!(!limit_matches("50%", "max", bytes));
+    }
+
+    #[test]
+    fn only_loopback_counts_as_no_network() {
+        let header = "Inter-|   Receive\n face |bytes    packets\n";
+        let lo = "    lo:    1234      10    0    0\n";
+        let eth = "  eth0: 99 1 0 0\n";
+        assert!(interfaces_besides_loopback(&format!("{header}{lo}")).is_empty());
+        assert_eq!(
+            interfaces_besides_loopback(&format!("{header}{lo}{eth}")),
+            vec!["eth0"]
+        );
     }
 
     #[test]

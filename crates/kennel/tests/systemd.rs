@@ -603,3 +603,61 @@ fn a_workspace_with_spaces_colons_and_quotes_works() {
         "inside\n"
     );
 }
+
+/// No CLI flag or profile turns the network off yet; the policy's `Network::Off` becomes
+/// `PrivateNetwork=yes` plus an inner check. Both halves, on kennel's own command line:
+/// with the property only loopback is left; without it the check refuses to start.
+#[test]
+fn network_off_is_applied_and_checked() {
+    if skip_without_user_manager() {
+        return;
+    }
+    let fx = Fixture::new("sd-net");
+    let dry = fx
+        .kennel()
+        .args(["run", "--backend", "systemd", "--dry-run", "--"])
+        .args(["sh", "-c", "tail -n +3 /proc/net/dev | cut -d: -f1"])
+        .current_dir(&fx.repo)
+        .output()
+        .unwrap();
+    assert!(dry.status.success(), "{}", stderr(&dry));
+    let words = shell_split(&stdout(&dry));
+    let run = |private_network: bool| {
+        let mut argv: Vec<String> = Vec::new();
+        for w in &words {
+            if w == "internal-verify-exec" {
+                argv.push(w.clone());
+                argv.push("--no-network".into());
+                continue;
+            }
+            if w == "--" && private_network && !argv.iter().any(|a| a == "PrivateNetwork=yes") {
+                argv.push("-p".into());
+                argv.push("PrivateNetwork=yes".into());
+            }
+            argv.push(w.clone());
+        }
+        fx.user_command(&argv[0])
+            .args(&argv[1..])
+            .env("XDG_RUNTIME_DIR", format!("/run/user/{}", env().uid))
+            .current_dir(&fx.repo)
+            .output()
+            .unwrap()
+    };
+    let off = run(true);
+    assert!(off.status.success(), "{}", stderr(&off));
+    assert_eq!(stdout(&off).trim(), "lo");
+    let host_has_network = fs::read_to_string("/proc/net/dev")
+        .unwrap()
+        .lines()
+        .skip(2)
+        .any(|l| l.split(':').next().map(str::trim) != Some("lo"));
+    if host_has_network {
+        let on = run(false);
+        assert_eq!(on.status.code(), Some(125), "{}", stderr(&on));
+        assert!(
+            stderr(&on).contains("network must be off"),
+            "{}",
+            stderr(&on)
+        );
+    }
+}
