@@ -138,6 +138,17 @@ for dir in $cgroups; do
     mkdir -p "$dir"
     chown -R "$uid:$gid" "$dir"
 done
+# Resource limits (MemoryMax=, TasksMax=, CPUQuota=) need the controllers enabled above
+# the manager's cgroup. Best effort: the kernel refuses while the parent holds processes
+# (other than in the root cgroup), and hybrid hosts have no controllers in cgroup v2;
+# the tests then check that kennel refuses the limits instead.
+for dir in $cgroups; do
+    if [ -f "${dir%/*}/cgroup.subtree_control" ]; then
+        for controller in memory pids cpu; do
+            echo "+$controller" >"${dir%/*}/cgroup.subtree_control" 2>/dev/null || true
+        done
+    fi
+done
 rm -rf "$runtime"
 mkdir -p "$runtime"
 chown "$uid:$gid" "$runtime"
