@@ -55,12 +55,8 @@ pub enum SystemdError {
         status: u8,
     },
 
-    #[error("{what}: {source}")]
-    Sys {
-        what: &'static str,
-        #[source]
-        source: nix::Error,
-    },
+    #[error("cannot install signal handlers: {0}")]
+    Signals(#[source] std::io::Error),
 
     #[error("cannot read {path}: {source}")]
     Io {

@@ -34,10 +34,7 @@ pub fn run(inv: &Invocation) -> Result<i32, SystemdError> {
     // systemd-run leaves the unit running when it is interrupted or killed; kennel stops
     // it, so that no process of the sandbox outlives kennel (SIGKILL cannot be caught).
     let numbers: Vec<i32> = STOPPING.iter().map(|s| *s as i32).collect();
-    let mut signals = Signals::new(&numbers).map_err(|source| SystemdError::Io {
-        path: "signal handlers".into(),
-        source,
-    })?;
+    let mut signals = Signals::new(&numbers).map_err(SystemdError::Signals)?;
     let mut child = cmd.spawn().map_err(|source| SystemdError::Spawn {
         program: program.clone(),
         source,
@@ -153,10 +150,7 @@ pub fn verify_and_run(spec: &VerifySpec, command: &[OsString]) -> Result<i32, Sy
         .collect();
 
     let numbers: Vec<i32> = FORWARDED.iter().map(|s| *s as i32).collect();
-    let mut signals = Signals::new(&numbers).map_err(|source| SystemdError::Io {
-        path: "signal handlers".into(),
-        source,
-    })?;
+    let mut signals = Signals::new(&numbers).map_err(SystemdError::Signals)?;
     let mut child = Command::new(program)
         .args(args)
         .env_clear()
