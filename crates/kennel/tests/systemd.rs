@@ -20,7 +20,7 @@ fn secrets_in_home_are_invisible_and_home_is_empty() {
     }
     let fx = Fixture::new("sd-secrets");
     let out = fx.systemd(
-        r#"cat ~/.ssh/id_ed25519 ~/.aws/credentials ~/.bashrc 2>&1; echo "--"; ls -A ~; echo "--"; ls -A /home /run/user"#,
+        r#"cat ~/.ssh/id_ed25519 ~/.aws/credentials ~/.bashrc 2>&1; echo "--"; ls -A ~; echo "--"; ls -A /home; echo "--"; ls -A /run/user"#,
     );
     let text = stdout(&out);
     assert!(out.status.success(), "{}\n{text}", stderr(&out));
@@ -32,6 +32,24 @@ fn secrets_in_home_are_invisible_and_home_is_empty() {
         .lines()
         .collect();
     assert_eq!(listing, vec![".gitconfig", "project"], "{text}");
+    // Other homes are gone; only the way to this one is left (none when it is elsewhere).
+    let homes: Vec<&str> = text
+        .split("--\n")
+        .nth(2)
+        .unwrap_or_default()
+        .lines()
+        .collect();
+    let way: Vec<String> = fx
+        .home
+        .strip_prefix("/home")
+        .ok()
+        .and_then(|rel| rel.components().next())
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .into_iter()
+        .collect();
+    assert_eq!(homes, way, "{text}");
+    let run_user = text.split("--\n").nth(3).unwrap_or_default();
+    assert_eq!(run_user, "", "/run/user must be empty: {text}");
 }
 
 #[test]
