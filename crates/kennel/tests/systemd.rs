@@ -679,3 +679,40 @@ fn network_off_is_applied_and_checked() {
         );
     }
 }
+
+#[test]
+fn a_detached_daemon_does_not_outlive_the_command() {
+    if skip_without_user_manager() {
+        return;
+    }
+    let fx = Fixture::new("sd-daemon");
+    let marker = format!("4646.{}", std::process::id());
+    let out = fx.systemd(&format!(
+        "setsid sh -c 'sleep {marker}' </dev/null >/dev/null 2>&1 & sleep 0.2; exit 3"
+    ));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        common::eventually(10, || common::processes_with(&marker).is_empty()),
+        "a daemon outlived the unit"
+    );
+}
+
+#[test]
+fn outside_a_repository_the_current_directory_is_the_workspace() {
+    if skip_without_user_manager() {
+        return;
+    }
+    let fx = Fixture::new("sd-norepo");
+    let plain = fx.home.join("plain");
+    fs::create_dir_all(&plain).unwrap();
+    fx.chown(&plain);
+    let out = fx.systemd_in(&plain, &[], "echo x > here.txt && ls -A ~");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not inside a git repository"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(plain.join("here.txt").exists());
+    assert!(!stdout(&out).contains("project"), "{}", stdout(&out));
+}
