@@ -1,7 +1,6 @@
 //! `--backend systemd`: the glue between the CLI and the kennel-systemd crate.
 
 use std::ffi::OsString;
-use std::io::{stderr, stdout, IsTerminal};
 
 use kennel_policy::{Context, Policy};
 use kennel_systemd::{Limits, Options, SystemdError, VerifySpec};
@@ -47,11 +46,12 @@ pub fn run(ctx: &Context, policy: &Policy, args: &RunArgs) -> Result<i32, Failur
         args.tasks.as_deref(),
         args.cpu.as_deref(),
     )?;
-    // Any terminal among stdin, stdout and stderr means --pty: with --pipe the unit would
-    // get the user's own terminal, and with it TIOCSTI injection into the user's shell.
-    let tty = ctx.stdin_is_tty || stdout().is_terminal() || stderr().is_terminal();
+    // --pty exactly when stdin is a terminal: systemd-run's pty forwarding never passes on
+    // the end of a piped stdin (`echo hi | kennel ... -- cat` would hang). With --pipe and a
+    // terminal as stdout the unit holds the user's terminal, but not as its controlling
+    // terminal (systemd starts it in a new session), so TIOCSTI is refused by the kernel.
     let opts = Options {
-        tty,
+        tty: ctx.stdin_is_tty,
         instance: std::process::id(),
         kennel_exe: kennel_systemd::own_executable()?,
         limits,

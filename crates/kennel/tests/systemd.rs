@@ -716,3 +716,64 @@ fn outside_a_repository_the_current_directory_is_the_workspace() {
     assert!(plain.join("here.txt").exists());
     assert!(!stdout(&out).contains("project"), "{}", stdout(&out));
 }
+
+/// No terminal injection into the user's shell (TIOCSTI): with a terminal as stdin the
+/// command's terminal is the unit's own pty, so injected input never reaches the outer
+/// shell; with a pipe as stdin and the terminal as stdout the unit does not have the
+/// terminal as its controlling terminal, and the kernel refuses.
+#[test]
+fn terminal_injection_does_not_reach_the_users_shell() {
+    if skip_without_user_manager() {
+        return;
+    }
+    let has_tmux = std::process::Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if common::skip_unless(has_tmux, "tmux is not installed") {
+        return;
+    }
+    let fx = Fixture::new("sd-tiocsti");
+    let pwned = fx.repo.join("pwned");
+    // Pushes `touch PWNED` + newline into the input of the terminal on stdout.
+    let script = format!(
+        "for my $c (split //, \"touch {}\\n\") {{ ioctl(STDOUT, 0x5412, $c) or do {{ print \"tiocsti: $!\\n\"; last }} }}\n",
+        pwned.display()
+    );
+    fs::write(fx.repo.join("sti.pl"), script).unwrap();
+    fx.chown(&fx.repo.join("sti.pl"));
+    let socket = fx.dir.join("tmux.sock");
+    let tmux = |args: &[&str]| {
+        fx.user_command("tmux")
+            .arg("-S")
+            .arg(&socket)
+            .args(["-f", "/dev/null"])
+            .args(args)
+            .env("TERM", "xterm")
+            .env("XDG_RUNTIME_DIR", format!("/run/user/{}", env().uid))
+            .current_dir(&fx.repo)
+            .output()
+            .unwrap()
+    };
+    let kennel = env().kennel.display().to_string();
+    let start = tmux(&["new-session", "-d", "-x", "150", "-y", "40", "sh"]);
+    assert!(start.status.success(), "{}", stderr(&start));
+    let screen = || stdout(&tmux(&["capture-pane", "-p"]));
+    for (n, stdin) in [(1, ""), (2, "true | ")] {
+        // The shell computes the marker, so that the typed line itself does not match.
+        let line =
+            format!("{stdin}{kennel} run --backend systemd -- perl sti.pl; echo done-$((40+{n}))");
+        tmux(&["send-keys", &line, "Enter"]);
+        let done = common::eventually(20, || screen().contains(&format!("done-{}", 40 + n)));
+        assert!(done, "{}", screen());
+    }
+    // Give an injected line the time the outer shell would need to run it.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let text = screen();
+    tmux(&["kill-server"]);
+    assert!(
+        !pwned.exists(),
+        "input was injected into the outer shell: {text}"
+    );
+    assert!(text.contains("tiocsti: Operation not permitted"), "{text}");
+}
