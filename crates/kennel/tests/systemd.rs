@@ -775,5 +775,6 @@ fn terminal_injection_does_not_reach_the_users_shell() {
         !pwned.exists(),
         "input was injected into the outer shell: {text}"
     );
-    assert!(text.contains("tiocsti: Operation not permitted"), "{text}");
+    // EPERM here; EIO where the kernel disables TIOCSTI altogether (legacy_tiocsti=0).
+    assert!(text.contains("tiocsti: "), "{text}");
 }
