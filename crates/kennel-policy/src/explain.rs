@@ -18,11 +18,18 @@ const LANDLOCK: &[&str] = &[
      no read-only git hooks",
 ];
 
+const SYSTEMD: &[&str] = &[
+    "a transient unit of your systemd user manager: PrivateUsers, ProtectSystem=strict, \
+     ProtectHome=tmpfs, PrivateTmp, NoNewPrivileges, RestrictSUIDSGID, ProtectKernel*",
+    "checked from inside the unit before the command starts; `systemctl --user stop` ends it",
+];
+
 /// What each backend guarantees besides the paths, in a few lines.
 fn protections(backend: Backend) -> Vec<&'static str> {
     match backend {
         Backend::Native => NATIVE.to_vec(),
         Backend::Landlock => LANDLOCK.to_vec(),
+        Backend::Systemd => SYSTEMD.to_vec(),
         Backend::Auto => {
             let mut v = NATIVE.to_vec();
             v.push("where user namespaces are denied, auto falls back to landlock and says what is lost");

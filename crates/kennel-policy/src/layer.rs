@@ -265,6 +265,7 @@ pub fn validate(
             RawBackend::Auto => Backend::Auto,
             RawBackend::Native => Backend::Native,
             RawBackend::Landlock => Backend::Landlock,
+            RawBackend::Systemd => Backend::Systemd,
         }),
         ..Layer::default()
     };

@@ -133,6 +133,8 @@ pub enum Backend {
     Native,
     /// Landlock, seccomp and no_new_privs without namespaces.
     Landlock,
+    /// A transient unit of the user's systemd manager (`systemd-run --user`).
+    Systemd,
 }
 
 impl Backend {
@@ -141,6 +143,7 @@ impl Backend {
             Backend::Auto => "auto",
             Backend::Native => "native",
             Backend::Landlock => "landlock",
+            Backend::Systemd => "systemd",
         }
     }
 }

@@ -83,6 +83,7 @@ pub enum RawBackend {
     Auto,
     Native,
     Landlock,
+    Systemd,
 }
 
 #[derive(Debug, Default, Deserialize)]

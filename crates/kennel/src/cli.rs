@@ -86,6 +86,14 @@ pub enum Command {
         backend: BackendChoice,
     },
 
+    /// Inside a systemd unit: check the sandbox took effect, then run the command.
+    /// Started by `--backend systemd`; not for direct use.
+    #[command(hide = true)]
+    InternalVerifyExec {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+
     /// `kennel PROFILE ARGS...`: run the profile's program.
     #[command(external_subcommand)]
     Shorthand(Vec<OsString>),
@@ -143,6 +151,22 @@ pub struct RunArgs {
     #[arg(long)]
     pub best_effort: bool,
 
+    /// Print the exact command that would run, shell-quoted, and exit (systemd backend).
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Memory limit of the sandbox, e.g. 4G or 50% (systemd backend: MemoryMax=).
+    #[arg(long, value_name = "BYTES")]
+    pub memory: Option<String>,
+
+    /// Limit on processes and threads in the sandbox (systemd backend: TasksMax=).
+    #[arg(long, value_name = "N")]
+    pub tasks: Option<String>,
+
+    /// CPU limit, as CPUs (1.5) or a percentage of one CPU (150%) (systemd backend: CPUQuota=).
+    #[arg(long, value_name = "CPUS")]
+    pub cpu: Option<String>,
+
     /// The command and its arguments.
     #[arg(
         trailing_var_arg = true,
@@ -177,6 +201,9 @@ pub enum BackendChoice {
     /// unprivileged user namespaces: no private /tmp, no empty home, no PID namespace,
     /// no read-only git hooks (kennel prints what is lost).
     Landlock,
+    /// A transient unit of your systemd user manager (`systemd-run --user`), its
+    /// protections checked from inside before the command starts.
+    Systemd,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -102,13 +102,19 @@ pub fn doctor(backend: BackendChoice) -> Report {
             "NOT available"
         }
     );
-    let picked = match (backend, &userns) {
-        (BackendChoice::Auto, Ok(())) | (BackendChoice::Native, _) => BackendChoice::Native,
-        (BackendChoice::Auto, Err(_)) | (BackendChoice::Landlock, _) => BackendChoice::Landlock,
-    };
-    let name = match picked {
-        BackendChoice::Landlock => "landlock",
-        _ => "native",
+    let _ = writeln!(
+        text,
+        "  {:<20} {}",
+        "systemd user manager",
+        match kennel_systemd::user_manager() {
+            Ok(manager) => format!("reachable, version {}", manager.version),
+            Err(e) => format!("not reachable ({e}); --backend systemd needs one"),
+        }
+    );
+    let name = match (backend, &userns) {
+        (BackendChoice::Auto, Ok(())) | (BackendChoice::Native, _) => "native",
+        (BackendChoice::Auto, Err(_)) | (BackendChoice::Landlock, _) => "landlock",
+        (BackendChoice::Systemd, _) => "systemd",
     };
     let _ = writeln!(text, "  {:<20} {name}", "backend");
     if landlock.is_none() || !seccomp {
@@ -153,9 +159,13 @@ pub fn doctor(backend: BackendChoice) -> Report {
     Report { text, broken }
 }
 
-/// Escapes the landlock backend documents that it cannot block.
+/// Escapes that the landlock and systemd backends document that they cannot block.
 fn native_only_allowed(backend: &str, key: &str) -> bool {
-    backend == "landlock" && matches!(key, "git-hook" | "ssh-agent")
+    match backend {
+        "landlock" => matches!(key, "git-hook" | "ssh-agent"),
+        "systemd" => matches!(key, "tiocsti" | "userns"),
+        _ => false,
+    }
 }
 
 /// Removes what a probe created outside, if anything, and says whether it existed.

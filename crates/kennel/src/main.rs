@@ -4,6 +4,7 @@ mod cli;
 mod doctor;
 mod home;
 mod program;
+mod systemd_backend;
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -56,6 +57,7 @@ fn main() -> ExitCode {
             print!("{}", report.text);
             Ok(u8::from(report.broken))
         }
+        Command::InternalVerifyExec { args } => systemd_backend::verify_exec(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -211,6 +213,7 @@ fn cli_layer(args: &PolicyArgs, ctx: &Context) -> CliLayer {
             BackendChoice::Auto => Backend::Auto,
             BackendChoice::Native => Backend::Native,
             BackendChoice::Landlock => Backend::Landlock,
+            BackendChoice::Systemd => Backend::Systemd,
         }),
         home: args.home.map(|h| match h {
             HomeChoice::Ephemeral => HomeMode::Ephemeral,
@@ -248,6 +251,7 @@ fn policy_for(
 struct RunOptions {
     net: Option<NetChoice>,
     best_effort: bool,
+    systemd: systemd_backend::SystemdFlags,
 }
 
 fn run(config: &ConfigChoice, args: RunArgs) -> Result<u8, Failure> {
@@ -256,6 +260,12 @@ fn run(config: &ConfigChoice, args: RunArgs) -> Result<u8, Failure> {
     let options = RunOptions {
         net: args.net,
         best_effort: args.best_effort,
+        systemd: systemd_backend::SystemdFlags {
+            dry_run: args.dry_run,
+            memory: args.memory,
+            tasks: args.tasks,
+            cpu: args.cpu,
+        },
     };
     run_policy(&ctx, policy, &config_name, &options)
 }
@@ -365,12 +375,18 @@ fn run_policy(
         );
     }
     let state = ctx.var("XDG_STATE_HOME").map(PathBuf::from);
-    let home = home::prepare(&mut policy, state, std::env::temp_dir()).map_err(|e| {
-        failure(
-            format!("cannot prepare the sandbox's home: {e}"),
-            exit::SETUP_FAILED,
-        )
-    })?;
+    // A dry run prints a command to paste later: its home must not be a folder that this
+    // run removes at exit, so it keeps the plain fresh one.
+    let home = if run.systemd.dry_run {
+        None
+    } else {
+        home::prepare(&mut policy, state, std::env::temp_dir()).map_err(|e| {
+            failure(
+                format!("cannot prepare the sandbox's home: {e}"),
+                exit::SETUP_FAILED,
+            )
+        })?
+    };
     let options = kennel_native::Options {
         landlock: if run.best_effort {
             kennel_native::Enforcement::BestEffort
@@ -382,9 +398,15 @@ fn run_policy(
             .map(|v| std::env::split_paths(&v).collect())
             .unwrap_or_default(),
     };
+    if policy.backend != Backend::Systemd {
+        systemd_backend::refuse_systemd_only_flags(&run.systemd)?;
+    }
     let result = match policy.backend {
-        Backend::Native => kennel_native::run(&policy, &options),
-        Backend::Landlock => kennel_native::run_landlock_only(&policy, &options),
+        Backend::Systemd => systemd_backend::run(ctx, &policy, &run.systemd),
+        Backend::Native => kennel_native::run(&policy, &options).map_err(Failure::from),
+        Backend::Landlock => {
+            kennel_native::run_landlock_only(&policy, &options).map_err(Failure::from)
+        }
         Backend::Auto => match kennel_native::run(&policy, &options) {
             Err(NativeError::UserNamespacesDenied { cause, fix }) => {
                 eprintln!(
@@ -392,9 +414,9 @@ fn run_policy(
                      let unprivileged users create user namespaces ({cause}). To get the native \
                      backend back, {fix}"
                 );
-                kennel_native::run_landlock_only(&policy, &options)
+                kennel_native::run_landlock_only(&policy, &options).map_err(Failure::from)
             }
-            other => other,
+            other => other.map_err(Failure::from),
         },
     };
     if let Some(home) = &home {

@@ -201,8 +201,14 @@ impl Fixture {
             }
             None => Command::new(program),
         };
+        // A temporary folder of the fixture's own: kennel keeps the sandbox's home there,
+        // and one left behind by a test that kills kennel must not reach the other tests.
+        let tmp = self.dir.join("tmp");
+        let _ = fs::create_dir(&tmp);
+        let _ = fs::set_permissions(&tmp, fs::Permissions::from_mode(0o1777));
         cmd.env_clear()
             .env("HOME", &self.home)
+            .env("TMPDIR", &tmp)
             .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
             .env("USER", TEST_USER)
             .env("LANG", "C.UTF-8")
@@ -351,4 +357,81 @@ macro_rules! on_every_backend {
             $( #[test] fn $name() { super::$name("landlock") } )*
         }
     };
+}
+
+/// Whether the test user's systemd user manager answers: `Err(why)` when it does not.
+/// As root, `tests/with-user-manager.sh` starts one (see there); as an ordinary user
+/// the tests use your own.
+pub fn user_manager() -> Result<String, String> {
+    static MANAGER: OnceLock<Result<String, String>> = OnceLock::new();
+    MANAGER
+        .get_or_init(|| {
+            let env = env();
+            let fx_home = env.base.clone();
+            let mut cmd = match env.setpriv {
+                Some((uid, gid)) => {
+                    let mut c = Command::new("setpriv");
+                    c.arg(format!("--reuid={uid}"))
+                        .arg(format!("--regid={gid}"))
+                        .arg("--clear-groups")
+                        .arg("--")
+                        .arg("systemctl");
+                    c
+                }
+                None => Command::new("systemctl"),
+            };
+            cmd.args(["--user", "show", "--property=Version", "--value"])
+                .env_clear()
+                .env("HOME", fx_home)
+                .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+                .env("XDG_RUNTIME_DIR", format!("/run/user/{}", env.uid));
+            match cmd.output() {
+                Ok(out) if out.status.success() && !out.stdout.is_empty() => {
+                    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+                }
+                Ok(out) => Err(format!(
+                    "no systemd user manager for uid {} ({}); as root, run the tests through \
+                     tests/with-user-manager.sh",
+                    env.uid,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )),
+                Err(e) => Err(format!("cannot run systemctl: {e}")),
+            }
+        })
+        .clone()
+}
+
+/// True when the test must stop because no user manager is reachable: a failure in CI,
+/// a printed `SKIP` elsewhere.
+pub fn skip_without_user_manager() -> bool {
+    match user_manager() {
+        Ok(_) => false,
+        Err(why) => skip_unless(false, &why),
+    }
+}
+
+impl Fixture {
+    /// `kennel run --backend systemd EXTRA... -- sh -c SCRIPT` in `cwd`, as the test user.
+    pub fn systemd_in(&self, cwd: &Path, extra: &[&str], script: &str) -> Output {
+        self.kennel()
+            .args(["run", "--backend", "systemd"])
+            .args(extra)
+            .args(["--", "sh", "-c", script])
+            .current_dir(cwd)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// `kennel run --backend systemd -- sh -c SCRIPT` in the repository's `sub` folder;
+    /// kennel's own setup failure (125) fails the test.
+    pub fn systemd(&self, script: &str) -> Output {
+        let out = self.systemd_in(&self.repo.join("sub"), &[], script);
+        assert_ne!(
+            out.status.code(),
+            Some(125),
+            "kennel could not set up the systemd sandbox: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
 }

@@ -1,0 +1,108 @@
+//! `--backend systemd`: the glue between the CLI and the kennel-systemd crate.
+
+use std::ffi::OsString;
+
+use kennel_policy::{Context, Policy};
+use kennel_systemd::{Limits, Options, SystemdError, VerifySpec};
+
+use crate::{chain, exit, Failure};
+
+impl From<SystemdError> for Failure {
+    fn from(e: SystemdError) -> Self {
+        let status = match &e {
+            SystemdError::Exec { status, .. } => *status,
+            SystemdError::BadLimit { .. } | SystemdError::Unsupported { .. } => exit::REFUSED,
+            _ => exit::SETUP_FAILED,
+        };
+        Failure {
+            message: chain(&e),
+            status,
+        }
+    }
+}
+
+/// The flags only the systemd backend understands.
+#[derive(Debug, Default)]
+pub struct SystemdFlags {
+    pub dry_run: bool,
+    pub memory: Option<String>,
+    pub tasks: Option<String>,
+    pub cpu: Option<String>,
+}
+
+/// Resource limits and `--dry-run` only exist on the systemd backend: refuse rather than
+/// ignore them.
+pub fn refuse_systemd_only_flags(args: &SystemdFlags) -> Result<(), Failure> {
+    let flags = [
+        ("--dry-run", args.dry_run),
+        ("--memory", args.memory.is_some()),
+        ("--tasks", args.tasks.is_some()),
+        ("--cpu", args.cpu.is_some()),
+    ];
+    match flags.iter().find(|(_, given)| *given) {
+        Some((flag, _)) => Err(Failure {
+            message: format!("{flag} is only supported with --backend systemd"),
+            status: exit::REFUSED,
+        }),
+        None => Ok(()),
+    }
+}
+
+pub fn run(ctx: &Context, policy: &Policy, args: &SystemdFlags) -> Result<i32, Failure> {
+    let limits = Limits::parse(
+        args.memory.as_deref(),
+        args.tasks.as_deref(),
+        args.cpu.as_deref(),
+    )?;
+    // --pty exactly when stdin is a terminal: systemd-run's pty forwarding never passes on
+    // the end of a piped stdin (`echo hi | kennel ... -- cat` would hang). With --pipe and a
+    // terminal as stdout the unit holds the user's terminal, but not as its controlling
+    // terminal (systemd starts it in a new session), so TIOCSTI is refused by the kernel.
+    let opts = Options {
+        tty: ctx.stdin_is_tty,
+        instance: std::process::id(),
+        kennel_exe: kennel_systemd::own_executable()?,
+        limits,
+    };
+    let invocation = kennel_systemd::command(policy, &opts)?;
+    if args.dry_run {
+        println!("{}", invocation.shell_line());
+        return Ok(0);
+    }
+    create_placeholders(policy)?;
+    Ok(kennel_systemd::run(&invocation)?)
+}
+
+/// `kennel internal-verify-exec SPEC -- COMMAND`: runs inside the unit.
+pub fn verify_exec(args: &[OsString]) -> Result<u8, Failure> {
+    let (spec, command) = VerifySpec::from_args(args)?;
+    let code = kennel_systemd::verify_and_run(&spec, &command)?;
+    Ok(u8::try_from(code).unwrap_or(exit::SETUP_FAILED))
+}
+
+/// A read-only rule on a missing `.git/hooks` protects nothing: like the native backend,
+/// create the empty directory (or file) first, so that the unit can bind it read-only.
+fn create_placeholders(policy: &Policy) -> Result<(), Failure> {
+    use kennel_policy::Placeholder;
+    for rule in &policy.paths {
+        let Some(kind) = rule.placeholder else {
+            continue;
+        };
+        if std::fs::symlink_metadata(&rule.path).is_ok() {
+            continue;
+        }
+        let made = match kind {
+            Placeholder::Dir => std::fs::create_dir_all(&rule.path),
+            Placeholder::File => std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&rule.path)
+                .map(drop),
+        };
+        made.map_err(|e| Failure {
+            message: format!("cannot create an empty {}: {e}", rule.path.display()),
+            status: exit::SETUP_FAILED,
+        })?;
+    }
+    Ok(())
+}
