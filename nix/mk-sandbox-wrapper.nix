@@ -33,5 +33,8 @@ let
 in
 pkgs.writeShellScriptBin name ''
   # kennel-shim: ${name} runs through kennel (profile ${profile})
+  # Already inside a kennel sandbox (a mark only a sandbox's own /run can hold): run the
+  # agent there, without a second sandbox.
+  if [ -f /run/kennel/sandbox ]; then exec ${lib.escapeShellArg real} "$@"; fi
   exec ${kennel}/bin/kennel run --profile ${lib.escapeShellArg profile} ${pathFlags} -- ${lib.escapeShellArg real} "$@"
 ''

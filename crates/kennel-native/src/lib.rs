@@ -33,7 +33,7 @@ use child::{ChildArgs, ExecSpec};
 pub use error::NativeError;
 pub use landlock::Enforcement;
 pub use landlock_only::run_landlock_only;
-pub use plan::{plan, HostRoot, Plan};
+pub use plan::{plan, HostRoot, Plan, INSIDE_MARK};
 
 /// How the native backend runs, beyond what the policy says.
 #[derive(Debug, Clone, Default)]

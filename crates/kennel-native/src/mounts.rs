@@ -241,6 +241,16 @@ impl Executor {
                 .map_err(setup(format!("mounting {}", target.display())))
             }
             MountOp::Dev { target } => self.dev(target),
+            MountOp::File { target, contents } => {
+                if let Some(parent) = target.parent() {
+                    fs::DirBuilder::new()
+                        .recursive(true)
+                        .mode(0o755)
+                        .create(parent)
+                        .map_err(io(format!("creating {}", parent.display())))?;
+                }
+                fs::write(target, contents).map_err(io(format!("writing {}", target.display())))
+            }
         }
     }
 

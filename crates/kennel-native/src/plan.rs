@@ -98,7 +98,19 @@ pub enum MountOp {
     Dev {
         target: PathBuf,
     },
+    /// A small file kennel writes into a tmpfs of its own (see [`INSIDE_MARK`]).
+    File {
+        target: PathBuf,
+        contents: String,
+    },
 }
+
+/// A file that only a native kennel sandbox has: the sandbox's `/run` is a fresh tmpfs
+/// that kennel writes it into (read-only once built), and on a host only root can create
+/// it. kennel's shims use it to run an agent directly inside a sandbox instead of nesting
+/// a second one; an environment variable, which a repository's `.envrc` could set, is
+/// never trusted for this.
+pub const INSIDE_MARK: &str = "/run/kennel/sandbox";
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
@@ -188,6 +200,15 @@ pub fn plan(policy: &Policy, host: &HostRoot) -> Result<Plan, NativeError> {
             }
             plan.ops.push(op);
         }
+    }
+    let run_is_ours = policy
+        .rule_for(Path::new(INSIDE_MARK))
+        .is_some_and(|r| matches!(r.access, Access::Hidden | Access::Tmpfs));
+    if run_is_ours {
+        plan.ops.push(MountOp::File {
+            target: INSIDE_MARK.into(),
+            contents: "a kennel sandbox\n".into(),
+        });
     }
     Ok(plan)
 }

@@ -94,6 +94,18 @@ pub enum Command {
         args: Vec<OsString>,
     },
 
+    /// Install a shim so that typing the agent's name always runs it through kennel.
+    ///
+    /// `kennel wrap aider` writes an executable `aider` into ~/.local/bin (or --dir) that runs
+    /// `kennel run --profile aider -- /path/to/the/real/aider "$@"`. The shim holds no policy:
+    /// profiles and your config decide what the agent sees. Inside a kennel sandbox the shim
+    /// runs the agent directly instead of nesting a second sandbox. kennel never overwrites
+    /// a file it did not write.
+    Wrap(WrapArgs),
+
+    /// Remove a shim that `kennel wrap` wrote (and nothing else).
+    Unwrap(UnwrapArgs),
+
     /// `kennel PROFILE ARGS...`: run the profile's program.
     #[command(external_subcommand)]
     Shorthand(Vec<OsString>),
@@ -218,4 +230,37 @@ pub enum NetChoice {
 pub enum HomeChoice {
     Ephemeral,
     Persistent,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WrapArgs {
+    /// The profile whose program to wrap (see `kennel profiles`).
+    #[arg(value_name = "PROFILE", required_unless_present_any = ["all", "list"])]
+    pub profile: Option<String>,
+
+    /// The real program (default: the profile's program, found on PATH past any shim).
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["all", "list"])]
+    pub bin: Option<PathBuf>,
+
+    /// Where to write the shim; it must come before the real program on PATH.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+
+    /// Wrap every built-in profile whose program is installed.
+    #[arg(long, conflicts_with = "list")]
+    pub all: bool,
+
+    /// List the shims in the folder and the programs they run.
+    #[arg(long)]
+    pub list: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UnwrapArgs {
+    /// The shim's name (the agent's command, e.g. aider).
+    pub name: String,
+
+    /// The folder the shim is in.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }

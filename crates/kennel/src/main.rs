@@ -5,6 +5,7 @@ mod doctor;
 mod home;
 mod program;
 mod systemd_backend;
+mod wrap;
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -58,6 +59,8 @@ fn main() -> ExitCode {
             Ok(u8::from(report.broken))
         }
         Command::InternalVerifyExec { args } => systemd_backend::verify_exec(&args),
+        Command::Wrap(args) => wrap::wrap(&config, args),
+        Command::Unwrap(args) => wrap::unwrap(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -256,7 +259,14 @@ struct RunOptions {
 
 fn run(config: &ConfigChoice, args: RunArgs) -> Result<u8, Failure> {
     let ctx = context()?;
-    let (policy, config_name) = policy_for(config, &ctx, &args.policy, args.command, None)?;
+    // The program the user names must be able to run: installed under the home (pipx,
+    // npm), which is hidden inside, its folder is exposed read-only, as for the shorthand.
+    let install = args
+        .command
+        .first()
+        .and_then(|program| program::resolve(program, &ctx))
+        .and_then(|found| program::install_root(&found, &ctx.home));
+    let (policy, config_name) = policy_for(config, &ctx, &args.policy, args.command, install)?;
     let options = RunOptions {
         net: args.net,
         best_effort: args.best_effort,

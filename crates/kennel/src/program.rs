@@ -17,6 +17,20 @@ pub fn find_program(name: &str, path: &str) -> Option<PathBuf> {
         .find(|candidate| is_executable(candidate) && !is_shim(candidate))
 }
 
+/// Where the command `program` (a path, or a name looked up on the caller's PATH past
+/// kennel's shims) is on the host.
+pub fn resolve(program: &std::ffi::OsStr, ctx: &kennel_policy::Context) -> Option<PathBuf> {
+    let text = program.to_str()?;
+    if text.contains('/') {
+        let path = ctx.cwd.join(text);
+        return is_executable(&path).then_some(path);
+    }
+    find_program(
+        text,
+        ctx.var("PATH").unwrap_or("/usr/local/bin:/usr/bin:/bin"),
+    )
+}
+
 fn is_executable(path: &Path) -> bool {
     fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
