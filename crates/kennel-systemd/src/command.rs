@@ -77,6 +77,13 @@ const FIXED_PROPERTIES: &[&str] = &[
     "ProtectKernelModules=yes",
     "RestrictSUIDSGID=yes",
     "LockPersonality=yes",
+    // The native backend's seccomp deny-list, as far as systemd can say it (ioctl
+    // arguments such as TIOCSTI cannot be named here; the unit gets its own terminal or
+    // none). ptrace stays allowed for debuggers. Denied calls fail with EPERM.
+    "RestrictNamespaces=yes",
+    "SystemCallErrorNumber=EPERM",
+    "SystemCallFilter=~@keyring @module @mount @reboot @swap @raw-io @cpu-emulation @obsolete \
+     bpf perf_event_open userfaultfd setns open_by_handle_at kexec_load kexec_file_load acct",
 ];
 
 fn unsupported(feature: &'static str, detail: String) -> SystemdError {

@@ -6,6 +6,8 @@ use std::io::ErrorKind;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -41,15 +43,26 @@ pub fn run(inv: &Invocation) -> Result<i32, SystemdError> {
     })?;
     let handle = signals.handle();
     let unit = format!("{}.service", inv.unit);
+    let done = Arc::new(AtomicBool::new(false));
+    let finished = Arc::clone(&done);
     let stopper = std::thread::spawn(move || {
-        let mut stopped = false;
-        for _ in signals.forever() {
-            if !stopped {
-                stopped = true;
-                let mut stop = Command::new("systemctl");
-                stop.args(["--user", "stop", "--no-block", &unit]);
-                with_runtime_dir(&mut stop);
-                let _ = stop.status();
+        if signals.forever().next().is_none() {
+            return;
+        }
+        // A signal can come while systemd-run is still creating the unit, when a stop
+        // finds nothing to stop: ask again until systemd-run has returned.
+        while !finished.load(Ordering::SeqCst) {
+            let mut stop = Command::new("systemctl");
+            stop.args(["--user", "stop", "--no-block", &unit])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+            with_runtime_dir(&mut stop);
+            let _ = stop.status();
+            for _ in 0..10 {
+                if finished.load(Ordering::SeqCst) {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
             }
         }
     });
@@ -57,6 +70,7 @@ pub fn run(inv: &Invocation) -> Result<i32, SystemdError> {
         program: program.clone(),
         source,
     });
+    done.store(true, Ordering::SeqCst);
     handle.close();
     let _ = stopper.join();
     Ok(status_code(status?))

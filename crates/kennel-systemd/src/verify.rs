@@ -243,16 +243,26 @@ fn check_inaccessible(path: &Path) -> Result<(), SystemdError> {
 fn check_no_new_privs() -> Result<(), SystemdError> {
     let path = Path::new("/proc/self/status");
     let status = fs::read_to_string(path).map_err(io(path))?;
-    let set = status
-        .lines()
-        .any(|l| l.strip_prefix("NoNewPrivs:").map(str::trim) == Some("1"));
-    if set {
-        Ok(())
-    } else {
-        Err(SystemdError::NotApplied(
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or_default()
+            .to_string()
+    };
+    if field("NoNewPrivs:") != "1" {
+        return Err(SystemdError::NotApplied(
             "NoNewPrivileges=yes is not in effect".into(),
-        ))
+        ));
     }
+    // Mode 2: a seccomp filter (SystemCallFilter=, RestrictNamespaces=).
+    if field("Seccomp:") != "2" {
+        return Err(SystemdError::NotApplied(
+            "SystemCallFilter= is not in effect (no seccomp filter)".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn check_no_network() -> Result<(), SystemdError> {

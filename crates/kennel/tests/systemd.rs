@@ -778,3 +778,45 @@ fn terminal_injection_does_not_reach_the_users_shell() {
     // EPERM here; EIO where the kernel disables TIOCSTI altogether (legacy_tiocsti=0).
     assert!(text.contains("tiocsti: "), "{text}");
 }
+
+/// Regression: a SIGTERM that comes while systemd-run is still creating the unit found
+/// nothing to stop, and the unit then ran on after kennel had gone.
+#[test]
+fn a_signal_during_unit_startup_still_stops_the_unit() {
+    if skip_without_user_manager() {
+        return;
+    }
+    let fx = Fixture::new("sd-early");
+    let marker = format!("4747.{}", std::process::id());
+    let mut child = fx
+        .kennel()
+        .args(["run", "--backend", "systemd", "--", "sh", "-c"])
+        .arg(format!("sleep {marker}"))
+        .current_dir(&fx.repo)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let kennel = child.id();
+    // As soon as kennel has started systemd-run, before the unit runs anything.
+    let started = common::eventually(10, || {
+        fs::read_to_string(format!("/proc/{kennel}/task/{kennel}/children"))
+            .is_ok_and(|c| !c.trim().is_empty())
+    });
+    assert!(started, "systemd-run never started");
+    let pid = nix::unistd::Pid::from_raw(kennel as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let exited = common::eventually(5, || matches!(child.try_wait(), Ok(Some(_))));
+    if !exited {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert!(exited, "kennel did not exit after SIGTERM");
+    // Give a unit that would still start the time to do so, then none may be left.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(
+        common::eventually(10, || common::processes_with(&marker).is_empty()),
+        "the unit outlived kennel: {:?}",
+        common::processes_with(&marker)
+    );
+}

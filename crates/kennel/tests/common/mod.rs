@@ -301,9 +301,13 @@ pub fn processes_with(marker: &str) -> Vec<u32> {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
+        // Only the marked programs themselves (`sleep MARKER`), not kennel, setpriv or
+        // `sh -c` whose command lines merely mention the marker.
         if let Ok(cmdline) = fs::read(entry.path().join("cmdline")) {
-            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            if text.contains(marker) && !text.contains("kennel-tests-marker-scan") {
+            let mut args = cmdline.split(|b| *b == 0).map(String::from_utf8_lossy);
+            let program = args.next().unwrap_or_default();
+            let is_sleep = program == "sleep" || program.ends_with("/sleep");
+            if is_sleep && args.any(|a| a.contains(marker)) {
                 found.push(pid);
             }
         }
