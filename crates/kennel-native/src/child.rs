@@ -11,11 +11,12 @@ use nix::sys::prctl;
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::{execve, fork, read, write, ForkResult, Pid};
+use nix::unistd::{execve, fork, read, setsid, write, ForkResult, Pid};
 
 use crate::error::NativeError;
 use crate::mounts::build_root;
 use crate::plan::Plan;
+use crate::pty::{self, UserTerminal};
 use crate::sys::{drop_all_capabilities, exit_now};
 
 /// Messages on the status pipe start with one of these bytes.
@@ -41,6 +42,15 @@ pub(crate) struct ChildArgs<'a> {
     pub status: OwnedFd,
     /// The caller's signal mask, given back to the command.
     pub command_mask: SigSet,
+    /// Some when the command gets a pseudo-terminal of its own.
+    pub terminal: Option<ChildTerminal>,
+}
+
+/// What the child needs to give the command its own terminal.
+pub(crate) struct ChildTerminal {
+    /// Where the pseudo-terminal's master goes to the supervisor.
+    pub socket: OwnedFd,
+    pub user: UserTerminal,
 }
 
 /// Never returns: the process exits with the command's status, or 125 after writing why
@@ -57,13 +67,19 @@ pub(crate) fn child_main(args: ChildArgs) -> ! {
         sync,
         status,
         command_mask,
+        terminal,
     } = args;
+    // A session of its own, without a terminal: the terminal's signals reach only the
+    // supervisor, which forwards them, and nothing here can acquire the user's terminal.
+    if setsid().is_err() {
+        exit_now(EXIT_SETUP_FAILED);
+    }
     let mut go = [0u8; 1];
     if !matches!(read(&sync, &mut go), Ok(1)) {
         exit_now(EXIT_SETUP_FAILED);
     }
     drop(sync);
-    match setup(plan, exec, &status, &command_mask) {
+    match setup(plan, exec, &status, &command_mask, terminal) {
         Ok(command) => {
             drop(status);
             init(command)
@@ -87,9 +103,19 @@ fn setup(
     exec: &ExecSpec,
     status: &OwnedFd,
     command_mask: &SigSet,
+    terminal: Option<ChildTerminal>,
 ) -> Result<Pid, (u8, String)> {
     let fail = |e: NativeError| (STATUS_SETUP, e.to_string());
     build_root(plan).map_err(fail)?;
+    // The pseudo-terminal comes from the sandbox's own devpts, mounted by build_root.
+    let slave = match terminal {
+        None => None,
+        Some(ChildTerminal { socket, user }) => {
+            let (master, slave) = pty::open_in_sandbox(&user).map_err(fail)?;
+            pty::send_fd(&socket, master.as_fd()).map_err(fail)?;
+            Some(slave)
+        }
+    };
     let program = find_program(&exec.argv[0], &exec.path);
     confine().map_err(fail)?;
 
@@ -99,6 +125,17 @@ fn setup(
         Err(e) => Err((STATUS_SETUP, format!("fork: {e}"))),
         Ok(ForkResult::Child) => {
             let _ = command_mask.thread_set_mask();
+            // A new session: with a terminal, the sandbox's own as its controlling terminal;
+            // without, none at all, so that TIOCSTI has nothing to reach.
+            let terminal = setsid().and_then(|_| slave.as_ref().map_or(Ok(()), pty::attach));
+            if let Err(e) = terminal {
+                report(
+                    status,
+                    STATUS_SETUP,
+                    &format!("giving the command its terminal: {e}"),
+                );
+                exit_now(EXIT_SETUP_FAILED)
+            }
             let Some(program) = program else {
                 let name = exec.argv[0].to_string_lossy();
                 report(
@@ -120,7 +157,12 @@ fn setup(
             );
             exit_now(if code == STATUS_NOT_FOUND { 127 } else { 126 })
         }
-        Ok(ForkResult::Parent { child }) => Ok(child),
+        // The command holds the slave now; the init keeps no copy, so that the supervisor
+        // sees the end of the terminal when the command's side closes it.
+        Ok(ForkResult::Parent { child }) => {
+            drop(slave);
+            Ok(child)
+        }
     }
 }
 
@@ -188,9 +230,9 @@ fn init(command: Pid) -> ! {
             if let Some(code) = reap(command) {
                 exit_now(code);
             }
-        } else if info.ssi_code != libc::SI_KERNEL && sig != Signal::SIGWINCH {
-            // Sent by the supervisor (or anyone outside): pass it on. Signals the
-            // terminal generated (SI_KERNEL) already reached the command's process group.
+        } else {
+            // The init is in a session of its own, so everything it receives comes from the
+            // supervisor (or someone else outside): pass it on.
             let _ = kill(command, sig);
         }
     }
@@ -221,6 +263,7 @@ pub(crate) fn forwarded_signals() -> SigSet {
         Signal::SIGTERM,
         Signal::SIGUSR1,
         Signal::SIGUSR2,
+        Signal::SIGWINCH,
         Signal::SIGCHLD,
     ] {
         set.add(sig);

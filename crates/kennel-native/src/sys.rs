@@ -1,8 +1,10 @@
 //! The few system calls that no safe wrapper covers. Each function wraps one call.
 
 use std::ffi::CStr;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
+use nix::pty::Winsize;
 use nix::sched::CloneFlags;
 use nix::unistd::Pid;
 
@@ -120,4 +122,46 @@ pub fn drop_all_capabilities() -> nix::Result<()> {
 pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit(2) is async-signal-safe and always safe to call.
     unsafe { libc::_exit(code) }
+}
+
+nix::ioctl_write_int_bad!(ioctl_tiocsctty, libc::TIOCSCTTY);
+nix::ioctl_read_bad!(ioctl_tiocgwinsz, libc::TIOCGWINSZ, libc::winsize);
+nix::ioctl_write_ptr_bad!(ioctl_tiocswinsz, libc::TIOCSWINSZ, libc::winsize);
+
+/// Makes the terminal `fd` the controlling terminal of the calling process, which must be
+/// a session leader without one (TIOCSCTTY; 0 = do not steal it from another session).
+pub fn set_controlling_terminal(fd: BorrowedFd) -> nix::Result<()> {
+    // SAFETY: TIOCSCTTY takes an integer argument and reads no memory of ours; `fd` is a
+    // valid open descriptor for the duration of the call.
+    unsafe { ioctl_tiocsctty(fd.as_raw_fd(), 0) }.map(drop)
+}
+
+/// The window size of the terminal `fd` (TIOCGWINSZ).
+pub fn window_size(fd: BorrowedFd) -> nix::Result<Winsize> {
+    let mut size = Winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one `struct winsize`, which `size` is, and which lives for
+    // the call; `fd` is a valid open descriptor.
+    unsafe { ioctl_tiocgwinsz(fd.as_raw_fd(), &mut size) }?;
+    Ok(size)
+}
+
+/// Sets the window size of the terminal `fd` (TIOCSWINSZ); the kernel sends SIGWINCH to
+/// the terminal's foreground process group when it changed.
+pub fn set_window_size(fd: BorrowedFd, size: &Winsize) -> nix::Result<()> {
+    // SAFETY: TIOCSWINSZ reads one `struct winsize`, which `size` points to and which lives
+    // for the call; `fd` is a valid open descriptor.
+    unsafe { ioctl_tiocswinsz(fd.as_raw_fd(), size) }.map(drop)
+}
+
+/// Takes ownership of a descriptor that `recvmsg` just installed in this process from an
+/// SCM_RIGHTS message.
+pub fn own_received_fd(fd: RawFd) -> OwnedFd {
+    // SAFETY: the kernel created this descriptor in our table while receiving the message;
+    // nothing else in this process knows its number, so this is its only owner.
+    unsafe { OwnedFd::from_raw_fd(fd) }
 }

@@ -15,5 +15,5 @@ pub use context::{Context, ContextInputs, GitDirs, Workspace};
 pub use env::{env_allowed, ENV_ALLOW_LIST};
 pub use error::PolicyError;
 pub use paths::{is_ancestor_or_same, normalize};
-pub use policy::{Access, EnvVar, Network, PathRule, Policy, RuleOrigin};
+pub use policy::{Access, EnvVar, Network, PathRule, Policy, RuleOrigin, Terminal};
 pub use resolve::resolve_default;

@@ -81,6 +81,30 @@ pub enum Network {
     Off,
 }
 
+/// How the command meets the user's terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Terminal {
+    /// A pseudo-terminal of the sandbox's own becomes the command's controlling terminal;
+    /// kennel relays bytes, window size changes and hang-ups between it and the user's
+    /// terminal. Keystrokes injected into it (TIOCSTI) stay inside the sandbox.
+    Pty,
+    /// The standard streams pass through unchanged (byte for byte), and the command runs in
+    /// a new session without a controlling terminal: there is no terminal it could inject into.
+    Streams,
+}
+
+impl Terminal {
+    /// The automatic choice: a pseudo-terminal exactly when standard input is a terminal.
+    pub fn for_stdin(stdin_is_tty: bool) -> Terminal {
+        if stdin_is_tty {
+            Terminal::Pty
+        } else {
+            Terminal::Streams
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Policy {
     pub profile: String,
@@ -95,6 +119,7 @@ pub struct Policy {
     /// The whole environment of the command: nothing else passes.
     pub env: Vec<EnvVar>,
     pub network: Network,
+    pub terminal: Terminal,
     #[serde(serialize_with = "lossy_args")]
     pub command: Vec<OsString>,
 }
@@ -155,6 +180,7 @@ mod tests {
             paths,
             env: vec![],
             network: Network::On,
+            terminal: Terminal::Streams,
             command: vec![],
         };
         p.normalize_rules();
@@ -202,6 +228,12 @@ mod tests {
             order,
             vec![PathBuf::from("/"), "/a".into(), "/a/b/c".into()]
         );
+    }
+
+    #[test]
+    fn a_terminal_on_stdin_means_a_pseudo_terminal() {
+        assert_eq!(Terminal::for_stdin(true), Terminal::Pty);
+        assert_eq!(Terminal::for_stdin(false), Terminal::Streams);
     }
 
     #[test]

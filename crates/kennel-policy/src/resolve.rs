@@ -8,7 +8,7 @@ use crate::context::Context;
 use crate::env::env_allowed;
 use crate::error::PolicyError;
 use crate::paths::{is_ancestor_or_same, normalize};
-use crate::policy::{Access, EnvVar, Network, PathRule, Policy, RuleOrigin};
+use crate::policy::{Access, EnvVar, Network, PathRule, Policy, RuleOrigin, Terminal};
 
 /// Places under `/run` that a NixOS system needs for its PATH and drivers; read-only.
 const NIXOS_RUN_PATHS: &[&str] = &[
@@ -117,6 +117,7 @@ pub fn resolve_default(ctx: &Context, command: Vec<OsString>) -> Result<Policy, 
         paths,
         env: environment(ctx),
         network: Network::On,
+        terminal: Terminal::for_stdin(ctx.stdin_is_tty),
         command,
     };
     policy.normalize_rules();
@@ -256,6 +257,15 @@ mod tests {
         c.env.push(("SHELL".into(), "/bin/bash".into()));
         let p = resolve_default(&c, vec![])?;
         assert_eq!(p.command, vec![OsString::from("/bin/bash")]);
+        Ok(())
+    }
+
+    #[test]
+    fn a_terminal_on_stdin_gets_a_pseudo_terminal() -> Result<(), PolicyError> {
+        let mut c = ctx("/home/u", "/home/u/p");
+        assert_eq!(resolve_default(&c, vec![])?.terminal, Terminal::Streams);
+        c.stdin_is_tty = true;
+        assert_eq!(resolve_default(&c, vec![])?.terminal, Terminal::Pty);
         Ok(())
     }
 }

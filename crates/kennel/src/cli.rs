@@ -3,6 +3,7 @@
 use std::ffi::OsString;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use kennel_policy::Terminal;
 
 pub const EXIT_STATUS_HELP: &str = "\
 Exit status: the command's own status (128+N when a signal N ended it); \
@@ -39,6 +40,16 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = BackendChoice::Native)]
     pub backend: BackendChoice,
 
+    /// Give the command a pseudo-terminal of the sandbox's own, relayed to yours, even when
+    /// standard input is not a terminal (the default when it is one).
+    #[arg(long, conflicts_with = "no_pty")]
+    pub pty: bool,
+
+    /// Pass the standard streams through unchanged, even from a terminal: the command runs
+    /// without a controlling terminal (no job control; full-screen programs may refuse).
+    #[arg(long)]
+    pub no_pty: bool,
+
     /// The command and its arguments.
     #[arg(
         trailing_var_arg = true,
@@ -46,6 +57,19 @@ pub struct RunArgs {
         value_name = "COMMAND"
     )]
     pub command: Vec<OsString>,
+}
+
+impl RunArgs {
+    /// The terminal the user asked for, if any; otherwise kennel chooses from stdin.
+    pub fn terminal(&self) -> Option<Terminal> {
+        if self.pty {
+            Some(Terminal::Pty)
+        } else if self.no_pty {
+            Some(Terminal::Streams)
+        } else {
+            None
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -104,7 +104,11 @@ fn context() -> Result<Context, Failure> {
 
 fn run(args: RunArgs) -> Result<u8, Failure> {
     let ctx = context()?;
-    let policy = resolve_default(&ctx, args.command)?;
+    let terminal = args.terminal();
+    let mut policy = resolve_default(&ctx, args.command)?;
+    if let Some(terminal) = terminal {
+        policy.terminal = terminal;
+    }
     if ctx.workspace.git.is_none() {
         eprintln!(
             "kennel: warning: not inside a git repository; the workspace is the current directory {}",
