@@ -1,0 +1,592 @@
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)] // test code may panic
+//! Behaviour tests of the terminal (issue 4): kennel runs in a real pseudo-terminal, a tmux
+//! pane driven with `send-keys` and read with `capture-pane`, as the unprivileged test user.
+//! Each wait polls the screen until the expected text appears, with a timeout.
+
+mod common;
+
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::{
+    env, eventually, have_program, processes_with, sandbox_available, skip_unless, stderr, Fixture,
+};
+
+/// The outer shell's prompt, `outer[N]$ ` with N the number of the command it reads. It is
+/// set through the environment, so it never appears as typed text.
+const OUTER_PROMPT: &str = "outer[";
+
+/// A tmux server of the test user with one pane running bash, the "user's shell".
+struct Tmux<'a> {
+    fx: &'a Fixture,
+    socket: PathBuf,
+}
+
+impl<'a> Tmux<'a> {
+    /// None when the test must stop (tmux missing outside CI, no user namespaces).
+    fn start(fx: &'a Fixture, cols: u16, rows: u16) -> Option<Tmux<'a>> {
+        if skip_unless(have_program("tmux"), "tmux is not installed") || !sandbox_available(fx) {
+            return None;
+        }
+        let tmux = Tmux {
+            fx,
+            socket: fx.dir.join("tmux.sock"),
+        };
+        let out = tmux
+            .command()
+            .args(["new-session", "-d", "-x", &cols.to_string()])
+            .args(["-y", &rows.to_string(), "-c"])
+            .arg(&fx.repo)
+            .arg(format!(
+                "exec env PS1='{OUTER_PROMPT}\\#]$ ' TERM=screen bash --norc --noprofile"
+            ))
+            .args([";", "set-option", "-g", "status", "off"])
+            .output()
+            .unwrap_or_else(|e| panic!("tmux: {e}"));
+        assert!(out.status.success(), "tmux: {}", stderr(&out));
+        tmux.wait_for(OUTER_PROMPT);
+        Some(tmux)
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = self.fx.user_command("tmux");
+        cmd.arg("-S").arg(&self.socket).args(["-f", "/dev/null"]);
+        cmd
+    }
+
+    fn tmux(&self, args: &[&str]) -> String {
+        let out = self
+            .command()
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("tmux: {e}"));
+        assert!(out.status.success(), "tmux {args:?}: {}", stderr(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Types `text` literally, then Enter.
+    fn type_line(&self, text: &str) {
+        self.tmux(&["send-keys", "-l", text]);
+        self.tmux(&["send-keys", "Enter"]);
+    }
+
+    /// Presses keys by tmux name (`C-c`, `C-z`...).
+    fn press(&self, key: &str) {
+        self.tmux(&["send-keys", key]);
+    }
+
+    fn screen(&self) -> String {
+        self.tmux(&["capture-pane", "-p"])
+    }
+
+    /// The number of the last command the outer shell prompted for.
+    fn outer_prompt_number(&self) -> u32 {
+        let text = self.tmux(&["capture-pane", "-p", "-S", "-"]);
+        text.split(OUTER_PROMPT)
+            .skip(1)
+            .filter_map(|rest| rest.split(']').next()?.parse().ok())
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Runs `action` (typing a command for the outer shell), then waits until the outer shell
+    /// prompts for the next one: kennel has ended, and what is typed next goes to the outer
+    /// shell rather than into a closing sandbox.
+    fn until_outer_prompt(&self, action: impl FnOnce()) {
+        let before = self.outer_prompt_number();
+        action();
+        if !eventually(15, || self.outer_prompt_number() > before) {
+            panic!(
+                "the outer shell never prompted again; the screen shows:\n{}",
+                self.screen()
+            );
+        }
+    }
+
+    /// Waits until the screen contains `text`; returns the screen.
+    fn wait_for(&self, text: &str) -> String {
+        self.wait_until(text, |s| s.contains(text))
+    }
+
+    fn wait_until(&self, what: &str, mut cond: impl FnMut(&str) -> bool) -> String {
+        let mut screen = String::new();
+        if eventually(15, || {
+            screen = self.screen();
+            cond(&screen)
+        }) {
+            return screen;
+        }
+        panic!("timed out waiting for {what:?}; the screen shows:\n{screen}");
+    }
+
+    /// Starts `kennel ARGS` in the pane.
+    fn kennel(&self, args: &str) {
+        self.type_line(&format!("{} {args}", env().kennel.display()));
+    }
+
+    /// Starts an interactive bash in the sandbox and waits until it answers.
+    fn sandboxed_bash(&self) {
+        self.kennel("run -- bash --norc --noprofile");
+        // $$ is 2 only inside the sandbox (its init is 1): the answer is from inside.
+        self.type_line("echo inside-$$-$((20+1))");
+        self.wait_for("inside-2-21");
+    }
+
+    /// The pid of the process that the pane's shell started (kennel).
+    fn kennel_pid(&self) -> u32 {
+        let shell: u32 = self
+            .tmux(&["display-message", "-p", "#{pane_pid}"])
+            .trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("pane pid: {e}"));
+        let mut found = None;
+        eventually(10, || {
+            found = children_of(shell).into_iter().next();
+            found.is_some()
+        });
+        found.unwrap_or_else(|| panic!("kennel is not running in the pane"))
+    }
+
+    /// Resizes the window, and waits until tmux has resized the pane's terminal (it may
+    /// do so a moment later), so that the next keys reach kennel after the SIGWINCH.
+    fn resize(&self, cols: u16, rows: u16) {
+        let (cols, rows) = (cols.to_string(), rows.to_string());
+        self.tmux(&["resize-window", "-x", &cols, "-y", &rows]);
+        let tty = self.tmux(&["display-message", "-p", "#{pane_tty}"]);
+        let expected = format!("{rows} {cols}");
+        let mut size = String::new();
+        assert!(
+            eventually(10, || {
+                let out = Command::new("stty")
+                    .args(["-F", tty.trim(), "size"])
+                    .output()
+                    .unwrap_or_else(|e| panic!("stty: {e}"));
+                size = String::from_utf8_lossy(&out.stdout).trim().to_string();
+                size == expected
+            }),
+            "the pane never became {expected}: {size}"
+        );
+    }
+}
+
+impl Drop for Tmux<'_> {
+    fn drop(&mut self) {
+        let _ = self.command().arg("kill-server").output();
+    }
+}
+
+/// Pids whose parent is `pid`.
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if stat_field(child, 4).and_then(|p| p.parse::<u32>().ok()) == Some(pid) {
+            found.push(child);
+        }
+    }
+    found
+}
+
+/// Field `n` (1-based, as in proc(5)) of /proc/PID/stat.
+fn stat_field(pid: u32, n: usize) -> Option<String> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces; it ends at the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace()
+        .nth(n.checked_sub(3)?)
+        .map(str::to_string)
+}
+
+/// A file in the workspace, owned by the test user.
+fn workspace_file(fx: &Fixture, name: &str, text: &str) -> PathBuf {
+    let path = fx.repo.join(name);
+    fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+    fx.chown(&path);
+    path
+}
+
+const CURSES_PROBE: &str = r#"
+import curses
+
+def main(win):
+    curses.curs_set(0)
+    while True:
+        rows, cols = win.getmaxyx()
+        win.erase()
+        win.addstr(0, 0, "size=%dx%d" % (rows, cols))
+        # The bottom right corner (the very last cell cannot be written without scrolling).
+        win.addstr(rows - 1, cols - 3, "BR")
+        win.refresh()
+        key = win.getch()
+        if key == ord("q"):
+            return
+
+curses.wrapper(main)
+"#;
+
+/// The column where `text` starts on the last non-empty line of `screen`.
+fn bottom_marker(screen: &str, rows: usize, text: &str) -> Option<(usize, usize)> {
+    let lines: Vec<&str> = screen.lines().collect();
+    let row = lines.iter().rposition(|l| l.contains(text))?;
+    let col = lines[row].find(text)?;
+    assert!(lines.len() <= rows, "more lines than rows: {screen}");
+    Some((row, col))
+}
+
+#[test]
+fn a_curses_program_renders_at_the_right_size_and_redraws_after_a_resize() {
+    let fx = Fixture::new("curses");
+    let Some(tmux) = Tmux::start(&fx, 100, 30) else {
+        return;
+    };
+    let have_curses = Command::new("python3")
+        .args(["-c", "import curses"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if skip_unless(have_curses, "python3 with curses is not installed") {
+        return;
+    }
+    workspace_file(&fx, "curses_probe.py", CURSES_PROBE);
+    tmux.kennel("run -- python3 curses_probe.py");
+    let screen = tmux.wait_until("a 30x100 drawing", |s| {
+        s.contains("size=30x100") && bottom_marker(s, 30, "BR") == Some((29, 97))
+    });
+    assert!(screen.starts_with("size=30x100"), "{screen}");
+
+    tmux.resize(120, 40);
+    tmux.wait_until("a 40x120 redraw", |s| {
+        s.contains("size=40x120") && bottom_marker(s, 40, "BR") == Some((39, 117))
+    });
+    tmux.until_outer_prompt(|| tmux.press("q"));
+    tmux.type_line("echo status=$?-$((1+1))");
+    tmux.wait_for("status=0-2");
+}
+
+#[test]
+fn stty_size_inside_follows_the_outer_terminal() {
+    let fx = Fixture::new("stty-size");
+    let Some(tmux) = Tmux::start(&fx, 90, 25) else {
+        return;
+    };
+    tmux.sandboxed_bash();
+    tmux.type_line("echo rows-cols=$(stty size | tr ' ' x)");
+    tmux.wait_for("rows-cols=25x90");
+    tmux.resize(132, 43);
+    tmux.type_line("echo rows-cols=$(stty size | tr ' ' x)");
+    tmux.wait_for("rows-cols=43x132");
+    // A second change, to be sure every SIGWINCH is followed.
+    tmux.resize(80, 24);
+    tmux.type_line("echo rows-cols=$(stty size | tr ' ' x) lines=$(tput lines)");
+    tmux.wait_for("rows-cols=24x80 lines=24");
+}
+
+#[test]
+fn ctrl_c_interrupts_a_sleep_and_the_sandboxed_shell_survives() {
+    let fx = Fixture::new("ctrl-c");
+    let Some(tmux) = Tmux::start(&fx, 100, 30) else {
+        return;
+    };
+    tmux.sandboxed_bash();
+    let marker = format!("5151.{}", std::process::id());
+    tmux.type_line(&format!("sleep {marker}"));
+    assert!(
+        eventually(10, || !processes_with(&marker).is_empty()),
+        "the sleep never started"
+    );
+    tmux.press("C-c");
+    assert!(
+        eventually(10, || processes_with(&marker).is_empty()),
+        "Ctrl-C did not stop the sleep"
+    );
+    tmux.type_line("echo survived-$$-$((40+2))");
+    tmux.wait_for("survived-2-42");
+    // Ctrl-D at an empty prompt ends the shell, and with it kennel.
+    tmux.until_outer_prompt(|| tmux.press("C-d"));
+    tmux.type_line("echo outside-$((50+5))");
+    tmux.wait_for("outside-55");
+}
+
+#[test]
+fn ctrl_z_and_fg_work_in_a_sandboxed_bash() {
+    let fx = Fixture::new("ctrl-z");
+    let Some(tmux) = Tmux::start(&fx, 100, 30) else {
+        return;
+    };
+    tmux.sandboxed_bash();
+    let marker = format!("5252.{}", std::process::id());
+    tmux.type_line(&format!("sleep {marker}"));
+    let mut pid = None;
+    assert!(
+        eventually(10, || {
+            pid = processes_with(&marker).into_iter().next();
+            pid.is_some()
+        }),
+        "the sleep never started"
+    );
+    let pid = pid.unwrap();
+    tmux.press("C-z");
+    tmux.wait_for("Stopped");
+    assert!(
+        eventually(10, || stat_field(pid, 3).as_deref() == Some("T")),
+        "Ctrl-Z did not stop the sleep"
+    );
+    tmux.type_line("fg");
+    assert!(
+        eventually(10, || matches!(
+            stat_field(pid, 3).as_deref(),
+            Some("S" | "R")
+        )),
+        "fg did not continue the sleep"
+    );
+    tmux.press("C-c");
+    assert!(eventually(10, || processes_with(&marker).is_empty()));
+    tmux.type_line("echo after-fg-$$-$((6*7))");
+    tmux.wait_for("after-fg-2-42");
+}
+
+#[test]
+fn the_exit_status_passes_through_the_terminal() {
+    let fx = Fixture::new("tty-status");
+    let Some(tmux) = Tmux::start(&fx, 100, 30) else {
+        return;
+    };
+    tmux.sandboxed_bash();
+    tmux.until_outer_prompt(|| tmux.type_line("exit 42"));
+    tmux.type_line("echo rc=$?");
+    tmux.wait_for("rc=42");
+    tmux.until_outer_prompt(|| tmux.kennel("run -- sh -c 'kill -TERM $$'"));
+    tmux.type_line("echo rc=$?");
+    tmux.wait_for("rc=143");
+}
+
+/// The words of `stty -a`'s output: "icanon" when set, "-icanon" when not.
+fn stty_flags(screen: &str) -> Vec<String> {
+    screen
+        .split(|c: char| c.is_whitespace() || c == ';')
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn after_kennel_is_killed_by_sigterm_the_terminal_is_cooked_again() {
+    let fx = Fixture::new("sigterm");
+    let Some(tmux) = Tmux::start(&fx, 160, 40) else {
+        return;
+    };
+    tmux.sandboxed_bash();
+    let marker = format!("5353.{}", std::process::id());
+    tmux.type_line(&format!("sleep {marker}"));
+    assert!(eventually(10, || !processes_with(&marker).is_empty()));
+    let kennel = tmux.kennel_pid();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(kennel as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(
+        eventually(10, || !Path::new(&format!("/proc/{kennel}")).exists()
+            || stat_field(kennel, 3).as_deref() == Some("Z")),
+        "kennel did not end after SIGTERM"
+    );
+    assert!(
+        eventually(10, || processes_with(&marker).is_empty()),
+        "the sandbox outlived kennel"
+    );
+    tmux.type_line("clear; stty -a; echo stty-$((3+3))");
+    let screen = tmux.wait_for("stty-6");
+    let flags = stty_flags(&screen);
+    for flag in ["icanon", "echo", "isig", "icrnl", "opost"] {
+        assert!(
+            flags.iter().any(|f| f == flag),
+            "{flag} is not on after kennel ended:\n{screen}"
+        );
+    }
+}
+
+#[test]
+fn closing_the_outer_terminal_ends_the_sandbox() {
+    let fx = Fixture::new("sighup");
+    let Some(tmux) = Tmux::start(&fx, 100, 30) else {
+        return;
+    };
+    tmux.sandboxed_bash();
+    let marker = format!("5454.{}", std::process::id());
+    tmux.type_line(&format!("sleep {marker} & sleep {marker}"));
+    assert!(eventually(10, || processes_with(&marker).len() >= 2));
+    let kennel = tmux.kennel_pid();
+    tmux.tmux(&["kill-server"]);
+    assert!(
+        eventually(10, || processes_with(&marker).is_empty()),
+        "the sandbox outlived its terminal: {:?}",
+        processes_with(&marker)
+    );
+    assert!(
+        eventually(10, || !Path::new(&format!("/proc/{kennel}")).exists()
+            || stat_field(kennel, 3).as_deref() == Some("Z")),
+        "kennel outlived its terminal"
+    );
+}
+
+/// Pushes `sys.argv[1]` and a newline into the input of every terminal it can reach
+/// (standard input and /dev/tty) and says what happened to each.
+const INJECTOR: &str = r#"
+import fcntl, os, sys, termios
+
+def inject(name, fd):
+    try:
+        for b in (sys.argv[1] + "\n").encode():
+            fcntl.ioctl(fd, termios.TIOCSTI, bytes([b]))
+        print("probe", name, "injected")
+    except OSError as e:
+        print("probe", name, "refused", e.errno)
+
+inject("stdin", 0)
+try:
+    inject("dev-tty", os.open("/dev/tty", os.O_RDWR))
+except OSError as e:
+    print("probe dev-tty unopenable", e.errno)
+"#;
+
+#[test]
+fn tiocsti_from_inside_never_reaches_the_outer_shell() {
+    let fx = Fixture::new("tiocsti");
+    let Some(tmux) = Tmux::start(&fx, 200, 50) else {
+        return;
+    };
+    workspace_file(&fx, "inject.py", INJECTOR);
+    // Outside the workspace: the outer shell can create it, the sandbox cannot.
+    let escaped = fx.dir.join("escaped");
+    let control = fx.dir.join("control");
+    // Control: outside kennel, the same attempt does reach the shell where the kernel still
+    // allows TIOCSTI (dev.tty.legacy_tiocsti); elsewhere this test cannot fail.
+    tmux.type_line(&format!("python3 inject.py 'touch {}'", control.display()));
+    tmux.type_line("echo control-$((2+2))");
+    tmux.wait_for("control-4");
+    if !eventually(3, || control.exists()) {
+        eprintln!("note: this kernel refuses TIOCSTI to everyone; the attempt is harmless here");
+    }
+
+    for flags in ["", "--no-pty"] {
+        tmux.until_outer_prompt(|| tmux.type_line("clear"));
+        tmux.until_outer_prompt(|| {
+            tmux.kennel(&format!(
+                "run {flags} -- python3 inject.py 'touch {}'",
+                escaped.display()
+            ))
+        });
+        // Let the outer shell read anything that was pushed into its input.
+        tmux.type_line("echo settled-$((6+6))");
+        let screen = tmux.wait_for("settled-12");
+        assert!(
+            screen.contains("probe dev-tty"),
+            "the probe did not run ({flags}):\n{screen}"
+        );
+        assert!(
+            !escaped.exists(),
+            "keystrokes injected inside the sandbox ({flags}) ran in the outer shell:\n{screen}"
+        );
+    }
+}
+
+#[test]
+fn piped_mode_passes_every_byte_value_unchanged() {
+    let fx = Fixture::new("binary");
+    if !sandbox_available(&fx) {
+        return;
+    }
+    let data: Vec<u8> = (0..4096u32).map(|i| (i % 256) as u8).collect();
+    let mut child = fx
+        .kennel()
+        .args(["run", "--", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = data.clone();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let mut output = Vec::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_end(&mut output)
+        .unwrap();
+    writer.join().unwrap().unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    assert_eq!(output.len(), data.len(), "bytes were added or lost");
+    assert!(output == data, "the bytes changed on the way");
+}
+
+#[test]
+fn piped_mode_has_no_controlling_terminal_even_from_a_terminal() {
+    let fx = Fixture::new("no-ctty");
+    let Some(tmux) = Tmux::start(&fx, 160, 40) else {
+        return;
+    };
+    let probe = "echo tty_nr=$(cut -d' ' -f7 /proc/self/stat)
+if (: </dev/tty) 2>/dev/null; then echo dev-tty=open; else echo dev-tty=none; fi
+";
+    workspace_file(&fx, "probe.sh", probe);
+    // Standard input is a pipe, but kennel's (and the probe's) parents have a terminal.
+    tmux.type_line(&format!(
+        "echo | {} run -- sh probe.sh; echo piped-$((1+2))",
+        env().kennel.display()
+    ));
+    let screen = tmux.wait_for("piped-3");
+    assert!(screen.contains("tty_nr=0"), "{screen}");
+    assert!(screen.contains("dev-tty=none"), "{screen}");
+    // --no-pty from a terminal: the streams are the terminal, but not a controlling one.
+    tmux.until_outer_prompt(|| tmux.type_line("clear"));
+    tmux.kennel("run --no-pty -- sh probe.sh; echo forced-$((2+2))");
+    let screen = tmux.wait_for("forced-4");
+    assert!(screen.contains("tty_nr=0"), "{screen}");
+    assert!(screen.contains("dev-tty=none"), "{screen}");
+}
+
+#[test]
+fn pty_flag_gives_a_terminal_to_piped_input() {
+    let fx = Fixture::new("pty-flag");
+    if !sandbox_available(&fx) {
+        return;
+    }
+    let mut child = fx
+        .kennel()
+        .args(["run", "--pty", "--", "sh", "-c", "tty; cat; echo done"])
+        .current_dir(&fx.repo)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"line\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(text.contains("/dev/pts/"), "{text}");
+    // The terminal translates newlines (and echoes the input): it is a real one.
+    assert!(text.contains("line\r\n"), "{text:?}");
+    assert!(text.ends_with("done\r\n"), "{text:?}");
+}
+
+#[test]
+fn pty_and_no_pty_together_are_refused() {
+    let fx = Fixture::new("pty-conflict");
+    let out = fx
+        .kennel()
+        .args(["run", "--pty", "--no-pty", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot be used with"),
+        "{}",
+        stderr(&out)
+    );
+}
