@@ -97,6 +97,12 @@ impl<'a> Tmux<'a> {
     fn until_outer_prompt(&self, action: impl FnOnce()) {
         let before = self.outer_prompt_number();
         action();
+        self.wait_for_outer_prompt_after(before);
+    }
+
+    /// Waits for an outer prompt numbered above `before`. (Take `before` while the normal
+    /// screen shows: a full-screen program's alternate screen hides the earlier prompts.)
+    fn wait_for_outer_prompt_after(&self, before: u32) {
         if !eventually(15, || self.outer_prompt_number() > before) {
             panic!(
                 "the outer shell never prompted again; the screen shows:\n{}",
@@ -251,6 +257,7 @@ fn a_curses_program_renders_at_the_right_size_and_redraws_after_a_resize() {
         return;
     }
     workspace_file(&fx, "curses_probe.py", CURSES_PROBE);
+    let before = tmux.outer_prompt_number();
     tmux.kennel("run -- python3 curses_probe.py");
     let screen = tmux.wait_until("a 30x100 drawing", |s| {
         s.contains("size=30x100") && bottom_marker(s, 30, "BR") == Some((29, 97))
@@ -261,7 +268,8 @@ fn a_curses_program_renders_at_the_right_size_and_redraws_after_a_resize() {
     tmux.wait_until("a 40x120 redraw", |s| {
         s.contains("size=40x120") && bottom_marker(s, 40, "BR") == Some((39, 117))
     });
-    tmux.until_outer_prompt(|| tmux.press("q"));
+    tmux.press("q");
+    tmux.wait_for_outer_prompt_after(before);
     tmux.type_line("echo status=$?-$((1+1))");
     tmux.wait_for("status=0-2");
 }
