@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::sys::prctl;
-use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::signal::{kill, killpg, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{execve, fork, read, setsid, write, ForkResult, Pid};
@@ -229,6 +229,12 @@ fn init(command: Pid) -> ! {
         if sig == Signal::SIGCHLD {
             if let Some(code) = reap(command) {
                 exit_now(code);
+            }
+        } else if matches!(sig, Signal::SIGINT | Signal::SIGQUIT | Signal::SIGWINCH) {
+            // What a terminal does with Ctrl-C, Ctrl-\ and a resize: tell the whole job. The
+            // command leads a session of its own, so its process group is its pid.
+            if killpg(command, sig).is_err() {
+                let _ = kill(command, sig);
             }
         } else {
             // The init is in a session of its own, so everything it receives comes from the

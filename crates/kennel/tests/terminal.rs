@@ -559,6 +559,32 @@ if (: </dev/tty) 2>/dev/null; then echo dev-tty=open; else echo dev-tty=none; fi
 }
 
 #[test]
+fn ctrl_c_reaches_the_whole_job_in_piped_mode() {
+    let fx = Fixture::new("piped-ctrl-c");
+    let Some(tmux) = Tmux::start(&fx, 160, 40) else {
+        return;
+    };
+    let marker = format!("5656.{}", std::process::id());
+    // Without a pty the command is not in the terminal's foreground group: kennel must pass
+    // Ctrl-C on, to the whole job as a terminal would. The shell only runs its trap once
+    // the sleep is gone, so both must get it.
+    workspace_file(
+        &fx,
+        "job.sh",
+        &format!("trap 'echo trapped-$((3*3))' INT\nsleep {marker}\necho after-$((4*4))\n"),
+    );
+    tmux.kennel("run -- sh job.sh </dev/null");
+    assert!(
+        eventually(10, || !processes_with(&marker).is_empty()),
+        "the sleep never started"
+    );
+    tmux.press("C-c");
+    let screen = tmux.wait_for("after-16");
+    assert!(screen.contains("trapped-9"), "{screen}");
+    assert!(processes_with(&marker).is_empty());
+}
+
+#[test]
 fn pty_flag_gives_a_terminal_to_piped_input() {
     let fx = Fixture::new("pty-flag");
     if !sandbox_available(&fx) {
