@@ -40,13 +40,15 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = BackendChoice::Native)]
     pub backend: BackendChoice,
 
-    /// Give the command a pseudo-terminal of the sandbox's own, relayed to yours, even when
-    /// standard input is not a terminal (the default when it is one).
+    /// Give the command a pseudo-terminal of the sandbox's own as its standard input, output
+    /// and error, relayed to yours (the default when standard input is a terminal). What it
+    /// types into that terminal (TIOCSTI) stays inside the sandbox.
     #[arg(long, conflicts_with = "no_pty")]
     pub pty: bool,
 
-    /// Pass the standard streams through unchanged, even from a terminal: the command runs
-    /// without a controlling terminal (no job control; full-screen programs may refuse).
+    /// Pass the standard streams through unchanged, byte for byte (the default when standard
+    /// input is not a terminal). The command runs without a controlling terminal, even when
+    /// its streams are your terminal: no job control, and full-screen programs may refuse.
     #[arg(long)]
     pub no_pty: bool,
 

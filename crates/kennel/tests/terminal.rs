@@ -366,9 +366,24 @@ fn the_exit_status_passes_through_the_terminal() {
     tmux.until_outer_prompt(|| tmux.type_line("exit 42"));
     tmux.type_line("echo rc=$?");
     tmux.wait_for("rc=42");
-    tmux.until_outer_prompt(|| tmux.kennel("run -- sh -c 'kill -TERM $$'"));
+    tmux.until_outer_prompt(|| tmux.kennel("run -- sh -c 'kill -KILL $$'"));
     tmux.type_line("echo rc=$?");
-    tmux.wait_for("rc=143");
+    tmux.wait_for("rc=137");
+    // The command was killed, not kennel: the terminal is given back all the same.
+    assert_cooked(&tmux);
+}
+
+/// Asserts that the outer terminal is in its usual cooked mode with echo.
+fn assert_cooked(tmux: &Tmux) {
+    tmux.until_outer_prompt(|| tmux.type_line("clear; stty -a; echo stty-$((3+3))"));
+    let screen = tmux.wait_for("stty-6");
+    let flags = stty_flags(&screen);
+    for flag in ["icanon", "echo", "isig", "icrnl", "opost"] {
+        assert!(
+            flags.iter().any(|f| f == flag),
+            "{flag} is not on after kennel ended:\n{screen}"
+        );
+    }
 }
 
 /// The words of `stty -a`'s output: "icanon" when set, "-icanon" when not.
@@ -404,14 +419,33 @@ fn after_kennel_is_killed_by_sigterm_the_terminal_is_cooked_again() {
         eventually(10, || processes_with(&marker).is_empty()),
         "the sandbox outlived kennel"
     );
-    tmux.type_line("clear; stty -a; echo stty-$((3+3))");
-    let screen = tmux.wait_for("stty-6");
-    let flags = stty_flags(&screen);
-    for flag in ["icanon", "echo", "isig", "icrnl", "opost"] {
+    assert_cooked(&tmux);
+}
+
+#[test]
+fn after_kennel_gets_sigint_or_sighup_the_terminal_is_cooked_again() {
+    let fx = Fixture::new("sigint");
+    let Some(tmux) = Tmux::start(&fx, 160, 40) else {
+        return;
+    };
+    for (sig, status) in [
+        (nix::sys::signal::Signal::SIGINT, 130),
+        (nix::sys::signal::Signal::SIGHUP, 129),
+    ] {
+        let marker = format!("5757{}.{}", sig as i32, std::process::id());
+        let before = tmux.outer_prompt_number();
+        tmux.kennel(&format!("run -- sleep {marker}"));
+        assert!(eventually(10, || !processes_with(&marker).is_empty()));
+        let kennel = tmux.kennel_pid();
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(kennel as i32), sig).unwrap();
+        tmux.wait_for_outer_prompt_after(before);
+        tmux.type_line("echo rc=$?");
+        tmux.wait_for(&format!("rc={status}"));
         assert!(
-            flags.iter().any(|f| f == flag),
-            "{flag} is not on after kennel ended:\n{screen}"
+            processes_with(&marker).is_empty(),
+            "the sandbox outlived kennel"
         );
+        assert_cooked(&tmux);
     }
 }
 
