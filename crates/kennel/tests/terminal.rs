@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::cell::Cell;
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -14,15 +15,20 @@ use common::{
     env, eventually, have_program, processes_with, sandbox_available, skip_unless, stderr, Fixture,
 };
 
-/// The outer shell's prompt, `outer[N]$ ` with N the number of the command it reads. It is
-/// set through the environment, so it never appears as typed text.
-const OUTER_PROMPT: &str = "outer[";
+/// The outer shell's prompt, as `capture-pane` shows it (without its trailing space). It
+/// is set through the environment, so it never appears as typed text.
+const OUTER_PROMPT: &str = "outer$";
 
 /// A tmux server of the test user with one pane running bash, the "user's shell".
 struct Tmux<'a> {
     fx: &'a Fixture,
     socket: PathBuf,
+    next: Cell<u32>,
 }
+
+/// A kennel started in the pane (see [`Tmux::kennel`]).
+#[derive(Clone, Copy)]
+struct Started(u32);
 
 impl<'a> Tmux<'a> {
     /// None when the test must stop (tmux missing outside CI, no user namespaces).
@@ -33,6 +39,7 @@ impl<'a> Tmux<'a> {
         let tmux = Tmux {
             fx,
             socket: fx.dir.join("tmux.sock"),
+            next: Cell::new(0),
         };
         let out = tmux
             .command()
@@ -40,7 +47,7 @@ impl<'a> Tmux<'a> {
             .args(["-y", &rows.to_string(), "-c"])
             .arg(&fx.repo)
             .arg(format!(
-                "exec env PS1='{OUTER_PROMPT}\\#]$ ' TERM=screen bash --norc --noprofile"
+                "exec env PS1='{OUTER_PROMPT} ' TERM=screen bash --norc --noprofile"
             ))
             .args([";", "set-option", "-g", "status", "off"])
             .output()
@@ -81,34 +88,19 @@ impl<'a> Tmux<'a> {
         self.tmux(&["capture-pane", "-p"])
     }
 
-    /// The number of the last command the outer shell prompted for.
-    fn outer_prompt_number(&self) -> u32 {
-        let text = self.tmux(&["capture-pane", "-p", "-S", "-"]);
-        text.split(OUTER_PROMPT)
-            .skip(1)
-            .filter_map(|rest| rest.split(']').next()?.parse().ok())
-            .max()
-            .unwrap_or(0)
+    /// A number no earlier marker used.
+    fn unique(&self) -> u32 {
+        let n = self.next.get();
+        self.next.set(n + 1);
+        1000 + n
     }
 
-    /// Runs `action` (typing a command for the outer shell), then waits until the outer shell
-    /// prompts for the next one: kennel has ended, and what is typed next goes to the outer
-    /// shell rather than into a closing sandbox.
-    fn until_outer_prompt(&self, action: impl FnOnce()) {
-        let before = self.outer_prompt_number();
-        action();
-        self.wait_for_outer_prompt_after(before);
-    }
-
-    /// Waits for an outer prompt numbered above `before`. (Take `before` while the normal
-    /// screen shows: a full-screen program's alternate screen hides the earlier prompts.)
-    fn wait_for_outer_prompt_after(&self, before: u32) {
-        if !eventually(15, || self.outer_prompt_number() > before) {
-            panic!(
-                "the outer shell never prompted again; the screen shows:\n{}",
-                self.screen()
-            );
-        }
+    /// Runs `line` in the outer shell and waits until it has finished; returns the screen.
+    /// The marker is computed by the shell, so the typed text never matches it.
+    fn outer(&self, line: &str) -> String {
+        let id = self.unique();
+        self.type_line(&format!("{line}; echo outer-$(({id}+0))-done"));
+        self.wait_for(&format!("outer-{id}-done"))
     }
 
     /// Waits until the screen contains `text`; returns the screen.
@@ -127,17 +119,42 @@ impl<'a> Tmux<'a> {
         panic!("timed out waiting for {what:?}; the screen shows:\n{screen}");
     }
 
-    /// Starts `kennel ARGS` in the pane.
-    fn kennel(&self, args: &str) {
-        self.type_line(&format!("{} {args}", env().kennel.display()));
+    /// Starts `kennel ARGS` in the pane. On the same line, the outer shell then prints
+    /// kennel's exit status, which [`Tmux::wait_kennel`] waits for: what is typed after
+    /// that goes to the outer shell, never into a sandbox about to end.
+    fn kennel(&self, args: &str) -> Started {
+        let id = self.unique();
+        self.type_line(&format!(
+            "{} {args}; echo kennel-$(({id}+0))-ended:$?",
+            env().kennel.display()
+        ));
+        Started(id)
+    }
+
+    /// Waits until kennel started by `run` has ended; returns its exit status.
+    fn wait_kennel(&self, run: Started) -> i32 {
+        let needle = format!("kennel-{}-ended:", run.0);
+        let mut text = String::new();
+        if eventually(15, || {
+            text = self.tmux(&["capture-pane", "-p", "-S", "-"]);
+            text.contains(&needle)
+        }) {
+            let rest = text.split(&needle).nth(1).unwrap_or_default();
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            return digits
+                .parse()
+                .unwrap_or_else(|_| panic!("no status after {needle}: {text}"));
+        }
+        panic!("kennel never ended; the screen shows:\n{}", self.screen());
     }
 
     /// Starts an interactive bash in the sandbox and waits until it answers.
-    fn sandboxed_bash(&self) {
-        self.kennel("run -- bash --norc --noprofile");
+    fn sandboxed_bash(&self) -> Started {
+        let run = self.kennel("run -- bash --norc --noprofile");
         // $$ is 2 only inside the sandbox (its init is 1): the answer is from inside.
         self.type_line("echo inside-$$-$((20+1))");
         self.wait_for("inside-2-21");
+        run
     }
 
     /// The pid of the process that the pane's shell started (kennel).
@@ -257,8 +274,7 @@ fn a_curses_program_renders_at_the_right_size_and_redraws_after_a_resize() {
         return;
     }
     workspace_file(&fx, "curses_probe.py", CURSES_PROBE);
-    let before = tmux.outer_prompt_number();
-    tmux.kennel("run -- python3 curses_probe.py");
+    let run = tmux.kennel("run -- python3 curses_probe.py");
     let screen = tmux.wait_until("a 30x100 drawing", |s| {
         s.contains("size=30x100") && bottom_marker(s, 30, "BR") == Some((29, 97))
     });
@@ -269,9 +285,7 @@ fn a_curses_program_renders_at_the_right_size_and_redraws_after_a_resize() {
         s.contains("size=40x120") && bottom_marker(s, 40, "BR") == Some((39, 117))
     });
     tmux.press("q");
-    tmux.wait_for_outer_prompt_after(before);
-    tmux.type_line("echo status=$?-$((1+1))");
-    tmux.wait_for("status=0-2");
+    assert_eq!(tmux.wait_kennel(run), 0);
 }
 
 #[test]
@@ -298,7 +312,7 @@ fn ctrl_c_interrupts_a_sleep_and_the_sandboxed_shell_survives() {
     let Some(tmux) = Tmux::start(&fx, 100, 30) else {
         return;
     };
-    tmux.sandboxed_bash();
+    let run = tmux.sandboxed_bash();
     let marker = format!("5151.{}", std::process::id());
     tmux.type_line(&format!("sleep {marker}"));
     assert!(
@@ -313,9 +327,8 @@ fn ctrl_c_interrupts_a_sleep_and_the_sandboxed_shell_survives() {
     tmux.type_line("echo survived-$$-$((40+2))");
     tmux.wait_for("survived-2-42");
     // Ctrl-D at an empty prompt ends the shell, and with it kennel.
-    tmux.until_outer_prompt(|| tmux.press("C-d"));
-    tmux.type_line("echo outside-$((50+5))");
-    tmux.wait_for("outside-55");
+    tmux.press("C-d");
+    assert_eq!(tmux.wait_kennel(run), 0);
 }
 
 #[test]
@@ -362,21 +375,18 @@ fn the_exit_status_passes_through_the_terminal() {
     let Some(tmux) = Tmux::start(&fx, 100, 30) else {
         return;
     };
-    tmux.sandboxed_bash();
-    tmux.until_outer_prompt(|| tmux.type_line("exit 42"));
-    tmux.type_line("echo rc=$?");
-    tmux.wait_for("rc=42");
-    tmux.until_outer_prompt(|| tmux.kennel("run -- sh -c 'kill -KILL $$'"));
-    tmux.type_line("echo rc=$?");
-    tmux.wait_for("rc=137");
+    let run = tmux.sandboxed_bash();
+    tmux.type_line("exit 42");
+    assert_eq!(tmux.wait_kennel(run), 42);
+    let run = tmux.kennel("run -- sh -c 'kill -KILL $$'");
+    assert_eq!(tmux.wait_kennel(run), 128 + 9);
     // The command was killed, not kennel: the terminal is given back all the same.
     assert_cooked(&tmux);
 }
 
 /// Asserts that the outer terminal is in its usual cooked mode with echo.
 fn assert_cooked(tmux: &Tmux) {
-    tmux.until_outer_prompt(|| tmux.type_line("clear; stty -a; echo stty-$((3+3))"));
-    let screen = tmux.wait_for("stty-6");
+    let screen = tmux.outer("clear; stty -a");
     let flags = stty_flags(&screen);
     for flag in ["icanon", "echo", "isig", "icrnl", "opost"] {
         assert!(
@@ -400,7 +410,7 @@ fn after_kennel_is_killed_by_sigterm_the_terminal_is_cooked_again() {
     let Some(tmux) = Tmux::start(&fx, 160, 40) else {
         return;
     };
-    tmux.sandboxed_bash();
+    let run = tmux.sandboxed_bash();
     let marker = format!("5353.{}", std::process::id());
     tmux.type_line(&format!("sleep {marker}"));
     assert!(eventually(10, || !processes_with(&marker).is_empty()));
@@ -410,9 +420,10 @@ fn after_kennel_is_killed_by_sigterm_the_terminal_is_cooked_again() {
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
-    assert!(
-        eventually(10, || !Path::new(&format!("/proc/{kennel}")).exists()
-            || stat_field(kennel, 3).as_deref() == Some("Z")),
+    // The sandboxed bash ignores SIGTERM, but dies of the hang-up of its terminal.
+    assert_eq!(
+        tmux.wait_kennel(run),
+        128 + 1,
         "kennel did not end after SIGTERM"
     );
     assert!(
@@ -433,14 +444,11 @@ fn after_kennel_gets_sigint_or_sighup_the_terminal_is_cooked_again() {
         (nix::sys::signal::Signal::SIGHUP, 129),
     ] {
         let marker = format!("5757{}.{}", sig as i32, std::process::id());
-        let before = tmux.outer_prompt_number();
-        tmux.kennel(&format!("run -- sleep {marker}"));
+        let run = tmux.kennel(&format!("run -- sleep {marker}"));
         assert!(eventually(10, || !processes_with(&marker).is_empty()));
         let kennel = tmux.kennel_pid();
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(kennel as i32), sig).unwrap();
-        tmux.wait_for_outer_prompt_after(before);
-        tmux.type_line("echo rc=$?");
-        tmux.wait_for(&format!("rc={status}"));
+        assert_eq!(tmux.wait_kennel(run), status);
         assert!(
             processes_with(&marker).is_empty(),
             "the sandbox outlived kennel"
@@ -505,24 +513,20 @@ fn tiocsti_from_inside_never_reaches_the_outer_shell() {
     let control = fx.dir.join("control");
     // Control: outside kennel, the same attempt does reach the shell where the kernel still
     // allows TIOCSTI (dev.tty.legacy_tiocsti); elsewhere this test cannot fail.
-    tmux.type_line(&format!("python3 inject.py 'touch {}'", control.display()));
-    tmux.type_line("echo control-$((2+2))");
-    tmux.wait_for("control-4");
+    tmux.outer(&format!("python3 inject.py 'touch {}'", control.display()));
     if !eventually(3, || control.exists()) {
         eprintln!("note: this kernel refuses TIOCSTI to everyone; the attempt is harmless here");
     }
 
     for flags in ["", "--no-pty"] {
-        tmux.until_outer_prompt(|| tmux.type_line("clear"));
-        tmux.until_outer_prompt(|| {
-            tmux.kennel(&format!(
-                "run {flags} -- python3 inject.py 'touch {}'",
-                escaped.display()
-            ))
-        });
+        tmux.outer("clear");
+        let run = tmux.kennel(&format!(
+            "run {flags} -- python3 inject.py 'touch {}'",
+            escaped.display()
+        ));
+        assert_eq!(tmux.wait_kennel(run), 0);
         // Let the outer shell read anything that was pushed into its input.
-        tmux.type_line("echo settled-$((6+6))");
-        let screen = tmux.wait_for("settled-12");
+        let screen = tmux.outer("true");
         assert!(
             screen.contains("probe dev-tty"),
             "the probe did not run ({flags}):\n{screen}"
@@ -577,17 +581,17 @@ if (: </dev/tty) 2>/dev/null; then echo dev-tty=open; else echo dev-tty=none; fi
 ";
     workspace_file(&fx, "probe.sh", probe);
     // Standard input is a pipe, but kennel's (and the probe's) parents have a terminal.
-    tmux.type_line(&format!(
-        "echo | {} run -- sh probe.sh; echo piped-$((1+2))",
+    let screen = tmux.outer(&format!(
+        "echo | {} run -- sh probe.sh",
         env().kennel.display()
     ));
-    let screen = tmux.wait_for("piped-3");
     assert!(screen.contains("tty_nr=0"), "{screen}");
     assert!(screen.contains("dev-tty=none"), "{screen}");
     // --no-pty from a terminal: the streams are the terminal, but not a controlling one.
-    tmux.until_outer_prompt(|| tmux.type_line("clear"));
-    tmux.kennel("run --no-pty -- sh probe.sh; echo forced-$((2+2))");
-    let screen = tmux.wait_for("forced-4");
+    tmux.outer("clear");
+    let run = tmux.kennel("run --no-pty -- sh probe.sh");
+    assert_eq!(tmux.wait_kennel(run), 0);
+    let screen = tmux.screen();
     assert!(screen.contains("tty_nr=0"), "{screen}");
     assert!(screen.contains("dev-tty=none"), "{screen}");
 }
@@ -607,12 +611,13 @@ fn ctrl_c_reaches_the_whole_job_in_piped_mode() {
         "job.sh",
         &format!("trap 'echo trapped-$((3*3))' INT\nsleep {marker}\necho after-$((4*4))\n"),
     );
-    tmux.kennel("run -- sh job.sh </dev/null");
+    let run = tmux.kennel("run -- sh job.sh </dev/null");
     assert!(
         eventually(10, || !processes_with(&marker).is_empty()),
         "the sleep never started"
     );
     tmux.press("C-c");
+    assert_eq!(tmux.wait_kennel(run), 0);
     let screen = tmux.wait_for("after-16");
     assert!(screen.contains("trapped-9"), "{screen}");
     assert!(processes_with(&marker).is_empty());
