@@ -443,8 +443,10 @@ fn after_kennel_gets_sigint_or_sighup_the_terminal_is_cooked_again() {
         (nix::sys::signal::Signal::SIGINT, 130),
         (nix::sys::signal::Signal::SIGHUP, 129),
     ] {
-        let marker = format!("5757{}.{}", sig as i32, std::process::id());
-        let run = tmux.kennel(&format!("run -- sleep {marker}"));
+        let (n, pid) = (5757 + sig as i32, std::process::id());
+        let marker = format!("{n}.{pid}");
+        // Spelled so that only the sleep's command line contains the marker, not kennel's.
+        let run = tmux.kennel(&format!("run -- sh -c 'm={n}; exec sleep $m.{pid}'"));
         assert!(eventually(10, || !processes_with(&marker).is_empty()));
         let kennel = tmux.kennel_pid();
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(kennel as i32), sig).unwrap();
@@ -455,6 +457,38 @@ fn after_kennel_gets_sigint_or_sighup_the_terminal_is_cooked_again() {
         );
         assert_cooked(&tmux);
     }
+}
+
+#[test]
+fn a_sandbox_that_ignores_sigterm_is_killed_after_a_grace_period() {
+    let fx = Fixture::new("grace");
+    if !sandbox_available(&fx) {
+        return;
+    }
+    let pid = std::process::id();
+    let marker = format!("5858.{pid}");
+    // Spelled so that only the sleep's command line contains the marker, not kennel's.
+    let mut child = fx.spawn_sandboxed(&format!(
+        "trap '' HUP INT TERM; m=5858; sleep $m.{pid}; wait"
+    ));
+    assert!(eventually(10, || !processes_with(&marker).is_empty()));
+    let started = std::time::Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(128 + 9), "{status:?}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "kennel took {:?} to end",
+        started.elapsed()
+    );
+    assert!(
+        eventually(5, || processes_with(&marker).is_empty()),
+        "the sandbox outlived kennel"
+    );
 }
 
 #[test]
