@@ -7,11 +7,15 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
+use nix::fcntl::{open, OFlag};
 use nix::sys::prctl;
 use nix::sys::signal::{kill, killpg, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::stat::Mode;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::{execve, fork, read, setsid, write, ForkResult, Pid};
+use nix::unistd::{
+    dup2_stderr, dup2_stdin, dup2_stdout, execve, fork, read, setsid, write, ForkResult, Pid,
+};
 
 use crate::error::NativeError;
 use crate::mounts::build_root;
@@ -161,9 +165,23 @@ fn setup(
         // sees the end of the terminal when the command's side closes it.
         Ok(ForkResult::Parent { child }) => {
             drop(slave);
+            if let Err(e) = release_user_streams() {
+                let _ = kill(child, Signal::SIGKILL);
+                return Err((STATUS_SETUP, format!("closing the user's streams: {e}")));
+            }
             Ok(child)
         }
     }
+}
+
+/// The init got kennel's standard streams (the user's terminal, with a pty) from the clone.
+/// The command could open them through /proc/1/fd and read or set the user's terminal, so
+/// the init keeps /dev/null instead.
+fn release_user_streams() -> nix::Result<()> {
+    let null = open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())?;
+    dup2_stdin(&null)?;
+    dup2_stdout(&null)?;
+    dup2_stderr(&null)
 }
 
 /// No way back to privilege: no_new_privs, and no capability left in any set.

@@ -573,6 +573,27 @@ fn tiocsti_from_inside_never_reaches_the_outer_shell() {
 }
 
 #[test]
+fn the_users_terminal_is_out_of_reach_through_proc() {
+    let fx = Fixture::new("proc-fd");
+    let Some(tmux) = Tmux::start(&fx, 200, 40) else {
+        return;
+    };
+    // kennel's sandbox init is a clone of kennel: it must not keep kennel's streams (the
+    // user's terminal), which the command could open through /proc/1/fd.
+    let run = tmux.kennel(
+        "run -- sh -c 'for fd in 0 1 2; do echo init-fd$fd=$(readlink /proc/1/fd/$fd); done'",
+    );
+    assert_eq!(tmux.wait_kennel(run), 0);
+    let screen = tmux.screen();
+    for fd in 0..3 {
+        assert!(
+            screen.contains(&format!("init-fd{fd}=/dev/null")),
+            "fd {fd}:\n{screen}"
+        );
+    }
+}
+
+#[test]
 fn piped_mode_passes_every_byte_value_unchanged() {
     let fx = Fixture::new("binary");
     if !sandbox_available(&fx) {
