@@ -25,7 +25,7 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sched::CloneFlags;
-use nix::sys::signal::{kill, Signal};
+use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -107,20 +107,29 @@ pub fn run(policy: &Policy) -> Result<i32, NativeError> {
         let _ = waitpid(pid, None);
         return Err(err);
     }
-    let signals = SignalFd::with_flags(&forwarded, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-        .map_err(error::sys("signalfd"));
-    let relay = match (signals.as_ref(), terminal_socket) {
-        (Ok(_), Some(socket)) => pty::receive_fd(&socket).and_then(Relay::start).map(Some),
-        _ => Ok(None),
-    };
-    match (signals, relay) {
-        (Ok(signals), Ok(relay)) => supervise(pid, &signals, relay),
-        (Err(e), _) | (_, Err(e)) => {
+    match watch(&forwarded, terminal_socket) {
+        Ok((signals, relay)) => supervise(pid, &signals, relay),
+        Err(e) => {
             let _ = kill(pid, Signal::SIGKILL);
             let _ = waitpid(pid, None);
             Err(e)
         }
     }
+}
+
+/// What the supervisor watches once the command runs: its signals (blocked since before
+/// the clone, so none was lost) and, with a pseudo-terminal, the relay.
+fn watch(
+    forwarded: &SigSet,
+    terminal_socket: Option<OwnedFd>,
+) -> Result<(SignalFd, Option<Relay>), NativeError> {
+    let signals = SignalFd::with_flags(forwarded, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(error::sys("signalfd"))?;
+    let relay = match terminal_socket {
+        Some(socket) => Some(Relay::start(pty::receive_fd(&socket)?)?),
+        None => None,
+    };
+    Ok((signals, relay))
 }
 
 fn exec_spec(policy: &Policy) -> Result<ExecSpec, NativeError> {
@@ -256,12 +265,13 @@ fn supervise(init: Pid, signals: &SignalFd, mut relay: Option<Relay>) -> Result<
         while let Some(sig) = next_signal(signals)? {
             match sig {
                 Signal::SIGCHLD => reap = true,
-                // The kernel tells the command's foreground job when the size changes.
-                Signal::SIGWINCH if relay.is_some() => {
-                    if let Some(relay) = relay.as_ref() {
-                        relay.copy_window_size();
+                Signal::SIGWINCH => match relay.as_ref() {
+                    // The kernel tells the command's foreground job when the size changes.
+                    Some(relay) => relay.copy_window_size(),
+                    None => {
+                        let _ = kill(init, sig);
                     }
-                }
+                },
                 Signal::SIGHUP | Signal::SIGTERM => {
                     let _ = kill(init, sig);
                     if let Some(relay) = relay.as_mut() {
