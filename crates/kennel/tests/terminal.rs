@@ -295,6 +295,9 @@ fn stty_size_inside_follows_the_outer_terminal() {
         return;
     };
     tmux.sandboxed_bash();
+    // The terminal comes from the sandbox's own devpts, where it is the only one.
+    tmux.type_line("echo tty=$(tty) pts=$(ls /dev/pts | tr '\\n' ,)");
+    tmux.wait_for("tty=/dev/pts/0 pts=0,ptmx,");
     tmux.type_line("echo rows-cols=$(stty size | tr ' ' x)");
     tmux.wait_for("rows-cols=25x90");
     tmux.resize(132, 43);
