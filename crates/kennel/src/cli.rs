@@ -79,3 +79,38 @@ pub enum BackendChoice {
     /// User, mount, PID and IPC namespaces with a fresh root, built by kennel itself.
     Native,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_args(args: &[&str]) -> Result<RunArgs, clap::Error> {
+        let cli = Cli::try_parse_from(["kennel", "run"].iter().chain(args))?;
+        let Command::Run(run) = cli.command;
+        Ok(run)
+    }
+
+    #[test]
+    fn pty_flags_override_the_automatic_choice() -> Result<(), clap::Error> {
+        assert_eq!(run_args(&["--", "sh"])?.terminal(), None);
+        assert_eq!(run_args(&["--pty", "sh"])?.terminal(), Some(Terminal::Pty));
+        assert_eq!(
+            run_args(&["--no-pty", "sh"])?.terminal(),
+            Some(Terminal::Streams)
+        );
+        // After the command they belong to the command.
+        let run = run_args(&["sh", "--pty"])?;
+        assert_eq!(run.terminal(), None);
+        assert_eq!(run.command, vec![OsString::from("sh"), "--pty".into()]);
+        Ok(())
+    }
+
+    #[test]
+    fn pty_and_no_pty_conflict() {
+        let err = run_args(&["--pty", "--no-pty", "sh"]).err();
+        assert_eq!(
+            err.map(|e| e.kind()),
+            Some(clap::error::ErrorKind::ArgumentConflict)
+        );
+    }
+}
