@@ -544,6 +544,9 @@ fn tiocsti_from_inside_never_reaches_the_outer_shell() {
     let Some(tmux) = Tmux::start(&fx, 200, 50) else {
         return;
     };
+    if skip_unless(have_program("python3"), "python3 is not installed") {
+        return;
+    }
     workspace_file(&fx, "inject.py", INJECTOR);
     // Outside the workspace: the outer shell can create it, the sandbox cannot.
     let escaped = fx.dir.join("escaped");
