@@ -34,7 +34,7 @@ use nix::unistd::{pipe2, read, write, Pid};
 use child::{ChildArgs, ChildTerminal, ExecSpec};
 pub use error::NativeError;
 pub use plan::{plan, HostRoot, Plan};
-use pty::{Pumped, Relay, UserTerminal};
+use pty::{Pumped, RawMode, Relay, UserTerminal};
 
 /// Runs `policy.command` in a native sandbox and returns its exit status
 /// (128 + N when a signal N ended it).
@@ -99,6 +99,16 @@ pub fn run(policy: &Policy) -> Result<i32, NativeError> {
         let _ = waitpid(pid, None);
         return Err(e);
     }
+    // Raw before the sandbox starts; restored when `raw` (or the relay owning it) drops.
+    let raw = match terminal_socket.as_ref().map(|_| RawMode::enter()) {
+        None => None,
+        Some(Ok(raw)) => raw,
+        Some(Err(e)) => {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+            return Err(e);
+        }
+    };
     // The child waits for this byte, so that it never runs without its id maps.
     write(&sync_write, b"g").map_err(error::sys("starting the sandbox"))?;
     drop(sync_write);
@@ -107,7 +117,7 @@ pub fn run(policy: &Policy) -> Result<i32, NativeError> {
         let _ = waitpid(pid, None);
         return Err(err);
     }
-    match watch(&forwarded, terminal_socket) {
+    match watch(&forwarded, terminal_socket, raw) {
         Ok((signals, relay)) => supervise(pid, &signals, relay),
         Err(e) => {
             let _ = kill(pid, Signal::SIGKILL);
@@ -122,11 +132,12 @@ pub fn run(policy: &Policy) -> Result<i32, NativeError> {
 fn watch(
     forwarded: &SigSet,
     terminal_socket: Option<OwnedFd>,
+    raw: Option<RawMode>,
 ) -> Result<(SignalFd, Option<Relay>), NativeError> {
     let signals = SignalFd::with_flags(forwarded, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .map_err(error::sys("signalfd"))?;
     let relay = match terminal_socket {
-        Some(socket) => Some(Relay::start(pty::receive_fd(&socket)?)?),
+        Some(socket) => Some(Relay::start(pty::receive_fd(&socket)?, raw)?),
         None => None,
     };
     Ok((signals, relay))

@@ -139,18 +139,25 @@ pub(crate) fn receive_fd(socket: &OwnedFd) -> Result<OwnedFd, NativeError> {
 /// The user's terminal in raw mode, given back its settings when dropped: on every way out
 /// of the supervisor, error or not. (Only SIGKILL skips it; the other signals that end
 /// kennel are blocked and read from a signalfd, so they end it through a normal return.)
-struct RawMode {
+pub(crate) struct RawMode {
     stdin: Stdin,
     saved: Termios,
 }
 
 impl RawMode {
-    fn enter(stdin: Stdin) -> Result<RawMode, NativeError> {
+    /// Makes standard input raw when it is a terminal (None when it is not). Done before
+    /// the sandbox starts, so that keys typed meanwhile are not echoed twice (once by the
+    /// user's terminal, once by the sandbox's).
+    pub fn enter() -> Result<Option<RawMode>, NativeError> {
+        let stdin = std::io::stdin();
+        if !isatty(&stdin).unwrap_or(false) {
+            return Ok(None);
+        }
         let saved = tcgetattr(&stdin).map_err(setup("reading the terminal's settings"))?;
         let mut raw = saved.clone();
         cfmakeraw(&mut raw);
         tcsetattr(&stdin, SetArg::TCSANOW, &raw).map_err(setup("making the terminal raw"))?;
-        Ok(RawMode { stdin, saved })
+        Ok(Some(RawMode { stdin, saved }))
     }
 }
 
@@ -201,19 +208,20 @@ pub(crate) struct Relay {
     to_stdout: Vec<u8>,
     /// Where reads land, allocated once.
     scratch: Vec<u8>,
-    /// Declared last: the terminal is restored after everything else is dropped.
-    raw: Option<RawMode>,
+    /// Held for its Drop, which gives the user's terminal its settings back. Declared last:
+    /// the terminal is restored after everything else is dropped.
+    _raw: Option<RawMode>,
 }
 
 impl Relay {
-    /// Takes the master and, when standard input is a terminal, makes that terminal raw.
-    pub fn start(master: OwnedFd) -> Result<Relay, NativeError> {
+    /// Takes the master, and the user's terminal in raw mode when standard input is one.
+    pub fn start(master: OwnedFd, raw: Option<RawMode>) -> Result<Relay, NativeError> {
         let flags = fcntl(&master, FcntlArg::F_GETFL).map_err(setup("fcntl"))?;
         let flags = OFlag::from_bits_retain(flags) | OFlag::O_NONBLOCK;
         fcntl(&master, FcntlArg::F_SETFL(flags)).map_err(setup("fcntl"))?;
         let stdin = std::io::stdin();
         let stdin_is_tty = isatty(&stdin).unwrap_or(false);
-        let mut relay = Relay {
+        let relay = Relay {
             master: Some(master),
             master_open: true,
             stdin,
@@ -225,13 +233,10 @@ impl Relay {
             to_master: Vec::with_capacity(BUFFER),
             to_stdout: Vec::with_capacity(BUFFER),
             scratch: vec![0; BUFFER],
-            raw: None,
+            _raw: raw,
         };
         // The size may have changed since the sandbox's terminal was made.
         relay.copy_window_size();
-        if stdin_is_tty {
-            relay.raw = Some(RawMode::enter(std::io::stdin())?);
-        }
         Ok(relay)
     }
 
