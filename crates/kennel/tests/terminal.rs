@@ -385,6 +385,13 @@ fn the_exit_status_passes_through_the_terminal() {
     assert_eq!(tmux.wait_kennel(run), 128 + 9);
     // The command was killed, not kennel: the terminal is given back all the same.
     assert_cooked(&tmux);
+    // kennel's own failure (after the terminal was made raw) gives it back too.
+    let run = tmux.kennel("run -- no-such-program-kennel");
+    assert_eq!(tmux.wait_kennel(run), 127);
+    assert!(tmux
+        .screen()
+        .contains("no-such-program-kennel` was not found"));
+    assert_cooked(&tmux);
 }
 
 /// Asserts that the outer terminal is in its usual cooked mode with echo.
