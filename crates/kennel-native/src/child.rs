@@ -21,7 +21,7 @@ use crate::error::NativeError;
 use crate::mounts::build_root;
 use crate::plan::Plan;
 use crate::pty::{self, UserTerminal};
-use crate::sys::{drop_all_capabilities, exit_now};
+use crate::sys::{default_sigpipe, drop_all_capabilities, exit_now};
 
 /// Messages on the status pipe start with one of these bytes.
 pub(crate) const STATUS_SETUP: u8 = b'S';
@@ -131,7 +131,9 @@ fn setup(
             let _ = command_mask.thread_set_mask();
             // A new session: with a terminal, the sandbox's own as its controlling terminal;
             // without, none at all, so that TIOCSTI has nothing to reach.
-            let terminal = setsid().and_then(|_| slave.as_ref().map_or(Ok(()), pty::attach));
+            let terminal = setsid()
+                .and_then(|_| slave.as_ref().map_or(Ok(()), pty::attach))
+                .and_then(|_| default_sigpipe());
             if let Err(e) = terminal {
                 report(
                     status,

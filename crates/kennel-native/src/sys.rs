@@ -6,6 +6,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use nix::errno::Errno;
 use nix::pty::Winsize;
 use nix::sched::CloneFlags;
+use nix::sys::signal::SigHandler;
 use nix::unistd::Pid;
 
 /// Clones the calling process into new namespaces, like `fork` with `flags`.
@@ -164,4 +165,13 @@ pub fn own_received_fd(fd: RawFd) -> OwnedFd {
     // SAFETY: the kernel created this descriptor in our table while receiving the message;
     // nothing else in this process knows its number, so this is its only owner.
     unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// Gives SIGPIPE its default action back. Rust's runtime ignores it in kennel, and an
+/// ignored signal stays ignored across execve: without this, `yes | head` inside the sandbox
+/// would print "Broken pipe" instead of ending quietly.
+pub fn default_sigpipe() -> nix::Result<()> {
+    // SAFETY: SIG_DFL installs no handler of ours, so no code can run in signal context.
+    unsafe { nix::sys::signal::signal(nix::sys::signal::Signal::SIGPIPE, SigHandler::SigDfl) }
+        .map(drop)
 }

@@ -639,6 +639,28 @@ fn piped_mode_passes_every_byte_value_unchanged() {
 }
 
 #[test]
+fn a_broken_pipe_ends_a_command_quietly_as_without_kennel() {
+    let fx = Fixture::new("sigpipe");
+    if !sandbox_available(&fx) {
+        return;
+    }
+    let out = fx.sandboxed("yes | head -n 1; grep SigIgn /proc/self/status");
+    assert_eq!(
+        common::stderr(&out),
+        "",
+        "SIGPIPE must not be ignored inside"
+    );
+    let text = common::stdout(&out);
+    let ignored = text
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .unwrap_or_else(|| panic!("no SigIgn in {text}"));
+    let sigpipe = 1u64 << (nix::sys::signal::Signal::SIGPIPE as u32 - 1);
+    assert_eq!(ignored & sigpipe, 0, "SIGPIPE is ignored inside: {text}");
+}
+
+#[test]
 fn piped_mode_has_no_controlling_terminal_even_from_a_terminal() {
     let fx = Fixture::new("no-ctty");
     let Some(tmux) = Tmux::start(&fx, 160, 40) else {
