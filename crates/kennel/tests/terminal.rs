@@ -251,7 +251,7 @@ def main(win):
 curses.wrapper(main)
 "#;
 
-/// The column where `text` starts on the last non-empty line of `screen`.
+/// The row and column of `text` on the last line of `screen` that contains it.
 fn bottom_marker(screen: &str, rows: usize, text: &str) -> Option<(usize, usize)> {
     let lines: Vec<&str> = screen.lines().collect();
     let row = lines.iter().rposition(|l| l.contains(text))?;
@@ -266,7 +266,8 @@ fn a_curses_program_renders_at_the_right_size_and_redraws_after_a_resize() {
     let Some(tmux) = Tmux::start(&fx, 100, 30) else {
         return;
     };
-    let have_curses = Command::new("python3")
+    let have_curses = fx
+        .user_command("python3")
         .args(["-c", "import curses"])
         .status()
         .is_ok_and(|s| s.success());
