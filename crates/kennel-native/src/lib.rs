@@ -238,7 +238,6 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 /// not outlive the request to stop it.
 fn supervise(init: Pid, signals: &SignalFd, mut relay: Option<Relay>) -> Result<i32, NativeError> {
     let mut stop_by: Option<Instant> = None;
-    let mut killed = false;
     // Reap first: the init may have ended before the signalfd existed (its SIGCHLD is then
     // pending and will be read too, which is harmless).
     let mut reap = true;
@@ -295,10 +294,10 @@ fn supervise(init: Pid, signals: &SignalFd, mut relay: Option<Relay>) -> Result<
                 }
             }
         }
-        if stop_by.is_some_and(|at| Instant::now() >= at) && !killed {
+        if stop_by.is_some_and(|at| Instant::now() >= at) {
             // The init is PID 1 of the sandbox: every process in it dies with it.
             let _ = kill(init, Signal::SIGKILL);
-            killed = true;
+            stop_by = None;
         }
     }
 }
