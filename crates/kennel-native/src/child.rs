@@ -7,17 +7,22 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
+use nix::fcntl::{open, OFlag};
 use nix::sys::prctl;
-use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::signal::{kill, killpg, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::stat::Mode;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::{execve, fork, read, write, ForkResult, Pid};
+use nix::unistd::{
+    dup2_stderr, dup2_stdin, dup2_stdout, execve, fork, read, setsid, write, ForkResult, Pid,
+};
 
 use crate::error::NativeError;
 use crate::landlock::Enforcement;
 use crate::mounts::build_root;
 use crate::plan::Plan;
-use crate::sys::{drop_all_capabilities, exit_now};
+use crate::pty::{self, UserTerminal};
+use crate::sys::{default_sigpipe, drop_all_capabilities, exit_now};
 use seccompiler::BpfProgram;
 
 /// Messages on the status pipe start with one of these bytes.
@@ -49,6 +54,15 @@ pub(crate) struct ChildArgs<'a> {
     pub status: OwnedFd,
     /// The caller's signal mask, given back to the command.
     pub command_mask: SigSet,
+    /// Some when the command gets a pseudo-terminal of its own.
+    pub terminal: Option<ChildTerminal>,
+}
+
+/// What the child needs to give the command its own terminal.
+pub(crate) struct ChildTerminal {
+    /// Where the pseudo-terminal's master goes to the supervisor.
+    pub socket: OwnedFd,
+    pub user: UserTerminal,
 }
 
 /// Never returns: the process exits with the command's status, or 125 after writing why
@@ -68,7 +82,13 @@ pub(crate) fn child_main(args: ChildArgs) -> ! {
         sync,
         status,
         command_mask,
+        terminal,
     } = args;
+    // A session of its own, without a terminal: the terminal's signals reach only the
+    // supervisor, which forwards them, and nothing here can acquire the user's terminal.
+    if setsid().is_err() {
+        exit_now(EXIT_SETUP_FAILED);
+    }
     let mut go = [0u8; 1];
     if !matches!(read(&sync, &mut go), Ok(1)) {
         exit_now(EXIT_SETUP_FAILED);
@@ -84,7 +104,15 @@ pub(crate) fn child_main(args: ChildArgs) -> ! {
             exit_now(EXIT_SETUP_FAILED);
         }
     }
-    match setup(plan, exec, &status, &command_mask, filters, landlock) {
+    match setup(
+        plan,
+        exec,
+        &status,
+        &command_mask,
+        filters,
+        landlock,
+        terminal,
+    ) {
         Ok(command) => {
             drop(status);
             init(command)
@@ -110,12 +138,22 @@ fn setup(
     command_mask: &SigSet,
     filters: &[BpfProgram],
     landlock: Enforcement,
+    terminal: Option<ChildTerminal>,
 ) -> Result<Pid, (u8, String)> {
     let fail = |e: NativeError| match e {
         NativeError::UserNamespacesDenied { cause, .. } => (STATUS_USERNS, cause),
         other => (STATUS_SETUP, other.to_string()),
     };
     build_root(plan).map_err(fail)?;
+    // The pseudo-terminal comes from the sandbox's own devpts, mounted by build_root.
+    let slave = match terminal {
+        None => None,
+        Some(ChildTerminal { socket, user }) => {
+            let (master, slave) = pty::open_in_sandbox(&user).map_err(fail)?;
+            pty::send_fd(&socket, master.as_fd()).map_err(fail)?;
+            Some(slave)
+        }
+    };
     let program = find_program(&exec.argv[0], &exec.path);
     confine(plan, filters, landlock).map_err(fail)?;
 
@@ -123,20 +161,53 @@ fn setup(
     // so the forked child may allocate and call anything before execve.
     match unsafe { fork() } {
         Err(e) => Err((STATUS_SETUP, format!("fork: {e}"))),
-        Ok(ForkResult::Child) => exec_command(program, exec, status, command_mask),
-        Ok(ForkResult::Parent { child }) => Ok(child),
+        Ok(ForkResult::Child) => exec_command(program, exec, status, command_mask, slave.as_ref()),
+        // The command holds the slave now; the init keeps no copy, so that the supervisor
+        // sees the end of the terminal when the command's side closes it.
+        Ok(ForkResult::Parent { child }) => {
+            drop(slave);
+            if let Err(e) = release_user_streams() {
+                let _ = kill(child, Signal::SIGKILL);
+                return Err((STATUS_SETUP, format!("closing the user's streams: {e}")));
+            }
+            Ok(child)
+        }
     }
 }
 
-/// Replaces this process with the command; on failure, says why on the status pipe and
-/// exits 127 (not found) or 126 (not executable), as shells do.
+/// The init got kennel's standard streams (the user's terminal, with a pty) from the clone.
+/// The command could open them through /proc/1/fd and read or set the user's terminal, so
+/// the init keeps /dev/null instead.
+fn release_user_streams() -> nix::Result<()> {
+    let null = open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())?;
+    dup2_stdin(&null)?;
+    dup2_stdout(&null)?;
+    dup2_stderr(&null)
+}
+
+/// Replaces this process with the command, in a new session: with `slave`, a
+/// pseudo-terminal of its own, as its controlling terminal; without, none at all, so that
+/// TIOCSTI has nothing to reach. On failure, says why on the status pipe and exits 127 (not
+/// found) or 126 (not executable), as shells do.
 pub(crate) fn exec_command(
     program: Option<CString>,
     exec: &ExecSpec,
     status: &OwnedFd,
     command_mask: &SigSet,
+    slave: Option<&OwnedFd>,
 ) -> ! {
     let _ = command_mask.thread_set_mask();
+    let terminal = setsid()
+        .and_then(|_| slave.map_or(Ok(()), pty::attach))
+        .and_then(|_| default_sigpipe());
+    if let Err(e) = terminal {
+        report(
+            status,
+            STATUS_SETUP,
+            &format!("giving the command its terminal: {e}"),
+        );
+        exit_now(EXIT_SETUP_FAILED)
+    }
     let Some(program) = program else {
         let name = exec.argv[0].to_string_lossy();
         report(
@@ -235,9 +306,15 @@ fn init(command: Pid) -> ! {
             if let Some(code) = reap(command) {
                 exit_now(code);
             }
-        } else if info.ssi_code != libc::SI_KERNEL && sig != Signal::SIGWINCH {
-            // Sent by the supervisor (or anyone outside): pass it on. Signals the
-            // terminal generated (SI_KERNEL) already reached the command's process group.
+        } else if matches!(sig, Signal::SIGINT | Signal::SIGQUIT | Signal::SIGWINCH) {
+            // What a terminal does with Ctrl-C, Ctrl-\ and a resize: tell the whole job. The
+            // command leads a session of its own, so its process group is its pid.
+            if killpg(command, sig).is_err() {
+                let _ = kill(command, sig);
+            }
+        } else {
+            // The init is in a session of its own, so everything it receives comes from the
+            // supervisor (or someone else outside): pass it on.
             let _ = kill(command, sig);
         }
     }
@@ -268,6 +345,7 @@ pub(crate) fn forwarded_signals() -> SigSet {
         Signal::SIGTERM,
         Signal::SIGUSR1,
         Signal::SIGUSR2,
+        Signal::SIGWINCH,
         Signal::SIGCHLD,
     ] {
         set.add(sig);

@@ -18,7 +18,9 @@ use crate::child::{exec_command, find_program, report, restrict, STATUS_SETUP};
 use crate::error::{sys, NativeError};
 use crate::landlock::{LandlockAccess, LandlockRule};
 use crate::plan::{HostEntry, HostRoot};
+use crate::pty::{self, RawMode, Relay, UserTerminal};
 use crate::{exec_spec, read_status, supervise, Options};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct LandlockOnlyPlan {
@@ -209,6 +211,11 @@ pub fn run_landlock_only(policy: &Policy, options: &Options) -> Result<i32, Nati
     let exec = exec_spec(&env_policy)?;
     let filters = crate::seccomp::filters()?;
 
+    // With a terminal, a pseudo-terminal of the host's devpts (there is no other here).
+    let terminal = match policy.terminal {
+        kennel_policy::Terminal::Pty => Some(pty::open_in_sandbox(&UserTerminal::read())?),
+        kennel_policy::Terminal::Streams => None,
+    };
     let forwarded = crate::child::forwarded_signals();
     let caller_mask = forwarded
         .thread_swap_mask(SigmaskHow::SIG_BLOCK)
@@ -221,6 +228,7 @@ pub fn run_landlock_only(policy: &Policy, options: &Options) -> Result<i32, Nati
     let pid = match unsafe { fork() }.map_err(sys("fork"))? {
         ForkResult::Child => {
             drop(status_read);
+            let slave = terminal.map(|(_, slave)| slave);
             let setup = prctl::set_pdeathsig(Signal::SIGKILL)
                 .map_err(|e| NativeError::Setup(format!("PR_SET_PDEATHSIG: {e}")))
                 .and_then(|()| {
@@ -234,18 +242,41 @@ pub fn run_landlock_only(policy: &Policy, options: &Options) -> Result<i32, Nati
                 crate::sys::exit_now(crate::child::EXIT_SETUP_FAILED);
             }
             let program = find_program(&exec.argv[0], &exec.path);
-            exec_command(program, &exec, &status_write, &caller_mask)
+            exec_command(program, &exec, &status_write, &caller_mask, slave.as_ref())
         }
         ForkResult::Parent { child } => child,
     };
     drop(status_write);
-    if let Some(err) = read_status(status_read) {
-        let _ = waitpid(pid, None);
-        return Err(err);
-    }
-    let code = supervise(pid, &forwarded);
+    let master = terminal.map(|(master, _)| master);
+    let started = match read_status(status_read) {
+        Some(err) => Err(err),
+        None => start_relay(&forwarded, master),
+    };
+    let code = match started {
+        Ok((signals, relay)) => supervise(pid, &signals, relay),
+        Err(e) => {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+            Err(e)
+        }
+    };
     kill_descendants();
     code
+}
+
+/// The signals to watch and, with a pseudo-terminal, the relay (the user's terminal in raw
+/// mode until it drops).
+fn start_relay(
+    forwarded: &nix::sys::signal::SigSet,
+    master: Option<std::os::fd::OwnedFd>,
+) -> Result<(SignalFd, Option<Relay>), NativeError> {
+    let signals = SignalFd::with_flags(forwarded, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(sys("signalfd"))?;
+    let relay = match master {
+        Some(master) => Some(Relay::start(master, RawMode::enter()?)?),
+        None => None,
+    };
+    Ok((signals, relay))
 }
 
 /// Kills and reaps whatever the command left behind (reparented to kennel, the subreaper).
@@ -307,6 +338,7 @@ mod tests {
             env_pass: vec![],
             copy_back: vec![],
             home_source: None,
+            terminal: kennel_policy::Terminal::Streams,
         };
         p.normalize_rules();
         p

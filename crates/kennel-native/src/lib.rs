@@ -4,7 +4,8 @@
 //! namespaces, maps the user's uid and gid to themselves, and lets it go. The child
 //! ([`child`]) builds a fresh root from the [`plan`], drops every privilege, starts the
 //! command and stays as its init. The supervisor forwards signals and returns the
-//! command's exit status.
+//! command's exit status. With [`Terminal::Pty`] the command gets a pseudo-terminal of the
+//! sandbox's own and the supervisor relays it to the user's terminal ([`pty`]).
 
 mod child;
 mod error;
@@ -12,24 +13,28 @@ pub mod landlock;
 pub mod landlock_only;
 mod mounts;
 pub mod plan;
+mod pty;
 pub mod seccomp;
 mod sys;
 
 use std::ffi::{CString, OsString};
 use std::fs;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::time::{Duration, Instant};
 
-use kennel_policy::{Network, Policy};
+use kennel_policy::{Network, Policy, Terminal};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sched::CloneFlags;
-use nix::sys::signal::{kill, Signal};
+use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{pipe2, read, write, Pid};
 
-use child::{ChildArgs, ExecSpec};
+use child::{ChildArgs, ChildTerminal, ExecSpec};
 pub use error::NativeError;
 pub use landlock::Enforcement;
 pub use landlock_only::run_landlock_only;
@@ -45,6 +50,7 @@ pub struct Options {
     #[cfg(debug_assertions)]
     pub debug_mount_only: Vec<std::path::PathBuf>,
 }
+use pty::{Pumped, RawMode, Relay, UserTerminal};
 
 /// Runs `policy.command` in a native sandbox and returns its exit status
 /// (128 + N when a signal N ended it).
@@ -73,6 +79,20 @@ pub fn run(policy: &Policy, options: &Options) -> Result<i32, NativeError> {
         .map_err(error::sys("blocking signals"))?;
     let (sync_read, sync_write) = pipe2(OFlag::O_CLOEXEC).map_err(error::sys("pipe"))?;
     let (status_read, status_write) = pipe2(OFlag::O_CLOEXEC).map_err(error::sys("pipe"))?;
+    // With a pseudo-terminal, the child sends its master back over this socket.
+    let terminal = match policy.terminal {
+        Terminal::Pty => Some((
+            socketpair(
+                AddressFamily::Unix,
+                SockType::Stream,
+                None,
+                SockFlag::SOCK_CLOEXEC,
+            )
+            .map_err(error::sys("socketpair"))?,
+            UserTerminal::read(),
+        )),
+        Terminal::Streams => None,
+    };
 
     let mut flags = CloneFlags::CLONE_NEWUSER
         | CloneFlags::CLONE_NEWNS
@@ -95,18 +115,31 @@ pub fn run(policy: &Policy, options: &Options) -> Result<i32, NativeError> {
                 sync: sync_read,
                 status: status_write,
                 command_mask: caller_mask,
+                terminal: terminal.map(|((_, socket), user)| ChildTerminal { socket, user }),
             })
         }
         Ok(Some(pid)) => pid,
     };
     drop(sync_read);
     drop(status_write);
+    // Keep only our end: the child's copy closing means it will send nothing more.
+    let terminal_socket = terminal.map(|((ours, _), _)| ours);
 
     if let Err(e) = write_id_maps(pid, policy.uid, policy.gid) {
         let _ = kill(pid, Signal::SIGKILL);
         let _ = waitpid(pid, None);
         return Err(e);
     }
+    // Raw before the sandbox starts; restored when `raw` (or the relay owning it) drops.
+    let raw = match terminal_socket.as_ref().map(|_| RawMode::enter()) {
+        None => None,
+        Some(Ok(raw)) => raw,
+        Some(Err(e)) => {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+            return Err(e);
+        }
+    };
     // The child waits for this byte, so that it never runs without its id maps.
     write(&sync_write, b"g").map_err(error::sys("starting the sandbox"))?;
     drop(sync_write);
@@ -115,7 +148,30 @@ pub fn run(policy: &Policy, options: &Options) -> Result<i32, NativeError> {
         let _ = waitpid(pid, None);
         return Err(err);
     }
-    supervise(pid, &forwarded)
+    match watch(&forwarded, terminal_socket, raw) {
+        Ok((signals, relay)) => supervise(pid, &signals, relay),
+        Err(e) => {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+            Err(e)
+        }
+    }
+}
+
+/// What the supervisor watches once the command runs: its signals (blocked since before
+/// the clone, so none was lost) and, with a pseudo-terminal, the relay.
+fn watch(
+    forwarded: &SigSet,
+    terminal_socket: Option<OwnedFd>,
+    raw: Option<RawMode>,
+) -> Result<(SignalFd, Option<Relay>), NativeError> {
+    let signals = SignalFd::with_flags(forwarded, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(error::sys("signalfd"))?;
+    let relay = match terminal_socket {
+        Some(socket) => Some(Relay::start(pty::receive_fd(&socket)?, raw)?),
+        None => None,
+    };
+    Ok((signals, relay))
 }
 
 pub(crate) fn exec_spec(policy: &Policy) -> Result<ExecSpec, NativeError> {
@@ -206,43 +262,110 @@ pub(crate) fn read_status(status: OwnedFd) -> Option<NativeError> {
     })
 }
 
-/// Waits for the sandbox's init; signals sent to kennel (by `kill`, not by the terminal,
-/// which reaches the command's process group directly) are passed on.
+/// How long the sandbox has to end after kennel was asked to stop (SIGTERM, SIGHUP, or the
+/// user's terminal going away) before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Waits for the sandbox's init, relaying the terminal when there is one, and returns the
+/// command's status.
+///
+/// The command runs in a session of its own, so signals the user's terminal generates
+/// (Ctrl-C without a pseudo-terminal, a hang-up) reach only kennel, which passes them on.
+/// SIGTERM and SIGHUP also hang up the sandbox's terminal, and the sandbox is killed when it
+/// has not ended `STOP_GRACE` later: an interactive shell ignores SIGTERM, and kennel must
+/// not outlive the request to stop it.
 pub(crate) fn supervise(
     init: Pid,
-    forwarded: &nix::sys::signal::SigSet,
+    signals: &SignalFd,
+    mut relay: Option<Relay>,
 ) -> Result<i32, NativeError> {
-    let signals =
-        SignalFd::with_flags(forwarded, SfdFlags::SFD_CLOEXEC).map_err(error::sys("signalfd"))?;
+    let mut stop_by: Option<Instant> = None;
+    // Reap first: the init may have ended before the signalfd existed (its SIGCHLD is then
+    // pending and will be read too, which is harmless).
+    let mut reap = true;
     loop {
-        match waitpid(init, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
-            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
-            Ok(_) => {}
-            Err(Errno::EINTR) => {}
-            Err(e) => {
-                return Err(NativeError::Sys {
-                    what: "waiting for the sandbox".into(),
-                    source: e,
-                })
+        if reap {
+            reap = false;
+            if let Some(code) = init_status(init)? {
+                if let Some(relay) = relay.as_mut() {
+                    relay.finish();
+                }
+                return Ok(code);
             }
         }
-        let info = match signals.read_signal() {
-            Ok(Some(info)) => info,
-            Ok(None) | Err(Errno::EINTR) => continue,
-            Err(e) => {
-                return Err(NativeError::Sys {
-                    what: "reading signals".into(),
-                    source: e,
-                })
+        let timeout = match stop_by {
+            Some(at) => {
+                let left = at.saturating_duration_since(Instant::now()).as_millis();
+                PollTimeout::from(u16::try_from(left).unwrap_or(u16::MAX))
+            }
+            None => PollTimeout::NONE,
+        };
+        let hung_up = match relay.as_mut() {
+            Some(relay) => relay.pump(signals.as_fd(), timeout)? == Pumped::HungUp,
+            None => {
+                let mut fds = [PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+                match poll(&mut fds, timeout) {
+                    Ok(_) | Err(Errno::EINTR) => false,
+                    Err(e) => return Err(error::sys("waiting for signals")(e)),
+                }
             }
         };
-        let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else {
-            continue;
-        };
-        if sig != Signal::SIGCHLD && info.ssi_code != libc::SI_KERNEL {
-            let _ = kill(init, sig);
+        if hung_up {
+            let _ = kill(init, Signal::SIGHUP);
+            stop_by.get_or_insert_with(|| Instant::now() + STOP_GRACE);
         }
+        while let Some(sig) = next_signal(signals)? {
+            match sig {
+                Signal::SIGCHLD => reap = true,
+                Signal::SIGWINCH => match relay.as_ref() {
+                    // The kernel tells the command's foreground job when the size changes.
+                    Some(relay) => relay.copy_window_size(),
+                    None => {
+                        let _ = kill(init, sig);
+                    }
+                },
+                Signal::SIGHUP | Signal::SIGTERM => {
+                    let _ = kill(init, sig);
+                    if let Some(relay) = relay.as_mut() {
+                        relay.hang_up();
+                    }
+                    stop_by.get_or_insert_with(|| Instant::now() + STOP_GRACE);
+                }
+                _ => {
+                    let _ = kill(init, sig);
+                }
+            }
+        }
+        if stop_by.is_some_and(|at| Instant::now() >= at) {
+            // The init is PID 1 of the sandbox: every process in it dies with it.
+            let _ = kill(init, Signal::SIGKILL);
+            stop_by = None;
+        }
+    }
+}
+
+/// The next signal sent to kennel, if one is pending.
+fn next_signal(signals: &SignalFd) -> Result<Option<Signal>, NativeError> {
+    loop {
+        match signals.read_signal() {
+            Ok(Some(info)) => match Signal::try_from(info.ssi_signo as i32) {
+                Ok(sig) => return Ok(Some(sig)),
+                Err(_) => continue,
+            },
+            Ok(None) | Err(Errno::EAGAIN) => return Ok(None),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(error::sys("reading signals")(e)),
+        }
+    }
+}
+
+/// The init's exit status (128 + N when a signal N ended it), once it has ended.
+fn init_status(init: Pid) -> Result<Option<i32>, NativeError> {
+    match waitpid(init, Some(WaitPidFlag::WNOHANG)) {
+        Ok(WaitStatus::Exited(_, code)) => Ok(Some(code)),
+        Ok(WaitStatus::Signaled(_, sig, _)) => Ok(Some(128 + sig as i32)),
+        Ok(_) | Err(Errno::EINTR) => Ok(None),
+        Err(e) => Err(error::sys("waiting for the sandbox")(e)),
     }
 }
 

@@ -293,7 +293,7 @@ fn tmpfs_mode(policy: &Policy, target: &Path) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kennel_policy::{Network, RuleOrigin};
+    use kennel_policy::{Network, RuleOrigin, Terminal};
 
     fn rule(path: &str, access: Access, optional: bool) -> PathRule {
         PathRule::new(path, access, optional, RuleOrigin::builtin("test"))
@@ -310,6 +310,7 @@ mod tests {
             paths,
             env: vec![],
             network: Network::On,
+            terminal: Terminal::Streams,
             command: vec!["true".into()],
             backend: Default::default(),
             home_mode: Default::default(),

@@ -1,9 +1,12 @@
 //! The few system calls that no safe wrapper covers. Each function wraps one call.
 
 use std::ffi::CStr;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
+use nix::pty::Winsize;
 use nix::sched::CloneFlags;
+use nix::sys::signal::SigHandler;
 use nix::unistd::Pid;
 
 /// Clones the calling process into new namespaces, like `fork` with `flags`.
@@ -160,4 +163,55 @@ pub fn bring_loopback_up() -> nix::Result<()> {
     unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
     // SAFETY: SIOCSIFFLAGS only reads `req`, valid for the duration of the call.
     Errno::result(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) }).map(drop)
+}
+
+nix::ioctl_write_int_bad!(ioctl_tiocsctty, libc::TIOCSCTTY);
+nix::ioctl_read_bad!(ioctl_tiocgwinsz, libc::TIOCGWINSZ, libc::winsize);
+nix::ioctl_write_ptr_bad!(ioctl_tiocswinsz, libc::TIOCSWINSZ, libc::winsize);
+
+/// Makes the terminal `fd` the controlling terminal of the calling process, which must be
+/// a session leader without one (TIOCSCTTY; 0 = do not steal it from another session).
+pub fn set_controlling_terminal(fd: BorrowedFd) -> nix::Result<()> {
+    // SAFETY: TIOCSCTTY takes an integer argument and reads no memory of ours; `fd` is a
+    // valid open descriptor for the duration of the call.
+    unsafe { ioctl_tiocsctty(fd.as_raw_fd(), 0) }.map(drop)
+}
+
+/// The window size of the terminal `fd` (TIOCGWINSZ).
+pub fn window_size(fd: BorrowedFd) -> nix::Result<Winsize> {
+    let mut size = Winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one `struct winsize`, which `size` is, and which lives for
+    // the call; `fd` is a valid open descriptor.
+    unsafe { ioctl_tiocgwinsz(fd.as_raw_fd(), &mut size) }?;
+    Ok(size)
+}
+
+/// Sets the window size of the terminal `fd` (TIOCSWINSZ); the kernel sends SIGWINCH to
+/// the terminal's foreground process group when it changed.
+pub fn set_window_size(fd: BorrowedFd, size: &Winsize) -> nix::Result<()> {
+    // SAFETY: TIOCSWINSZ reads one `struct winsize`, which `size` points to and which lives
+    // for the call; `fd` is a valid open descriptor.
+    unsafe { ioctl_tiocswinsz(fd.as_raw_fd(), size) }.map(drop)
+}
+
+/// Takes ownership of a descriptor that `recvmsg` just installed in this process from an
+/// SCM_RIGHTS message.
+pub fn own_received_fd(fd: RawFd) -> OwnedFd {
+    // SAFETY: the kernel created this descriptor in our table while receiving the message;
+    // nothing else in this process knows its number, so this is its only owner.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// Gives SIGPIPE its default action back. Rust's runtime ignores it in kennel, and an
+/// ignored signal stays ignored across execve: without this, `yes | head` inside the sandbox
+/// would print "Broken pipe" instead of ending quietly.
+pub fn default_sigpipe() -> nix::Result<()> {
+    // SAFETY: SIG_DFL installs no handler of ours, so no code can run in signal context.
+    unsafe { nix::sys::signal::signal(nix::sys::signal::Signal::SIGPIPE, SigHandler::SigDfl) }
+        .map(drop)
 }

@@ -29,7 +29,8 @@ pub use git::{git_protection_rules, git_runs_commands, GitRunsCommand};
 pub use layer::PathSpec;
 pub use paths::{is_ancestor_or_same, normalize};
 pub use policy::{
-    Access, Backend, CopyBack, EnvVar, HomeMode, Network, PathRule, Placeholder, Policy, RuleOrigin,
+    Access, Backend, CopyBack, EnvVar, HomeMode, Network, PathRule, Placeholder, Policy,
+    RuleOrigin, Terminal,
 };
 pub use resolve::{
     resolv_conf_target, resolve, resolve_default, CliLayer, HostFacts, ResolveInputs,

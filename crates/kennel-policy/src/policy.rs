@@ -148,6 +148,30 @@ impl Backend {
     }
 }
 
+/// How the command meets the user's terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Terminal {
+    /// A pseudo-terminal of the sandbox's own becomes the command's controlling terminal;
+    /// kennel relays bytes, window size changes and hang-ups between it and the user's
+    /// terminal. Keystrokes injected into it (TIOCSTI) stay inside the sandbox.
+    Pty,
+    /// The standard streams pass through unchanged (byte for byte), and the command runs in
+    /// a new session without a controlling terminal: there is no terminal it could inject into.
+    Streams,
+}
+
+impl Terminal {
+    /// The automatic choice: a pseudo-terminal exactly when standard input is a terminal.
+    pub fn for_stdin(stdin_is_tty: bool) -> Terminal {
+        if stdin_is_tty {
+            Terminal::Pty
+        } else {
+            Terminal::Streams
+        }
+    }
+}
+
 /// What the sandbox's home is, beyond the paths that rules bind into it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -182,6 +206,7 @@ pub struct Policy {
     /// The whole environment of the command: nothing else passes.
     pub env: Vec<EnvVar>,
     pub network: Network,
+    pub terminal: Terminal,
     #[serde(serialize_with = "lossy_args")]
     pub command: Vec<OsString>,
     pub backend: Backend,
@@ -247,6 +272,7 @@ mod tests {
             paths,
             env: vec![],
             network: Network::On,
+            terminal: Terminal::Streams,
             command: vec![],
             backend: Backend::Auto,
             home_mode: HomeMode::Ephemeral,
@@ -299,6 +325,12 @@ mod tests {
             order,
             vec![PathBuf::from("/"), "/a".into(), "/a/b/c".into()]
         );
+    }
+
+    #[test]
+    fn a_terminal_on_stdin_means_a_pseudo_terminal() {
+        assert_eq!(Terminal::for_stdin(true), Terminal::Pty);
+        assert_eq!(Terminal::for_stdin(false), Terminal::Streams);
     }
 
     #[test]

@@ -14,7 +14,8 @@ use crate::glob;
 use crate::layer::{validate, Layer, LayerKind, Loc, Named, PathEntry, PathSpec};
 use crate::paths::{is_ancestor_or_same, normalize};
 use crate::policy::{
-    Access, Backend, CopyBack, EnvVar, HomeMode, Network, PathRule, Placeholder, Policy, RuleOrigin,
+    Access, Backend, CopyBack, EnvVar, HomeMode, Network, PathRule, Placeholder, Policy,
+    RuleOrigin, Terminal,
 };
 use crate::raw::{check_version, parse, RawLayer};
 use crate::source::SourceFile;
@@ -442,6 +443,7 @@ impl<'a> Builder<'a> {
             env_pass: self.pass.into_iter().collect(),
             copy_back,
             home_source: None,
+            terminal: Terminal::for_stdin(ctx.stdin_is_tty),
         };
         policy.normalize_rules();
         policy
@@ -594,6 +596,15 @@ mod tests {
         c.env.push(("SHELL".into(), "/bin/bash".into()));
         let p = resolve_default(&c, vec![])?;
         assert_eq!(p.command, vec![OsString::from("/bin/bash")]);
+        Ok(())
+    }
+
+    #[test]
+    fn a_terminal_on_stdin_gets_a_pseudo_terminal() -> Result<(), PolicyError> {
+        let mut c = ctx("/home/u", "/home/u/p");
+        assert_eq!(resolve_default(&c, vec![])?.terminal, Terminal::Streams);
+        c.stdin_is_tty = true;
+        assert_eq!(resolve_default(&c, vec![])?.terminal, Terminal::Pty);
         Ok(())
     }
 }

@@ -387,6 +387,7 @@ mod tests {
             env_pass: vec![],
             copy_back: vec![],
             home_source: None,
+            terminal: kennel_policy::Terminal::Streams,
         };
         p.normalize_rules();
         p

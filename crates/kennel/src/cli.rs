@@ -4,6 +4,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use kennel_policy::Terminal;
 
 pub const EXIT_STATUS_HELP: &str = "\
 Exit status: the command's own status (128+N when a signal N ended it); \
@@ -179,6 +180,18 @@ pub struct RunArgs {
     #[arg(long, value_name = "CPUS")]
     pub cpu: Option<String>,
 
+    /// Give the command a pseudo-terminal of the sandbox's own as its standard input, output
+    /// and error, relayed to yours (the default when standard input is a terminal). What it
+    /// types into that terminal (TIOCSTI) stays inside the sandbox.
+    #[arg(long, conflicts_with = "no_pty")]
+    pub pty: bool,
+
+    /// Pass the standard streams through unchanged, byte for byte (the default when standard
+    /// input is not a terminal). The command runs without a controlling terminal, even when
+    /// its streams are your terminal: no job control, and full-screen programs may refuse.
+    #[arg(long)]
+    pub no_pty: bool,
+
     /// The command and its arguments.
     #[arg(
         trailing_var_arg = true,
@@ -263,4 +276,54 @@ pub struct UnwrapArgs {
     /// The folder the shim is in.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+}
+
+impl RunArgs {
+    /// The terminal the user asked for, if any; otherwise kennel chooses from stdin.
+    pub fn terminal(&self) -> Option<Terminal> {
+        if self.pty {
+            Some(Terminal::Pty)
+        } else if self.no_pty {
+            Some(Terminal::Streams)
+        } else {
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_args(args: &[&str]) -> Result<RunArgs, clap::Error> {
+        let cli = Cli::try_parse_from(["kennel", "run"].iter().chain(args))?;
+        match cli.command {
+            Command::Run(run) => Ok(run),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn pty_flags_override_the_automatic_choice() -> Result<(), clap::Error> {
+        assert_eq!(run_args(&["--", "sh"])?.terminal(), None);
+        assert_eq!(run_args(&["--pty", "sh"])?.terminal(), Some(Terminal::Pty));
+        assert_eq!(
+            run_args(&["--no-pty", "sh"])?.terminal(),
+            Some(Terminal::Streams)
+        );
+        // After the command they belong to the command.
+        let run = run_args(&["sh", "--pty"])?;
+        assert_eq!(run.terminal(), None);
+        assert_eq!(run.command, vec![OsString::from("sh"), "--pty".into()]);
+        Ok(())
+    }
+
+    #[test]
+    fn pty_and_no_pty_conflict() {
+        let err = run_args(&["--pty", "--no-pty", "sh"]).err();
+        assert_eq!(
+            err.map(|e| e.kind()),
+            Some(clap::error::ErrorKind::ArgumentConflict)
+        );
+    }
 }

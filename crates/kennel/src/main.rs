@@ -16,7 +16,7 @@ use clap::Parser;
 use kennel_native::NativeError;
 use kennel_policy::{
     explain_text, resolv_conf_target, resolve, Backend, Catalog, CliLayer, Context, ContextInputs,
-    HomeMode, HostFacts, Network, Policy, PolicyError, ResolveInputs, SourceFile,
+    HomeMode, HostFacts, Network, Policy, PolicyError, ResolveInputs, SourceFile, Terminal,
 };
 
 use cli::{BackendChoice, Cli, Command, ExplainArgs, HomeChoice, NetChoice, PolicyArgs, RunArgs};
@@ -253,6 +253,8 @@ fn policy_for(
 #[derive(Default)]
 struct RunOptions {
     net: Option<NetChoice>,
+    /// `--pty` / `--no-pty`; kennel chooses from stdin otherwise.
+    terminal: Option<Terminal>,
     best_effort: bool,
     systemd: systemd_backend::SystemdFlags,
 }
@@ -266,9 +268,11 @@ fn run(config: &ConfigChoice, args: RunArgs) -> Result<u8, Failure> {
         .first()
         .and_then(|program| program::resolve(program, &ctx))
         .and_then(|found| program::install_root(&found, &ctx.home));
+    let terminal = args.terminal();
     let (policy, config_name) = policy_for(config, &ctx, &args.policy, args.command, install)?;
     let options = RunOptions {
         net: args.net,
+        terminal,
         best_effort: args.best_effort,
         systemd: systemd_backend::SystemdFlags {
             dry_run: args.dry_run,
@@ -359,6 +363,9 @@ fn run_policy(
         Some(NetChoice::On) => policy.network = Network::On,
         Some(NetChoice::Off) => policy.network = Network::Off,
         None => {}
+    }
+    if let Some(terminal) = run.terminal {
+        policy.terminal = terminal;
     }
     if ctx.workspace.git.is_none() {
         eprintln!(

@@ -439,3 +439,30 @@ impl Fixture {
         out
     }
 }
+
+/// Whether `program` is found in the PATH the test user gets.
+pub fn have_program(program: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v '{program}'"))
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Whether kennel can start a sandbox here. False (after printing SKIP) when the kernel
+/// refuses user namespaces outside CI; panics in CI and on any other setup failure.
+pub fn sandbox_available(fx: &Fixture) -> bool {
+    let out = fx
+        .kennel()
+        .args(["run", "--", "true"])
+        .current_dir(&fx.repo)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    if out.status.code() == Some(125) && stderr(&out).contains("user namespaces") {
+        return !skip_unless(false, &stderr(&out));
+    }
+    assert!(out.status.success(), "kennel failed: {}", stderr(&out));
+    true
+}
