@@ -45,6 +45,8 @@ pub(crate) struct ChildArgs<'a> {
     pub landlock: Enforcement,
     /// In a new, empty network namespace: bring up its loopback.
     pub loopback: bool,
+    /// The network helpers to start inside (allow-list, localhost ports); see [`crate::net`].
+    pub net: Option<&'a kennel_net::inside::InsideConfig>,
     pub sync: OwnedFd,
     pub status: OwnedFd,
     /// The caller's signal mask, given back to the command.
@@ -65,6 +67,7 @@ pub(crate) fn child_main(args: ChildArgs) -> ! {
         filters,
         landlock,
         loopback,
+        net,
         sync,
         status,
         command_mask,
@@ -84,7 +87,23 @@ pub(crate) fn child_main(args: ChildArgs) -> ! {
             exit_now(EXIT_SETUP_FAILED);
         }
     }
-    match setup(plan, exec, &status, &command_mask, filters, landlock) {
+    // Bound now: ports 53, 80 and 443 need the capabilities dropped in `setup`.
+    let helpers = match net.map(crate::net::bind_inside).transpose() {
+        Ok(h) => h,
+        Err(message) => {
+            report(&status, STATUS_SETUP, &message);
+            exit_now(EXIT_SETUP_FAILED);
+        }
+    };
+    match setup(
+        plan,
+        exec,
+        &status,
+        &command_mask,
+        filters,
+        landlock,
+        helpers,
+    ) {
         Ok(command) => {
             drop(status);
             init(command)
@@ -110,6 +129,7 @@ fn setup(
     command_mask: &SigSet,
     filters: &[BpfProgram],
     landlock: Enforcement,
+    helpers: Option<kennel_net::inside::Listeners>,
 ) -> Result<Pid, (u8, String)> {
     let fail = |e: NativeError| match e {
         NativeError::UserNamespacesDenied { cause, .. } => (STATUS_USERNS, cause),
@@ -118,6 +138,9 @@ fn setup(
     build_root(plan).map_err(fail)?;
     let program = find_program(&exec.argv[0], &exec.path);
     confine(plan, filters, landlock).map_err(fail)?;
+    if let Some(helpers) = helpers {
+        crate::net::start_inside(helpers, status).map_err(|m| (STATUS_SETUP, m))?;
+    }
 
     // SAFETY: this process is single-threaded (a clone of the single-threaded supervisor),
     // so the forked child may allocate and call anything before execve.

@@ -289,6 +289,7 @@ mod tests {
             paths,
             env: vec![],
             network: Network::On,
+            localhost_ports: vec![],
             command: vec!["true".into()],
             backend: Default::default(),
             home_mode: Default::default(),
