@@ -71,12 +71,13 @@ pub(crate) fn prepare(policy: &Policy, opts: &NetOptions) -> Result<Option<Sessi
             Network::Off => None,
             Network::AllowList(rules) => Some(rules),
         };
+    // Short: a unix socket's path has room for 107 bytes.
     let dir = std::env::temp_dir().join(format!(
-        "kennel-net-{}-{}",
+        "kennel-net-{}-{:x}",
         std::process::id(),
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
+            .map_or(0, |d| d.subsec_nanos())
     ));
     fs::DirBuilder::new()
         .mode(0o700)

@@ -157,7 +157,7 @@ fn open(config: &ProxyConfig, host: &str, port: u16) -> Result<TcpStream, Refusa
                     Some(format!("add it with `[network] allow = [\"{host}\"]`")),
                 ))
             }
-            Err(d @ Denial::Denied(_)) => return Err(blocked(host, port, d.to_string(), None)),
+            Err(d @ Denial::Denied { .. }) => return Err(blocked(host, port, d.to_string(), None)),
         }
         let resolved = config
             .resolver

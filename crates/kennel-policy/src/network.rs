@@ -214,8 +214,8 @@ fn split_port(text: &str) -> Result<(&str, Option<u16>), String> {
 /// Why the proxy refused a connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Denial {
-    /// A deny rule matched.
-    Denied(String),
+    /// A deny rule matched: the rule, and where it was written.
+    Denied { rule: String, source: String },
     /// No allow rule matched.
     NotAllowed,
 }
@@ -223,7 +223,7 @@ pub enum Denial {
 impl fmt::Display for Denial {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         match self {
-            Denial::Denied(rule) => write!(f, "denied by `{rule}`"),
+            Denial::Denied { rule, source } => write!(f, "denied by `{rule}` ({source})"),
             Denial::NotAllowed => f.write_str("not in the allow-list"),
         }
     }
@@ -234,7 +234,10 @@ impl NetRules {
     pub fn decide(&self, host: &str, port: u16) -> Result<(), Denial> {
         let host = normalize_host(host);
         if let Some(rule) = self.deny.iter().find(|r| r.matches(&host, port)) {
-            return Err(Denial::Denied(format!("{rule}` ({})", rule.source)));
+            return Err(Denial::Denied {
+                rule: rule.to_string(),
+                source: rule.source.clone(),
+            });
         }
         if self.allow.iter().any(|r| r.matches(&host, port)) {
             Ok(())
@@ -297,7 +300,7 @@ mod tests {
         assert_eq!(r.decide("xgithub.com", 443), Err(Denial::NotAllowed));
         assert!(matches!(
             r.decide("evil.github.com", 443),
-            Err(Denial::Denied(_))
+            Err(Denial::Denied { .. })
         ));
         assert_eq!(r.decide("git.example.org", 22), Ok(()));
         assert_eq!(r.decide("git.example.org", 443), Err(Denial::NotAllowed));
