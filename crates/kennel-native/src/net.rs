@@ -101,6 +101,7 @@ pub(crate) fn prepare(policy: &Policy, opts: &NetOptions) -> Result<Option<Sessi
         localhost_ports: ports.clone(),
         resolver: kennel_net::addr::Resolver::new(opts.resolver_overrides.clone()),
         log: log.clone(),
+        receive_fd: Some(receive_fd),
     };
     let proxy = Proxy::bind(&socket, config).map_err(io_err("listening on", &socket))?;
     let mut session = Session {
@@ -225,6 +226,39 @@ impl Drop for Session {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Reads the first bytes of a connection to the proxy, and the socket handed over with
+/// them, if any (see `kennel_net::handoff`).
+fn receive_fd(
+    sock: &std::os::unix::net::UnixStream,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, Option<OwnedFd>)> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::{FromRawFd, RawFd};
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let mut space = nix::cmsg_space!([RawFd; 2]);
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    let mut first = None;
+    for cmsg in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = cmsg {
+            for raw in fds {
+                // SAFETY: SCM_RIGHTS just installed `raw` in this process's descriptor table
+                // and nothing else refers to it: this is its only owner (extra ones are
+                // dropped, hence closed, at once).
+                let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+                if first.is_none() {
+                    first = Some(fd);
+                }
+            }
+        }
+    }
+    Ok((msg.bytes, first))
 }
 
 /// In the child, before the capabilities are dropped: binds the listeners.

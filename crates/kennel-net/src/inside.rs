@@ -1,21 +1,21 @@
-//! The helpers inside the sandbox, started before the command: the relay of the proxy
-//! port, the DNS stub with the listeners of its fake addresses, and a relay per listed host
-//! loopback port. All of them reach the outside only through the proxy's unix socket.
+//! The helpers inside the sandbox, started before the command: the listener of the proxy
+//! port, the DNS stub with the listeners of its fake addresses, and a listener per listed
+//! host loopback port. Each hands what it accepts to the proxy through the proxy's unix
+//! socket ([`crate::handoff`]), the only way out.
 //!
 //! [`bind`] runs while the sandbox's init still holds its capabilities in the new network
 //! namespace (ports 53, 80 and 443 are privileged); [`serve`] runs in a process of its own,
 //! confined like the command.
 
-use std::io::{self, Write};
+use std::io;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread;
 
 use crate::dns::FakeNames;
+use crate::handoff;
 use crate::http;
-use crate::relay;
 
 /// What to start inside.
 #[derive(Debug, Clone, Default)]
@@ -91,10 +91,7 @@ pub fn serve(l: Listeners) {
     for listener in l.proxy {
         let socket = Arc::clone(&socket);
         accept_loop(listener, move |conn| {
-            if let Ok(up) = UnixStream::connect(&*socket) {
-                let _ = conn.set_nodelay(true);
-                let _ = relay::relay(conn, up, b"", b"");
-            }
+            let _ = handoff::send(&socket, &conn, handoff::PROXY, b"");
         });
     }
     for (listener, port) in l.localhost {
@@ -143,23 +140,12 @@ fn accept_loop(listener: TcpListener, handle: impl Fn(TcpStream) + Send + Sync +
     });
 }
 
-/// Asks the proxy for a tunnel to `host:port` and relays `conn` through it. A refusal is
-/// passed on to plain HTTP clients (port 80), whose users then read why.
-fn through_proxy(mut conn: TcpStream, socket: &Path, host: &str, port: u16) {
-    let _ = conn.set_nodelay(true);
-    let Ok((up, rest)) = crate::client::open_tunnel(socket, host, port) else {
-        return;
-    };
-    match up {
-        Ok(up) => {
-            let _ = relay::relay(conn, up, &rest, b"");
-        }
-        Err(response) => {
-            if port == 80 {
-                let _ = conn.write_all(&response);
-            }
-        }
-    }
+/// Hands `conn` to the proxy with a request for a tunnel to `host:port`; the proxy
+/// answers a refusal on port 80 itself (plain HTTP clients read why) and closes the others.
+fn through_proxy(conn: TcpStream, socket: &Path, host: &str, port: u16) {
+    let target = crate::log::host_port(host, port);
+    let head = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n");
+    let _ = handoff::send(socket, &conn, handoff::TUNNEL, head.as_bytes());
 }
 
 /// The HTTP response head parsed by [`http`]; kept for the client module.

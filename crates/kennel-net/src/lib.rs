@@ -6,11 +6,12 @@
 //! [`kennel_policy::NetRules`], resolves names itself and refuses addresses of the host,
 //! and logs every denial ([`log`]).
 //!
-//! Inside, before the command starts ([`inside`]): a relay from `127.0.0.1:3128` (and
-//! `[::1]:3128`) to that socket for tools that read `HTTP_PROXY`; for tools that do not, a
-//! DNS stub ([`dns`]) that answers every name with a fake loopback address, and listeners
-//! that map such an address back to its name and go through the proxy; a relay per listed
-//! host loopback port. [`client`] is `kennel net-connect HOST PORT`, the ProxyCommand of
+//! Inside, before the command starts ([`inside`]): a listener on `127.0.0.1:3128` (and
+//! `[::1]:3128`) for tools that read `HTTP_PROXY`; for tools that do not, a DNS stub
+//! ([`dns`]) that answers every name with a fake loopback address, and listeners that map
+//! such an address back to its name; a listener per listed host loopback port. Each hands
+//! the connection it accepts to the proxy through the unix socket ([`handoff`]), so bytes
+//! take one hop, not two. [`client`] is `kennel net-connect HOST PORT`, the ProxyCommand of
 //! git over ssh.
 //!
 //! No async runtime: a thread per connection and direction, data moved with splice(2).
@@ -19,6 +20,7 @@
 pub mod addr;
 pub mod client;
 pub mod dns;
+pub mod handoff;
 pub mod http;
 pub mod inside;
 pub mod log;

@@ -17,6 +17,7 @@ use std::time::Duration;
 use kennel_policy::{normalize_host, Denial, NetRules};
 
 use crate::addr::Resolver;
+use crate::handoff;
 use crate::http::{self, Request};
 use crate::log::{host_port, Blocked, NetLog};
 use crate::relay::{self, Duplex};
@@ -29,6 +30,9 @@ pub struct ProxyConfig {
     pub localhost_ports: Vec<u16>,
     pub resolver: Resolver,
     pub log: NetLog,
+    /// How to receive a connection handed over from inside (see [`crate::handoff`]);
+    /// without it, only clients speaking HTTP are served.
+    pub receive_fd: Option<handoff::ReceiveFd>,
 }
 
 pub struct Proxy {
@@ -64,19 +68,76 @@ impl Proxy {
     }
 }
 
-/// Serves one client connection.
+/// Serves one connection to the proxy's socket: a client speaking HTTP, or a connection
+/// handed over from inside the sandbox (see [`crate::handoff`]).
 pub fn handle(mut conn: UnixStream, config: &ProxyConfig) {
-    let (head, rest) = match http::read_head(&mut conn) {
+    let mut buf = vec![0u8; 4096];
+    let first = match config.receive_fd {
+        Some(receive) => receive(&conn, &mut buf),
+        None => conn.read(&mut buf).map(|n| (n, None)),
+    };
+    let Ok((n, fd)) = first else { return };
+    buf.truncate(n);
+    match (buf.first(), fd) {
+        (Some(&handoff::MARK), Some(fd)) => {
+            let Ok(stat) = nix::sys::stat::fstat(&fd) else {
+                return;
+            };
+            if stat.st_mode & nix::libc::S_IFMT != nix::libc::S_IFSOCK {
+                return;
+            }
+            let client = TcpStream::from(fd);
+            let _ = client.set_nodelay(true);
+            match buf.get(1) {
+                Some(&handoff::PROXY) => serve(client, buf.split_off(2), config, false),
+                Some(&handoff::TUNNEL) => {
+                    // The head comes from the listener inside, on the unix socket.
+                    let mut prefix = buf.split_off(2);
+                    if !prefix.windows(4).any(|w| w == b"\r\n\r\n") {
+                        let Ok((head, _)) = http::read_head(&mut (&prefix[..]).chain(&mut conn))
+                        else {
+                            return;
+                        };
+                        prefix = head;
+                    }
+                    serve_request(client, &prefix, Vec::new(), config, true);
+                }
+                _ => {}
+            }
+        }
+        (Some(&handoff::MARK), None) => {}
+        _ => serve(conn, buf, config, false),
+    }
+}
+
+/// Reads the request head (after `prefix`, already read) from `client` and serves it.
+fn serve<C: Duplex>(mut client: C, prefix: Vec<u8>, config: &ProxyConfig, silent: bool) {
+    let (head, rest) = match http::read_head(&mut (&prefix[..]).chain(&mut client)) {
         Ok(x) => x,
         Err(_) => return,
     };
-    let request = match http::parse(&head) {
+    serve_request(client, &head, rest, config, silent);
+}
+
+/// Serves one request. `silent`: the client does not know it goes through a proxy (a
+/// connection handed over by a listener inside), so it gets no `200`, and a refusal only
+/// when it speaks HTTP (port 80).
+fn serve_request<C: Duplex>(
+    mut client: C,
+    head: &[u8],
+    rest: Vec<u8>,
+    config: &ProxyConfig,
+    silent: bool,
+) {
+    let request = match http::parse(head) {
         Ok(r) => r,
         Err(why) => {
-            let _ = conn.write_all(&http::response(
-                "400 Bad Request",
-                &format!("kennel: {why}\n"),
-            ));
+            if !silent {
+                let _ = client.write_all(&http::response(
+                    "400 Bad Request",
+                    &format!("kennel: {why}\n"),
+                ));
+            }
             return;
         }
     };
@@ -85,34 +146,39 @@ pub fn handle(mut conn: UnixStream, config: &ProxyConfig) {
             (normalize_host(host), *port)
         }
     };
+    let answer = !silent || port == 80;
     let upstream = match open(config, &host, port) {
         Ok(s) => s,
         Err(Refusal::Blocked(b)) => {
             let body = format!("kennel: blocked {}\n", b.line());
             config.log.blocked(b);
-            let _ = conn.write_all(&http::response("403 Forbidden", &body));
+            if answer {
+                let _ = client.write_all(&http::response("403 Forbidden", &body));
+            }
             return;
         }
         Err(Refusal::Failed(why)) => {
             config.log.failed(&host, port, &why);
             let body = format!("kennel: cannot reach {}: {why}\n", host_port(&host, port));
-            let _ = conn.write_all(&http::response("502 Bad Gateway", &body));
+            if answer {
+                let _ = client.write_all(&http::response("502 Bad Gateway", &body));
+            }
             return;
         }
     };
     match request {
         Request::Connect { .. } => {
             config.log.allowed(&host, port, "CONNECT");
-            if conn.write_all(http::CONNECTED).is_err() {
+            if !silent && client.write_all(http::CONNECTED).is_err() {
                 return;
             }
-            tunnel(conn, upstream, rest, &host, port, config);
+            tunnel(client, upstream, rest, &host, port, config);
         }
         Request::Plain { head, .. } => {
             config.log.allowed(&host, port, "HTTP");
             let mut first = head;
             first.extend_from_slice(&rest);
-            let _ = relay::relay(conn, upstream, b"", &first);
+            let _ = relay::relay(client, upstream, b"", &first);
         }
     }
 }
@@ -205,8 +271,8 @@ fn open(config: &ProxyConfig, host: &str, port: u16) -> Result<TcpStream, Refusa
 
 /// After the `200`: server to client at once (server-first protocols such as ssh); client
 /// to server once its first bytes are known not to be TLS for another name.
-fn tunnel(
-    mut client: UnixStream,
+fn tunnel<C: Duplex>(
+    mut client: C,
     mut upstream: TcpStream,
     mut first: Vec<u8>,
     host: &str,
@@ -287,6 +353,7 @@ mod tests {
                 crate::addr::parse_overrides(hosts).unwrap_or_else(|_| HashMap::new()),
             ),
             log: NetLog::default(),
+            receive_fd: None,
         }
     }
 
