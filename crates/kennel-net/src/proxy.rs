@@ -58,7 +58,11 @@ impl Proxy {
             .name("kennel-proxy".into())
             .spawn(move || {
                 for conn in self.listener.incoming() {
-                    let Ok(conn) = conn else { continue };
+                    let Ok(conn) = conn else {
+                        // Out of descriptors, say: wait instead of spinning.
+                        thread::sleep(Duration::from_millis(50));
+                        continue;
+                    };
                     let config = Arc::clone(&self.config);
                     let _ = thread::Builder::new()
                         .name("kennel-proxy-conn".into())

@@ -382,3 +382,49 @@ fn explain_shows_the_mode_and_the_list() {
     assert!(text.contains("network    allow-list"), "{text}");
     assert!(text.contains("allow    api.anthropic.com"), "{text}");
 }
+
+#[test]
+fn git_over_ssh_reaches_the_echo_host_through_the_proxy_command_only_when_allowed() {
+    if common::skip_unless(
+        std::process::Command::new("sh")
+            .args(["-c", "command -v ssh"])
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "no ssh client (Debian: openssh-client)",
+    ) {
+        return;
+    }
+    let (fx, net) = allow_list_fixture("netgitssh", &[]);
+    // The echo host is no ssh server: what shows that git's ssh got there through kennel's
+    // ProxyCommand is the banner it read (ssh -v prints the remote software version).
+    let script = format!(
+        r#"export GIT_SSH_COMMAND="$GIT_SSH_COMMAND -v -o StrictHostKeyChecking=no -o BatchMode=yes"
+        git ls-remote ssh://git@echo.example.test:{echo}/repo.git 2>&1 | grep -E 'remote software version|blocked' | head -n 3
+        git ls-remote ssh://git@echo.example.test:2222/repo.git 2>&1 | grep -E 'remote software version|blocked' | head -n 3
+        "#,
+        echo = net.echo_port
+    );
+    let out = fx
+        .kennel()
+        .env("KENNEL_DEBUG_NET_HOSTS", HOSTS)
+        .args(["run", "--", "sh", "-c", &script])
+        .current_dir(&fx.repo)
+        .output()
+        .unwrap();
+    common::assert_kennel_started(&out);
+    let text = stdout(&out);
+    assert!(
+        text.contains("remote software version kennel-test-echo"),
+        "{text} {}",
+        stderr(&out)
+    );
+    assert!(
+        text.contains("blocked echo.example.test:2222 — not in the allow-list"),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("remote software version").count(),
+        1,
+        "the unlisted port is not reached: {text}"
+    );
+}
