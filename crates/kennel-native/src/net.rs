@@ -174,8 +174,10 @@ impl Session {
         if let Some((exe, inside)) = &self.exe {
             plan.ops.push(bind(exe, inside));
         }
-        if let Some(resolv) = &self.resolv_conf {
-            plan.ops.push(bind(resolv, Path::new("/etc/resolv.conf")));
+        // Without a resolv.conf, the C library asks 127.0.0.1 anyway: the stub.
+        let etc_resolv = Path::new("/etc/resolv.conf");
+        if let (Some(resolv), true) = (&self.resolv_conf, etc_resolv.exists()) {
+            plan.ops.push(bind(resolv, etc_resolv));
         }
         // Full rights where the mount is read-only: what matters is connecting to the
         // socket (Landlock ABI 9 checks it) and executing kennel.

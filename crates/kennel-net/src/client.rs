@@ -19,7 +19,7 @@ pub fn open_tunnel(
     let target = host_port(host, port);
     up.write_all(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").as_bytes())?;
     let (head, rest) = crate::http::read_head(&mut up)?;
-    if crate::inside::is_ok(&head) {
+    if crate::http::status_code(&head) == Some(200) {
         return Ok((Ok(up), rest));
     }
     let mut response = head;

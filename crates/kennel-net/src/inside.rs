@@ -15,7 +15,6 @@ use std::thread;
 
 use crate::dns::FakeNames;
 use crate::handoff;
-use crate::http;
 
 /// What to start inside.
 #[derive(Debug, Clone, Default)]
@@ -146,9 +145,4 @@ fn through_proxy(conn: TcpStream, socket: &Path, host: &str, port: u16) {
     let target = crate::log::host_port(host, port);
     let head = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n");
     let _ = handoff::send(socket, &conn, handoff::TUNNEL, head.as_bytes());
-}
-
-/// The HTTP response head parsed by [`http`]; kept for the client module.
-pub(crate) fn is_ok(head: &[u8]) -> bool {
-    http::status_code(head) == Some(200)
 }

@@ -439,4 +439,46 @@ mod tests {
         assert_eq!(c.log.blocked_count(), 1);
         assert!(c.log.summary(3)[1].contains("TLS server name `other.test`"));
     }
+
+    #[test]
+    fn absolute_form_http_is_rewritten_and_forwarded() {
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = server.local_addr().unwrap().port();
+        let seen = thread::spawn(move || {
+            let (mut s, _) = server.accept().unwrap();
+            let (head, _) = http::read_head(&mut s).unwrap();
+            s.write_all(b"HTTP/1.0 200 OK\r\n\r\nbody").unwrap();
+            String::from_utf8_lossy(&head).into_owned()
+        });
+        let c = config(&["web.test", "127.0.0.1"], vec![], "web.test=127.0.0.1");
+        let (mut client, server_side) = UnixStream::pair().unwrap();
+        client
+            .write_all(
+                format!(
+                    "GET http://web.test:{port}/x HTTP/1.1\r\nHost: web.test\r\nProxy-Connection: close\r\n\r\n"
+                )
+                .as_bytes(),
+            )
+            .unwrap();
+        client.shutdown(std::net::Shutdown::Write).unwrap();
+        handle(server_side, &c);
+        let mut answer = String::new();
+        client.read_to_string(&mut answer).unwrap();
+        assert!(answer.ends_with("body"), "{answer}");
+        let head = seen.join().unwrap();
+        assert_eq!(head, "GET /x HTTP/1.1\r\nHost: web.test\r\n\r\n");
+    }
+
+    /// A handoff whose descriptor did not come along (or a sandbox faking one) is dropped.
+    #[test]
+    fn handoff_without_a_socket_is_ignored() {
+        let c = config(&["ok.test"], vec![], "");
+        let (mut client, server_side) = UnixStream::pair().unwrap();
+        client.write_all(&[handoff::MARK, handoff::PROXY]).unwrap();
+        client.shutdown(std::net::Shutdown::Write).unwrap();
+        handle(server_side, &c);
+        let mut answer = Vec::new();
+        client.read_to_end(&mut answer).unwrap();
+        assert!(answer.is_empty());
+    }
 }
