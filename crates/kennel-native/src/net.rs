@@ -279,6 +279,17 @@ pub(crate) fn start_inside(listeners: Listeners, status: &OwnedFd) -> Result<(),
             let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
             // The supervisor reads the status pipe to its end: this process must not hold it.
             let _ = nix::unistd::close(status.as_raw_fd());
+            // Nor the terminal: a session of its own, standard streams on /dev/null.
+            let _ = nix::unistd::setsid();
+            if let Ok(null) = fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/null")
+            {
+                let _ = nix::unistd::dup2_stdin(&null);
+                let _ = nix::unistd::dup2_stdout(&null);
+                let _ = nix::unistd::dup2_stderr(&null);
+            }
             kennel_net::inside::serve(listeners);
             crate::sys::exit_now(0)
         }
