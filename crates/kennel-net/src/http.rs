@@ -108,13 +108,16 @@ pub fn parse(head: &[u8]) -> Result<Request, String> {
         let name = line.split(':').next().unwrap_or("").trim();
         if name.eq_ignore_ascii_case("proxy-connection")
             || name.eq_ignore_ascii_case("proxy-authorization")
+            || name.eq_ignore_ascii_case("connection")
         {
             continue;
         }
         out.push_str(line);
         out.push_str("\r\n");
     }
-    out.push_str("\r\n");
+    // One request per connection: the proxy decided for this request's host only, so a
+    // second request (for another host) must not follow on the same upstream connection.
+    out.push_str("Connection: close\r\n\r\n");
     Ok(Request::Plain {
         host,
         port,
@@ -167,7 +170,7 @@ mod tests {
         assert_eq!((host.as_str(), port), ("example.org", 8080));
         assert_eq!(
             String::from_utf8_lossy(&head),
-            "GET /a?b HTTP/1.1\r\nHost: example.org\r\n\r\n"
+            "GET /a?b HTTP/1.1\r\nHost: example.org\r\nConnection: close\r\n\r\n"
         );
         assert!(parse(b"GET /relative HTTP/1.1\r\n\r\n").is_err());
         assert!(parse(b"CONNECT nohost HTTP/1.1\r\n\r\n").is_err());

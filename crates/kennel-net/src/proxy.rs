@@ -466,7 +466,10 @@ mod tests {
         client.read_to_string(&mut answer).unwrap();
         assert!(answer.ends_with("body"), "{answer}");
         let head = seen.join().unwrap();
-        assert_eq!(head, "GET /x HTTP/1.1\r\nHost: web.test\r\n\r\n");
+        assert_eq!(
+            head,
+            "GET /x HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n"
+        );
     }
 
     /// A handoff whose descriptor did not come along (or a sandbox faking one) is dropped.
