@@ -2,7 +2,7 @@
 //! outside and the helpers inside, and the relays of listed host loopback ports.
 //!
 //! Before the clone (single-threaded): a private per-session directory (0700) with the
-//! proxy's unix socket, bound read-only into the sandbox at the same path; for the
+//! proxy's unix socket, bound read-only into the sandbox's own `/tmp`; for the
 //! allow-list, a `resolv.conf` naming the DNS stub bound over `/etc/resolv.conf` and
 //! kennel's own executable bound into the directory for `kennel net-connect`. In the child,
 //! while it still has its capabilities in the new network namespace: the listeners are
@@ -38,7 +38,10 @@ pub struct NetOptions {
 
 /// One sandbox's network session.
 pub(crate) struct Session {
+    /// On the host.
     dir: PathBuf,
+    /// Where the sandbox sees it: under its own fresh `/tmp`, wherever `TMPDIR` is outside.
+    inside_dir: PathBuf,
     proxy: Option<Proxy>,
     log: NetLog,
     pub inside: InsideConfig,
@@ -84,6 +87,8 @@ pub(crate) fn prepare(policy: &Policy, opts: &NetOptions) -> Result<Option<Sessi
         .create(&dir)
         .map_err(io_err("creating", &dir))?;
     let socket = dir.join("proxy.sock");
+    let inside_dir = Path::new("/tmp").join(dir.file_name().unwrap_or_default());
+    let inside_socket = inside_dir.join("proxy.sock");
     let log_file = match &opts.log_file {
         Some(path) => Some(
             fs::OpenOptions::new()
@@ -106,10 +111,11 @@ pub(crate) fn prepare(policy: &Policy, opts: &NetOptions) -> Result<Option<Sessi
     let proxy = Proxy::bind(&socket, config).map_err(io_err("listening on", &socket))?;
     let mut session = Session {
         dir: dir.clone(),
+        inside_dir: inside_dir.clone(),
         proxy: Some(proxy),
         log,
         inside: InsideConfig {
-            socket: socket.clone(),
+            socket: inside_socket.clone(),
             allow_list: rules.is_some(),
             fake_ports: Vec::new(),
             localhost_ports: ports.clone(),
@@ -141,11 +147,12 @@ pub(crate) fn prepare(policy: &Policy, opts: &NetOptions) -> Result<Option<Sessi
         session.env.push(("no_proxy".into(), no_proxy));
         session.env.push((
             "KENNEL_NET_SOCKET".into(),
-            socket.to_string_lossy().into_owned(),
+            inside_socket.to_string_lossy().into_owned(),
         ));
         if let Ok(exe) = std::env::current_exe() {
-            let inside = dir.join("kennel");
-            fs::write(&inside, b"").map_err(io_err("creating", &inside))?;
+            let placeholder = dir.join("kennel");
+            fs::write(&placeholder, b"").map_err(io_err("creating", &placeholder))?;
+            let inside = inside_dir.join("kennel");
             session.env.push((
                 "GIT_SSH_COMMAND".into(),
                 format!(
@@ -170,7 +177,7 @@ impl Session {
             optional: false,
             placeholder: None,
         };
-        plan.ops.push(bind(&self.dir, &self.dir));
+        plan.ops.push(bind(&self.dir, &self.inside_dir));
         if let Some((exe, inside)) = &self.exe {
             plan.ops.push(bind(exe, inside));
         }
@@ -182,7 +189,7 @@ impl Session {
         // Full rights where the mount is read-only: what matters is connecting to the
         // socket (Landlock ABI 9 checks it) and executing kennel.
         plan.landlock.push(LandlockRule {
-            path: self.dir.clone(),
+            path: self.inside_dir.clone(),
             access: LandlockAccess::Full,
         });
     }
