@@ -201,6 +201,17 @@ fn blocked(host: &str, port: u16, reason: String, fix: Option<String>) -> Refusa
     })
 }
 
+/// The line that would allow `host:port`: the host alone for the web's ports, with the
+/// port otherwise (allowing one ssh port should not open them all).
+fn allow_fix(host: &str, port: u16) -> String {
+    let entry = if port == 80 || port == 443 {
+        host.to_string()
+    } else {
+        host_port(host, port)
+    };
+    format!("add it with `[network] allow = [\"{entry}\"]`")
+}
+
 /// Decides, resolves and connects.
 fn open(config: &ProxyConfig, host: &str, port: u16) -> Result<TcpStream, Refusal> {
     let addrs: Vec<SocketAddr> = if host == crate::LOCALHOST {
@@ -224,7 +235,7 @@ fn open(config: &ProxyConfig, host: &str, port: u16) -> Result<TcpStream, Refusa
                     host,
                     port,
                     "not in the allow-list".into(),
-                    Some(format!("add it with `[network] allow = [\"{host}\"]`")),
+                    Some(allow_fix(host, port)),
                 ))
             }
             Err(d @ Denial::Denied { .. }) => return Err(blocked(host, port, d.to_string(), None)),
@@ -392,6 +403,11 @@ mod tests {
         assert!(text.starts_with("HTTP/1.1 403"), "{text}");
         assert!(text.contains("example.org:443 — not in the allow-list; add it with `[network] allow = [\"example.org\"]`"), "{text}");
         assert_eq!(c.log.blocked_count(), 1);
+        let (text, _) = ask(&c, "CONNECT example.org:22 HTTP/1.1\r\n\r\n");
+        assert!(
+            text.contains("add it with `[network] allow = [\"example.org:22\"]`"),
+            "{text}"
+        );
     }
 
     #[test]
