@@ -50,6 +50,8 @@ pub(crate) struct ChildArgs<'a> {
     pub landlock: Enforcement,
     /// In a new, empty network namespace: bring up its loopback.
     pub loopback: bool,
+    /// The network helpers to start inside (allow-list, localhost ports); see [`crate::net`].
+    pub net: Option<&'a kennel_net::inside::InsideConfig>,
     pub sync: OwnedFd,
     pub status: OwnedFd,
     /// The caller's signal mask, given back to the command.
@@ -79,6 +81,7 @@ pub(crate) fn child_main(args: ChildArgs) -> ! {
         filters,
         landlock,
         loopback,
+        net,
         sync,
         status,
         command_mask,
@@ -104,15 +107,24 @@ pub(crate) fn child_main(args: ChildArgs) -> ! {
             exit_now(EXIT_SETUP_FAILED);
         }
     }
-    match setup(
+    // Bound now: ports 53, 80 and 443 need the capabilities dropped in `setup`.
+    let helpers = match net.map(crate::net::bind_inside).transpose() {
+        Ok(h) => h,
+        Err(message) => {
+            report(&status, STATUS_SETUP, &message);
+            exit_now(EXIT_SETUP_FAILED);
+        }
+    };
+    match setup(Setup {
         plan,
         exec,
-        &status,
-        &command_mask,
+        status: &status,
+        command_mask: &command_mask,
         filters,
         landlock,
         terminal,
-    ) {
+        helpers,
+    }) {
         Ok(command) => {
             drop(status);
             init(command)
@@ -131,15 +143,29 @@ pub(crate) fn report(status: &OwnedFd, code: u8, message: &str) {
     let _ = write(status.as_fd(), &bytes);
 }
 
-fn setup(
-    plan: &Plan,
-    exec: &ExecSpec,
-    status: &OwnedFd,
-    command_mask: &SigSet,
-    filters: &[BpfProgram],
+/// What the sandbox's setup works from, once the child runs.
+struct Setup<'a> {
+    plan: &'a Plan,
+    exec: &'a ExecSpec,
+    status: &'a OwnedFd,
+    command_mask: &'a SigSet,
+    filters: &'a [BpfProgram],
     landlock: Enforcement,
     terminal: Option<ChildTerminal>,
-) -> Result<Pid, (u8, String)> {
+    helpers: Option<kennel_net::inside::Listeners>,
+}
+
+fn setup(setup: Setup) -> Result<Pid, (u8, String)> {
+    let Setup {
+        plan,
+        exec,
+        status,
+        command_mask,
+        filters,
+        landlock,
+        terminal,
+        helpers,
+    } = setup;
     let fail = |e: NativeError| match e {
         NativeError::UserNamespacesDenied { cause, .. } => (STATUS_USERNS, cause),
         other => (STATUS_SETUP, other.to_string()),
@@ -156,6 +182,9 @@ fn setup(
     };
     let program = find_program(&exec.argv[0], &exec.path);
     confine(plan, filters, landlock).map_err(fail)?;
+    if let Some(helpers) = helpers {
+        crate::net::start_inside(helpers, status).map_err(|m| (STATUS_SETUP, m))?;
+    }
 
     // SAFETY: this process is single-threaded (a clone of the single-threaded supervisor),
     // so the forked child may allocate and call anything before execve.

@@ -177,12 +177,13 @@ impl Drop for PrivateTmp {
 
 /// Runs `policy.command` confined by Landlock and seccomp only.
 pub fn run_landlock_only(policy: &Policy, options: &Options) -> Result<i32, NativeError> {
-    if policy.network != kennel_policy::Network::On {
+    if policy.network != kennel_policy::Network::On || !policy.localhost_ports.is_empty() {
         // Landlock's TCP rules match ports on any address and do not cover UDP: no network
         // policy can be built from them. Never a silent `on`.
         return Err(NativeError::Plan(
-            "the landlock backend cannot cut the network (that needs a network namespace); \
-             use the native backend, or --net on"
+            "the landlock backend cannot cut the network (that needs a network namespace), so \
+             it cannot give `off`, `allow-list` or chosen localhost ports either; use the \
+             native backend, or --net on without localhost ports"
                 .into(),
         ));
     }
@@ -332,6 +333,7 @@ mod tests {
             paths,
             env: vec![],
             network: Network::On,
+            localhost_ports: vec![],
             command: vec!["true".into()],
             backend: Default::default(),
             home_mode: Default::default(),

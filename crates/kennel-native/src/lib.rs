@@ -12,6 +12,7 @@ mod error;
 pub mod landlock;
 pub mod landlock_only;
 mod mounts;
+mod net;
 pub mod plan;
 mod pty;
 pub mod seccomp;
@@ -23,7 +24,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::time::{Duration, Instant};
 
-use kennel_policy::{Network, Policy, Terminal};
+use kennel_policy::{Policy, Terminal};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -38,6 +39,7 @@ use child::{ChildArgs, ChildTerminal, ExecSpec};
 pub use error::NativeError;
 pub use landlock::Enforcement;
 pub use landlock_only::run_landlock_only;
+pub use net::NetOptions;
 pub use plan::{plan, HostRoot, Plan, INSIDE_MARK};
 
 /// How the native backend runs, beyond what the policy says.
@@ -49,6 +51,8 @@ pub struct Options {
     /// a Landlock rule, to show that Landlock alone still denies them.
     #[cfg(debug_assertions)]
     pub debug_mount_only: Vec<std::path::PathBuf>,
+    /// The allow-list proxy's log and, for tests, its resolver.
+    pub net: NetOptions,
 }
 use pty::{Pumped, RawMode, Relay, UserTerminal};
 
@@ -70,6 +74,16 @@ pub fn run(policy: &Policy, options: &Options) -> Result<i32, NativeError> {
             placeholder: None,
         });
     }
+    let mut net = net::prepare(policy, &options.net)?;
+    let with_net_env;
+    let policy = match &net {
+        Some(session) => {
+            session.add_to_plan(&mut plan);
+            with_net_env = session.policy_with_env(policy);
+            &with_net_env
+        }
+        None => policy,
+    };
     let exec = exec_spec(policy)?;
     let filters = seccomp::filters()?;
 
@@ -98,7 +112,7 @@ pub fn run(policy: &Policy, options: &Options) -> Result<i32, NativeError> {
         | CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWIPC;
-    if policy.network == Network::Off {
+    if policy.network.isolated() {
         flags |= CloneFlags::CLONE_NEWNET;
     }
     let pid = match sys::clone_into_namespaces(flags) {
@@ -111,7 +125,8 @@ pub fn run(policy: &Policy, options: &Options) -> Result<i32, NativeError> {
                 exec: &exec,
                 filters: &filters,
                 landlock: options.landlock,
-                loopback: policy.network == Network::Off,
+                loopback: policy.network.isolated(),
+                net: net.as_ref().map(|n| &n.inside),
                 sync: sync_read,
                 status: status_write,
                 command_mask: caller_mask,
@@ -144,18 +159,29 @@ pub fn run(policy: &Policy, options: &Options) -> Result<i32, NativeError> {
     write(&sync_write, b"g").map_err(error::sys("starting the sandbox"))?;
     drop(sync_write);
 
+    if let Some(session) = &mut net {
+        if let Err(e) = session.start() {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+            return Err(e);
+        }
+    }
     if let Some(err) = read_status(status_read) {
         let _ = waitpid(pid, None);
         return Err(err);
     }
-    match watch(&forwarded, terminal_socket, raw) {
+    let status = match watch(&forwarded, terminal_socket, raw) {
         Ok((signals, relay)) => supervise(pid, &signals, relay),
         Err(e) => {
             let _ = kill(pid, Signal::SIGKILL);
             let _ = waitpid(pid, None);
             Err(e)
         }
+    };
+    for line in net.iter().flat_map(|n| n.summary()) {
+        eprintln!("kennel: {line}");
     }
+    status
 }
 
 /// What the supervisor watches once the command runs: its signals (blocked since before

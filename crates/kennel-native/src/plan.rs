@@ -311,6 +311,7 @@ mod tests {
             env: vec![],
             network: Network::On,
             terminal: Terminal::Streams,
+            localhost_ports: vec![],
             command: vec!["true".into()],
             backend: Default::default(),
             home_mode: Default::default(),

@@ -53,11 +53,36 @@ pub fn explain_text(policy: &Policy, description: &str) -> String {
     let _ = writeln!(
         out,
         "network    {}",
-        match policy.network {
-            Network::On => "on: the host's network",
-            Network::Off => "off: only a private loopback",
+        match &policy.network {
+            Network::On => "on: the host's network".to_string(),
+            Network::Off => "off: only a private loopback".to_string(),
+            Network::AllowList(rules) => format!(
+                "allow-list: a private loopback; a proxy outside lets through {} host rule{} (below)",
+                rules.allow.len(),
+                if rules.allow.len() == 1 { "" } else { "s" }
+            ),
         }
     );
+    if let Network::AllowList(rules) = &policy.network {
+        for r in &rules.deny {
+            let _ = writeln!(out, "  deny     {:<36} {}", r.to_string(), r.source);
+        }
+        for r in &rules.allow {
+            let _ = writeln!(out, "  allow    {:<36} {}", r.to_string(), r.source);
+        }
+    }
+    if !policy.localhost_ports.is_empty() {
+        let ports: Vec<String> = policy
+            .localhost_ports
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        let _ = writeln!(
+            out,
+            "localhost  host loopback ports reachable inside: {}",
+            ports.join(", ")
+        );
+    }
     let _ = writeln!(
         out,
         "home       {}",

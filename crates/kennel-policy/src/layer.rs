@@ -6,8 +6,9 @@ use std::path::{Component, Path, PathBuf};
 
 use toml::Spanned;
 
+use crate::network::{HostRule, NetMode};
 use crate::policy::{Access, Backend, HomeMode};
-use crate::raw::{RawBackend, RawHome, RawLayer, RawPath};
+use crate::raw::{RawBackend, RawHome, RawLayer, RawNetMode, RawPath};
 use crate::source::{ConfigError, SourceFile};
 
 /// A path as the user means it, parsed at load time.
@@ -89,6 +90,17 @@ pub struct Layer {
     pub env_pass: Vec<Named>,
     pub env_set: Vec<(Named, String)>,
     pub env_drop: Vec<Named>,
+    pub network: Option<NetLayer>,
+}
+
+/// What one source says about the network.
+#[derive(Debug, Clone, Default)]
+pub struct NetLayer {
+    pub mode: Option<NetMode>,
+    pub allow: Vec<HostRule>,
+    pub deny: Vec<HostRule>,
+    pub groups: Vec<Named>,
+    pub localhost: Vec<u16>,
 }
 
 /// Which source a layer comes from decides what it may say.
@@ -243,6 +255,9 @@ pub fn validate(
             }
         }
     }
+    if let Some(net) = &raw.network {
+        layer_network_checks(&c, net)?;
+    }
     if matches!(kind, LayerKind::Cache | LayerKind::UserDefaults) {
         let why = "is not allowed here: it names a profile's own program";
         c.refuse("program", &raw.program, why)?;
@@ -322,7 +337,70 @@ pub fn validate(
             layer.env_set.push((named, value.get_ref().clone()));
         }
     }
+    if let Some(net) = &raw.network {
+        let r = &net.get_ref().0;
+        let source = c.loc(net.span()).label();
+        let source = format!("{} ({source})", layer.label);
+        let hosts = |list: &[String]| -> Result<Vec<HostRule>, ConfigError> {
+            list.iter()
+                .map(|h| {
+                    HostRule::parse(h, source.clone())
+                        .map_err(|e| c.src.error(Some(net.span()), format!("`network`: {e}")))
+                })
+                .collect()
+        };
+        layer.network = Some(NetLayer {
+            mode: r.mode.map(|m| match m {
+                RawNetMode::On => NetMode::On,
+                RawNetMode::Off => NetMode::Off,
+                RawNetMode::AllowList => NetMode::AllowList,
+            }),
+            allow: hosts(&r.allow)?,
+            deny: hosts(&r.deny)?,
+            groups: r
+                .groups
+                .iter()
+                .map(|g| Named {
+                    name: g.clone(),
+                    loc: c.loc(net.span()),
+                })
+                .collect(),
+            localhost: r.localhost.clone(),
+        });
+    }
     Ok(layer)
+}
+
+/// A repository may only narrow the network: deny hosts, or switch it off.
+fn layer_network_checks(
+    c: &Ctx,
+    net: &Spanned<crate::raw::Wrapped<crate::raw::RawNetwork>>,
+) -> Result<(), ConfigError> {
+    let r = &net.get_ref().0;
+    if let Some(p) = r.localhost.iter().find(|p| **p == 0) {
+        return c.err(
+            net.span(),
+            format!("`network.localhost`: {p} is not a port"),
+        );
+    }
+    if c.kind != LayerKind::Repo {
+        return Ok(());
+    }
+    let widen = "would widen the sandbox: a repository's .kennel.toml may only deny hosts \
+                 (`[network] deny`) or turn the network off (`network = \"off\"`); put it in your own config instead";
+    if matches!(r.mode, Some(RawNetMode::On | RawNetMode::AllowList)) {
+        return c.err(net.span(), format!("`network` mode {widen}"));
+    }
+    if !r.allow.is_empty() {
+        return c.err(net.span(), format!("`network.allow` {widen}"));
+    }
+    if !r.groups.is_empty() {
+        return c.err(net.span(), format!("`network.groups` {widen}"));
+    }
+    if !r.localhost.is_empty() {
+        return c.err(net.span(), format!("`network.localhost` {widen}"));
+    }
+    Ok(())
 }
 
 fn check_var_name(c: &Ctx, name: &Spanned<String>) -> Result<(), ConfigError> {

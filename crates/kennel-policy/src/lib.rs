@@ -12,6 +12,7 @@ mod explain;
 mod git;
 pub mod glob;
 mod layer;
+mod network;
 mod paths;
 mod policy;
 mod raw;
@@ -27,6 +28,9 @@ pub use error::PolicyError;
 pub use explain::explain_text;
 pub use git::{git_protection_rules, git_runs_commands, GitRunsCommand};
 pub use layer::PathSpec;
+pub use network::{
+    normalize_host, Denial, HostPattern, HostRule, NetMode, NetRules, BUILTIN_NET_GROUPS,
+};
 pub use paths::{is_ancestor_or_same, normalize};
 pub use policy::{
     Access, Backend, CopyBack, EnvVar, HomeMode, Network, PathRule, Placeholder, Policy,

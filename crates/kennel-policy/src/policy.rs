@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Serialize, Serializer};
 
+pub use crate::network::Network;
 use crate::paths::depth;
 
 /// What the sandboxed command may do with a path (and everything below it, unless a
@@ -112,15 +113,6 @@ pub struct EnvVar {
     pub value: OsString,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Network {
-    /// The host's network, shared.
-    On,
-    /// A network namespace with only loopback.
-    Off,
-}
-
 /// Which backend builds the sandbox. A new backend is one more variant here (and in the
 /// config's `backend` key).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -207,6 +199,9 @@ pub struct Policy {
     pub env: Vec<EnvVar>,
     pub network: Network,
     pub terminal: Terminal,
+    /// Host loopback ports reachable inside, whatever the mode (a relay per port).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub localhost_ports: Vec<u16>,
     #[serde(serialize_with = "lossy_args")]
     pub command: Vec<OsString>,
     pub backend: Backend,
@@ -273,6 +268,7 @@ mod tests {
             env: vec![],
             network: Network::On,
             terminal: Terminal::Streams,
+            localhost_ports: vec![],
             command: vec![],
             backend: Backend::Auto,
             home_mode: HomeMode::Ephemeral,

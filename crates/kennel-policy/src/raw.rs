@@ -86,6 +86,62 @@ pub enum RawBackend {
     Systemd,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RawNetMode {
+    On,
+    Off,
+    AllowList,
+}
+
+/// `network = "MODE"`, or a `[network]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNetwork {
+    pub mode: Option<RawNetMode>,
+    /// Hosts the allow-list proxy lets through: `host`, `*.suffix`, an address; `:port`.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Hosts refused even when allowed.
+    #[serde(default)]
+    pub deny: Vec<String>,
+    /// Named groups of hosts (see `profiles/network.toml`), e.g. "github", "npm".
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Host loopback ports reachable inside.
+    #[serde(default)]
+    pub localhost: Vec<u16>,
+}
+
+impl<'de> Deserialize<'de> for Wrapped<RawNetwork> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Wrapped<RawNetwork>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(
+                    "\"on\", \"off\", \"allow-list\", or a table { mode = \"...\", allow = [...], deny = [...], groups = [...], localhost = [...] }",
+                )
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                let mode = RawNetMode::deserialize(de::value::StrDeserializer::<E>::new(v))?;
+                Ok(Wrapped(RawNetwork {
+                    mode: Some(mode),
+                    ..RawNetwork::default()
+                }))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                RawNetwork::deserialize(de::value::MapAccessDeserializer::new(map)).map(Wrapped)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A value with a hand-written `Deserialize` accepting more than one shape.
+#[derive(Debug, Default)]
+pub struct Wrapped<T>(pub T);
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawEnv {
@@ -123,6 +179,8 @@ pub struct RawLayer {
     /// copied back at exit when it changed.
     pub copy_back: Option<Spanned<Vec<Spanned<String>>>>,
     pub env: Option<RawEnv>,
+    /// The network mode, or a `[network]` table.
+    pub network: Option<Spanned<Wrapped<RawNetwork>>>,
 }
 
 /// The user's `config.toml`.
@@ -170,4 +228,13 @@ pub fn check_version(src: &SourceFile, version: &Option<Spanned<i64>>) -> Result
             ),
         )),
     }
+}
+
+/// `profiles/network.toml`: named groups of hosts.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNetGroups {
+    pub version: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub group: BTreeMap<String, RawNetwork>,
 }

@@ -11,13 +11,14 @@ use crate::env::env_allowed;
 use crate::error::PolicyError;
 use crate::git::git_protection_rules;
 use crate::glob;
-use crate::layer::{validate, Layer, LayerKind, Loc, Named, PathEntry, PathSpec};
+use crate::layer::{validate, Layer, LayerKind, Loc, Named, NetLayer, PathEntry, PathSpec};
+use crate::network::{HostRule, NetMode, NetRules, BUILTIN_NET_GROUPS};
 use crate::paths::{is_ancestor_or_same, normalize};
 use crate::policy::{
     Access, Backend, CopyBack, EnvVar, HomeMode, Network, PathRule, Placeholder, Policy,
     RuleOrigin, Terminal,
 };
-use crate::raw::{check_version, parse, RawLayer};
+use crate::raw::{check_version, parse, RawLayer, RawNetGroups};
 use crate::source::SourceFile;
 
 /// Places under `/run` that a NixOS system needs for its PATH and drivers; read-only.
@@ -60,6 +61,8 @@ pub struct CliLayer {
     pub caches: Vec<String>,
     pub backend: Option<Backend>,
     pub home: Option<HomeMode>,
+    /// `--net MODE`.
+    pub network: Option<NetMode>,
 }
 
 /// Facts about the host that the policy depends on, found by the caller.
@@ -115,7 +118,7 @@ pub fn resolve(ctx: &Context, inputs: ResolveInputs) -> Result<Policy, PolicyErr
             let raw: RawLayer = parse(src).map_err(|mut e| {
                 if e.message.starts_with("unknown field") {
                     e.message.push_str(
-                        "; a repository's .kennel.toml may only hide paths (`hidden`) and drop variables (`[env] drop`)",
+                        "; a repository's .kennel.toml may only hide paths (`hidden`), drop variables (`[env] drop`) and narrow the network (`network = \"off\"`, `[network] deny`)",
                     );
                 }
                 e
@@ -130,6 +133,7 @@ pub fn resolve(ctx: &Context, inputs: ResolveInputs) -> Result<Policy, PolicyErr
     let chain = catalog.chain(&inputs.profile, None)?;
 
     let mut b = Builder::new(ctx);
+    b.net_groups = net_groups()?;
     b.base_rules(&inputs.host);
     let layers = chain
         .builtin
@@ -181,6 +185,10 @@ fn cli_layer(cli: &CliLayer, catalog: &Catalog) -> Result<Layer, PolicyError> {
         label: "command line".into(),
         backend: cli.backend,
         home: cli.home,
+        network: cli.network.map(|mode| NetLayer {
+            mode: Some(mode),
+            ..NetLayer::default()
+        }),
         env_pass: cli.pass_env.iter().map(named).collect(),
         ..Layer::default()
     };
@@ -231,6 +239,29 @@ struct Builder<'a> {
     pass: BTreeSet<String>,
     set: BTreeMap<String, String>,
     dropped: BTreeSet<String>,
+    net_mode: NetMode,
+    net: NetRules,
+    localhost: Vec<u16>,
+    net_groups: BTreeMap<String, Vec<HostRule>>,
+}
+
+/// The named host groups of `profiles/network.toml`.
+fn net_groups() -> Result<BTreeMap<String, Vec<HostRule>>, PolicyError> {
+    let src = SourceFile::new("profiles/network.toml", BUILTIN_NET_GROUPS);
+    let raw: RawNetGroups = parse(&src)?;
+    check_version(&src, &raw.version)?;
+    let mut groups = BTreeMap::new();
+    for (name, group) in raw.group {
+        let source = format!("group {name}");
+        let rules = group
+            .allow
+            .iter()
+            .map(|h| HostRule::parse(h, source.clone()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| src.error(None, format!("group {name}: {e}")))?;
+        groups.insert(name, rules);
+    }
+    Ok(groups)
 }
 
 impl<'a> Builder<'a> {
@@ -246,6 +277,10 @@ impl<'a> Builder<'a> {
             pass: BTreeSet::new(),
             set: BTreeMap::new(),
             dropped: BTreeSet::new(),
+            net_mode: NetMode::On,
+            net: NetRules::default(),
+            localhost: Vec::new(),
+            net_groups: BTreeMap::new(),
         }
     }
 
@@ -379,6 +414,28 @@ impl<'a> Builder<'a> {
                 self.push(r);
             }
         }
+        if let Some(net) = &layer.network {
+            if let Some(mode) = net.mode {
+                self.net_mode = mode;
+            }
+            for g in &net.groups {
+                let rules = self.net_groups.get(&g.name).ok_or_else(|| {
+                    g.loc.error(format!(
+                        "unknown network group `{}`; known groups: {}",
+                        g.name,
+                        self.net_groups
+                            .keys()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                })?;
+                self.net.allow.extend(rules.iter().cloned());
+            }
+            self.net.allow.extend(net.allow.iter().cloned());
+            self.net.deny.extend(net.deny.iter().cloned());
+            self.localhost.extend(&net.localhost);
+        }
         for (spec, loc) in &layer.copy_back {
             let path = spec.expand(&ctx.home, workspace);
             self.copy_back.retain(|c| c.path != path);
@@ -406,8 +463,15 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
-    fn finish(self, profile: String, command: Vec<OsString>) -> Policy {
+    fn finish(mut self, profile: String, command: Vec<OsString>) -> Policy {
         let ctx = self.ctx;
+        self.localhost.sort_unstable();
+        self.localhost.dedup();
+        let network = match self.net_mode {
+            NetMode::On => Network::On,
+            NetMode::Off => Network::Off,
+            NetMode::AllowList => Network::AllowList(std::mem::take(&mut self.net)),
+        };
         let command = if command.is_empty() {
             let shell = ctx.var("SHELL").unwrap_or("/bin/sh");
             vec![OsString::from(shell)]
@@ -436,7 +500,8 @@ impl<'a> Builder<'a> {
             gid: ctx.gid,
             paths: self.rules.into_iter().map(|(_, r)| r).collect(),
             env,
-            network: Network::On,
+            network,
+            localhost_ports: self.localhost,
             command,
             backend: self.backend,
             home_mode: self.home_mode,

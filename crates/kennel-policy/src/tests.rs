@@ -584,3 +584,109 @@ fn explain_names_the_file_and_line_of_each_rule() {
     assert!(!text.contains("SECRET"));
     insta::assert_snapshot!(text);
 }
+
+// Network policy (issue 8).
+
+use crate::network::{NetMode, Network};
+
+fn allow_list(p: &Policy) -> Vec<String> {
+    match &p.network {
+        Network::AllowList(r) => r.allow.iter().map(|r| r.to_string()).collect(),
+        other => panic!("expected allow-list, got {other:?}"),
+    }
+}
+
+#[test]
+fn agent_profiles_default_to_their_allow_list_and_default_stays_on() {
+    assert_eq!(ok(inputs("default")).network, Network::On);
+    assert!(allow_list(&ok(inputs("claude"))).contains(&"api.anthropic.com".to_string()));
+    assert!(allow_list(&ok(inputs("codex"))).contains(&"api.openai.com".to_string()));
+    assert!(allow_list(&ok(inputs("gemini")))
+        .contains(&"generativelanguage.googleapis.com".to_string()));
+    for (name, _) in BUILTIN_PROFILES.iter().filter(|(n, _)| *n != "default") {
+        let p = ok(inputs(name));
+        assert!(
+            matches!(p.network, Network::AllowList(_)),
+            "profile {name} must default to allow-list"
+        );
+    }
+}
+
+#[test]
+fn network_groups_localhost_and_deny_from_the_user_config() {
+    let p = ok(with_config(
+        "claude",
+        "[profile.claude.network]\ngroups = [\"github\"]\nallow = [\"*.example.org:8443\"]\ndeny = [\"evil.github.com\"]\nlocalhost = [5432, 3000, 5432]\n",
+    ));
+    let allow = allow_list(&p);
+    assert!(allow.contains(&"*.github.com".to_string()), "{allow:?}");
+    assert!(
+        allow.contains(&"*.example.org:8443".to_string()),
+        "{allow:?}"
+    );
+    assert_eq!(p.localhost_ports, vec![3000, 5432]);
+    let Network::AllowList(rules) = &p.network else {
+        panic!()
+    };
+    assert!(rules.decide("evil.github.com", 443).is_err());
+    assert!(rules.decide("api.github.com", 443).is_ok());
+    let text = explain_text(&p, "");
+    assert!(text.contains("network    allow-list"), "{text}");
+    assert!(text.contains("deny     evil.github.com"), "{text}");
+    assert!(text.contains("localhost  host loopback ports reachable inside: 3000, 5432"));
+}
+
+#[test]
+fn network_mode_as_a_string_and_from_the_command_line() {
+    let p = ok(with_config("default", "[defaults]\nnetwork = \"off\"\n"));
+    assert_eq!(p.network, Network::Off);
+    let mut i = with_config("default", "[defaults]\nnetwork = \"off\"\n");
+    i.cli = CliLayer {
+        network: Some(NetMode::AllowList),
+        ..CliLayer::default()
+    };
+    assert!(matches!(ok(i).network, Network::AllowList(_)));
+}
+
+#[test]
+fn repository_may_only_narrow_the_network() {
+    let p = ok(with_repo("claude", "network = \"off\"\n"));
+    assert_eq!(p.network, Network::Off);
+    let p = ok(with_repo("claude", "[network]\ndeny = [\"claude.ai\"]\n"));
+    let Network::AllowList(rules) = &p.network else {
+        panic!()
+    };
+    assert!(rules.decide("claude.ai", 443).is_err());
+    for bad in [
+        "network = \"on\"\n",
+        "network = \"allow-list\"\n",
+        "[network]\nallow = [\"example.org\"]\n",
+        "[network]\ngroups = [\"github\"]\n",
+        "[network]\nlocalhost = [5432]\n",
+    ] {
+        let e = err(with_repo("claude", bad));
+        assert!(e.contains("would widen the sandbox"), "{bad}: {e}");
+    }
+    // `--net on` on the command line does not undo the repository's `off`.
+    let mut i = with_repo("default", "network = \"off\"\n");
+    i.cli.network = Some(NetMode::On);
+    assert_eq!(ok(i).network, Network::Off);
+}
+
+#[test]
+fn network_errors_name_the_file_line_and_host() {
+    let e = err(with_config(
+        "default",
+        "[defaults]\nnetwork = { allow = [\"bad host\"] }\n",
+    ));
+    assert!(e.contains("config.toml:2"), "{e}");
+    assert!(e.contains("`bad host`"), "{e}");
+    let e = err(with_config("default", "[defaults]\nnetwork = \"maybe\"\n"));
+    assert!(e.contains("config.toml:2"), "{e}");
+    let e = err(with_config(
+        "default",
+        "[defaults.network]\ngroups = [\"nope\"]\n",
+    ));
+    assert!(e.contains("unknown network group `nope`"), "{e}");
+    assert!(e.contains("github"), "{e}");
+}

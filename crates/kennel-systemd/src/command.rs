@@ -260,6 +260,20 @@ pub fn command(policy: &Policy, opts: &Options) -> Result<Invocation, SystemdErr
     match policy.network {
         Network::On => {}
         Network::Off => property("PrivateNetwork=yes".into()),
+        // The proxy runs in kennel, outside; a unit would need it bound in and a relay
+        // started inside before the command. Refused rather than silently `on` or `off`.
+        Network::AllowList(_) => {
+            return Err(unsupported(
+                "the allow-list network",
+                "it needs kennel's proxy outside the unit and a relay inside it; use --net off or --net on".into(),
+            ))
+        }
+    }
+    if !policy.localhost_ports.is_empty() {
+        return Err(unsupported(
+            "localhost ports",
+            "a private network cannot reach chosen host loopback ports".into(),
+        ));
     }
     for (name, list) in [
         ("BindPaths", &mounts.bind_rw),
@@ -381,6 +395,7 @@ mod tests {
                 value: "/usr/bin".into(),
             }],
             network: Network::On,
+            localhost_ports: vec![],
             command: vec!["true".into()],
             backend: kennel_policy::Backend::Systemd,
             home_mode: kennel_policy::HomeMode::Ephemeral,

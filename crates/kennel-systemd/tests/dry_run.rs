@@ -144,7 +144,11 @@ fn aider_profile() {
             command: vec!["aider".into()],
             user_config: None,
             repo_config: None,
-            cli: CliLayer::default(),
+            // The profile's allow-list network is refused by this backend (see below).
+            cli: CliLayer {
+                network: Some(kennel_policy::NetMode::On),
+                ..CliLayer::default()
+            },
             host: HostFacts::default(),
         },
     )
@@ -173,4 +177,22 @@ fn aider_profile() {
     }
     assert!(line.contains("WorkingDirectory="), "{line}");
     snapshot("aider", policy);
+}
+
+/// The allow-list needs kennel's proxy outside and a relay inside: the unit cannot have
+/// them, so the backend refuses instead of running with the host's network.
+#[test]
+fn allow_list_network_is_refused_not_ignored() {
+    let policy = resolve(
+        &context(),
+        ResolveInputs {
+            profile: "aider".into(),
+            command: vec!["aider".into()],
+            ..ResolveInputs::default()
+        },
+    )
+    .unwrap();
+    let err = command(&policy, &options()).err().map(|e| e.to_string());
+    let err = err.unwrap_or_default();
+    assert!(err.contains("allow-list"), "{err}");
 }

@@ -107,6 +107,10 @@ pub enum Command {
     /// Remove a shim that `kennel wrap` wrote (and nothing else).
     Unwrap(UnwrapArgs),
 
+    /// Inside a sandbox with the allow-list network: a tunnel to HOST:PORT through kennel's
+    /// proxy on stdin and stdout (git over ssh uses it as its ProxyCommand).
+    NetConnect { host: String, port: u16 },
+
     /// `kennel PROFILE ARGS...`: run the profile's program.
     #[command(external_subcommand)]
     Shorthand(Vec<OsString>),
@@ -147,6 +151,13 @@ pub struct PolicyArgs {
     /// How to build the sandbox (`auto` unless your config says otherwise).
     #[arg(long, value_enum)]
     pub backend: Option<BackendChoice>,
+
+    /// The network inside: `on` shares the host's network (and its loopback services);
+    /// `off` gives the sandbox its own network namespace with only `lo`; `allow-list` the
+    /// same, with a proxy outside that lets through the profile's hosts only (see
+    /// `kennel explain`). The default is the profile's.
+    #[arg(long, value_enum)]
+    pub net: Option<NetChoice>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -154,10 +165,10 @@ pub struct RunArgs {
     #[command(flatten)]
     pub policy: PolicyArgs,
 
-    /// The network inside: `on` shares the host's network (and its loopback services);
-    /// `off` gives the sandbox its own network namespace with only `lo`.
-    #[arg(long, value_enum)]
-    pub net: Option<NetChoice>,
+    /// Write every decision of the network proxy (allowed and blocked connections) to
+    /// FILE (allow-list network).
+    #[arg(long, value_name = "FILE")]
+    pub net_log: Option<PathBuf>,
 
     /// Run even when the kernel cannot enforce Landlock, with a warning that only the mount
     /// view protects your files. Without it kennel refuses (fail closed).
@@ -237,6 +248,8 @@ pub enum NetChoice {
     On,
     /// No network but the sandbox's own loopback.
     Off,
+    /// Only the hosts of the profile's allow-list, through a proxy kennel runs outside.
+    AllowList,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

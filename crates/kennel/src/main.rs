@@ -16,7 +16,7 @@ use clap::Parser;
 use kennel_native::NativeError;
 use kennel_policy::{
     explain_text, resolv_conf_target, resolve, Backend, Catalog, CliLayer, Context, ContextInputs,
-    HomeMode, HostFacts, Network, Policy, PolicyError, ResolveInputs, SourceFile, Terminal,
+    HomeMode, HostFacts, NetMode, Policy, PolicyError, ResolveInputs, SourceFile, Terminal,
 };
 
 use cli::{BackendChoice, Cli, Command, ExplainArgs, HomeChoice, NetChoice, PolicyArgs, RunArgs};
@@ -61,6 +61,7 @@ fn main() -> ExitCode {
         Command::InternalVerifyExec { args } => systemd_backend::verify_exec(&args),
         Command::Wrap(args) => wrap::wrap(&config, args),
         Command::Unwrap(args) => wrap::unwrap(args),
+        Command::NetConnect { host, port } => net_connect(&host, port),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -222,6 +223,11 @@ fn cli_layer(args: &PolicyArgs, ctx: &Context) -> CliLayer {
             HomeChoice::Ephemeral => HomeMode::Ephemeral,
             HomeChoice::Persistent => HomeMode::Persistent,
         }),
+        network: args.net.map(|n| match n {
+            NetChoice::On => NetMode::On,
+            NetChoice::Off => NetMode::Off,
+            NetChoice::AllowList => NetMode::AllowList,
+        }),
     }
 }
 
@@ -252,7 +258,7 @@ fn policy_for(
 /// How to run beyond the policy: the backend's own options.
 #[derive(Default)]
 struct RunOptions {
-    net: Option<NetChoice>,
+    net_log: Option<PathBuf>,
     /// `--pty` / `--no-pty`; kennel chooses from stdin otherwise.
     terminal: Option<Terminal>,
     best_effort: bool,
@@ -271,7 +277,7 @@ fn run(config: &ConfigChoice, args: RunArgs) -> Result<u8, Failure> {
     let terminal = args.terminal();
     let (policy, config_name) = policy_for(config, &ctx, &args.policy, args.command, install)?;
     let options = RunOptions {
-        net: args.net,
+        net_log: args.net_log.map(|f| ctx.cwd.join(f)),
         terminal,
         best_effort: args.best_effort,
         systemd: systemd_backend::SystemdFlags {
@@ -359,11 +365,6 @@ fn run_policy(
     config_name: &str,
     run: &RunOptions,
 ) -> Result<u8, Failure> {
-    match run.net {
-        Some(NetChoice::On) => policy.network = Network::On,
-        Some(NetChoice::Off) => policy.network = Network::Off,
-        None => {}
-    }
     if let Some(terminal) = run.terminal {
         policy.terminal = terminal;
     }
@@ -414,6 +415,10 @@ fn run_policy(
         debug_mount_only: std::env::var_os("KENNEL_DEBUG_MOUNT_ONLY")
             .map(|v| std::env::split_paths(&v).collect())
             .unwrap_or_default(),
+        net: kennel_native::NetOptions {
+            log_file: run.net_log.clone(),
+            resolver_overrides: debug_resolver_overrides()?,
+        },
     };
     if policy.backend != Backend::Systemd {
         systemd_backend::refuse_systemd_only_flags(&run.systemd)?;
@@ -443,6 +448,35 @@ fn run_policy(
     }
     let code = result?;
     Ok(u8::try_from(code).unwrap_or(exit::SETUP_FAILED))
+}
+
+/// Test hook, in debug builds only: fixed answers for the proxy's resolver
+/// (`KENNEL_DEBUG_NET_HOSTS="api.example.test=127.0.0.2;..."`), so that tests never need a
+/// real name.
+fn debug_resolver_overrides(
+) -> Result<std::collections::HashMap<String, Vec<std::net::IpAddr>>, Failure> {
+    #[cfg(debug_assertions)]
+    if let Ok(text) = std::env::var("KENNEL_DEBUG_NET_HOSTS") {
+        return kennel_net::addr::parse_overrides(&text)
+            .map_err(|e| failure(format!("KENNEL_DEBUG_NET_HOSTS: {e}"), exit::REFUSED));
+    }
+    Ok(std::collections::HashMap::new())
+}
+
+/// `kennel net-connect HOST PORT`, inside a sandbox: the socket is named by the variable the
+/// sandbox sets.
+fn net_connect(host: &str, port: u16) -> Result<u8, Failure> {
+    let Some(socket) = std::env::var_os("KENNEL_NET_SOCKET") else {
+        return Err(failure(
+            "net-connect works inside a kennel sandbox with the allow-list network \
+             (KENNEL_NET_SOCKET is not set)"
+                .into(),
+            exit::REFUSED,
+        ));
+    };
+    kennel_net::client::net_connect(Path::new(&socket), host, port)
+        .map(|()| 0)
+        .map_err(|e| failure(format!("net-connect {host}:{port}: {e}"), 1))
 }
 
 fn explain(config: &ConfigChoice, args: ExplainArgs) -> Result<u8, Failure> {

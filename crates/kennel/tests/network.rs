@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::fs;
 use std::net::TcpListener;
 
 use common::{stderr, stdout, Fixture};
@@ -65,5 +66,365 @@ fn landlock_backend_refuses_net_off_instead_of_ignoring_it() {
         stderr(&out).contains("cannot cut the network"),
         "{}",
         stderr(&out)
+    );
+}
+
+// ---- The allow-list network and localhost ports (issue 8). Every server is on a host
+// loopback address (127.0.0.1, .2, .3); the proxy's resolver answers from a fixed table
+// (KENNEL_DEBUG_NET_HOSTS), so no test sends a packet anywhere else.
+
+use common::{host_service, FakeInternet};
+
+const HOSTS: &str = "api.example.test=127.0.0.2;secure.example.test=127.0.0.3;\
+                     echo.example.test=127.0.0.3;rebind.example.test=127.0.0.1;\
+                     denied.example.test=127.0.0.2;blocked.example.test=127.0.0.2";
+
+/// A fixture whose user config gives the allow-list for the fake internet.
+fn allow_list_fixture(name: &str, localhost: &[u16]) -> (Fixture, FakeInternet) {
+    let fx = Fixture::new(name);
+    let net = FakeInternet::start(&fx);
+    let tls = net
+        .tls_port
+        .map(|p| format!("\"secure.example.test:{p}\", "))
+        .unwrap_or_default();
+    let ports: Vec<String> = localhost.iter().map(|p| p.to_string()).collect();
+    fx.user_config(&format!(
+        r#"version = 1
+[defaults.network]
+mode = "allow-list"
+allow = ["api.example.test:{http}", {tls}"echo.example.test:{echo}", "rebind.example.test",
+         "blocked.example.test", "127.0.0.2", "127.0.0.3"]
+deny = ["blocked.example.test"]
+localhost = [{ports}]
+"#,
+        http = net.http_port,
+        echo = net.echo_port,
+        ports = ports.join(", "),
+    ));
+    (fx, net)
+}
+
+fn lines_with<'a>(text: &'a str, prefix: &str) -> Vec<&'a str> {
+    text.lines().filter(|l| l.starts_with(prefix)).collect()
+}
+
+#[test]
+fn allow_list_reaches_listed_hosts_through_the_proxy_variables_and_fake_addresses() {
+    let (fx, net) = allow_list_fixture("netallow", &[]);
+    let http = net.http_port;
+    let mut probes = vec![
+        format!("http:http://api.example.test:{http}/"),
+        format!("raw:api.example.test,{http}"),
+    ];
+    if let (Some(tls), Some(ca)) = (net.tls_port, &net.ca) {
+        let ca = ca.file_name().unwrap().to_string_lossy().into_owned();
+        probes.push(format!("http:https://secure.example.test:{tls}/,{ca}"));
+    } else if common::skip_unless(false, "openssl is not installed: no TLS host") {
+        // Outside CI the plain-HTTP part still runs.
+    }
+    let out = fx.net_probe(&[], HOSTS, &probes);
+    let text = stdout(&out);
+    assert!(
+        text.contains("HTTP 200 fake-internet:api.example.test"),
+        "through HTTP_PROXY: {text} {}",
+        stderr(&out)
+    );
+    assert!(
+        text.contains("RAW fake-internet:api.example.test"),
+        "through the DNS stub's fake address: {text} {}",
+        stderr(&out)
+    );
+    if net.tls_port.is_some() {
+        assert!(
+            lines_with(&text, "HTTP 200").len() == 2,
+            "TLS through CONNECT, certificate checked: {text} {}",
+            stderr(&out)
+        );
+    }
+    assert!(!stderr(&out).contains("blocked"), "{}", stderr(&out));
+}
+
+#[test]
+fn allow_list_denies_with_403_explains_at_exit_and_logs() {
+    let (fx, net) = allow_list_fixture("netdeny", &[]);
+    let log = fx.dir.join("net.log");
+    let log_arg = log.to_string_lossy().into_owned();
+    let out = fx.net_probe(
+        &["--net-log", &log_arg],
+        HOSTS,
+        &[
+            "http:http://denied.example.test/".into(),
+            format!("http:http://blocked.example.test:{}/", net.http_port),
+            "raw:unlisted.example.test,443".into(),
+        ],
+    );
+    let text = stdout(&out);
+    let err = stderr(&out);
+    assert!(
+        text.contains("HTTP 403 kennel: blocked denied.example.test:80 — not in the allow-list; add it with `[network] allow = [\"denied.example.test\"]`"),
+        "{text} {err}"
+    );
+    assert!(
+        text.contains("HTTP 403 kennel: blocked blocked.example.test")
+            && text.contains("denied by `blocked.example.test` (config"),
+        "the deny list wins over the allow list: {text}"
+    );
+    assert!(
+        text.contains("RAW EMPTY") || text.contains("RAW-ERROR"),
+        "fake-address path refused: {text}"
+    );
+    assert!(err.contains("kennel: blocked 3 connections:"), "{err}");
+    assert!(
+        err.contains("denied.example.test:80 — not in the allow-list; add it with `[network] allow = [\"denied.example.test\"]`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("unlisted.example.test:443 — not in the allow-list"),
+        "a tool ignoring the proxy variables is explained by name: {err}"
+    );
+    let logged = fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        logged.contains("blocked denied.example.test:80"),
+        "--net-log keeps every decision: {logged}"
+    );
+}
+
+#[test]
+fn allow_list_has_only_loopback_no_direct_route_no_udp_and_dns_stays_inside() {
+    let (fx, _net) = allow_list_fixture("netiso", &[]);
+    let unlisted = host_service("127.0.0.2:0", "unlisted-port");
+    let out = fx.net_probe(
+        &[],
+        HOSTS,
+        &[
+            "interfaces".into(),
+            format!("direct:127.0.0.2,{unlisted}"),
+            "udp:192.0.2.1,53".into(),
+            "resolve:anything.example.org".into(),
+            "resolve:another.example.org".into(),
+        ],
+    );
+    let text = stdout(&out);
+    assert!(text.contains("INTERFACES lo\n"), "{text} {}", stderr(&out));
+    assert!(
+        text.contains("DIRECT refused 127.0.0.2"),
+        "the host's 127.0.0.2 is not the sandbox's: {text}"
+    );
+    assert!(text.contains("UDP fails"), "{text}");
+    let resolved = lines_with(&text, "RESOLVE ");
+    assert_eq!(resolved.len(), 2, "{text}");
+    for line in &resolved {
+        assert!(line.contains(" 127.1"), "a fake loopback address: {line}");
+    }
+    assert_ne!(
+        resolved[0].split(' ').nth(2),
+        resolved[1].split(' ').nth(2),
+        "each name its own address: {text}"
+    );
+}
+
+#[test]
+fn allow_list_refuses_a_name_that_resolves_to_the_hosts_loopback() {
+    let (fx, _net) = allow_list_fixture("netrebind", &[]);
+    let port = host_service("127.0.0.1:0", "host-private-service");
+    let out = fx.net_probe(
+        &[],
+        HOSTS,
+        &[format!("http:http://rebind.example.test:{port}/")],
+    );
+    let text = stdout(&out);
+    assert!(!text.contains("host-private-service"), "{text}");
+    assert!(
+        text.contains("HTTP 403") && text.contains("resolves to 127.0.0.1, a loopback address"),
+        "{text} {}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn listed_localhost_port_works_and_an_unlisted_one_does_not() {
+    let listed = host_service("127.0.0.1:0", "listed-service");
+    let unlisted = host_service("127.0.0.1:0", "unlisted-service");
+    let (fx, _net) = allow_list_fixture("netlocal", &[listed]);
+    for mode in ["allow-list", "off"] {
+        let out = fx.net_probe(
+            &["--net", mode],
+            HOSTS,
+            &[
+                format!("raw:127.0.0.1,{listed}"),
+                format!("direct:127.0.0.1,{unlisted}"),
+            ],
+        );
+        let text = stdout(&out);
+        assert!(
+            text.contains("RAW listed-service"),
+            "{mode}: {text} {}",
+            stderr(&out)
+        );
+        assert!(
+            text.contains(&"DIRECT refused 127.0.0.1".to_string()),
+            "{mode}: {text}"
+        );
+    }
+}
+
+#[test]
+fn ssh_like_exchange_through_net_connect_only_when_allowed() {
+    let (fx, net) = allow_list_fixture("netssh", &[]);
+    let script = format!(
+        r#"case "$GIT_SSH_COMMAND" in *"net-connect %h %p"*) echo git-ssh-set;; esac
+        k="$(dirname "$KENNEL_NET_SOCKET")/kennel"
+        (echo ping-through-proxy; sleep 1) | "$k" net-connect echo.example.test {echo}
+        echo allowed-status=$?
+        echo x | "$k" net-connect echo.example.test 2222
+        echo other-port-status=$?
+        "#,
+        echo = net.echo_port
+    );
+    let out = fx
+        .kennel()
+        .env("KENNEL_DEBUG_NET_HOSTS", HOSTS)
+        .args(["run", "--", "sh", "-c", &script])
+        .current_dir(&fx.repo)
+        .output()
+        .unwrap();
+    common::assert_kennel_started(&out);
+    let text = stdout(&out);
+    let err = stderr(&out);
+    assert!(text.contains("git-ssh-set"), "{text}");
+    assert!(
+        text.contains("SSH-2.0-kennel-test-echo"),
+        "server-first banner: {text} {err}"
+    );
+    assert!(text.contains("ping-through-proxy"), "echoed: {text} {err}");
+    assert!(text.contains("allowed-status=0"), "{text}");
+    assert!(text.contains("other-port-status=1"), "{text}");
+    assert!(
+        err.contains("net-connect echo.example.test:2222: blocked echo.example.test:2222 — not in the allow-list"),
+        "{err}"
+    );
+}
+
+#[test]
+fn tls_for_another_name_than_the_connect_host_is_cut() {
+    let (fx, net) = allow_list_fixture("netsni", &[]);
+    let (Some(tls), Some(ca)) = (net.tls_port, &net.ca) else {
+        common::skip_unless(false, "openssl is not installed: no TLS host");
+        return;
+    };
+    let ca = ca.file_name().unwrap().to_string_lossy().into_owned();
+    let out = fx.net_probe(
+        &[],
+        HOSTS,
+        &[
+            format!("sni:secure.example.test,{tls},secure.example.test,{ca}"),
+            format!("sni:secure.example.test,{tls},elsewhere.example.org,{ca}"),
+        ],
+    );
+    let text = stdout(&out);
+    assert!(
+        text.contains("SNI secure.example.test answered"),
+        "{text} {}",
+        stderr(&out)
+    );
+    assert!(text.contains("SNI elsewhere.example.org cut"), "{text}");
+    assert!(
+        stderr(&out).contains("TLS server name `elsewhere.example.org`"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn refusals_instead_of_a_silent_on() {
+    let fx = Fixture::new("netrefuse");
+    fx.user_config("version = 1\n[defaults.network]\nlocalhost = [5432]\n");
+    let out = fx
+        .kennel()
+        .args(["run", "--net", "on", "--", "true"])
+        .current_dir(&fx.repo)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("localhost ports (5432)"),
+        "{}",
+        stderr(&out)
+    );
+    let out = fx
+        .kennel()
+        .args([
+            "run",
+            "--backend",
+            "landlock",
+            "--net",
+            "allow-list",
+            "--",
+            "true",
+        ])
+        .current_dir(&fx.repo)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    assert!(stderr(&out).contains("allow-list"), "{}", stderr(&out));
+}
+
+#[test]
+fn explain_shows_the_mode_and_the_list() {
+    let fx = Fixture::new("netexplain");
+    let out = fx
+        .kennel()
+        .args(["explain", "claude"])
+        .current_dir(&fx.repo)
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(text.contains("network    allow-list"), "{text}");
+    assert!(text.contains("allow    api.anthropic.com"), "{text}");
+}
+
+#[test]
+fn git_over_ssh_reaches_the_echo_host_through_the_proxy_command_only_when_allowed() {
+    if common::skip_unless(
+        std::process::Command::new("sh")
+            .args(["-c", "command -v ssh"])
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "no ssh client (Debian: openssh-client)",
+    ) {
+        return;
+    }
+    let (fx, net) = allow_list_fixture("netgitssh", &[]);
+    // The echo host is no ssh server: what shows that git's ssh got there through kennel's
+    // ProxyCommand is the banner it read (ssh -v prints the remote software version).
+    let script = format!(
+        r#"export GIT_SSH_COMMAND="$GIT_SSH_COMMAND -v -o StrictHostKeyChecking=no -o BatchMode=yes"
+        git ls-remote ssh://git@echo.example.test:{echo}/repo.git 2>&1 | grep -E 'remote software version|blocked' | head -n 3
+        git ls-remote ssh://git@echo.example.test:2222/repo.git 2>&1 | grep -E 'remote software version|blocked' | head -n 3
+        "#,
+        echo = net.echo_port
+    );
+    let out = fx
+        .kennel()
+        .env("KENNEL_DEBUG_NET_HOSTS", HOSTS)
+        .args(["run", "--", "sh", "-c", &script])
+        .current_dir(&fx.repo)
+        .output()
+        .unwrap();
+    common::assert_kennel_started(&out);
+    let text = stdout(&out);
+    assert!(
+        text.contains("remote software version kennel-test-echo"),
+        "{text} {}",
+        stderr(&out)
+    );
+    assert!(
+        text.contains("blocked echo.example.test:2222 — not in the allow-list"),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("remote software version").count(),
+        1,
+        "the unlisted port is not reached: {text}"
     );
 }

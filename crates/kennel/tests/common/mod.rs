@@ -466,3 +466,267 @@ pub fn sandbox_available(fx: &Fixture) -> bool {
     assert!(out.status.success(), "kennel failed: {}", stderr(&out));
     true
 }
+
+// ---- The network tests' fake internet: hosts on 127.0.0.2 and 127.0.0.3 only. ----
+
+/// Servers on host loopback addresses standing in for internet hosts: plain HTTP on
+/// 127.0.0.2, a TCP echo with an ssh-like banner on 127.0.0.3, and (when openssl is
+/// installed) TLS on 127.0.0.3 with a certificate for `secure.example.test` from a test CA.
+pub struct FakeInternet {
+    pub http_port: u16,
+    pub echo_port: u16,
+    pub tls_port: Option<u16>,
+    /// The test CA's certificate, readable inside the sandbox (in the workspace).
+    pub ca: Option<PathBuf>,
+    tls_server: Option<Child>,
+}
+
+/// A plain HTTP server: answers every request with `fake:<Host header>`.
+pub fn serve_http(listener: std::net::TcpListener, tag: &'static str) {
+    use std::io::{Read, Write};
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&head);
+                let host = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Host: ").or(l.strip_prefix("host: ")))
+                    .unwrap_or("none")
+                    .trim()
+                    .to_string();
+                let body = format!("{tag}:{host}\n");
+                let _ = conn.write_all(
+                    format!(
+                        "HTTP/1.0 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
+                );
+            });
+        }
+    });
+}
+
+/// Something listening on a host loopback port; returns the port.
+pub fn host_service(addr: &str, tag: &'static str) -> u16 {
+    let listener = std::net::TcpListener::bind(addr).unwrap_or_else(|e| panic!("{addr}: {e}"));
+    let port = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .port();
+    serve_http(listener, tag);
+    port
+}
+
+fn free_port(ip: &str) -> u16 {
+    std::net::TcpListener::bind((ip, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{ip}: {e}"))
+}
+
+impl FakeInternet {
+    pub fn start(fx: &Fixture) -> FakeInternet {
+        use std::io::{Read, Write};
+        let http_port = host_service("127.0.0.2:0", "fake-internet");
+        let echo = std::net::TcpListener::bind("127.0.0.3:0").unwrap_or_else(|e| panic!("{e}"));
+        let echo_port = echo.local_addr().unwrap_or_else(|e| panic!("{e}")).port();
+        std::thread::spawn(move || {
+            for conn in echo.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                std::thread::spawn(move || {
+                    let _ = conn.write_all(b"SSH-2.0-kennel-test-echo\r\n");
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = conn.read(&mut buf) {
+                        if n == 0 || conn.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        let mut net = FakeInternet {
+            http_port,
+            echo_port,
+            tls_port: None,
+            ca: None,
+            tls_server: None,
+        };
+        if sh("command -v openssl").status.success() {
+            net.start_tls(fx);
+        }
+        net
+    }
+
+    fn start_tls(&mut self, fx: &Fixture) {
+        let dir = fx.dir.join("tls");
+        fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let out = sh(&format!(
+            r#"set -e; cd '{}'
+            openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+                -keyout ca.key -out ca.pem -days 2 -subj /CN=kennel-test-ca 2>/dev/null
+            openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+                -keyout srv.key -out srv.csr -subj /CN=secure.example.test 2>/dev/null
+            printf 'subjectAltName=DNS:secure.example.test\n' > ext
+            openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+                -out srv.pem -days 2 -extfile ext 2>/dev/null"#,
+            dir.display()
+        ));
+        assert!(
+            out.status.success(),
+            "making the test CA: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = free_port("127.0.0.3");
+        let child = Command::new("openssl")
+            .args(["s_server", "-quiet", "-www", "-accept"])
+            .arg(format!("127.0.0.3:{port}"))
+            .arg("-cert")
+            .arg(dir.join("srv.pem"))
+            .arg("-key")
+            .arg(dir.join("srv.key"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("openssl s_server: {e}"));
+        assert!(
+            eventually(10, || std::net::TcpStream::connect(("127.0.0.3", port))
+                .is_ok()),
+            "openssl s_server did not start"
+        );
+        let ca = fx.repo.join("test-ca.pem");
+        fs::copy(dir.join("ca.pem"), &ca).unwrap_or_else(|e| panic!("{e}"));
+        fx.chown(&ca);
+        self.tls_port = Some(port);
+        self.ca = Some(ca);
+        self.tls_server = Some(child);
+    }
+}
+
+impl Drop for FakeInternet {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.tls_server {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A Python probe for the network tests, written into the workspace: each argument is
+/// `COMMAND:ARG,ARG`, each prints one line.
+pub const NET_PROBE: &str = r#"
+import os, socket, ssl, sys, urllib.request, urllib.error
+
+def http(url, ca=None):
+    ctx = ssl.create_default_context(cafile=ca) if ca else None
+    try:
+        with urllib.request.urlopen(url, timeout=10, context=ctx) as r:
+            print("HTTP", r.status, r.read().decode(errors="replace").strip().splitlines()[0])
+    except urllib.error.HTTPError as e:
+        print("HTTP", e.code, e.read().decode(errors="replace").strip())
+    except Exception as e:
+        print("HTTP-ERROR", type(e).__name__, e)
+
+def raw(host, port):
+    try:
+        s = socket.create_connection((host, int(port)), timeout=10)
+        s.sendall(b"GET / HTTP/1.0\r\nHost: " + host.encode() + b"\r\n\r\n")
+        data = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            data += d
+        body = data.decode(errors="replace").split("\r\n\r\n", 1)[-1].strip()
+        print("RAW", body or "EMPTY")
+    except OSError as e:
+        print("RAW-ERROR", e)
+
+def resolve(name):
+    try:
+        print("RESOLVE", name, socket.gethostbyname(name))
+    except OSError as e:
+        print("RESOLVE-ERROR", name, e)
+
+def direct(ip, port):
+    try:
+        socket.create_connection((ip, int(port)), timeout=3)
+        print("DIRECT reached", ip)
+    except OSError as e:
+        print("DIRECT refused", ip)
+
+def udp(ip, port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.sendto(b"x", (ip, int(port)))
+        print("UDP sent")
+    except OSError as e:
+        print("UDP fails", e.errno)
+
+def interfaces():
+    names = sorted(l.split(":")[0].strip() for l in open("/proc/net/dev").readlines()[2:])
+    print("INTERFACES", " ".join(names))
+
+def sni(host, port, name, ca):
+    s = socket.create_connection(("127.0.0.1", 3128), timeout=10)
+    s.sendall(("CONNECT %s:%s HTTP/1.1\r\n\r\n" % (host, port)).encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        d = s.recv(1)
+        if not d:
+            break
+        head += d
+    ctx = ssl.create_default_context(cafile=ca)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        t = ctx.wrap_socket(s, server_hostname=name)
+        t.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        print("SNI", name, "answered", t.recv(100)[:12])
+    except (OSError, ssl.SSLError) as e:
+        print("SNI", name, "cut")
+
+for arg in sys.argv[1:]:
+    cmd, _, rest = arg.partition(":")
+    args = rest.split(",") if rest else []
+    globals()[cmd](*args)
+    sys.stdout.flush()
+"#;
+
+impl Fixture {
+    /// Writes the user's kennel config (in the fake home's default place).
+    pub fn user_config(&self, text: &str) {
+        self.write(&self.home.join(".config/kennel/config.toml"), text);
+    }
+
+    /// `kennel run [ARGS...] -- python3 netprobe.py PROBES...` with the proxy's resolver
+    /// answering `hosts` (`name=addr;...`).
+    pub fn net_probe(&self, args: &[&str], hosts: &str, probes: &[String]) -> Output {
+        let probe = self.repo.join("netprobe.py");
+        if !probe.exists() {
+            self.write(&probe, NET_PROBE);
+        }
+        let out = self
+            .kennel()
+            .env("KENNEL_DEBUG_NET_HOSTS", hosts)
+            .arg("run")
+            .args(args)
+            .args(["--", "python3", "netprobe.py"])
+            .args(probes)
+            .current_dir(&self.repo)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_kennel_started(&out);
+        out
+    }
+}

@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""Cost of the allow-list network: a connection through kennel's proxy against a direct one.
+
+Servers run outside the sandbox on 127.0.0.2 (a bulk sender and a one-byte answerer). The
+same client runs inside a kennel sandbox twice per round: with `--net on`, connecting to
+127.0.0.2 directly, and with `--net allow-list`, going through the relay on 127.0.0.1:3128,
+the proxy's unix socket and the proxy (`CONNECT 127.0.0.2:PORT`, the address listed in a
+temporary config). Rounds alternate the two; the medians of the rounds are reported, with
+ratios. Loopback only: nothing leaves the machine.
+
+    python3 bench/proxy.py [--kennel target/release/kennel] [--bytes 1G] [--connections 1000]
+
+Run it as an ordinary user from inside a git repository (the workspace must not be your home).
+"""
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HOST = "127.0.0.2"
+CHUNK = 1 << 20
+
+
+def parse_size(text):
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    if text[-1].upper() in units:
+        return int(float(text[:-1]) * units[text[-1].upper()])
+    return int(text)
+
+
+# ---- servers (outside) ----
+
+def serve(listener, handler):
+    def loop():
+        while True:
+            conn, _ = listener.accept()
+            threading.Thread(target=handler, args=(conn,), daemon=True).start()
+    threading.Thread(target=loop, daemon=True).start()
+
+
+def bulk_sender(size):
+    block = b"k" * CHUNK
+
+    def handle(conn):
+        left = size
+        with conn:
+            while left > 0:
+                n = min(left, CHUNK)
+                conn.sendall(block[:n])
+                left -= n
+    return handle
+
+
+def one_byte(conn):
+    with conn:
+        conn.sendall(b"x")
+
+
+def listener():
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((HOST, 0))
+    s.listen(512)
+    return s
+
+
+# ---- client (inside) ----
+
+def open_conn(mode, port):
+    if mode == "direct":
+        s = socket.create_connection((HOST, port))
+    else:
+        s = socket.create_connection(("127.0.0.1", 3128))
+        s.sendall(f"CONNECT {HOST}:{port} HTTP/1.1\r\n\r\n".encode())
+        head = b""
+        while not head.endswith(b"\r\n\r\n"):
+            b = s.recv(1)
+            if not b:
+                raise SystemExit("the proxy closed the connection")
+            head += b
+        if b" 200 " not in head.split(b"\r\n")[0] + b" ":
+            raise SystemExit(f"the proxy refused: {head!r}")
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def client(mode, bulk_port, small_port, connections):
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    start = time.perf_counter()
+    s = open_conn(mode, bulk_port)
+    total = 0
+    while True:
+        n = s.recv_into(view)
+        if n == 0:
+            break
+        total += n
+    s.close()
+    bulk = time.perf_counter() - start
+    times = []
+    for _ in range(connections):
+        t = time.perf_counter()
+        s = open_conn(mode, small_port)
+        if s.recv(1) != b"x":
+            raise SystemExit("short answer")
+        s.close()
+        times.append(time.perf_counter() - t)
+    print(json.dumps({
+        "bytes": total,
+        "seconds": bulk,
+        "conn_median_ms": statistics.median(times) * 1000,
+        "conn_mean_ms": statistics.mean(times) * 1000,
+    }))
+
+
+# ---- orchestration ----
+
+def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "client":
+        mode, bulk_port, small_port, connections = sys.argv[2:6]
+        client(mode, int(bulk_port), int(small_port), int(connections))
+        return
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--kennel", default="target/release/kennel")
+    ap.add_argument("--bytes", default="1G")
+    ap.add_argument("--connections", type=int, default=1000)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    size = parse_size(args.bytes)
+    bulk, small = listener(), listener()
+    serve(bulk, bulk_sender(size))
+    serve(small, one_byte)
+    with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as cfg:
+        cfg.write(f'version = 1\n[defaults.network]\nallow = ["{HOST}"]\n')
+    script = os.path.abspath(__file__)
+    results = {"direct": [], "proxy": []}
+    try:
+        for _ in range(args.rounds):
+            for mode, net in (("direct", "on"), ("proxy", "allow-list")):
+                out = subprocess.run(
+                    [args.kennel, "--config", cfg.name, "run", "--net", net, "--",
+                     sys.executable if os.path.exists(sys.executable) else "python3", script,
+                     "client", mode, str(bulk.getsockname()[1]), str(small.getsockname()[1]),
+                     str(args.connections)],
+                    check=True, capture_output=True, text=True)
+                results[mode].append(json.loads(out.stdout.strip().splitlines()[-1]))
+    finally:
+        os.unlink(cfg.name)
+
+    def med(mode, key):
+        return statistics.median(r[key] for r in results[mode])
+
+    rate = {m: size / med(m, "seconds") / 1e6 for m in results}
+    conn = {m: med(m, "conn_median_ms") for m in results}
+    mean = {m: med(m, "conn_mean_ms") for m in results}
+    print(f"{args.rounds} rounds, {size / (1 << 20):.0f} MiB through one connection, "
+          f"{args.connections} short connections")
+    print(f"{'':8} {'MB/s':>9} {'conn median ms':>15} {'conn mean ms':>13}")
+    for m in ("direct", "proxy"):
+        print(f"{m:8} {rate[m]:9.0f} {conn[m]:15.3f} {mean[m]:13.3f}")
+    print(f"throughput ratio proxy/direct: {rate['proxy'] / rate['direct']:.2f}")
+    print(f"added per connection: {conn['proxy'] - conn['direct']:.3f} ms (median), "
+          f"{mean['proxy'] - mean['direct']:.3f} ms (mean)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,503 @@
+//! The policy proxy, in the supervisor outside the sandbox. It listens on a unix socket in a
+//! private per-session directory that is bound into the sandbox: the sandbox's only way
+//! out. Each connection gets a thread; each tunnel, one more.
+//!
+//! Decision order: the name (deny list, allow list, else denied; listed localhost ports for
+//! [`crate::LOCALHOST`]), then the addresses it resolves to (those of the host refused
+//! unless listed), then for TLS the server name of the ClientHello.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use kennel_policy::{normalize_host, Denial, NetRules};
+
+use crate::addr::Resolver;
+use crate::handoff;
+use crate::http::{self, Request};
+use crate::log::{host_port, Blocked, NetLog};
+use crate::relay::{self, Duplex};
+use crate::sni::{self, Hello};
+
+/// What the proxy decides by.
+pub struct ProxyConfig {
+    pub rules: NetRules,
+    /// Host loopback ports that [`crate::LOCALHOST`] may reach.
+    pub localhost_ports: Vec<u16>,
+    pub resolver: Resolver,
+    pub log: NetLog,
+    /// How to receive a connection handed over from inside (see [`crate::handoff`]);
+    /// without it, only clients speaking HTTP are served.
+    pub receive_fd: Option<handoff::ReceiveFd>,
+}
+
+pub struct Proxy {
+    listener: UnixListener,
+    config: Arc<ProxyConfig>,
+}
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+impl Proxy {
+    /// Listens at `path`; creates no thread (the supervisor is single-threaded until it
+    /// has cloned the sandbox).
+    pub fn bind(path: &Path, config: ProxyConfig) -> io::Result<Proxy> {
+        Ok(Proxy {
+            listener: UnixListener::bind(path)?,
+            config: Arc::new(config),
+        })
+    }
+
+    /// Serves connections on a thread of its own until the process ends.
+    pub fn start(self) -> io::Result<thread::JoinHandle<()>> {
+        thread::Builder::new()
+            .name("kennel-proxy".into())
+            .spawn(move || {
+                for conn in self.listener.incoming() {
+                    let Ok(conn) = conn else {
+                        // Out of descriptors, say: wait instead of spinning.
+                        thread::sleep(Duration::from_millis(50));
+                        continue;
+                    };
+                    let config = Arc::clone(&self.config);
+                    let _ = thread::Builder::new()
+                        .name("kennel-proxy-conn".into())
+                        .spawn(move || handle(conn, &config));
+                }
+            })
+    }
+}
+
+/// Serves one connection to the proxy's socket: a client speaking HTTP, or a connection
+/// handed over from inside the sandbox (see [`crate::handoff`]).
+pub fn handle(mut conn: UnixStream, config: &ProxyConfig) {
+    let mut buf = vec![0u8; 4096];
+    let first = match config.receive_fd {
+        Some(receive) => receive(&conn, &mut buf),
+        None => conn.read(&mut buf).map(|n| (n, None)),
+    };
+    let Ok((n, fd)) = first else { return };
+    buf.truncate(n);
+    match (buf.first(), fd) {
+        (Some(&handoff::MARK), Some(fd)) => {
+            let Ok(stat) = nix::sys::stat::fstat(&fd) else {
+                return;
+            };
+            if stat.st_mode & nix::libc::S_IFMT != nix::libc::S_IFSOCK {
+                return;
+            }
+            let client = TcpStream::from(fd);
+            let _ = client.set_nodelay(true);
+            match buf.get(1) {
+                Some(&handoff::PROXY) => serve(client, buf.split_off(2), config, false),
+                Some(&handoff::TUNNEL) => {
+                    // The head comes from the listener inside, on the unix socket.
+                    let mut prefix = buf.split_off(2);
+                    if !prefix.windows(4).any(|w| w == b"\r\n\r\n") {
+                        let Ok((head, _)) = http::read_head(&mut (&prefix[..]).chain(&mut conn))
+                        else {
+                            return;
+                        };
+                        prefix = head;
+                    }
+                    serve_request(client, &prefix, Vec::new(), config, true);
+                }
+                _ => {}
+            }
+        }
+        (Some(&handoff::MARK), None) => {}
+        _ => serve(conn, buf, config, false),
+    }
+}
+
+/// Reads the request head (after `prefix`, already read) from `client` and serves it.
+fn serve<C: Duplex>(mut client: C, prefix: Vec<u8>, config: &ProxyConfig, silent: bool) {
+    let (head, rest) = match http::read_head(&mut (&prefix[..]).chain(&mut client)) {
+        Ok(x) => x,
+        Err(_) => return,
+    };
+    serve_request(client, &head, rest, config, silent);
+}
+
+/// Serves one request. `silent`: the client does not know it goes through a proxy (a
+/// connection handed over by a listener inside), so it gets no `200`, and a refusal only
+/// when it speaks HTTP (port 80).
+fn serve_request<C: Duplex>(
+    mut client: C,
+    head: &[u8],
+    rest: Vec<u8>,
+    config: &ProxyConfig,
+    silent: bool,
+) {
+    let request = match http::parse(head) {
+        Ok(r) => r,
+        Err(why) => {
+            if !silent {
+                let _ = client.write_all(&http::response(
+                    "400 Bad Request",
+                    &format!("kennel: {why}\n"),
+                ));
+            }
+            return;
+        }
+    };
+    let (host, port) = match &request {
+        Request::Connect { host, port } | Request::Plain { host, port, .. } => {
+            (normalize_host(host), *port)
+        }
+    };
+    let answer = !silent || port == 80;
+    let upstream = match open(config, &host, port) {
+        Ok(s) => s,
+        Err(Refusal::Blocked(b)) => {
+            let body = format!("kennel: blocked {}\n", b.line());
+            config.log.blocked(b);
+            if answer {
+                let _ = client.write_all(&http::response("403 Forbidden", &body));
+            }
+            return;
+        }
+        Err(Refusal::Failed(why)) => {
+            config.log.failed(&host, port, &why);
+            let body = format!("kennel: cannot reach {}: {why}\n", host_port(&host, port));
+            if answer {
+                let _ = client.write_all(&http::response("502 Bad Gateway", &body));
+            }
+            return;
+        }
+    };
+    match request {
+        Request::Connect { .. } => {
+            config.log.allowed(&host, port, "CONNECT");
+            if !silent && client.write_all(http::CONNECTED).is_err() {
+                return;
+            }
+            tunnel(client, upstream, rest, &host, port, config);
+        }
+        Request::Plain { head, .. } => {
+            config.log.allowed(&host, port, "HTTP");
+            let mut first = head;
+            first.extend_from_slice(&rest);
+            let _ = relay::relay(client, upstream, b"", &first);
+        }
+    }
+}
+
+enum Refusal {
+    Blocked(Blocked),
+    Failed(String),
+}
+
+fn blocked(host: &str, port: u16, reason: String, fix: Option<String>) -> Refusal {
+    Refusal::Blocked(Blocked {
+        host: host.to_string(),
+        port,
+        reason,
+        fix,
+    })
+}
+
+/// The line that would allow `host:port`: the host alone for the web's ports, with the
+/// port otherwise (allowing one ssh port should not open them all).
+fn allow_fix(host: &str, port: u16) -> String {
+    let entry = if port == 80 || port == 443 {
+        host.to_string()
+    } else {
+        host_port(host, port)
+    };
+    format!("add it with `[network] allow = [\"{entry}\"]`")
+}
+
+/// Decides, resolves and connects.
+fn open(config: &ProxyConfig, host: &str, port: u16) -> Result<TcpStream, Refusal> {
+    let addrs: Vec<SocketAddr> = if host == crate::LOCALHOST {
+        if !config.localhost_ports.contains(&port) {
+            return Err(blocked(
+                host,
+                port,
+                "not a listed localhost port".into(),
+                Some(format!("add it with `[network] localhost = [{port}]`")),
+            ));
+        }
+        vec![
+            SocketAddr::from(([127, 0, 0, 1], port)),
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port)),
+        ]
+    } else {
+        match config.rules.decide(host, port) {
+            Ok(()) => {}
+            Err(Denial::NotAllowed) => {
+                return Err(blocked(
+                    host,
+                    port,
+                    "not in the allow-list".into(),
+                    Some(allow_fix(host, port)),
+                ))
+            }
+            Err(d @ Denial::Denied { .. }) => return Err(blocked(host, port, d.to_string(), None)),
+        }
+        let resolved = config
+            .resolver
+            .resolve(host, port)
+            .map_err(|e| Refusal::Failed(format!("cannot resolve the name: {e}")))?;
+        let mut refused = None;
+        let usable: Vec<SocketAddr> = resolved
+            .into_iter()
+            .filter(|a| match config.resolver.forbidden(a.ip()) {
+                Some(why) if !config.rules.lists_address(a.ip(), port) => {
+                    refused.get_or_insert((a.ip(), why));
+                    false
+                }
+                _ => true,
+            })
+            .collect();
+        if usable.is_empty() {
+            return Err(match refused {
+                Some((ip, why)) => blocked(
+                    host,
+                    port,
+                    format!("it resolves to {ip}, {why}, which the proxy never reaches unless that address is listed"),
+                    None,
+                ),
+                None => Refusal::Failed("the name has no address".into()),
+            });
+        }
+        usable
+    };
+    let mut last = None;
+    for a in &addrs {
+        match TcpStream::connect_timeout(a, CONNECT_TIMEOUT) {
+            Ok(s) => {
+                let _ = s.set_nodelay(true);
+                return Ok(s);
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(Refusal::Failed(match last {
+        Some(e) => e.to_string(),
+        None => "no address".into(),
+    }))
+}
+
+/// After the `200`: server to client at once (server-first protocols such as ssh); client
+/// to server once its first bytes are known not to be TLS for another name.
+fn tunnel<C: Duplex>(
+    mut client: C,
+    mut upstream: TcpStream,
+    mut first: Vec<u8>,
+    host: &str,
+    port: u16,
+    config: &ProxyConfig,
+) {
+    let (Ok(mut client_w), Ok(mut upstream_r)) = (client.duplicate(), upstream.duplicate()) else {
+        return;
+    };
+    let back = thread::spawn(move || {
+        let r = relay::pump(&mut upstream_r, &mut client_w);
+        client_w.close_half(std::net::Shutdown::Write);
+        r
+    });
+    let mut buf = vec![0u8; 16 * 1024];
+    let verdict = loop {
+        match sni::parse(&first) {
+            Hello::Incomplete if first.len() < sni::MAX_HELLO => {}
+            Hello::Incomplete | Hello::Malformed => {
+                break Err("the TLS ClientHello cannot be read".to_string())
+            }
+            Hello::NotTls | Hello::Tls(None) => break Ok(()),
+            Hello::Tls(Some(name)) if normalize_host(&name) == host => break Ok(()),
+            Hello::Tls(Some(name)) => {
+                break Err(format!(
+                    "the TLS server name `{name}` is not the host of the CONNECT request"
+                ))
+            }
+        }
+        match client.read(&mut buf) {
+            Ok(0) | Err(_) => break Ok(()),
+            Ok(n) => first.extend_from_slice(&buf[..n]),
+        }
+    };
+    match verdict {
+        Err(reason) => {
+            config.log.blocked(Blocked {
+                host: host.to_string(),
+                port,
+                reason,
+                fix: None,
+            });
+            client.close_half(std::net::Shutdown::Both);
+            upstream.close_half(std::net::Shutdown::Both);
+        }
+        Ok(()) => {
+            let r = upstream
+                .write_all(&first)
+                .and_then(|()| relay::pump(&mut client, &mut upstream));
+            upstream.close_half(std::net::Shutdown::Write);
+            if r.is_err() {
+                client.close_half(std::net::Shutdown::Both);
+                upstream.close_half(std::net::Shutdown::Both);
+            }
+        }
+    }
+    let _ = back.join();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kennel_policy::HostRule;
+    use std::collections::HashMap;
+    use std::net::TcpListener;
+
+    fn config(allow: &[&str], localhost: Vec<u16>, hosts: &str) -> ProxyConfig {
+        ProxyConfig {
+            rules: NetRules {
+                allow: allow
+                    .iter()
+                    .map(|a| HostRule::parse(a, "test").unwrap())
+                    .collect(),
+                deny: vec![],
+            },
+            localhost_ports: localhost,
+            resolver: Resolver::new(
+                crate::addr::parse_overrides(hosts).unwrap_or_else(|_| HashMap::new()),
+            ),
+            log: NetLog::default(),
+            receive_fd: None,
+        }
+    }
+
+    fn ask(config: &ProxyConfig, request: &str) -> (String, UnixStream) {
+        let (mut client, server) = UnixStream::pair().unwrap();
+        client.write_all(request.as_bytes()).unwrap();
+        thread::scope(|s| {
+            s.spawn(|| handle(server, config));
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && client.read(&mut byte).unwrap() == 1 {
+                head.push(byte[0]);
+            }
+            if !String::from_utf8_lossy(&head).contains(" 200 ") {
+                let mut rest = Vec::new();
+                let _ = client.read_to_end(&mut rest);
+                head.extend(rest);
+            } else {
+                client.shutdown(std::net::Shutdown::Write).unwrap();
+            }
+            (
+                String::from_utf8_lossy(&head).into_owned(),
+                client.try_clone().unwrap(),
+            )
+        })
+    }
+
+    #[test]
+    fn denied_host_gets_403_with_the_reason() {
+        let c = config(&["api.example.test"], vec![], "");
+        let (text, _) = ask(&c, "CONNECT example.org:443 HTTP/1.1\r\n\r\n");
+        assert!(text.starts_with("HTTP/1.1 403"), "{text}");
+        assert!(text.contains("example.org:443 — not in the allow-list; add it with `[network] allow = [\"example.org\"]`"), "{text}");
+        assert_eq!(c.log.blocked_count(), 1);
+        let (text, _) = ask(&c, "CONNECT example.org:22 HTTP/1.1\r\n\r\n");
+        assert!(
+            text.contains("add it with `[network] allow = [\"example.org:22\"]`"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn allowed_name_on_host_loopback_is_refused() {
+        let c = config(&["rebind.test"], vec![], "rebind.test=127.0.0.1");
+        let (text, _) = ask(&c, "CONNECT rebind.test:80 HTTP/1.1\r\n\r\n");
+        assert!(text.contains("403"), "{text}");
+        assert!(text.contains("loopback"), "{text}");
+    }
+
+    #[test]
+    fn listed_address_and_localhost_ports_are_reached() {
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = server.local_addr().unwrap().port();
+        thread::spawn(move || {
+            for s in server.incoming().take(2) {
+                let _ = s.unwrap().write_all(b"hi");
+            }
+        });
+        let c = config(&["ok.test", "127.0.0.1"], vec![port], "ok.test=127.0.0.1");
+        let (text, _) = ask(&c, &format!("CONNECT ok.test:{port} HTTP/1.1\r\n\r\n"));
+        assert!(text.contains(" 200 "), "{text}");
+        let (text, _) = ask(&c, &format!("CONNECT localhost:{port} HTTP/1.1\r\n\r\n"));
+        assert!(text.contains(" 200 "), "{text}");
+        let (text, _) = ask(&c, "CONNECT localhost:1 HTTP/1.1\r\n\r\n");
+        assert!(text.contains("not a listed localhost port"), "{text}");
+    }
+
+    #[test]
+    fn tls_for_another_name_is_cut() {
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = server.local_addr().unwrap().port();
+        thread::spawn(move || {
+            let (mut s, _) = server.accept().unwrap();
+            let mut got = Vec::new();
+            let _ = s.read_to_end(&mut got);
+            assert!(got.is_empty(), "the hello must not reach the server");
+        });
+        let c = config(&["ok.test", "127.0.0.1"], vec![], "ok.test=127.0.0.1");
+        let (mut client, server_side) = UnixStream::pair().unwrap();
+        let mut req = format!("CONNECT ok.test:{port} HTTP/1.1\r\n\r\n").into_bytes();
+        req.extend(crate::sni::client_hello_for("other.test"));
+        client.write_all(&req).unwrap();
+        handle(server_side, &c);
+        assert_eq!(c.log.blocked_count(), 1);
+        assert!(c.log.summary(3)[1].contains("TLS server name `other.test`"));
+    }
+
+    #[test]
+    fn absolute_form_http_is_rewritten_and_forwarded() {
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = server.local_addr().unwrap().port();
+        let seen = thread::spawn(move || {
+            let (mut s, _) = server.accept().unwrap();
+            let (head, _) = http::read_head(&mut s).unwrap();
+            s.write_all(b"HTTP/1.0 200 OK\r\n\r\nbody").unwrap();
+            String::from_utf8_lossy(&head).into_owned()
+        });
+        let c = config(&["web.test", "127.0.0.1"], vec![], "web.test=127.0.0.1");
+        let (mut client, server_side) = UnixStream::pair().unwrap();
+        client
+            .write_all(
+                format!(
+                    "GET http://web.test:{port}/x HTTP/1.1\r\nHost: web.test\r\nProxy-Connection: close\r\n\r\n"
+                )
+                .as_bytes(),
+            )
+            .unwrap();
+        client.shutdown(std::net::Shutdown::Write).unwrap();
+        handle(server_side, &c);
+        let mut answer = String::new();
+        client.read_to_string(&mut answer).unwrap();
+        assert!(answer.ends_with("body"), "{answer}");
+        let head = seen.join().unwrap();
+        assert_eq!(
+            head,
+            "GET /x HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n"
+        );
+    }
+
+    /// A handoff whose descriptor did not come along (or a sandbox faking one) is dropped.
+    #[test]
+    fn handoff_without_a_socket_is_ignored() {
+        let c = config(&["ok.test"], vec![], "");
+        let (mut client, server_side) = UnixStream::pair().unwrap();
+        client.write_all(&[handoff::MARK, handoff::PROXY]).unwrap();
+        client.shutdown(std::net::Shutdown::Write).unwrap();
+        handle(server_side, &c);
+        let mut answer = Vec::new();
+        client.read_to_end(&mut answer).unwrap();
+        assert!(answer.is_empty());
+    }
+}
