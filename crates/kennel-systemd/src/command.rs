@@ -23,6 +23,9 @@ pub struct Options {
     /// protections and then start the command.
     pub kennel_exe: PathBuf,
     pub limits: Limits,
+    /// The kennel that waits for the unit: the unit ends its command when it is gone.
+    /// None for a command printed to paste (`--dry-run`).
+    pub watch: Option<crate::verify::Watched>,
 }
 
 /// A ready-to-run `systemd-run` invocation.
@@ -341,6 +344,7 @@ pub fn command(policy: &Policy, opts: &Options) -> Result<Invocation, SystemdErr
         no_network: policy.network == Network::Off,
         keep_env: policy.env.iter().map(|v| v.name.clone()).collect(),
         limits: opts.limits.clone(),
+        watch: opts.watch,
     };
 
     argv.push("--".into());
@@ -414,6 +418,7 @@ mod tests {
             instance: 7,
             kennel_exe: "/usr/bin/kennel".into(),
             limits: Limits::default(),
+            watch: None,
         }
     }
 

@@ -18,4 +18,4 @@ pub use command::{command, Invocation, Options};
 pub use error::SystemdError;
 pub use limits::Limits;
 pub use run::{own_executable, run, user_manager, verify_and_run, UserManager};
-pub use verify::{EmptyDir, VerifySpec};
+pub use verify::{EmptyDir, VerifySpec, Watched};

@@ -180,6 +180,18 @@ pub fn verify_and_run(spec: &VerifySpec, command: &[OsString]) -> Result<i32, Sy
             }
         }
     });
+    // systemd-run leaves the unit running when the outer kennel is killed with SIGKILL,
+    // which it cannot catch: watch it from here, and end the command when it is gone (the
+    // manager then ends whatever else runs in the unit's cgroup).
+    if let Some(outer) = spec.watch {
+        std::thread::spawn(move || loop {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            if !outer.alive() {
+                let _ = kill(pid, Signal::SIGKILL);
+                return;
+            }
+        });
+    }
     let status = child.wait().map_err(|source| SystemdError::Io {
         path: Path::new(program).into(),
         source,

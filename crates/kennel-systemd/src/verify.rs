@@ -38,6 +38,40 @@ pub struct VerifySpec {
     pub keep_env: Vec<String>,
     /// Resource limits, in systemd's syntax: the unit's cgroup must enforce them.
     pub limits: Limits,
+    /// The outer kennel (pid and start time): when it is gone, even killed by SIGKILL, which
+    /// it cannot catch to stop the unit, the inner kennel ends the command.
+    pub watch: Option<Watched>,
+}
+
+/// A process identified beyond its pid: a pid can be reused, a (pid, start time) cannot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Watched {
+    pub pid: u32,
+    /// Field 22 of `/proc/PID/stat`: clock ticks after boot.
+    pub start: u64,
+}
+
+impl Watched {
+    /// The process `pid` as it is now, if it exists.
+    pub fn of(pid: u32) -> Option<Watched> {
+        Some(Watched {
+            pid,
+            start: start_time(pid)?,
+        })
+    }
+
+    /// Whether that very process still exists.
+    pub fn alive(&self) -> bool {
+        start_time(self.pid) == Some(self.start)
+    }
+}
+
+/// The start time of `pid` from `/proc/PID/stat` (after the command name, which may hold
+/// spaces and parentheses, field 22 overall).
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(19)?.parse().ok()
 }
 
 impl VerifySpec {
@@ -76,6 +110,10 @@ impl VerifySpec {
                 args.push(flag.into());
                 args.push(v.into());
             }
+        }
+        if let Some(w) = &self.watch {
+            args.push("--watch".into());
+            args.push(format!("{}:{}", w.pid, w.start).into());
         }
         args
     }
@@ -118,6 +156,17 @@ impl VerifySpec {
                     .inaccessible
                     .push(absolute(value(&mut it, "--inaccessible")?)?),
                 Some("--no-network") => spec.no_network = true,
+                Some("--watch") => {
+                    let v = value(&mut it, "--watch")?;
+                    let parsed = v.to_str().and_then(|v| {
+                        let (pid, start) = v.split_once(':')?;
+                        Some(Watched {
+                            pid: pid.parse().ok()?,
+                            start: start.parse().ok()?,
+                        })
+                    });
+                    spec.watch = Some(parsed.ok_or_else(|| bad(format!("bad --watch {v:?}")))?);
+                }
                 Some("--keep-env") => {
                     let name = value(&mut it, "--keep-env")?;
                     let name = name
@@ -508,6 +557,10 @@ mod tests {
                 tasks: None,
                 cpu: Some("150%".into()),
             },
+            watch: Some(Watched {
+                pid: 4242,
+                start: 123_456,
+            }),
         };
         let mut args = spec.to_args();
         args.extend(["--".into(), "sh".into(), "--".into()]);
@@ -515,6 +568,20 @@ mod tests {
         assert_eq!(back, spec);
         assert_eq!(command, vec![OsString::from("sh"), "--".into()]);
         Ok(())
+    }
+
+    #[test]
+    fn a_watched_process_is_told_from_a_reused_pid() {
+        let me = Watched::of(std::process::id());
+        assert!(me.is_some_and(|w| w.alive()));
+        let other = me.map(|w| Watched {
+            start: w.start + 1,
+            ..w
+        });
+        assert!(
+            !other.is_some_and(|w| w.alive()),
+            "same pid, another start time"
+        );
     }
 
     #[test]

@@ -54,6 +54,7 @@ fn options() -> Options {
         instance: 4242,
         kennel_exe: "/usr/bin/kennel".into(),
         limits: Limits::default(),
+        watch: None,
     }
 }
 

@@ -62,6 +62,12 @@ pub fn run(ctx: &Context, policy: &Policy, args: &SystemdFlags) -> Result<i32, F
         tty: ctx.stdin_is_tty,
         instance: std::process::id(),
         kennel_exe: kennel_systemd::own_executable()?,
+        // A pasted command has no kennel waiting for it to watch.
+        watch: if args.dry_run {
+            None
+        } else {
+            kennel_systemd::Watched::of(std::process::id())
+        },
         limits,
     };
     let invocation = kennel_systemd::command(policy, &opts)?;

@@ -820,3 +820,34 @@ fn a_signal_during_unit_startup_still_stops_the_unit() {
         common::processes_with(&marker)
     );
 }
+
+/// SIGKILL cannot be caught, so kennel cannot stop its unit then: the kennel inside the
+/// unit watches the outer one and ends the command when it is gone.
+#[test]
+fn killing_kennel_with_sigkill_ends_the_unit_too() {
+    if skip_without_user_manager() {
+        return;
+    }
+    let fx = Fixture::new("sd-sigkill");
+    let marker = format!("4848.{}", std::process::id());
+    let mut child = fx
+        .kennel()
+        .args(["run", "--backend", "systemd", "--", "sh", "-c"])
+        .arg(format!("sleep {marker} & sleep {marker}; wait"))
+        .current_dir(&fx.repo)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        common::eventually(10, || common::processes_with(&marker).len() >= 2),
+        "the sandboxed sleeps never started"
+    );
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert!(
+        common::eventually(10, || common::processes_with(&marker).is_empty()),
+        "the unit outlived a killed kennel: {:?}",
+        common::processes_with(&marker)
+    );
+}
