@@ -393,6 +393,9 @@ fn run_policy(
         );
     }
     let state = ctx.var("XDG_STATE_HOME").map(PathBuf::from);
+    if policy.backend == Backend::Systemd {
+        systemd_backend::expose_kennel_itself(&mut policy)?;
+    }
     // A dry run prints a command to paste later: its home must not be a folder that this
     // run removes at exit, so it keeps the plain fresh one.
     let home = if run.systemd.dry_run {

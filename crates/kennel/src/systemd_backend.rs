@@ -112,3 +112,24 @@ fn create_placeholders(policy: &Policy) -> Result<(), Failure> {
     }
     Ok(())
 }
+
+/// The unit runs kennel itself to check its protections from inside: where the policy hides
+/// it (`~/.cargo/bin/kennel`), it is named read-only in the policy, so that `explain`, the
+/// unit and the listing of the sandbox's home at exit all know of it.
+pub fn expose_kennel_itself(policy: &mut Policy) -> Result<(), Failure> {
+    use kennel_policy::{Access, PathRule, RuleOrigin};
+    let exe = kennel_systemd::own_executable()?;
+    let visible = policy
+        .rule_for(&exe)
+        .is_some_and(|r| matches!(r.access, Access::ReadOnly | Access::ReadWrite));
+    if !visible {
+        policy.paths.push(PathRule::new(
+            exe,
+            Access::ReadOnly,
+            false,
+            RuleOrigin::builtin("kennel itself, which checks the unit's protections from inside"),
+        ));
+        policy.normalize_rules();
+    }
+    Ok(())
+}

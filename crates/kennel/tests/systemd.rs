@@ -851,3 +851,25 @@ fn killing_kennel_with_sigkill_ends_the_unit_too() {
         common::processes_with(&marker)
     );
 }
+
+/// Regression: with kennel installed in the home (`cargo install` puts it in
+/// ~/.cargo/bin), the unit binds it in, and its mount point was reported at exit as a file
+/// that a tool wrote into the sandbox's home.
+#[test]
+fn kennel_installed_in_the_home_is_not_reported_as_written_there() {
+    if skip_without_user_manager() {
+        return;
+    }
+    let fx = Fixture::new("sd-cargo");
+    let installed = fx.home.join(".cargo/bin/kennel");
+    fs::create_dir_all(installed.parent().unwrap()).unwrap();
+    fs::copy(&common::env().kennel, &installed).unwrap();
+    fx.chown(&fx.home);
+    let out = fx
+        .user_command(&installed)
+        .args(["run", "--backend", "systemd", "--", "sh", "-c", "echo ran"])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&out), "ran\n", "{}", stderr(&out));
+    assert!(!stderr(&out).contains("discarded"), "{}", stderr(&out));
+}
