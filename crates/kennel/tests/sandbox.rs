@@ -409,3 +409,53 @@ fn auto_falls_back_to_landlock_where_user_namespaces_are_denied() {
     assert!(stdout(&out).contains("inner-ran"), "{} {err}", stdout(&out));
     assert!(!stdout(&out).contains(SECRET));
 }
+
+#[test]
+fn git_commit_works_in_a_submodule() {
+    let fx = Fixture::new("submodule");
+    let setup = fx.as_user(&format!(
+        r#"set -e
+        cd "$HOME" && mkdir lib && cd lib && git init -q -b main . && echo l > l && git add l && git commit -q -m lib
+        cd '{repo}' && git -c protocol.file.allow=always submodule -q add "$HOME/lib" lib && git commit -q -m 'add lib'"#,
+        repo = fx.repo.display()
+    ));
+    assert!(setup.status.success(), "{}", stderr(&setup));
+    let out = fx.kennel_in(
+        &fx.repo.join("lib"),
+        "echo s > s && git add s && git commit -q -m in-submodule && git log --format=%s -1",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "in-submodule\n");
+}
+
+/// `--backend native` where user namespaces are denied (here: inside a kennel sandbox,
+/// whose seccomp filter refuses them) fails with one sentence naming the cause and a fix.
+#[test]
+fn native_backend_without_user_namespaces_says_why_and_what_to_do() {
+    let fx = Fixture::new("nouserns");
+    let inner = fx.repo.join("kennel-inner");
+    fs::copy(&env().kennel, &inner).unwrap();
+    fx.chown(&inner);
+    let out = fx.sandboxed(&format!(
+        "cd .. && {} run --backend native -- true; echo status=$?",
+        inner.display()
+    ));
+    let err = stderr(&out);
+    assert!(
+        stdout(&out).contains("status=125"),
+        "{} {err}",
+        stdout(&out)
+    );
+    assert!(
+        err.contains("does not let unprivileged users create user namespaces"),
+        "{err}"
+    );
+    assert_eq!(
+        err.lines()
+            .filter(|l| l.contains("user namespaces"))
+            .count(),
+        1,
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
