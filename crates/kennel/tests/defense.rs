@@ -56,6 +56,11 @@ fn landlock_alone_denies_what_the_mount_view_exposes() {
 }
 
 fn abstract_unix_sockets_outside_are_unreachable(backend: &'static str) {
+    if backend == "systemd" {
+        // systemd has no scoping of abstract sockets short of PrivateNetwork=: the README's
+        // backends table says so. Nothing to try here.
+        return;
+    }
     let fx = Fixture::new("abstract").with_backend(backend);
     let name = format!("kennel-test-abstract-{}", std::process::id());
     let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
@@ -181,7 +186,13 @@ except OSError as e:
     print("errno", e.errno)
 ' </dev/null"#;
     let out = fx.sandboxed(tiocsti);
-    assert_eq!(stdout(&out).trim(), format!("errno {}", libc::EPERM));
+    if backend == "systemd" {
+        // No ioctl argument filter there: the unit has no controlling terminal (or one of
+        // its own), so the kernel refuses injection into the user's (terminal tests).
+        assert_ne!(stdout(&out).trim(), "injected");
+    } else {
+        assert_eq!(stdout(&out).trim(), format!("errno {}", libc::EPERM));
+    }
 
     let out = fx.sandboxed("unshare --user --map-root-user true; echo status=$?");
     assert!(

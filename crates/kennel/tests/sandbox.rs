@@ -14,22 +14,34 @@ use common::{env, eventually, processes_with, stderr, stdout, Fixture, SECRET};
 fn secrets_in_home_are_invisible(backend: &'static str) {
     let fx = Fixture::new("secrets").with_backend(backend);
     let out = fx.sandboxed(
-        r#"cat ~/.ssh/id_ed25519 ~/.aws/credentials ~/.bashrc 2>&1; echo "--"; ls -A ~"#,
+        r#"cat ~/.ssh/id_ed25519 ~/.aws/credentials ~/.bashrc 2>&1; echo "--"; ls -A ~; echo "--"; ls -A /home; echo "--"; ls -A /run/user"#,
     );
     let text = stdout(&out);
     assert!(!text.contains(SECRET), "a secret leaked: {text}");
-    if backend != "native" {
+    if backend == "landlock" {
         // Without a mount view the home is unreadable rather than empty.
         return;
     }
-    let listing: Vec<&str> = text
-        .split("--\n")
-        .nth(1)
-        .unwrap_or_default()
-        .lines()
-        .collect();
+    let part = |n: usize| -> Vec<&str> {
+        text.split("--\n")
+            .nth(n)
+            .unwrap_or_default()
+            .lines()
+            .collect()
+    };
     // The git identity is bound read-only; `project` is the path to the workspace.
-    assert_eq!(listing, vec![".gitconfig", "project"], "{text}");
+    assert_eq!(part(1), vec![".gitconfig", "project"], "{text}");
+    // Other homes are gone; only the way to this one is left (none when it is elsewhere).
+    let way: Vec<String> = fx
+        .home
+        .strip_prefix("/home")
+        .ok()
+        .and_then(|rel| rel.components().next())
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .into_iter()
+        .collect();
+    assert_eq!(part(2), way, "{text}");
+    assert!(part(3).is_empty(), "/run/user must be empty: {text}");
 }
 
 fn writes_outside_the_workspace_fail_or_vanish(backend: &'static str) {
@@ -128,12 +140,15 @@ fn host_tmp_is_invisible_and_tmp_is_private(backend: &'static str) {
 
 fn secret_environment_variables_are_dropped(backend: &'static str) {
     let fx = Fixture::new("env").with_backend(backend);
-    let out = fx
-        .kennel()
-        .args(["run", "--backend", backend, "--", "env"])
+    let mut cmd = fx.kennel();
+    cmd.args(["run", "--backend", backend, "--", "env"]);
+    // systemd-run itself talks to the manager over this bus: only a real one will do.
+    if backend != "systemd" {
+        cmd.env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/run/user/1/bus");
+    }
+    let out = cmd
         .env("SSH_AUTH_SOCK", "/run/user/1/ssh")
         .env("GPG_AGENT_INFO", "x")
-        .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/run/user/1/bus")
         .env("DISPLAY", ":0")
         .env("WAYLAND_DISPLAY", "wayland-0")
         .env("AWS_SECRET_ACCESS_KEY", SECRET)

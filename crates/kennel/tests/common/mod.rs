@@ -350,7 +350,8 @@ impl Fixture {
     }
 }
 
-/// Runs each named test function (taking the backend's name) once per backend.
+/// Runs each named test function (taking the backend's name) once per backend; the
+/// systemd backend's runs need a user manager (see `skip_without_user_manager`).
 #[macro_export]
 macro_rules! on_every_backend {
     ($($name:ident),* $(,)?) => {
@@ -359,6 +360,14 @@ macro_rules! on_every_backend {
         }
         mod landlock {
             $( #[test] fn $name() { super::$name("landlock") } )*
+        }
+        mod systemd {
+            $( #[test] fn $name() {
+                if $crate::common::skip_without_user_manager() {
+                    return;
+                }
+                super::$name("systemd")
+            } )*
         }
     };
 }
