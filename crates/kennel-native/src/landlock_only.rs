@@ -320,29 +320,10 @@ fn children_of_self() -> Vec<Pid> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kennel_policy::{Network, PathRule, RuleOrigin};
+    use kennel_policy::{PathRule, RuleOrigin};
 
     fn policy(paths: Vec<PathRule>) -> Policy {
-        let mut p = Policy {
-            profile: "test".into(),
-            workspace: "/home/u/p".into(),
-            cwd: "/home/u/p".into(),
-            home: "/home/u".into(),
-            uid: 1000,
-            gid: 1000,
-            paths,
-            env: vec![],
-            network: Network::On,
-            localhost_ports: vec![],
-            command: vec!["true".into()],
-            backend: Default::default(),
-            home_mode: Default::default(),
-            env_pass: vec![],
-            copy_back: vec![],
-            home_source: None,
-            terminal: kennel_policy::Terminal::Streams,
-        };
-        p.normalize_rules();
+        let p = Policy::with_rules(Path::new("/home/u/p"), Path::new("/home/u"), paths);
         p
     }
 

@@ -293,33 +293,15 @@ fn tmpfs_mode(policy: &Policy, target: &Path) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kennel_policy::{Network, RuleOrigin, Terminal};
+    use kennel_policy::RuleOrigin;
 
     fn rule(path: &str, access: Access, optional: bool) -> PathRule {
         PathRule::new(path, access, optional, RuleOrigin::builtin("test"))
     }
 
     fn policy(paths: Vec<PathRule>) -> Policy {
-        let mut p = Policy {
-            profile: "test".into(),
-            workspace: "/home/u/p".into(),
-            cwd: "/home/u/p/sub".into(),
-            home: "/home/u".into(),
-            uid: 1000,
-            gid: 1000,
-            paths,
-            env: vec![],
-            network: Network::On,
-            terminal: Terminal::Streams,
-            localhost_ports: vec![],
-            command: vec!["true".into()],
-            backend: Default::default(),
-            home_mode: Default::default(),
-            env_pass: vec![],
-            copy_back: vec![],
-            home_source: None,
-        };
-        p.normalize_rules();
+        let mut p = Policy::with_rules(Path::new("/home/u/p"), Path::new("/home/u"), paths);
+        p.cwd = "/home/u/p/sub".into();
         p
     }
 

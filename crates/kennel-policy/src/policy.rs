@@ -221,6 +221,34 @@ fn lossy_args<S: Serializer>(args: &[OsString], s: S) -> Result<S::Ok, S::Error>
 }
 
 impl Policy {
+    /// A policy of exactly `paths` for a user with `home` working in `workspace`, with
+    /// nothing else: an empty environment, the host network, no terminal, the command
+    /// `true`. For tests and tools that build a policy by hand; kennel itself resolves
+    /// one from profiles ([`crate::resolve`]).
+    pub fn with_rules(workspace: &Path, home: &Path, paths: Vec<PathRule>) -> Policy {
+        let mut p = Policy {
+            profile: "custom".into(),
+            workspace: workspace.to_path_buf(),
+            cwd: workspace.to_path_buf(),
+            home: home.to_path_buf(),
+            uid: 1000,
+            gid: 1000,
+            paths,
+            env: vec![],
+            network: Network::On,
+            terminal: Terminal::Streams,
+            localhost_ports: vec![],
+            command: vec!["true".into()],
+            backend: Backend::Auto,
+            home_mode: HomeMode::Ephemeral,
+            env_pass: vec![],
+            copy_back: vec![],
+            home_source: None,
+        };
+        p.normalize_rules();
+        p
+    }
+
     /// Puts rules in application order and drops those that a rule on the same path
     /// overrides (see [`Access`] for the precedence).
     pub fn normalize_rules(&mut self) {
@@ -257,26 +285,7 @@ mod tests {
     }
 
     fn policy(paths: Vec<PathRule>) -> Policy {
-        let mut p = Policy {
-            profile: "test".into(),
-            workspace: "/w".into(),
-            cwd: "/w".into(),
-            home: "/home/u".into(),
-            uid: 1000,
-            gid: 1000,
-            paths,
-            env: vec![],
-            network: Network::On,
-            terminal: Terminal::Streams,
-            localhost_ports: vec![],
-            command: vec![],
-            backend: Backend::Auto,
-            home_mode: HomeMode::Ephemeral,
-            env_pass: vec![],
-            copy_back: vec![],
-            home_source: None,
-        };
-        p.normalize_rules();
+        let p = Policy::with_rules(Path::new("/w"), Path::new("/home/u"), paths);
         p
     }
 

@@ -386,29 +386,13 @@ mod tests {
             rule("/home/u/p", Access::ReadWrite, false),
         ];
         paths.extend(extra);
-        let mut p = Policy {
-            profile: "test".into(),
-            workspace: "/home/u/p".into(),
-            cwd: "/home/u/p".into(),
-            home: "/home/u".into(),
-            uid: 1000,
-            gid: 1000,
-            paths,
-            env: vec![EnvVar {
-                name: "PATH".into(),
-                value: "/usr/bin".into(),
-            }],
-            network: Network::On,
-            localhost_ports: vec![],
-            command: vec!["true".into()],
-            backend: kennel_policy::Backend::Systemd,
-            home_mode: kennel_policy::HomeMode::Ephemeral,
-            env_pass: vec![],
-            copy_back: vec![],
-            home_source: None,
-            terminal: kennel_policy::Terminal::Streams,
-        };
-        p.normalize_rules();
+        let mut p = Policy::with_rules(Path::new("/home/u/p"), Path::new("/home/u"), paths);
+        p.env = vec![EnvVar {
+            name: "PATH".into(),
+            value: "/usr/bin".into(),
+        }];
+        p.backend = kennel_policy::Backend::Systemd;
+        p.profile = "test".into();
         p
     }
 

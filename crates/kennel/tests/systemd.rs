@@ -348,19 +348,7 @@ fn terminating_kennel_stops_the_whole_unit() {
     }
     let fx = Fixture::new("sd-stop");
     let marker = format!("4545.{}", std::process::id());
-    let mut child = fx
-        .kennel()
-        .args(["run", "--backend", "systemd", "--", "sh", "-c"])
-        .arg(format!("sleep {marker} & sleep {marker}; wait"))
-        .current_dir(&fx.repo)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    assert!(
-        common::eventually(10, || common::processes_with(&marker).len() >= 2),
-        "the sandboxed sleeps never started"
-    );
+    let mut child = two_sleeps_in_a_unit(&fx, &marker);
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
     let exited = common::eventually(15, || matches!(child.try_wait(), Ok(Some(_))));
@@ -601,15 +589,7 @@ fn a_signal_during_unit_startup_still_stops_the_unit() {
     }
     let fx = Fixture::new("sd-early");
     let marker = format!("4747.{}", std::process::id());
-    let mut child = fx
-        .kennel()
-        .args(["run", "--backend", "systemd", "--", "sh", "-c"])
-        .arg(format!("sleep {marker}"))
-        .current_dir(&fx.repo)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = unit_running(&fx, &format!("sleep {marker}"));
     let kennel = child.id();
     // As soon as kennel has started systemd-run, before the unit runs anything.
     let started = common::eventually(10, || {
@@ -643,19 +623,7 @@ fn killing_kennel_with_sigkill_ends_the_unit_too() {
     }
     let fx = Fixture::new("sd-sigkill");
     let marker = format!("4848.{}", std::process::id());
-    let mut child = fx
-        .kennel()
-        .args(["run", "--backend", "systemd", "--", "sh", "-c"])
-        .arg(format!("sleep {marker} & sleep {marker}; wait"))
-        .current_dir(&fx.repo)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    assert!(
-        common::eventually(10, || common::processes_with(&marker).len() >= 2),
-        "the sandboxed sleeps never started"
-    );
+    let mut child = two_sleeps_in_a_unit(&fx, &marker);
     child.kill().unwrap();
     let _ = child.wait();
     assert!(
@@ -685,4 +653,25 @@ fn kennel_installed_in_the_home_is_not_reported_as_written_there() {
         .unwrap();
     assert_eq!(stdout(&out), "ran\n", "{}", stderr(&out));
     assert!(!stderr(&out).contains("discarded"), "{}", stderr(&out));
+}
+
+/// `kennel run --backend systemd -- sh -c SCRIPT`, started and left running.
+fn unit_running(fx: &Fixture, script: &str) -> std::process::Child {
+    fx.kennel()
+        .args(["run", "--backend", "systemd", "--", "sh", "-c", script])
+        .current_dir(&fx.repo)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// A unit running two `sleep MARKER`, once both have started.
+fn two_sleeps_in_a_unit(fx: &Fixture, marker: &str) -> std::process::Child {
+    let child = unit_running(fx, &format!("sleep {marker} & sleep {marker}; wait"));
+    assert!(
+        common::eventually(10, || common::processes_with(marker).len() >= 2),
+        "the sandboxed sleeps never started"
+    );
+    child
 }
