@@ -167,3 +167,23 @@ fn a_shim_that_would_run_itself_is_refused() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("would loop"), "{}", stderr(&out));
 }
+
+#[test]
+fn wrap_all_wraps_what_is_installed_and_says_what_is_not() {
+    let a = agent("wrapall");
+    let out = a.kennel(&["wrap", "--all"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(a.shims.join("aider").exists(), "{}", stdout(&out));
+    // No other agent is installed in this fixture: none is wrapped, each is named.
+    for other in ["claude", "codex", "gemini", "opencode", "pi"] {
+        assert!(
+            !a.shims.join(other).exists(),
+            "{other} wrapped though missing"
+        );
+        assert!(
+            stderr(&out).contains(&format!("{other} (profile")),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
