@@ -143,7 +143,7 @@ pub fn resolve(ctx: &Context, inputs: ResolveInputs) -> Result<Policy, PolicyErr
         .chain(chain.user.iter().copied());
     for layer in layers {
         for cache in &layer.caches {
-            let group = catalog.cache(&cache.name).ok_or_else(|| {
+            let group = catalog.cache(&cache.name)?.ok_or_else(|| {
                 cache
                     .loc
                     .error(format!("unknown cache group `{}`", cache.name))
@@ -154,7 +154,7 @@ pub fn resolve(ctx: &Context, inputs: ResolveInputs) -> Result<Policy, PolicyErr
     }
     let cli = cli_layer(&inputs.cli, &catalog)?;
     for cache in &cli.caches {
-        if let Some(group) = catalog.cache(&cache.name) {
+        if let Some(group) = catalog.cache(&cache.name)? {
             b.apply(group)?;
         }
     }
@@ -193,10 +193,10 @@ fn cli_layer(cli: &CliLayer, catalog: &Catalog) -> Result<Layer, PolicyError> {
         ..Layer::default()
     };
     for cache in &cli.caches {
-        if catalog.cache(cache).is_none() {
+        if catalog.cache(cache)?.is_none() {
             return Err(PolicyError::Profile(format!(
                 "unknown cache group `{cache}`; known groups: {}",
-                catalog.cache_names().join(", ")
+                catalog.cache_names()?.join(", ")
             )));
         }
         layer.caches.push(named(cache));
