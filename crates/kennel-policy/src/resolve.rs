@@ -133,7 +133,6 @@ pub fn resolve(ctx: &Context, inputs: ResolveInputs) -> Result<Policy, PolicyErr
     let chain = catalog.chain(&inputs.profile, None)?;
 
     let mut b = Builder::new(ctx);
-    b.net_groups = net_groups()?;
     b.base_rules(&inputs.host);
     let layers = chain
         .builtin
@@ -242,7 +241,8 @@ struct Builder<'a> {
     net_mode: NetMode,
     net: NetRules,
     localhost: Vec<u16>,
-    net_groups: BTreeMap<String, Vec<HostRule>>,
+    /// `profiles/network.toml`, parsed when a layer first names a group.
+    net_groups: Option<BTreeMap<String, Vec<HostRule>>>,
 }
 
 /// The named host groups of `profiles/network.toml`.
@@ -280,7 +280,7 @@ impl<'a> Builder<'a> {
             net_mode: NetMode::On,
             net: NetRules::default(),
             localhost: Vec::new(),
-            net_groups: BTreeMap::new(),
+            net_groups: None,
         }
     }
 
@@ -418,19 +418,21 @@ impl<'a> Builder<'a> {
             if let Some(mode) = net.mode {
                 self.net_mode = mode;
             }
-            for g in &net.groups {
-                let rules = self.net_groups.get(&g.name).ok_or_else(|| {
-                    g.loc.error(format!(
-                        "unknown network group `{}`; known groups: {}",
-                        g.name,
-                        self.net_groups
-                            .keys()
-                            .cloned()
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ))
-                })?;
-                self.net.allow.extend(rules.iter().cloned());
+            if !net.groups.is_empty() {
+                let groups = match &self.net_groups {
+                    Some(groups) => groups,
+                    None => &*self.net_groups.insert(net_groups()?),
+                };
+                for g in &net.groups {
+                    let rules = groups.get(&g.name).ok_or_else(|| {
+                        g.loc.error(format!(
+                            "unknown network group `{}`; known groups: {}",
+                            g.name,
+                            groups.keys().cloned().collect::<Vec<_>>().join(", ")
+                        ))
+                    })?;
+                    self.net.allow.extend(rules.iter().cloned());
+                }
             }
             self.net.allow.extend(net.allow.iter().cloned());
             self.net.deny.extend(net.deny.iter().cloned());
@@ -570,6 +572,12 @@ pub fn resolv_conf_target() -> Option<PathBuf> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_builtin_network_groups_are_valid() {
+        // Parsed only when a layer names a group; checked here once for all.
+        assert!(!super::net_groups().unwrap().is_empty());
+    }
+
     use super::*;
     use crate::context::{GitDirs, Workspace};
 
