@@ -1,6 +1,6 @@
 //! Context + profiles + configuration -> Policy.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -230,6 +230,9 @@ struct Builder<'a> {
     ctx: &'a Context,
     /// Rules with the index of the source that made them.
     rules: Vec<(usize, PathRule)>,
+    /// Every path that has a rule in `rules`, so that a rule on a new path is added without
+    /// scanning them all (which made resolution quadratic in the number of rules).
+    ruled: HashSet<PathBuf>,
     layer: usize,
     description: Option<String>,
     home_mode: HomeMode,
@@ -269,6 +272,7 @@ impl<'a> Builder<'a> {
         Builder {
             ctx,
             rules: Vec::new(),
+            ruled: HashSet::new(),
             layer: 0,
             description: None,
             home_mode: HomeMode::Ephemeral,
@@ -291,8 +295,10 @@ impl<'a> Builder<'a> {
     /// Adds a rule; it replaces the rules of earlier sources on the same path.
     fn push(&mut self, rule: PathRule) {
         let layer = self.layer;
-        self.rules
-            .retain(|(l, r)| *l == layer || r.path != rule.path);
+        if !self.ruled.insert(rule.path.clone()) {
+            self.rules
+                .retain(|(l, r)| *l == layer || r.path != rule.path);
+        }
         self.rules.push((layer, rule));
     }
 
