@@ -13,16 +13,14 @@ use nix::sys::signal::{kill, killpg, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::stat::Mode;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::{
-    dup2_stderr, dup2_stdin, dup2_stdout, execve, fork, read, setsid, write, ForkResult, Pid,
-};
+use nix::unistd::{dup2_stderr, dup2_stdin, dup2_stdout, execve, read, setsid, write, Pid};
 
 use crate::error::NativeError;
 use crate::landlock::Enforcement;
 use crate::mounts::build_root;
 use crate::plan::Plan;
 use crate::pty::{self, UserTerminal};
-use crate::sys::{default_sigpipe, drop_all_capabilities, exit_now};
+use crate::sys::{default_sigpipe, drop_all_capabilities, exit_now, spawn_shared};
 use seccompiler::BpfProgram;
 
 /// Messages on the status pipe start with one of these bytes.
@@ -186,14 +184,15 @@ fn setup(setup: Setup) -> Result<Pid, (u8, String)> {
         crate::net::start_inside(helpers, status).map_err(|m| (STATUS_SETUP, m))?;
     }
 
-    // SAFETY: this process is single-threaded (a clone of the single-threaded supervisor),
-    // so the forked child may allocate and call anything before execve.
-    match unsafe { fork() } {
-        Err(e) => Err((STATUS_SETUP, format!("fork: {e}"))),
-        Ok(ForkResult::Child) => exec_command(program, exec, status, command_mask, slave.as_ref()),
+    // This process is single-threaded (a clone of the single-threaded supervisor), as
+    // spawn_shared needs; the init waits here until the command has been exec'd.
+    let spawned =
+        spawn_shared(|| exec_command(program, exec, status, command_mask, slave.as_ref()));
+    match spawned {
+        Err(e) => Err((STATUS_SETUP, format!("starting the command: {e}"))),
         // The command holds the slave now; the init keeps no copy, so that the supervisor
         // sees the end of the terminal when the command's side closes it.
-        Ok(ForkResult::Parent { child }) => {
+        Ok(child) => {
             drop(slave);
             if let Err(e) = release_user_streams() {
                 let _ = kill(child, Signal::SIGKILL);

@@ -125,33 +125,46 @@ pub(crate) fn create_placeholder(path: &Path, kind: Placeholder) -> Result<(), N
     }
 }
 
-/// Creates the directory (or empty file) on which something will be mounted.
+/// Creates the directory (or empty file) on which something will be mounted, unless
+/// something (even a dangling symlink) is already there.
+///
+/// Tries to create it first and looks at the parent only when that fails with ENOENT: most
+/// targets are new entries of an existing directory, so this is one system call where a
+/// check of the target and of its parent took three.
 fn mount_point(target: &Path, is_dir: bool) -> Result<(), NativeError> {
-    if fs::symlink_metadata(target).is_ok() {
-        return Ok(());
-    }
     let what = || format!("creating the mount point {}", target.display());
-    if let Some(parent) = target.parent() {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(parent)
-            .map_err(io(what()))?;
-    }
-    if is_dir {
-        fs::DirBuilder::new()
-            .mode(0o755)
-            .create(target)
-            .map_err(io(what()))
-    } else {
-        fs::File::create(target).map(drop).map_err(io(what()))
+    let create = || {
+        let made = if is_dir {
+            fs::DirBuilder::new().mode(0o755).create(target)
+        } else {
+            fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(target)
+                .map(drop)
+        };
+        match made {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            other => other,
+        }
+    };
+    match create() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(parent) = target.parent() {
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o755)
+                    .create(parent)
+                    .map_err(io(what()))?;
+            }
+            create().map_err(io(what()))
+        }
+        other => other.map_err(io(what())),
     }
 }
 
-fn bind(source: &Path, target: &Path, writable: bool) -> Result<(), NativeError> {
-    let is_dir = fs::metadata(source)
-        .map_err(io(format!("reading {}", source.display())))?
-        .is_dir();
+/// Binds `source` (a directory when `is_dir`) at `target`, read-only unless `writable`.
+fn bind_as(source: &Path, target: &Path, is_dir: bool, writable: bool) -> Result<(), NativeError> {
     mount_point(target, is_dir)?;
     mount(
         Some(source),
@@ -193,10 +206,16 @@ impl Executor {
                 placeholder,
             } => {
                 let source = host(source);
-                if let (Err(_), Some(kind)) = (fs::symlink_metadata(&source), placeholder) {
-                    create_placeholder(&source, *kind)?;
+                // One stat when the source is there (the usual case); the placeholder is
+                // made only when nothing, not even a dangling symlink, is in its place.
+                let mut meta = fs::metadata(&source);
+                if let (Err(_), Some(kind)) = (&meta, placeholder) {
+                    if fs::symlink_metadata(&source).is_err() {
+                        create_placeholder(&source, *kind)?;
+                        meta = fs::metadata(&source);
+                    }
                 }
-                if fs::metadata(&source).is_err() {
+                let Ok(meta) = meta else {
                     if *optional {
                         return Ok(());
                     }
@@ -204,8 +223,8 @@ impl Executor {
                         "{} does not exist; the policy needs it",
                         target.display()
                     )));
-                }
-                bind(&source, target, *writable)
+                };
+                bind_as(&source, target, meta.is_dir(), *writable)
             }
             MountOp::Tmpfs {
                 target,
@@ -225,7 +244,7 @@ impl Executor {
                     self.read_only_later.push(target.clone());
                     Ok(())
                 }
-                Ok(_) => bind(Path::new(EMPTY_FILE), target, false),
+                Ok(_) => bind_as(Path::new(EMPTY_FILE), target, false, false),
             },
             MountOp::Symlink { target, points_to } => symlink(points_to, target)
                 .map_err(io(format!("creating the symlink {}", target.display()))),
@@ -259,8 +278,8 @@ impl Executor {
         self.read_only_later.push(dev.to_path_buf());
         for name in DEVICES {
             let source = host(&Path::new("/dev").join(name));
-            if fs::metadata(&source).is_ok() {
-                bind(&source, &dev.join(name), true)?;
+            if let Ok(meta) = fs::metadata(&source) {
+                bind_as(&source, &dev.join(name), meta.is_dir(), true)?;
             }
         }
         let pts = dev.join("pts");

@@ -4,6 +4,7 @@
 //! so that plans can be snapshot-tested. The executor ([`crate::mounts`]) follows the plan
 //! step by step and does nothing the plan does not say.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use kennel_policy::{Access, PathRule, Placeholder, Policy};
@@ -133,6 +134,7 @@ impl Plan {
 const SPECIAL_ROOT_ENTRIES: &[&str] = &["proc", "dev", "sys"];
 
 pub fn plan(policy: &Policy, host: &HostRoot) -> Result<Plan, NativeError> {
+    let rules = Rules::new(policy);
     let mut plan = Plan {
         ops: Vec::new(),
         landlock: Vec::new(),
@@ -152,7 +154,7 @@ pub fn plan(policy: &Policy, host: &HostRoot) -> Result<Plan, NativeError> {
     for entry in &host.entries {
         let name = entry.name();
         let target = Path::new("/").join(name);
-        if SPECIAL_ROOT_ENTRIES.contains(&name) || has_rule(policy, &target) {
+        if SPECIAL_ROOT_ENTRIES.contains(&name) || rules.has(&target) {
             continue;
         }
         match entry {
@@ -182,7 +184,7 @@ pub fn plan(policy: &Policy, host: &HostRoot) -> Result<Plan, NativeError> {
         target: "/dev".into(),
     });
     plan.allow("/dev", LandlockAccess::Full);
-    if !has_rule(policy, Path::new("/sys")) {
+    if !rules.has(Path::new("/sys")) {
         plan.ops.push(MountOp::Bind {
             source: "/sys".into(),
             target: "/sys".into(),
@@ -194,14 +196,14 @@ pub fn plan(policy: &Policy, host: &HostRoot) -> Result<Plan, NativeError> {
     }
 
     for rule in policy.paths.iter().filter(|r| r.path != Path::new("/")) {
-        if let Some(op) = op_for(policy, rule) {
+        if let Some(op) = op_for(policy, &rules, rule) {
             if let Some(access) = landlock_access(&op) {
                 plan.allow(&rule.path, access);
             }
             plan.ops.push(op);
         }
     }
-    let run_is_ours = policy
+    let run_is_ours = rules
         .rule_for(Path::new(INSIDE_MARK))
         .is_some_and(|r| matches!(r.access, Access::Hidden | Access::Tmpfs));
     if run_is_ours {
@@ -226,20 +228,42 @@ fn landlock_access(op: &MountOp) -> Option<LandlockAccess> {
     }
 }
 
-fn has_rule(policy: &Policy, path: &Path) -> bool {
-    policy.paths.iter().any(|r| r.path == path)
+/// The policy's rules by path: the rule for a path is then one lookup per ancestor, where
+/// [`Policy::rule_for`] scans every rule (once per rule here, which made planning quadratic
+/// in the number of rules and a visible part of kennel's start-up).
+struct Rules<'a> {
+    by_path: HashMap<&'a Path, &'a PathRule>,
+}
+
+impl<'a> Rules<'a> {
+    fn new(policy: &'a Policy) -> Self {
+        // Later rules on the same path replace earlier ones, as `Policy::rule_for` picks the
+        // last of the deepest.
+        let by_path = policy.paths.iter().map(|r| (r.path.as_path(), r)).collect();
+        Rules { by_path }
+    }
+
+    fn has(&self, path: &Path) -> bool {
+        self.by_path.contains_key(path)
+    }
+
+    /// Same answer as [`Policy::rule_for`]: the rule on the deepest of `path` and its
+    /// parents that has one.
+    fn rule_for(&self, path: &Path) -> Option<&'a PathRule> {
+        path.ancestors().find_map(|p| self.by_path.get(p).copied())
+    }
 }
 
 /// The access that `path` would have from the rules above it alone.
-fn inherited_access(policy: &Policy, path: &Path) -> Access {
+fn inherited_access(rules: &Rules, path: &Path) -> Access {
     path.parent()
-        .and_then(|parent| policy.rule_for(parent))
+        .and_then(|parent| rules.rule_for(parent))
         .map_or(Access::ReadOnly, |r| r.access)
 }
 
-fn op_for(policy: &Policy, rule: &PathRule) -> Option<MountOp> {
+fn op_for(policy: &Policy, rules: &Rules, rule: &PathRule) -> Option<MountOp> {
     let target = rule.path.clone();
-    let above = inherited_access(policy, &rule.path);
+    let above = inherited_access(rules, &rule.path);
     let above_is_empty = matches!(above, Access::Hidden | Access::Tmpfs);
     Some(match rule.access {
         Access::ReadOnly | Access::ReadWrite => MountOp::Bind {
@@ -405,6 +429,43 @@ mod tests {
         assert!(pos("/home") < pos("/home/u"));
         assert!(pos("/home/u") < pos("/home/u/p"));
         Ok(())
+    }
+
+    #[test]
+    fn the_rule_index_answers_as_the_policy_does() {
+        let p = policy(vec![
+            rule("/", Access::ReadOnly, false),
+            rule("/home", Access::Hidden, true),
+            rule("/home/u", Access::Tmpfs, false),
+            rule("/home/u/.ssh", Access::Hidden, true),
+            rule("/home/u/p", Access::ReadWrite, false),
+            rule("/home/u/p/.git/hooks", Access::ReadOnly, false),
+            rule("/tmp", Access::Tmpfs, false),
+        ]);
+        let rules = Rules::new(&p);
+        for path in [
+            "/",
+            "/usr/bin",
+            "/home",
+            "/home/ua",
+            "/home/u",
+            "/home/u/.ssh/id",
+            "/home/u/p",
+            "/home/u/p/.git",
+            "/home/u/p/.git/hooks/pre-commit",
+            "/home/u/pp",
+            "/tmp/x",
+            "/home/u/p/",
+        ] {
+            let path = Path::new(path);
+            assert_eq!(
+                rules.rule_for(path).map(|r| &r.path),
+                p.rule_for(path).map(|r| &r.path),
+                "{}",
+                path.display()
+            );
+            assert_eq!(rules.has(path), p.paths.iter().any(|r| r.path == path));
+        }
     }
 
     #[test]

@@ -27,6 +27,85 @@ pub fn clone_into_namespaces(flags: CloneFlags) -> nix::Result<Option<Pid>> {
     }
 }
 
+/// Size of the stack that [`spawn_shared`] gives the new process, above a guard page.
+const SPAWN_STACK: usize = 256 * 1024;
+
+/// Starts a process that runs `child` in this process's memory until it calls execve(2) or
+/// exits, as posix_spawn(3) does (clone with `CLONE_VM | CLONE_VFORK` and a stack of its
+/// own). Nothing of the address space is copied, where fork(2) copies every page table and
+/// execve(2) then throws the copy away: the sandbox's init is a copy of the whole
+/// supervisor, so this is a visible part of kennel's start-up. The calling thread is
+/// suspended until the child has called execve or exited. Returns the child's pid.
+///
+/// `child` must end in execve or [`exit_now`]. It shares this process's memory, so what it
+/// writes outside its own stack (its heap allocations, errno) is seen here afterwards; it
+/// has its own descriptor table, signal dispositions and signal mask, as after fork.
+///
+/// The caller must be single-threaded, so that no other thread runs (or holds a lock)
+/// while the child uses the shared memory.
+pub fn spawn_shared<F: FnOnce() -> std::convert::Infallible>(child: F) -> nix::Result<Pid> {
+    // `f()` never returns (its type has no value), which the compiler notes as unreachable.
+    #[allow(unreachable_code)]
+    extern "C" fn trampoline<F: FnOnce() -> std::convert::Infallible>(
+        arg: *mut libc::c_void,
+    ) -> libc::c_int {
+        // SAFETY: `arg` is the `&mut Option<F>` that `spawn_shared` passed to clone(2); it
+        // lives on the parent's stack, which stays untouched while the parent is suspended
+        // (CLONE_VFORK) until this child has exec'd or exited.
+        let slot = unsafe { &mut *arg.cast::<Option<F>>() };
+        match slot.take() {
+            Some(f) => match f() {},
+            None => exit_now(127),
+        }
+    }
+    let page = 4096;
+    let len = SPAWN_STACK + page;
+    // SAFETY: a fresh private anonymous mapping; no existing memory is affected.
+    let stack = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+            -1,
+            0,
+        )
+    };
+    if stack == libc::MAP_FAILED {
+        return Err(Errno::last());
+    }
+    let unmap = |stack: *mut libc::c_void| {
+        // SAFETY: `stack` is the mapping of `len` bytes made above, no longer in use: the
+        // child has exec'd or exited (or was never started) when this runs.
+        unsafe { libc::munmap(stack, len) };
+    };
+    // The lowest page is a guard: the stack grows down, and an overflow faults.
+    // SAFETY: the first page of the mapping made above.
+    if unsafe { libc::mprotect(stack, page, libc::PROT_NONE) } != 0 {
+        let err = Errno::last();
+        unmap(stack);
+        return Err(err);
+    }
+    let mut slot = Some(child);
+    // The top of the mapping, 16-byte aligned as every ABI that kennel supports needs.
+    let top = stack.cast::<u8>().wrapping_add(len).cast::<libc::c_void>();
+    // SAFETY: `trampoline::<F>` matches clone(2)'s callback type and receives `slot`, which
+    // outlives the child's use of it (CLONE_VFORK suspends us until the child exec'd or
+    // exited). `top` is the top of a private stack of SPAWN_STACK bytes. The caller is
+    // single-threaded, so the shared memory is used by one thread at a time.
+    let ret = unsafe {
+        libc::clone(
+            trampoline::<F>,
+            top,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            (&mut slot as *mut Option<F>).cast::<libc::c_void>(),
+        )
+    };
+    let result = Errno::result(ret).map(Pid::from_raw);
+    unmap(stack);
+    result
+}
+
 /// `struct mount_attr` of mount_setattr(2).
 #[repr(C)]
 struct MountAttr {

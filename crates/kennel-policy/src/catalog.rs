@@ -1,6 +1,7 @@
 //! The profiles kennel knows: built-in ones (`profiles/*.toml`, embedded in the binary) and
 //! the user's (`[profile.NAME]` of the config), with the toolchain cache groups.
 
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
@@ -35,12 +36,23 @@ pub struct ProfileInfo {
     pub source: String,
 }
 
+/// Built-in profiles and cache groups are parsed when first asked for, not at load: a run
+/// needs one or two of them, and parsing every embedded file was most of kennel's own
+/// start-up work. They are embedded and checked by the tests
+/// ([`Catalog::check_builtins`]), so an error in one cannot depend on the user's input.
 #[derive(Debug, Default)]
 pub struct Catalog {
-    builtin: BTreeMap<String, Layer>,
+    builtin: BTreeMap<String, Builtin>,
     user: BTreeMap<String, Layer>,
     pub(crate) defaults: Option<Layer>,
-    caches: BTreeMap<String, Layer>,
+    caches: OnceCell<BTreeMap<String, Layer>>,
+}
+
+/// A built-in profile: its text, and its layer once parsed.
+#[derive(Debug)]
+struct Builtin {
+    text: &'static str,
+    layer: OnceCell<Layer>,
 }
 
 /// The layers of one profile, in the order they apply.
@@ -54,18 +66,13 @@ impl Catalog {
     pub fn load(user_config: Option<&SourceFile>) -> Result<Catalog, PolicyError> {
         let mut catalog = Catalog::default();
         for (name, text) in BUILTIN_PROFILES {
-            let src = SourceFile::new(format!("profiles/{name}.toml"), *text);
-            let raw: RawLayer = parse(&src)?;
-            check_version(&src, &raw.version)?;
-            let layer = validate(&src, &raw, LayerKind::Builtin, format!("profile {name}"))?;
-            catalog.builtin.insert((*name).to_string(), layer);
-        }
-        let src = SourceFile::new("profiles/caches.toml", BUILTIN_CACHES);
-        let raw: RawCaches = parse(&src)?;
-        check_version(&src, &raw.version)?;
-        for (name, group) in &raw.cache {
-            let layer = validate(&src, group, LayerKind::Cache, format!("cache {name}"))?;
-            catalog.caches.insert(name.clone(), layer);
+            catalog.builtin.insert(
+                (*name).to_string(),
+                Builtin {
+                    text,
+                    layer: OnceCell::new(),
+                },
+            );
         }
         if let Some(src) = user_config {
             let raw: RawConfig = parse(src)?;
@@ -92,8 +99,46 @@ impl Catalog {
                 catalog.user.insert(name.clone(), v);
             }
         }
-        catalog.check_references()?;
+        catalog.check_references(false)?;
         Ok(catalog)
+    }
+
+    /// Parses every built-in profile and cache group and checks what they name, as
+    /// [`Catalog::load`] did before it became lazy (for tests and `kennel profiles`).
+    pub fn check_builtins(&self) -> Result<(), PolicyError> {
+        self.caches()?;
+        self.check_references(true)
+    }
+
+    /// The built-in profile `name`, parsed on first use.
+    fn builtin_layer(&self, name: &str) -> Result<Option<&Layer>, PolicyError> {
+        let Some(builtin) = self.builtin.get(name) else {
+            return Ok(None);
+        };
+        if let Some(layer) = builtin.layer.get() {
+            return Ok(Some(layer));
+        }
+        let src = SourceFile::new(format!("profiles/{name}.toml"), builtin.text);
+        let raw: RawLayer = parse(&src)?;
+        check_version(&src, &raw.version)?;
+        let layer = validate(&src, &raw, LayerKind::Builtin, format!("profile {name}"))?;
+        Ok(Some(builtin.layer.get_or_init(|| layer)))
+    }
+
+    /// The cache groups of `profiles/caches.toml`, parsed on first use.
+    fn caches(&self) -> Result<&BTreeMap<String, Layer>, PolicyError> {
+        if let Some(caches) = self.caches.get() {
+            return Ok(caches);
+        }
+        let src = SourceFile::new("profiles/caches.toml", BUILTIN_CACHES);
+        let raw: RawCaches = parse(&src)?;
+        check_version(&src, &raw.version)?;
+        let mut caches = BTreeMap::new();
+        for (name, group) in &raw.cache {
+            let layer = validate(&src, group, LayerKind::Cache, format!("cache {name}"))?;
+            caches.insert(name.clone(), layer);
+        }
+        Ok(self.caches.get_or_init(|| caches))
     }
 
     pub fn names(&self) -> Vec<String> {
@@ -105,12 +150,12 @@ impl Catalog {
         self.builtin.contains_key(name)
     }
 
-    pub fn cache_names(&self) -> Vec<String> {
-        self.caches.keys().cloned().collect()
+    pub fn cache_names(&self) -> Result<Vec<String>, PolicyError> {
+        Ok(self.caches()?.keys().cloned().collect())
     }
 
-    pub(crate) fn cache(&self, name: &str) -> Option<&Layer> {
-        self.caches.get(name)
+    pub(crate) fn cache(&self, name: &str) -> Result<Option<&Layer>, PolicyError> {
+        Ok(self.caches()?.get(name))
     }
 
     pub fn list(&self) -> Result<Vec<ProfileInfo>, PolicyError> {
@@ -180,7 +225,7 @@ impl Catalog {
                 });
             }
             seen.push(current.clone());
-            let builtin = self.builtin.get(&current);
+            let builtin = self.builtin_layer(&current)?;
             let user = self.user.get(&current);
             if builtin.is_none() && user.is_none() {
                 return Err(self.unknown(&current, at.as_ref()));
@@ -218,25 +263,28 @@ impl Catalog {
         }
     }
 
-    /// Every `extends` and `caches` names something that exists.
-    fn check_references(&self) -> Result<(), PolicyError> {
-        let layers = self
-            .builtin
-            .values()
-            .chain(self.user.values())
-            .chain(self.defaults.iter());
+    /// Every `extends` and `caches` names something that exists: in the user's layers, and
+    /// with `builtins` in the built-in ones too.
+    fn check_references(&self, builtins: bool) -> Result<(), PolicyError> {
+        let mut layers: Vec<&Layer> = Vec::new();
+        if builtins {
+            for name in self.builtin.keys() {
+                layers.extend(self.builtin_layer(name)?);
+            }
+        }
+        layers.extend(self.user.values().chain(self.defaults.iter()));
         for layer in layers {
             if let Some(parent) = &layer.extends {
                 self.chain(&parent.name, Some(&parent.loc))?;
             }
             for cache in &layer.caches {
-                if !self.caches.contains_key(&cache.name) {
+                if !self.caches()?.contains_key(&cache.name) {
                     return Err(cache
                         .loc
                         .error(format!(
                             "unknown cache group `{}`; known groups: {}",
                             cache.name,
-                            self.cache_names().join(", ")
+                            self.cache_names()?.join(", ")
                         ))
                         .into());
                 }

@@ -1,6 +1,6 @@
 //! Context + profiles + configuration -> Policy.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -133,7 +133,6 @@ pub fn resolve(ctx: &Context, inputs: ResolveInputs) -> Result<Policy, PolicyErr
     let chain = catalog.chain(&inputs.profile, None)?;
 
     let mut b = Builder::new(ctx);
-    b.net_groups = net_groups()?;
     b.base_rules(&inputs.host);
     let layers = chain
         .builtin
@@ -143,7 +142,7 @@ pub fn resolve(ctx: &Context, inputs: ResolveInputs) -> Result<Policy, PolicyErr
         .chain(chain.user.iter().copied());
     for layer in layers {
         for cache in &layer.caches {
-            let group = catalog.cache(&cache.name).ok_or_else(|| {
+            let group = catalog.cache(&cache.name)?.ok_or_else(|| {
                 cache
                     .loc
                     .error(format!("unknown cache group `{}`", cache.name))
@@ -154,7 +153,7 @@ pub fn resolve(ctx: &Context, inputs: ResolveInputs) -> Result<Policy, PolicyErr
     }
     let cli = cli_layer(&inputs.cli, &catalog)?;
     for cache in &cli.caches {
-        if let Some(group) = catalog.cache(&cache.name) {
+        if let Some(group) = catalog.cache(&cache.name)? {
             b.apply(group)?;
         }
     }
@@ -193,10 +192,10 @@ fn cli_layer(cli: &CliLayer, catalog: &Catalog) -> Result<Layer, PolicyError> {
         ..Layer::default()
     };
     for cache in &cli.caches {
-        if catalog.cache(cache).is_none() {
+        if catalog.cache(cache)?.is_none() {
             return Err(PolicyError::Profile(format!(
                 "unknown cache group `{cache}`; known groups: {}",
-                catalog.cache_names().join(", ")
+                catalog.cache_names()?.join(", ")
             )));
         }
         layer.caches.push(named(cache));
@@ -231,6 +230,9 @@ struct Builder<'a> {
     ctx: &'a Context,
     /// Rules with the index of the source that made them.
     rules: Vec<(usize, PathRule)>,
+    /// Every path that has a rule in `rules`, so that a rule on a new path is added without
+    /// scanning them all (which made resolution quadratic in the number of rules).
+    ruled: HashSet<PathBuf>,
     layer: usize,
     description: Option<String>,
     home_mode: HomeMode,
@@ -242,7 +244,8 @@ struct Builder<'a> {
     net_mode: NetMode,
     net: NetRules,
     localhost: Vec<u16>,
-    net_groups: BTreeMap<String, Vec<HostRule>>,
+    /// `profiles/network.toml`, parsed when a layer first names a group.
+    net_groups: Option<BTreeMap<String, Vec<HostRule>>>,
 }
 
 /// The named host groups of `profiles/network.toml`.
@@ -269,6 +272,7 @@ impl<'a> Builder<'a> {
         Builder {
             ctx,
             rules: Vec::new(),
+            ruled: HashSet::new(),
             layer: 0,
             description: None,
             home_mode: HomeMode::Ephemeral,
@@ -280,7 +284,7 @@ impl<'a> Builder<'a> {
             net_mode: NetMode::On,
             net: NetRules::default(),
             localhost: Vec::new(),
-            net_groups: BTreeMap::new(),
+            net_groups: None,
         }
     }
 
@@ -291,8 +295,10 @@ impl<'a> Builder<'a> {
     /// Adds a rule; it replaces the rules of earlier sources on the same path.
     fn push(&mut self, rule: PathRule) {
         let layer = self.layer;
-        self.rules
-            .retain(|(l, r)| *l == layer || r.path != rule.path);
+        if !self.ruled.insert(rule.path.clone()) {
+            self.rules
+                .retain(|(l, r)| *l == layer || r.path != rule.path);
+        }
         self.rules.push((layer, rule));
     }
 
@@ -418,19 +424,21 @@ impl<'a> Builder<'a> {
             if let Some(mode) = net.mode {
                 self.net_mode = mode;
             }
-            for g in &net.groups {
-                let rules = self.net_groups.get(&g.name).ok_or_else(|| {
-                    g.loc.error(format!(
-                        "unknown network group `{}`; known groups: {}",
-                        g.name,
-                        self.net_groups
-                            .keys()
-                            .cloned()
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ))
-                })?;
-                self.net.allow.extend(rules.iter().cloned());
+            if !net.groups.is_empty() {
+                let groups = match &self.net_groups {
+                    Some(groups) => groups,
+                    None => &*self.net_groups.insert(net_groups()?),
+                };
+                for g in &net.groups {
+                    let rules = groups.get(&g.name).ok_or_else(|| {
+                        g.loc.error(format!(
+                            "unknown network group `{}`; known groups: {}",
+                            g.name,
+                            groups.keys().cloned().collect::<Vec<_>>().join(", ")
+                        ))
+                    })?;
+                    self.net.allow.extend(rules.iter().cloned());
+                }
             }
             self.net.allow.extend(net.allow.iter().cloned());
             self.net.deny.extend(net.deny.iter().cloned());
@@ -570,6 +578,12 @@ pub fn resolv_conf_target() -> Option<PathBuf> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_builtin_network_groups_are_valid() {
+        // Parsed only when a layer names a group; checked here once for all.
+        assert!(!super::net_groups().unwrap().is_empty());
+    }
+
     use super::*;
     use crate::context::{GitDirs, Workspace};
 

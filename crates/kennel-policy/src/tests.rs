@@ -179,6 +179,12 @@ fn agent_profiles_name_their_state_and_keys() {
 }
 
 #[test]
+fn every_builtin_profile_and_cache_group_is_valid() {
+    // Built-ins are parsed lazily at run time; this checks all of them and what they name.
+    Catalog::load(None).unwrap().check_builtins().unwrap();
+}
+
+#[test]
 fn explain_of_each_builtin_profile() {
     let catalog = Catalog::load(None).unwrap();
     for info in catalog.list().unwrap() {

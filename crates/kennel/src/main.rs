@@ -127,13 +127,21 @@ fn context() -> Result<Context, Failure> {
         status: exit::SETUP_FAILED,
     })?;
     let uid = nix::unistd::getuid();
-    let passwd_home = nix::unistd::User::from_uid(uid)
-        .ok()
-        .flatten()
-        .map(|u| u.dir);
+    let env = std::env::vars_os().collect::<Vec<(OsString, OsString)>>();
+    // The passwd entry's home is used only without a $HOME; the lookup (NSS: nscd, files)
+    // is skipped when there is one.
+    let has_home = env.iter().any(|(k, v)| k == "HOME" && !v.is_empty());
+    let passwd_home = if has_home {
+        None
+    } else {
+        nix::unistd::User::from_uid(uid)
+            .ok()
+            .flatten()
+            .map(|u| u.dir)
+    };
     let inputs = ContextInputs {
         cwd,
-        env: std::env::vars_os().collect::<Vec<(OsString, OsString)>>(),
+        env,
         uid: uid.as_raw(),
         gid: nix::unistd::getgid().as_raw(),
         passwd_home,
