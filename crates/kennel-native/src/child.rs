@@ -52,6 +52,8 @@ pub(crate) struct ChildArgs<'a> {
     pub net: Option<&'a kennel_net::inside::InsideConfig>,
     pub sync: OwnedFd,
     pub status: OwnedFd,
+    /// Where the init reports the command's status once the sandbox is empty.
+    pub report: OwnedFd,
     /// The caller's signal mask, given back to the command.
     pub command_mask: SigSet,
     /// Some when the command gets a pseudo-terminal of its own.
@@ -82,6 +84,7 @@ pub(crate) fn child_main(args: ChildArgs) -> ! {
         net,
         sync,
         status,
+        report: exit_report,
         command_mask,
         terminal,
     } = args;
@@ -125,7 +128,7 @@ pub(crate) fn child_main(args: ChildArgs) -> ! {
     }) {
         Ok(command) => {
             drop(status);
-            init(command)
+            init(command, exit_report)
         }
         Err((code, message)) => {
             report(&status, code, &message);
@@ -305,7 +308,7 @@ fn is_executable_file(path: &Path) -> bool {
 /// PID 1 of the sandbox: forwards signals sent by the supervisor to the command, reaps
 /// every orphan, and exits with the command's status. Exiting tears down the PID
 /// namespace, so daemons the command left behind die with it.
-fn init(command: Pid) -> ! {
+fn init(command: Pid, exit_report: OwnedFd) -> ! {
     // The supervisor blocked these before the clone; they stay blocked here and are read
     // from a signalfd. (Blocked signals are queued even for a PID 1 without handlers.)
     let mut mask = SigSet::empty();
@@ -332,7 +335,7 @@ fn init(command: Pid) -> ! {
         };
         if sig == Signal::SIGCHLD {
             if let Some(code) = reap(command) {
-                exit_now(code);
+                end_sandbox(&exit_report, code);
             }
         } else if matches!(sig, Signal::SIGINT | Signal::SIGQUIT | Signal::SIGWINCH) {
             // What a terminal does with Ctrl-C, Ctrl-\ and a resize: tell the whole job. The
@@ -346,6 +349,19 @@ fn init(command: Pid) -> ! {
             let _ = kill(command, sig);
         }
     }
+}
+
+/// The command has ended: ends every other process of the sandbox (daemons it left behind)
+/// and reaps them, tells the supervisor the command's status, and exits. The kernel's
+/// teardown of the namespaces then happens without kennel waiting for it: nothing of the
+/// sandbox runs anymore.
+fn end_sandbox(exit_report: &OwnedFd, code: i32) -> ! {
+    // As PID 1 of the namespace, -1 means every other process in it.
+    let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
+    // Until ECHILD: none is left.
+    while matches!(waitpid(None, None), Ok(_) | Err(Errno::EINTR)) {}
+    let _ = write(exit_report.as_fd(), &code.to_le_bytes());
+    exit_now(code)
 }
 
 /// Reaps every exited child; returns the exit status once `command` has ended

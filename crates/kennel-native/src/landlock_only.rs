@@ -254,7 +254,7 @@ pub fn run_landlock_only(policy: &Policy, options: &Options) -> Result<i32, Nati
         None => start_relay(&forwarded, master),
     };
     let code = match started {
-        Ok((signals, relay)) => supervise(pid, &signals, relay),
+        Ok((signals, relay)) => supervise(pid, &signals, relay, None),
         Err(e) => {
             let _ = kill(pid, Signal::SIGKILL);
             let _ = waitpid(pid, None);

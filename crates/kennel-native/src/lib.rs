@@ -93,6 +93,9 @@ pub fn run(policy: &Policy, options: &Options) -> Result<i32, NativeError> {
         .map_err(error::sys("blocking signals"))?;
     let (sync_read, sync_write) = pipe2(OFlag::O_CLOEXEC).map_err(error::sys("pipe"))?;
     let (status_read, status_write) = pipe2(OFlag::O_CLOEXEC).map_err(error::sys("pipe"))?;
+    // The init's report of the command's status, once the sandbox is empty.
+    let (report_read, report_write) =
+        pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(error::sys("pipe"))?;
     // With a pseudo-terminal, the child sends its master back over this socket.
     let terminal = match policy.terminal {
         Terminal::Pty => Some((
@@ -129,6 +132,7 @@ pub fn run(policy: &Policy, options: &Options) -> Result<i32, NativeError> {
                 net: net.as_ref().map(|n| &n.inside),
                 sync: sync_read,
                 status: status_write,
+                report: report_write,
                 command_mask: caller_mask,
                 terminal: terminal.map(|((_, socket), user)| ChildTerminal { socket, user }),
             })
@@ -137,6 +141,7 @@ pub fn run(policy: &Policy, options: &Options) -> Result<i32, NativeError> {
     };
     drop(sync_read);
     drop(status_write);
+    drop(report_write);
     // Keep only our end: the child's copy closing means it will send nothing more.
     let terminal_socket = terminal.map(|((ours, _), _)| ours);
 
@@ -171,7 +176,7 @@ pub fn run(policy: &Policy, options: &Options) -> Result<i32, NativeError> {
         return Err(err);
     }
     let status = match watch(&forwarded, terminal_socket, raw) {
-        Ok((signals, relay)) => supervise(pid, &signals, relay),
+        Ok((signals, relay)) => supervise(pid, &signals, relay, Some(&report_read)),
         Err(e) => {
             let _ = kill(pid, Signal::SIGKILL);
             let _ = waitpid(pid, None);
@@ -300,10 +305,15 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 /// SIGTERM and SIGHUP also hang up the sandbox's terminal, and the sandbox is killed when it
 /// has not ended `STOP_GRACE` later: an interactive shell ignores SIGTERM, and kennel must
 /// not outlive the request to stop it.
+///
+/// `report` is the native init's: once the command has ended and the init has ended every
+/// other process of the sandbox, it writes the command's status there, before its own exit
+/// tears the namespaces down (which kennel need not wait for: nothing runs in them anymore).
 pub(crate) fn supervise(
     init: Pid,
     signals: &SignalFd,
     mut relay: Option<Relay>,
+    report: Option<&OwnedFd>,
 ) -> Result<i32, NativeError> {
     let mut stop_by: Option<Instant> = None;
     // Reap first: the init may have ended before the signalfd existed (its SIGCHLD is then
@@ -326,16 +336,24 @@ pub(crate) fn supervise(
             }
             None => PollTimeout::NONE,
         };
+        let wake = report.map(|r| r.as_fd());
         let hung_up = match relay.as_mut() {
-            Some(relay) => relay.pump(signals.as_fd(), timeout)? == Pumped::HungUp,
+            Some(relay) => relay.pump(signals.as_fd(), wake, timeout)? == Pumped::HungUp,
             None => {
-                let mut fds = [PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+                let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+                fds.extend(wake.map(|w| PollFd::new(w, PollFlags::POLLIN)));
                 match poll(&mut fds, timeout) {
                     Ok(_) | Err(Errno::EINTR) => false,
                     Err(e) => return Err(error::sys("waiting for signals")(e)),
                 }
             }
         };
+        if let Some(code) = report.and_then(reported_status) {
+            if let Some(relay) = relay.as_mut() {
+                relay.finish();
+            }
+            return Ok(code);
+        }
         if hung_up {
             let _ = kill(init, Signal::SIGHUP);
             stop_by.get_or_insert_with(|| Instant::now() + STOP_GRACE);
@@ -367,6 +385,15 @@ pub(crate) fn supervise(
             let _ = kill(init, Signal::SIGKILL);
             stop_by = None;
         }
+    }
+}
+
+/// The status the init reported, once it has (the pipe is non-blocking).
+fn reported_status(report: &OwnedFd) -> Option<i32> {
+    let mut bytes = [0u8; 4];
+    match read(report, &mut bytes) {
+        Ok(4) => Some(i32::from_le_bytes(bytes)),
+        _ => None,
     }
 }
 

@@ -256,9 +256,11 @@ impl Relay {
 
     /// Waits until one of the relayed descriptors or `signals` is ready (or `timeout`),
     /// then moves what can be moved without blocking.
+    /// `wake` is one more descriptor whose readiness ends the wait (the init's report).
     pub fn pump(
         &mut self,
         signals: BorrowedFd,
+        wake: Option<BorrowedFd>,
         timeout: PollTimeout,
     ) -> Result<Pumped, NativeError> {
         let want_stdin = self.stdin_open && self.master.is_some() && self.to_master.len() < BUFFER;
@@ -271,6 +273,7 @@ impl Relay {
         }
         let (stdin_ready, master_ready, stdout_ready) = {
             let mut fds = vec![PollFd::new(signals, PollFlags::POLLIN)];
+            push(&mut fds, wake, PollFlags::POLLIN);
             let stdin = want_stdin.then(|| self.stdin.as_fd());
             let stdin_slot = push(&mut fds, stdin, PollFlags::POLLIN);
             let master = self.master.as_ref().filter(|_| self.master_open);
