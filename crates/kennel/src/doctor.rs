@@ -108,7 +108,7 @@ pub fn doctor(backend: BackendChoice) -> Report {
         "systemd user manager",
         match kennel_systemd::user_manager() {
             Ok(manager) => format!("reachable, version {}", manager.version),
-            Err(e) => format!("not reachable ({e}); --backend systemd needs one"),
+            Err(e) => format!("{e} (--backend systemd needs one)"),
         }
     );
     let name = match (backend, &userns) {
