@@ -1,4 +1,5 @@
 //! kennel: runs a command (usually an AI coding agent) confined to the current repository.
+#![forbid(unsafe_code)]
 
 mod cli;
 mod doctor;
