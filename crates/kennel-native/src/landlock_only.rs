@@ -327,6 +327,10 @@ mod tests {
         p
     }
 
+    fn rule(path: &str, access: Access, optional: bool, why: &str) -> PathRule {
+        PathRule::new(path, access, optional, RuleOrigin::builtin(why))
+    }
+
     fn host() -> HostRoot {
         HostRoot {
             entries: vec![
@@ -341,22 +345,12 @@ mod tests {
     #[test]
     fn system_readable_home_and_tmp_not() -> Result<(), NativeError> {
         let p = policy(vec![
-            PathRule::new("/", Access::ReadOnly, false, RuleOrigin::builtin("system")),
-            PathRule::new("/home", Access::Hidden, true, RuleOrigin::builtin("homes")),
-            PathRule::new("/tmp", Access::Tmpfs, true, RuleOrigin::builtin("tmp")),
-            PathRule::new("/home/u", Access::Tmpfs, true, RuleOrigin::builtin("home")),
-            PathRule::new(
-                "/home/u/p",
-                Access::ReadWrite,
-                false,
-                RuleOrigin::builtin("ws"),
-            ),
-            PathRule::new(
-                "/home/u/p/.git/hooks",
-                Access::ReadOnly,
-                true,
-                RuleOrigin::builtin("git hooks"),
-            ),
+            rule("/", Access::ReadOnly, false, "system"),
+            rule("/home", Access::Hidden, true, "homes"),
+            rule("/tmp", Access::Tmpfs, true, "tmp"),
+            rule("/home/u", Access::Tmpfs, true, "home"),
+            rule("/home/u/p", Access::ReadWrite, false, "ws"),
+            rule("/home/u/p/.git/hooks", Access::ReadOnly, true, "git hooks"),
         ]);
         let plan = landlock_only_plan(&p, &host(), Path::new("/tmp/k"), Some(7))?;
         let find = |s: &str| {
@@ -378,19 +372,9 @@ mod tests {
     #[test]
     fn hiding_inside_a_visible_tree_is_refused() {
         let p = policy(vec![
-            PathRule::new("/", Access::ReadOnly, false, RuleOrigin::builtin("system")),
-            PathRule::new(
-                "/home/u/p",
-                Access::ReadWrite,
-                false,
-                RuleOrigin::builtin("ws"),
-            ),
-            PathRule::new(
-                "/home/u/p/.env",
-                Access::Hidden,
-                true,
-                RuleOrigin::builtin("secrets"),
-            ),
+            rule("/", Access::ReadOnly, false, "system"),
+            rule("/home/u/p", Access::ReadWrite, false, "ws"),
+            rule("/home/u/p/.env", Access::Hidden, true, "secrets"),
         ]);
         let err = landlock_only_plan(&p, &host(), Path::new("/tmp/k"), Some(9));
         assert!(matches!(err, Err(NativeError::Plan(_))), "{err:?}");

@@ -357,11 +357,7 @@ fn terminating_kennel_stops_the_whole_unit() {
         let _ = child.wait();
         panic!("kennel did not exit after SIGTERM");
     }
-    assert!(
-        common::eventually(10, || common::processes_with(&marker).is_empty()),
-        "sandbox processes outlived kennel: {:?}",
-        common::processes_with(&marker)
-    );
+    assert_none_left(&marker);
 }
 
 /// With a terminal, the command gets its own pseudo-terminal (`--pty`) of the same size,
@@ -607,11 +603,7 @@ fn a_signal_during_unit_startup_still_stops_the_unit() {
     assert!(exited, "kennel did not exit after SIGTERM");
     // Give a unit that would still start the time to do so, then none may be left.
     std::thread::sleep(std::time::Duration::from_millis(500));
-    assert!(
-        common::eventually(10, || common::processes_with(&marker).is_empty()),
-        "the unit outlived kennel: {:?}",
-        common::processes_with(&marker)
-    );
+    assert_none_left(&marker);
 }
 
 /// SIGKILL cannot be caught, so kennel cannot stop its unit then: the kennel inside the
@@ -626,11 +618,7 @@ fn killing_kennel_with_sigkill_ends_the_unit_too() {
     let mut child = two_sleeps_in_a_unit(&fx, &marker);
     child.kill().unwrap();
     let _ = child.wait();
-    assert!(
-        common::eventually(10, || common::processes_with(&marker).is_empty()),
-        "the unit outlived a killed kennel: {:?}",
-        common::processes_with(&marker)
-    );
+    assert_none_left(&marker);
 }
 
 /// Regression: with kennel installed in the home (`cargo install` puts it in
@@ -674,4 +662,13 @@ fn two_sleeps_in_a_unit(fx: &Fixture, marker: &str) -> std::process::Child {
         "the sandboxed sleeps never started"
     );
     child
+}
+
+/// No process marked `marker` is left (within a few seconds of teardown).
+fn assert_none_left(marker: &str) {
+    assert!(
+        common::eventually(10, || common::processes_with(marker).is_empty()),
+        "sandbox processes outlived kennel: {:?}",
+        common::processes_with(marker)
+    );
 }

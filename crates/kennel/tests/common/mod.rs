@@ -104,6 +104,23 @@ pub fn env() -> &'static Env {
     })
 }
 
+/// `program` run as the user kennel is tested as (through setpriv when the tests run as
+/// root), with the test process's environment: callers clear and set it.
+pub fn as_test_user(program: impl AsRef<OsStr>) -> Command {
+    match env().setpriv {
+        Some((uid, gid)) => {
+            let mut c = Command::new("setpriv");
+            c.arg(format!("--reuid={uid}"))
+                .arg(format!("--regid={gid}"))
+                .arg("--clear-groups")
+                .arg("--")
+                .arg(program);
+            c
+        }
+        None => Command::new(program),
+    }
+}
+
 /// Fails in CI, skips with a printed reason elsewhere. Returns true when the test must stop.
 pub fn skip_unless(available: bool, reason: &str) -> bool {
     if available {
@@ -188,19 +205,7 @@ impl Fixture {
 
     /// A command run as the test user, with a clean environment and the fake home.
     pub fn user_command(&self, program: impl AsRef<OsStr>) -> Command {
-        let env = env();
-        let mut cmd = match env.setpriv {
-            Some((uid, gid)) => {
-                let mut c = Command::new("setpriv");
-                c.arg(format!("--reuid={uid}"))
-                    .arg(format!("--regid={gid}"))
-                    .arg("--clear-groups")
-                    .arg("--")
-                    .arg(program);
-                c
-            }
-            None => Command::new(program),
-        };
+        let mut cmd = as_test_user(program);
         // A temporary folder of the fixture's own: kennel keeps the sandbox's home there,
         // and one left behind by a test that kills kennel must not reach the other tests.
         let tmp = self.dir.join("tmp");
@@ -381,18 +386,7 @@ pub fn user_manager() -> Result<String, String> {
         .get_or_init(|| {
             let env = env();
             let fx_home = env.base.clone();
-            let mut cmd = match env.setpriv {
-                Some((uid, gid)) => {
-                    let mut c = Command::new("setpriv");
-                    c.arg(format!("--reuid={uid}"))
-                        .arg(format!("--regid={gid}"))
-                        .arg("--clear-groups")
-                        .arg("--")
-                        .arg("systemctl");
-                    c
-                }
-                None => Command::new("systemctl"),
-            };
+            let mut cmd = as_test_user("systemctl");
             cmd.args(["--user", "show", "--property=Version", "--value"])
                 .env_clear()
                 .env("HOME", fx_home)
