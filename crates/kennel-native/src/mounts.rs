@@ -1,5 +1,11 @@
 //! Carries out a [`Plan`] inside the new mount namespace: a tmpfs becomes the root, the old
 //! root is reachable at [`OLD_ROOT`] while the plan's binds are made, then it is detached.
+//!
+//! Mount calls are the larger part of a sandbox's start-up, so the executor makes as few as
+//! the view allows: an empty read-only directory at the top level is a directory of the root
+//! tmpfs rather than a tmpfs of its own, and read-only is set once, recursively, on the whole
+//! tree at the end, then lifted again only where a writable mount differs from the one it
+//! sits in ([`Executor::finish`]).
 
 use std::ffi::CString;
 use std::fs;
@@ -12,13 +18,15 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::unistd::{chdir, pivot_root};
 
 use crate::error::NativeError;
-use crate::plan::{MountOp, Plan};
+use crate::plan::{is_top_level, MountOp, Plan};
 use crate::sys::{mount_setattr, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 
 /// Where the host's root stays reachable while the plan is carried out.
 const OLD_ROOT: &str = "/.kennel-oldroot";
 /// An empty read-only file, bound over hidden files.
 const EMPTY_FILE: &str = "/.kennel-empty";
+/// An empty read-only directory, bound over hidden directories.
+const EMPTY_DIR: &str = "/.kennel-empty-dir";
 /// Device nodes bound from the host into the minimal `/dev`.
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
@@ -41,8 +49,8 @@ fn host(source: &Path) -> PathBuf {
 }
 
 pub struct Executor {
-    /// Tmpfs mounts to make read-only once everything below them is mounted.
-    read_only_later: Vec<PathBuf>,
+    /// Every mount made, parents before children, and whether it is to be writable.
+    made: Vec<(PathBuf, bool)>,
 }
 
 /// Builds the sandbox's root from `plan` and changes into its working directory.
@@ -78,25 +86,29 @@ pub fn build_root(plan: &Plan) -> Result<(), NativeError> {
     pivot_root("/tmp", &put_old).map_err(setup("pivot_root".into()))?;
     chdir("/").map_err(setup("chdir /".into()))?;
     write_empty_file()?;
+    make_dir(Path::new(EMPTY_DIR), 0o555)?;
 
-    let mut exec = Executor {
-        read_only_later: vec!["/".into()],
-    };
+    let mut exec = Executor { made: Vec::new() };
     for op in &plan.ops {
         exec.apply(op)?;
     }
 
     umount2(OLD_ROOT, MntFlags::MNT_DETACH).map_err(setup("detaching the host's root".into()))?;
     fs::remove_dir(OLD_ROOT).map_err(io(format!("removing {OLD_ROOT}")))?;
-    for target in exec.read_only_later.iter().rev() {
-        mount_setattr(&cstring(target)?, false, MOUNT_ATTR_RDONLY)
-            .map_err(setup(format!("making {} read-only", target.display())))?;
-    }
+    exec.finish()?;
     chdir(&plan.cwd).map_err(setup(format!(
         "changing to the working directory {}",
         plan.cwd.display()
     )))?;
     Ok(())
+}
+
+/// Creates the directory `path` of the root tmpfs with exactly `mode` (not masked by the
+/// umask), unless something is already there.
+fn make_dir(path: &Path, mode: u32) -> Result<(), NativeError> {
+    mount_point(path, true)?;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .map_err(io(format!("chmod {}", path.display())))
 }
 
 fn write_empty_file() -> Result<(), NativeError> {
@@ -163,8 +175,8 @@ fn mount_point(target: &Path, is_dir: bool) -> Result<(), NativeError> {
     }
 }
 
-/// Binds `source` (a directory when `is_dir`) at `target`, read-only unless `writable`.
-fn bind_as(source: &Path, target: &Path, is_dir: bool, writable: bool) -> Result<(), NativeError> {
+/// Binds `source` (a directory when `is_dir`) at `target`, with everything mounted below it.
+fn bind(source: &Path, target: &Path, is_dir: bool) -> Result<(), NativeError> {
     mount_point(target, is_dir)?;
     mount(
         Some(source),
@@ -173,14 +185,7 @@ fn bind_as(source: &Path, target: &Path, is_dir: bool, writable: bool) -> Result
         MsFlags::MS_BIND | MsFlags::MS_REC,
         None::<&str>,
     )
-    .map_err(setup(format!("binding {}", target.display())))?;
-    let attrs = if writable {
-        MOUNT_ATTR_NOSUID
-    } else {
-        MOUNT_ATTR_NOSUID | MOUNT_ATTR_RDONLY
-    };
-    mount_setattr(&cstring(target)?, true, attrs)
-        .map_err(setup(format!("restricting {}", target.display())))
+    .map_err(setup(format!("binding {}", target.display())))
 }
 
 fn tmpfs(target: &Path, mode: u32) -> Result<(), NativeError> {
@@ -196,6 +201,29 @@ fn tmpfs(target: &Path, mode: u32) -> Result<(), NativeError> {
 }
 
 impl Executor {
+    fn bind(
+        &mut self,
+        source: &Path,
+        target: &Path,
+        is_dir: bool,
+        writable: bool,
+    ) -> Result<(), NativeError> {
+        bind(source, target, is_dir)?;
+        self.made.push((target.to_path_buf(), writable));
+        Ok(())
+    }
+
+    fn tmpfs(&mut self, target: &Path, mode: u32, writable: bool) -> Result<(), NativeError> {
+        if !writable && is_top_level(target) {
+            // An empty directory of the root tmpfs, read-only with it: the same view as a
+            // tmpfs of its own, without a file system to create and tear down.
+            return make_dir(target, mode);
+        }
+        tmpfs(target, mode)?;
+        self.made.push((target.to_path_buf(), writable));
+        Ok(())
+    }
+
     fn apply(&mut self, op: &MountOp) -> Result<(), NativeError> {
         match op {
             MountOp::Bind {
@@ -224,27 +252,18 @@ impl Executor {
                         target.display()
                     )));
                 };
-                bind_as(&source, target, meta.is_dir(), *writable)
+                self.bind(&source, target, meta.is_dir(), *writable)
             }
             MountOp::Tmpfs {
                 target,
                 writable,
                 mode,
-            } => {
-                tmpfs(target, *mode)?;
-                if !writable {
-                    self.read_only_later.push(target.clone());
-                }
-                Ok(())
-            }
+            } => self.tmpfs(target, *mode, *writable),
             MountOp::Hide { target } => match fs::metadata(target) {
                 Err(_) => Ok(()),
-                Ok(meta) if meta.is_dir() => {
-                    tmpfs(target, 0o755)?;
-                    self.read_only_later.push(target.clone());
-                    Ok(())
-                }
-                Ok(_) => bind_as(Path::new(EMPTY_FILE), target, false, false),
+                Ok(meta) if meta.is_dir() && is_top_level(target) => make_dir(target, 0o755),
+                Ok(meta) if meta.is_dir() => self.bind(Path::new(EMPTY_DIR), target, true, false),
+                Ok(_) => self.bind(Path::new(EMPTY_FILE), target, false, false),
             },
             MountOp::Symlink { target, points_to } => symlink(points_to, target)
                 .map_err(io(format!("creating the symlink {}", target.display()))),
@@ -257,7 +276,9 @@ impl Executor {
                     MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
                     None::<&str>,
                 )
-                .map_err(setup(format!("mounting {}", target.display())))
+                .map_err(setup(format!("mounting {}", target.display())))?;
+                self.made.push((target.clone(), true));
+                Ok(())
             }
             MountOp::Dev { target } => self.dev(target),
             MountOp::File { target, contents } => {
@@ -274,12 +295,13 @@ impl Executor {
     }
 
     fn dev(&mut self, dev: &Path) -> Result<(), NativeError> {
-        tmpfs(dev, 0o755)?;
-        self.read_only_later.push(dev.to_path_buf());
+        self.tmpfs(dev, 0o755, false)?;
         for name in DEVICES {
             let source = host(&Path::new("/dev").join(name));
             if let Ok(meta) = fs::metadata(&source) {
-                bind_as(&source, &dev.join(name), meta.is_dir(), true)?;
+                // Read-only like the rest of /dev: a device node stays writable on a
+                // read-only mount (only regular files, directories and links are not).
+                self.bind(&source, &dev.join(name), meta.is_dir(), false)?;
             }
         }
         let pts = dev.join("pts");
@@ -292,7 +314,8 @@ impl Executor {
             Some("newinstance,ptmxmode=0666,mode=620"),
         )
         .map_err(setup(format!("mounting {}", pts.display())))?;
-        tmpfs(&dev.join("shm"), 0o1777)?;
+        self.made.push((pts, true));
+        self.tmpfs(&dev.join("shm"), 0o1777, true)?;
         for (link, to) in [
             ("ptmx", "pts/ptmx"),
             ("fd", "/proc/self/fd"),
@@ -302,6 +325,48 @@ impl Executor {
         ] {
             let path = dev.join(link);
             symlink(to, &path).map_err(io(format!("creating {}", path.display())))?;
+        }
+        Ok(())
+    }
+
+    /// Makes the whole tree read-only and nosuid in one call, then writable again where a
+    /// writable mount sits in a read-only one (and read-only again where a read-only mount
+    /// sits in a writable one, such as a repository's `.git/hooks`). Parents come before
+    /// their children in `made`, so each mount only differs from the nearest mount above it.
+    fn finish(self) -> Result<(), NativeError> {
+        mount_setattr(c"/", true, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, 0)
+            .map_err(setup("making the root read-only".into()))?;
+        for (i, (target, writable)) in self.made.iter().enumerate() {
+            let above = self.made[..i]
+                .iter()
+                .rev()
+                .find(|(other, _)| target.starts_with(other))
+                .is_some_and(|(_, w)| *w);
+            if *writable == above {
+                continue;
+            }
+            let path = cstring(target)?;
+            let what = || {
+                format!(
+                    "making {} {}",
+                    target.display(),
+                    if *writable { "writable" } else { "read-only" }
+                )
+            };
+            if !*writable {
+                mount_setattr(&path, true, MOUNT_ATTR_RDONLY, 0).map_err(setup(what()))?;
+                continue;
+            }
+            match mount_setattr(&path, true, 0, MOUNT_ATTR_RDONLY) {
+                Ok(()) => {}
+                // A mount below it that the host made read-only stays so (the kernel locks
+                // it): lift read-only on this mount alone, as far as the host allows.
+                Err(nix::Error::EPERM) => match mount_setattr(&path, false, 0, MOUNT_ATTR_RDONLY) {
+                    Ok(()) | Err(nix::Error::EPERM) => {}
+                    Err(e) => return Err(setup(what())(e)),
+                },
+                Err(e) => return Err(setup(what())(e)),
+            }
         }
         Ok(())
     }

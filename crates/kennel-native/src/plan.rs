@@ -300,7 +300,7 @@ fn op_for(policy: &Policy, rules: &Rules, rule: &PathRule) -> Option<MountOp> {
     })
 }
 
-fn is_top_level(path: &Path) -> bool {
+pub(crate) fn is_top_level(path: &Path) -> bool {
     path.parent() == Some(Path::new("/"))
 }
 

@@ -118,12 +118,12 @@ struct MountAttr {
 pub const MOUNT_ATTR_RDONLY: u64 = 0x0000_0001;
 pub const MOUNT_ATTR_NOSUID: u64 = 0x0000_0002;
 
-/// Sets mount attributes on the mount at `path`, and on every mount below it when
-/// `recursive` (a plain remount would only change the top one).
-pub fn mount_setattr(path: &CStr, recursive: bool, set: u64) -> nix::Result<()> {
+/// Sets (`set`) and clears (`clear`) mount attributes on the mount at `path`, and on every
+/// mount below it when `recursive` (a plain remount would only change the top one).
+pub fn mount_setattr(path: &CStr, recursive: bool, set: u64, clear: u64) -> nix::Result<()> {
     let attr = MountAttr {
         attr_set: set,
-        attr_clr: 0,
+        attr_clr: clear,
         propagation: 0,
         userns_fd: 0,
     };

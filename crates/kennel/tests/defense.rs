@@ -99,11 +99,15 @@ fn agent_and_bus_sockets_are_unreachable(backend: &'static str) {
     let uid = common::env().uid;
     let dir = Path::new("/run/user")
         .join(uid.to_string())
-        .join(format!("kennel-test-{}", std::process::id()));
+        .join(format!("kennel-test-{}-{backend}", std::process::id()));
     fs::create_dir_all(&dir).unwrap();
     let agent = dir.join("ssh-agent.socket");
     let bus = dir.join("bus");
-    let docker = Path::new("/run").join(format!("kennel-test-docker-{}.sock", std::process::id()));
+    // Each backend's run of this test has sockets of its own: they run in parallel.
+    let docker = Path::new("/run").join(format!(
+        "kennel-test-docker-{}-{backend}.sock",
+        std::process::id()
+    ));
     let listeners: Vec<UnixListener> = [&agent, &bus, &docker.to_path_buf()]
         .iter()
         .map(|p| UnixListener::bind(p).unwrap())

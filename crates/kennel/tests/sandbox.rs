@@ -224,6 +224,41 @@ fn native_has_its_own_pid_namespace_and_no_capability_at_all() {
     assert!(count <= 4, "host processes are visible: {text}");
 }
 
+/// The native root: everything read-only and nosuid but the places meant for writing; the
+/// devices stay usable on their read-only `/dev`; a read-only place inside a writable one
+/// (`.git/hooks` in the workspace) and a writable one inside a read-only one (the home in
+/// `/home`) each keep their own state.
+#[test]
+fn native_root_is_read_only_but_where_writing_is_meant() {
+    let fx = Fixture::new("rootflags");
+    let out = fx.sandboxed(
+        r#"
+        for d in / /home /run /dev /usr /proc/sys .git/hooks; do
+            touch "$d/kennel-x" 2>/dev/null && echo "WROTE $d"
+        done
+        for d in /tmp /var/tmp /dev/shm home workspace; do
+            case $d in home) p=~ ;; workspace) p=. ;; *) p=$d ;; esac
+            touch "$p/kennel-x" && echo "ok $d"
+        done
+        echo x > /dev/null && echo x > /dev/full 2>/dev/null; echo full=$?
+        head -c 4 /dev/urandom | wc -c
+        grep -vc nosuid /proc/self/mountinfo
+        true"#,
+    );
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!text.contains("WROTE"), "{text}");
+    for d in ["/tmp", "/var/tmp", "/dev/shm", "home", "workspace"] {
+        assert!(
+            text.contains(&format!("ok {d}\n")),
+            "{d} is not writable: {text}"
+        );
+    }
+    // /dev/null takes the write; /dev/full answers ENOSPC, as a device does.
+    assert!(text.contains("full=1\n4\n"), "{text}");
+    assert!(text.ends_with("\n0\n"), "a mount without nosuid: {text}");
+}
+
 /// What the landlock backend cannot keep, it says at start: each promise that only the
 /// native backend keeps is named in its notice.
 #[test]
