@@ -48,6 +48,9 @@ pub(crate) struct ChildArgs<'a> {
     pub landlock: Enforcement,
     /// In a new, empty network namespace: bring up its loopback.
     pub loopback: bool,
+    /// The user's ids, mapped to themselves in the new user namespace.
+    pub uid: u32,
+    pub gid: u32,
     /// The network helpers to start inside (allow-list, localhost ports); see [`crate::net`].
     pub net: Option<&'a kennel_net::inside::InsideConfig>,
     pub sync: OwnedFd,
@@ -81,6 +84,8 @@ pub(crate) fn child_main(args: ChildArgs) -> ! {
         filters,
         landlock,
         loopback,
+        uid,
+        gid,
         net,
         sync,
         status,
@@ -91,6 +96,12 @@ pub(crate) fn child_main(args: ChildArgs) -> ! {
     // A session of its own, without a terminal: the terminal's signals reach only the
     // supervisor, which forwards them, and nothing here can acquire the user's terminal.
     if setsid().is_err() {
+        exit_now(EXIT_SETUP_FAILED);
+    }
+    // Its own id maps, written from inside: the one mapping an unprivileged process may
+    // write for itself, and no round trip through the supervisor.
+    if let Err(message) = write_own_id_maps(uid, gid) {
+        report(&status, STATUS_USERNS, &message);
         exit_now(EXIT_SETUP_FAILED);
     }
     let mut go = [0u8; 1];
@@ -135,6 +146,18 @@ pub(crate) fn child_main(args: ChildArgs) -> ! {
             exit_now(EXIT_SETUP_FAILED)
         }
     }
+}
+
+/// Maps the user's uid and gid to themselves in this process's new user namespace
+/// (setgroups denied first, as the kernel requires of an unprivileged gid map).
+fn write_own_id_maps(uid: u32, gid: u32) -> Result<(), String> {
+    let write = |file: &str, text: String| {
+        let path = format!("/proc/self/{file}");
+        std::fs::write(&path, text).map_err(|e| format!("writing {path} failed: {e}"))
+    };
+    write("setgroups", "deny".into())?;
+    write("uid_map", format!("{uid} {uid} 1\n"))?;
+    write("gid_map", format!("{gid} {gid} 1\n"))
 }
 
 pub(crate) fn report(status: &OwnedFd, code: u8, message: &str) {

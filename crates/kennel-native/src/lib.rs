@@ -1,8 +1,8 @@
 //! The native backend: a sandbox built by kennel itself from Linux namespaces.
 //!
 //! The supervisor (this process) clones a child into new user, mount, PID and IPC
-//! namespaces, maps the user's uid and gid to themselves, and lets it go. The child
-//! ([`child`]) builds a fresh root from the [`plan`], drops every privilege, starts the
+//! namespaces and lets it go. The child ([`child`]) maps the user's uid and gid to
+//! themselves, builds a fresh root from the [`plan`], drops every privilege, starts the
 //! command and stays as its init. The supervisor forwards signals and returns the
 //! command's exit status. With [`Terminal::Pty`] the command gets a pseudo-terminal of the
 //! sandbox's own and the supervisor relays it to the user's terminal ([`pty`]).
@@ -129,6 +129,8 @@ pub fn run(policy: &Policy, options: &Options) -> Result<i32, NativeError> {
                 filters: &filters,
                 landlock: options.landlock,
                 loopback: policy.network.isolated(),
+                uid: policy.uid,
+                gid: policy.gid,
                 net: net.as_ref().map(|n| &n.inside),
                 sync: sync_read,
                 status: status_write,
@@ -145,11 +147,6 @@ pub fn run(policy: &Policy, options: &Options) -> Result<i32, NativeError> {
     // Keep only our end: the child's copy closing means it will send nothing more.
     let terminal_socket = terminal.map(|((ours, _), _)| ours);
 
-    if let Err(e) = write_id_maps(pid, policy.uid, policy.gid) {
-        let _ = kill(pid, Signal::SIGKILL);
-        let _ = waitpid(pid, None);
-        return Err(e);
-    }
     // Raw before the sandbox starts; restored when `raw` (or the relay owning it) drops.
     let raw = match terminal_socket.as_ref().map(|_| RawMode::enter()) {
         None => None,
@@ -160,7 +157,7 @@ pub fn run(policy: &Policy, options: &Options) -> Result<i32, NativeError> {
             return Err(e);
         }
     };
-    // The child waits for this byte, so that it never runs without its id maps.
+    // The child waits for this byte, so that the user's terminal is raw before it starts.
     write(&sync_write, b"g").map_err(error::sys("starting the sandbox"))?;
     drop(sync_write);
 
@@ -236,28 +233,6 @@ pub(crate) fn exec_spec(policy: &Policy) -> Result<ExecSpec, NativeError> {
 
 /// Maps the user's uid and gid to themselves, so that files written in the workspace
 /// belong to the user. `setgroups` must be denied before an unprivileged gid map.
-fn write_id_maps(pid: Pid, uid: u32, gid: u32) -> Result<(), NativeError> {
-    let proc = format!("/proc/{pid}");
-    let write = |file: &str, text: String| {
-        let path = format!("{proc}/{file}");
-        fs::write(&path, text).map_err(|source| {
-            let errno = Errno::from_raw(source.raw_os_error().unwrap_or(0));
-            match user_namespaces_denied(errno) {
-                NativeError::UserNamespacesDenied { cause, fix } => {
-                    NativeError::UserNamespacesDenied {
-                        cause: format!("writing {path} failed: {source}; {cause}"),
-                        fix,
-                    }
-                }
-                other => other,
-            }
-        })
-    };
-    write("setgroups", "deny".into())?;
-    write("uid_map", format!("{uid} {uid} 1\n"))?;
-    write("gid_map", format!("{gid} {gid} 1\n"))
-}
-
 /// Reads the status pipe to its end: empty means the command was started.
 pub(crate) fn read_status(status: OwnedFd) -> Option<NativeError> {
     let mut bytes = Vec::new();
