@@ -9,6 +9,7 @@ adds to a bare run, and ratios. Also samples the supervisor's memory while a com
 """
 
 import argparse
+import glob
 import os
 import random
 import shutil
@@ -18,7 +19,15 @@ import sys
 import time
 
 
-def variants(kennel, workspace):
+def seccomp_program(kennel):
+    """The seccomp filter kennel's build compiled (build.rs), for bubblewrap to load too."""
+    target = os.path.dirname(os.path.dirname(kennel))
+    profile = os.path.basename(os.path.dirname(kennel))
+    found = glob.glob(os.path.join(target, profile, "build", "kennel-native-*", "out", "seccomp.bpf"))
+    return max(found, key=os.path.getmtime) if found else None
+
+
+def variants(kennel, workspace, seccomp_fd):
     true = shutil.which("true") or "/bin/true"
     out = {
         "bare": [true],
@@ -30,21 +39,51 @@ def variants(kennel, workspace):
     if shutil.which("bwrap"):
         home = os.path.expanduser("~")
         # As close to kennel's default policy as bubblewrap's flags allow.
-        out["bwrap"] = [
+        # kennel also binds the git settings that run commands read-only, ~/.gitconfig
+        # read-only, and loads its seccomp filter: bubblewrap does the same here.
+        extra = []
+        for path in [os.path.join(home, ".gitconfig"), os.path.join(home, ".config/git")]:
+            if os.path.exists(path):
+                extra += ["--ro-bind", path, path]
+        git = os.path.join(workspace, ".git")
+        for name in ["config", "hooks", "info"]:
+            path = os.path.join(git, name)
+            if os.path.exists(path):
+                extra += ["--ro-bind", path, path]
+        if seccomp_fd is not None:
+            extra += ["--seccomp", str(seccomp_fd)]
+        base = [
             "bwrap", "--unshare-user", "--unshare-pid", "--unshare-ipc", "--die-with-parent",
             "--ro-bind", "/", "/", "--tmpfs", "/home", "--tmpfs", "/root", "--tmpfs", "/run",
             "--tmpfs", "/tmp", "--tmpfs", "/var/tmp", "--proc", "/proc", "--dev", "/dev",
-            "--tmpfs", home, "--bind", workspace, workspace, "--chdir", workspace,
-            "--cap-drop", "ALL", "--new-session", true,
+            "--tmpfs", home, "--bind", workspace, workspace,
         ]
+        tail = ["--chdir", workspace, "--cap-drop", "ALL", "--new-session", true]
+        out["bwrap"] = base + extra + tail
+        # The same without the git settings and the seccomp filter, for reference.
+        out["bwrap-plain"] = base + tail
     return out
 
 
-def time_once(argv):
+def time_once(argv, seccomp):
+    """One run; bubblewrap reads the seccomp filter from a descriptor, opened anew each time
+    (it reads it to the end)."""
+    fds = ()
+    if seccomp is not None and "--seccomp" in argv:
+        fd = os.open(seccomp, os.O_RDONLY)
+        os.dup2(fd, SECCOMP_FD, inheritable=True)
+        os.close(fd)
+        fds = (SECCOMP_FD,)
     start = time.perf_counter()
     subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, check=True)
-    return time.perf_counter() - start
+                   stderr=subprocess.DEVNULL, check=True, pass_fds=fds)
+    elapsed = time.perf_counter() - start
+    if fds:
+        os.close(SECCOMP_FD)
+    return elapsed
+
+
+SECCOMP_FD = 9
 
 
 def supervisor_memory(kennel):
@@ -68,27 +107,39 @@ def main():
     parser.add_argument("--kennel", default=os.path.join(root, "target/release/kennel"))
     parser.add_argument("--rounds", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--also", action="append", default=[], metavar="NAME=PATH",
+                        help="another kennel build to time in the same run (A/B comparisons)")
     args = parser.parse_args()
     if not os.access(args.kennel, os.X_OK):
         sys.exit(f"{args.kennel} is not built: run `cargo build --release` first")
 
-    runs = variants(os.path.abspath(args.kennel), root)
+    kennel = os.path.abspath(args.kennel)
+    seccomp = seccomp_program(kennel)
+    if seccomp is None:
+        print("note: kennel's compiled seccomp filter was not found next to the binary; "
+              "bubblewrap runs without one", file=sys.stderr)
+    runs = variants(kennel, root, SECCOMP_FD if seccomp else None)
+    for also in args.also:
+        name, _, path = also.partition("=")
+        runs[name] = [os.path.abspath(path), "run", "--", runs["bare"][0]]
     for argv in runs.values():  # fail early, with the error visible
-        subprocess.run(argv, stdin=subprocess.DEVNULL, check=True)
+        time_once(argv, seccomp)
     samples = {name: [] for name in runs}
     names = list(runs)
     for i in range(args.warmup + args.rounds):
         random.shuffle(names)
         for name in names:
-            elapsed = time_once(runs[name])
+            elapsed = time_once(runs[name], seccomp)
             if i >= args.warmup:
                 samples[name].append(elapsed)
 
     bare = statistics.median(samples["bare"])
-    print(f"{'variant':<10} {'median ms':>10} {'added ms':>10} {'x bare':>8}")
+    width = max(10, *(len(n) for n in runs))
+    print(f"{'variant':<{width}} {'median ms':>10} {'added ms':>10} {'x bare':>8}")
     for name in runs:
         med = statistics.median(samples[name])
-        print(f"{name:<10} {med * 1e3:>10.2f} {(med - bare) * 1e3:>10.2f} {med / bare:>8.2f}")
+        print(f"{name:<{width}} {med * 1e3:>10.2f} {(med - bare) * 1e3:>10.2f} "
+              f"{med / bare:>8.2f}")
     if "bwrap" in samples:
         k = statistics.median(samples["kennel"]) - bare
         b = statistics.median(samples["bwrap"]) - bare

@@ -1,6 +1,6 @@
 # kennel built with nixpkgs' Rust platform. Only the unit tests run in the build: the
 # behaviour tests start real sandboxes (user namespaces), which the Nix build sandbox forbids.
-{ lib, rustPlatform }:
+{ lib, rustPlatform, libseccomp }:
 
 let
   manifest = lib.importTOML ../Cargo.toml;
@@ -16,6 +16,8 @@ rustPlatform.buildRustPackage {
       in !(base == "target" || base == "result" || lib.hasSuffix ".nix" base);
   };
   cargoLock.lockFile = ../Cargo.lock;
+  # The seccomp filter is compiled when kennel is built (crates/kennel-native/build.rs).
+  nativeBuildInputs = [ libseccomp ];
 
   cargoBuildFlags = [ "--package" "kennel" ];
   cargoTestFlags = [ "--workspace" "--lib" ];

@@ -1,17 +1,24 @@
-//! The seccomp filter, installed last before the command starts: a short deny-list (its load
-//! time grows with its length). Denied calls fail with EPERM rather than killing the process,
-//! so tools print a readable error.
+//! The seccomp filter, installed last before the command starts: a short deny-list. Denied
+//! calls fail with EPERM rather than killing the process, so tools print a readable error.
+//!
+//! The kernel checks a filter's every instruction when it is loaded and runs it once per
+//! system call number to cache the answers, so its length weighs on every start. The
+//! filter is therefore compiled when kennel is built (build.rs, with libseccomp, whose
+//! optimizer makes a binary tree of the rules: about 60 instructions where a chain took
+//! about 400) and embedded; [`apply`] installs it with seccompiler.
 
-use std::collections::BTreeMap;
-
-use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
-    SeccompRule, TargetArch,
-};
+use seccompiler::{sock_filter, BpfProgram};
 
 use crate::error::NativeError;
 
-/// Each denied system call with the reason, as shown by `kennel explain`.
+include!("seccomp_list.rs");
+
+/// The program compiled by build.rs for the target architecture: `struct sock_filter`s in
+/// the byte order of the machines kennel supports (little-endian). Empty where the
+/// architecture is not supported.
+static COMPILED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/seccomp.bpf"));
+
+/// Each refused system call with the reason: the documentation of `seccomp_list.rs`.
 pub const DENIED: &[(&str, &str)] = &[
     (
         "ioctl(TIOCSTI)",
@@ -54,65 +61,151 @@ pub const DENIED: &[(&str, &str)] = &[
         "acct, swapon, swapoff, reboot, syslog, quotactl",
         "system administration",
     ),
+    (
+        "system calls of another convention (i386, x32)",
+        "end the process: a second way in to every call above",
+    ),
 ];
 
-fn arch() -> Result<TargetArch, NativeError> {
-    if cfg!(target_arch = "x86_64") {
-        Ok(TargetArch::x86_64)
-    } else if cfg!(target_arch = "aarch64") {
-        Ok(TargetArch::aarch64)
-    } else if cfg!(target_arch = "riscv64") {
-        Ok(TargetArch::riscv64)
-    } else {
-        Err(NativeError::Plan(
-            "kennel's seccomp filter supports x86_64, aarch64 and riscv64 only".into(),
-        ))
-    }
-}
-
-fn seccomp_err(e: impl std::fmt::Display) -> NativeError {
-    NativeError::Plan(format!("building the seccomp filter: {e}"))
-}
-
-fn arg_equals(index: u8, value: u64) -> Result<SeccompRule, NativeError> {
-    let cond = SeccompCondition::new(index, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, value)
-        .map_err(seccomp_err)?;
-    SeccompRule::new(vec![cond]).map_err(seccomp_err)
-}
-
-/// The width of an ioctl request differs between libcs and architectures; the filter
-/// compares its low 32 bits (see `arg_equals`).
-#[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
-fn ioctl_request(request: libc::Ioctl) -> u64 {
-    request as u64
-}
-
-fn arg_has_flag(index: u8, flag: u64) -> Result<SeccompRule, NativeError> {
-    let cond = SeccompCondition::new(
-        index,
-        SeccompCmpArgLen::Qword,
-        SeccompCmpOp::MaskedEq(flag),
-        flag,
-    )
-    .map_err(seccomp_err)?;
-    SeccompRule::new(vec![cond]).map_err(seccomp_err)
-}
-
-/// `__X32_SYSCALL_BIT` of the x86_64 kernel.
-const X32_SYSCALL_BIT: i64 = 0x4000_0000;
-
-/// The filters to install, in order: the EPERM deny-list and the ENOSYS for clone3.
+/// The filter to install: the embedded program as seccompiler's instructions.
 pub fn filters() -> Result<Vec<BpfProgram>, NativeError> {
-    let always = Vec::new;
-    let mut deny: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
-    deny.insert(
-        libc::SYS_ioctl,
-        vec![
-            arg_equals(1, ioctl_request(libc::TIOCSTI))?,
-            arg_equals(1, ioctl_request(libc::TIOCLINUX))?,
-        ],
-    );
-    for nr in [
+    if COMPILED.is_empty() {
+        return Err(NativeError::Plan(
+            "kennel's seccomp filter supports x86_64, aarch64 and riscv64 only".into(),
+        ));
+    }
+    let program = COMPILED
+        .chunks_exact(8)
+        .map(|b| sock_filter {
+            code: u16::from_le_bytes([b[0], b[1]]),
+            jt: b[2],
+            jf: b[3],
+            k: u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+        })
+        .collect();
+    Ok(vec![program])
+}
+
+/// Installs the filters on the calling thread (after `no_new_privs`).
+pub fn apply(filters: &[BpfProgram]) -> Result<(), NativeError> {
+    for filter in filters {
+        seccompiler::apply_filter(filter)
+            .map_err(|e| NativeError::Setup(format!("installing the seccomp filter: {e}")))?;
+    }
+    Ok(())
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    //! The embedded program, run by a small classic-BPF interpreter on the inputs the
+    //! kernel would give it, against the system call numbers of the libc crate: a check
+    //! of what libseccomp compiled that does not rely on libseccomp.
+    use super::*;
+
+    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+    const AUDIT_ARCH_I386: u32 = 0x4000_0003;
+    const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+    const RET_ALLOW: u32 = 0x7fff_0000;
+    const RET_KILL_PROCESS: u32 = 0x8000_0000;
+    const RET_ERRNO: u32 = 0x0005_0000;
+    /// What the interpreter answers for an instruction it does not know.
+    const UNEXPECTED: u32 = 0xdead_beef;
+
+    /// `struct seccomp_data`: nr, arch, instruction pointer, six arguments.
+    fn data(arch: u32, nr: u32, args: [u64; 6]) -> Vec<u8> {
+        let mut d = Vec::new();
+        d.extend_from_slice(&nr.to_le_bytes());
+        d.extend_from_slice(&arch.to_le_bytes());
+        d.extend_from_slice(&0u64.to_le_bytes());
+        for a in args {
+            d.extend_from_slice(&a.to_le_bytes());
+        }
+        d
+    }
+
+    /// Runs `program` on `input` as the kernel's classic BPF would (the subset seccomp
+    /// filters use), returning the action.
+    fn run(program: &[sock_filter], input: &[u8]) -> u32 {
+        let (mut a, mut x, mut pc) = (0u32, 0u32, 0usize);
+        let mut mem = [0u32; 16];
+        loop {
+            let insn = &program[pc];
+            let (class, k) = (insn.code & 0x07, insn.k);
+            pc += 1;
+            match class {
+                // BPF_LD | BPF_W | BPF_ABS, or BPF_LD | BPF_MEM
+                0x00 if insn.code == 0x20 => {
+                    let at = k as usize;
+                    a = u32::from_le_bytes(input[at..at + 4].try_into().unwrap_or([0; 4]));
+                }
+                0x00 if insn.code == 0x60 => a = mem[k as usize],
+                0x00 if insn.code == 0x00 => a = k,
+                0x01 if insn.code == 0x61 => x = mem[k as usize],
+                0x01 => x = k,
+                0x02 => mem[k as usize] = a,
+                0x03 => mem[k as usize] = x,
+                // BPF_ALU with a constant (AND, OR, ...) or X.
+                0x04 => {
+                    let operand = if insn.code & 0x08 != 0 { x } else { k };
+                    a = match insn.code & 0xf0 {
+                        0x00 => a.wrapping_add(operand),
+                        0x10 => a.wrapping_sub(operand),
+                        0x40 => a | operand,
+                        0x50 => a & operand,
+                        0x60 => a << operand,
+                        0x70 => a >> operand,
+                        // Nothing a seccomp filter would use: an answer no test expects.
+                        _ => return UNEXPECTED,
+                    };
+                }
+                // BPF_JMP
+                0x05 => {
+                    let operand = if insn.code & 0x08 != 0 { x } else { k };
+                    let op = insn.code & 0xf0;
+                    if op == 0x00 {
+                        pc += k as usize;
+                        continue;
+                    }
+                    let taken = match op {
+                        0x10 => a == operand,
+                        0x20 => a > operand,
+                        0x30 => a >= operand,
+                        0x40 => a & operand != 0,
+                        _ => return UNEXPECTED,
+                    };
+                    pc += usize::from(if taken { insn.jt } else { insn.jf });
+                }
+                // BPF_RET
+                0x06 => return if insn.code & 0x18 == 0x10 { a } else { k },
+                0x07 => {
+                    if insn.code == 0x07 {
+                        x = a;
+                    } else {
+                        a = x;
+                    }
+                }
+                _ => return UNEXPECTED,
+            }
+        }
+    }
+
+    /// The width of an ioctl request differs between libcs and architectures.
+    #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+    fn request(request: libc::Ioctl) -> u64 {
+        request as u64
+    }
+
+    fn program() -> Vec<sock_filter> {
+        let filters = filters().unwrap_or_default();
+        assert_eq!(filters.len(), 1);
+        filters.into_iter().next().unwrap_or_default()
+    }
+
+    fn verdict(nr: i64, args: [u64; 6]) -> u32 {
+        run(&program(), &data(AUDIT_ARCH_X86_64, nr as u32, args))
+    }
+
+    const DENIED_NUMBERS: &[i64] = &[
         libc::SYS_keyctl,
         libc::SYS_add_key,
         libc::SYS_request_key,
@@ -142,73 +235,75 @@ pub fn filters() -> Result<Vec<BpfProgram>, NativeError> {
         libc::SYS_reboot,
         libc::SYS_syslog,
         libc::SYS_quotactl,
-    ] {
-        deny.insert(nr, always());
+    ];
+
+    #[test]
+    fn the_program_is_short() {
+        // A long filter slows every start (the kernel walks it for each call number).
+        let len = program().len();
+        assert!(len < 100, "{len} instructions");
     }
-    let newuser = libc::CLONE_NEWUSER as u64;
-    deny.insert(libc::SYS_unshare, vec![arg_has_flag(0, newuser)?]);
-    deny.insert(libc::SYS_clone, vec![arg_has_flag(0, newuser)?]);
 
-    let mut nosys: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
-    nosys.insert(libc::SYS_clone3, always());
+    #[test]
+    fn every_listed_call_is_refused_with_eperm() {
+        assert_eq!(DENIED_NUMBERS.len(), ALWAYS_DENIED.len());
+        for nr in DENIED_NUMBERS {
+            assert_eq!(verdict(*nr, [0; 6]), RET_ERRNO | 1, "system call {nr}");
+        }
+        assert_eq!(verdict(libc::SYS_clone3, [0; 6]), RET_ERRNO | 38);
+    }
 
-    let arch = arch()?;
-    if arch == TargetArch::x86_64 {
-        // The x32 ABI reaches the same calls with bit 30 set in the number (kernels built
-        // with it, where it is enabled at boot): deny those too.
-        for rules in [&mut deny, &mut nosys] {
-            let x32: Vec<(i64, Vec<SeccompRule>)> = rules
-                .iter()
-                .map(|(nr, r)| (nr | X32_SYSCALL_BIT, r.clone()))
-                .collect();
-            rules.extend(x32);
+    #[test]
+    fn arguments_decide_for_ioctl_clone_and_unshare() {
+        let tiocsti = request(libc::TIOCSTI);
+        let tioclinux = request(libc::TIOCLINUX);
+        assert_eq!(DENIED_IOCTLS, &[tiocsti, tioclinux]);
+        assert_eq!(CLONE_NEWUSER_FLAG, libc::CLONE_NEWUSER as u64);
+        for request in [tiocsti, tioclinux, tiocsti | 0xffff_ffff_0000_0000] {
+            assert_eq!(
+                verdict(libc::SYS_ioctl, [0, request, 0, 0, 0, 0]),
+                RET_ERRNO | 1
+            );
+        }
+        let fionread = request(libc::FIONREAD);
+        assert_eq!(
+            verdict(libc::SYS_ioctl, [0, fionread, 0, 0, 0, 0]),
+            RET_ALLOW
+        );
+        let newuser = libc::CLONE_NEWUSER as u64;
+        let thread = (libc::CLONE_VM | libc::CLONE_THREAD | libc::CLONE_SIGHAND) as u64;
+        for nr in [libc::SYS_clone, libc::SYS_unshare] {
+            assert_eq!(verdict(nr, [newuser | 0x11, 0, 0, 0, 0, 0]), RET_ERRNO | 1);
+            assert_eq!(verdict(nr, [thread, 0, 0, 0, 0, 0]), RET_ALLOW);
         }
     }
-    let compile = |rules, errno: i32| -> Result<BpfProgram, NativeError> {
-        let filter = SeccompFilter::new(
-            rules,
-            SeccompAction::Allow,
-            SeccompAction::Errno(errno as u32),
-            arch,
-        )
-        .map_err(seccomp_err)?;
-        filter.try_into().map_err(seccomp_err)
-    };
-    Ok(vec![
-        compile(deny, libc::EPERM)?,
-        compile(nosys, libc::ENOSYS)?,
-    ])
-}
-
-/// Installs the filters on the calling thread (after `no_new_privs`).
-pub fn apply(filters: &[BpfProgram]) -> Result<(), NativeError> {
-    for filter in filters {
-        seccompiler::apply_filter(filter)
-            .map_err(|e| NativeError::Setup(format!("installing the seccomp filter: {e}")))?;
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
 
     #[test]
-    fn filters_compile_and_stay_short() {
-        let filters = filters();
-        assert!(filters.is_ok(), "{:?}", filters.err());
-        let total: usize = filters.iter().flatten().map(Vec::len).sum();
-        // A long filter slows every start; keep it well under a few hundred instructions.
-        assert!(total < 800, "{total} instructions");
+    fn every_other_call_is_allowed() {
+        let refused: Vec<i64> = DENIED_NUMBERS
+            .iter()
+            .copied()
+            .chain([libc::SYS_clone3])
+            .collect();
+        for nr in 0..1024 {
+            if !refused.contains(&nr) {
+                assert_eq!(verdict(nr, [0; 6]), RET_ALLOW, "system call {nr}");
+            }
+        }
     }
 
-    #[cfg(target_arch = "x86_64")]
     #[test]
-    fn x32_numbers_of_denied_calls_are_denied_too() {
-        let filters = filters().unwrap_or_default();
-        let compares = |nr: i64| filters.iter().flatten().any(|insn| i64::from(insn.k) == nr);
-        assert!(compares(libc::SYS_keyctl));
-        assert!(compares(libc::SYS_keyctl | X32_SYSCALL_BIT));
-        assert!(compares(libc::SYS_clone3 | X32_SYSCALL_BIT));
+    fn x32_and_i386_calls_end_the_process() {
+        for nr in [libc::SYS_keyctl, libc::SYS_getpid, libc::SYS_clone3] {
+            let x32 = nr as u32 | X32_SYSCALL_BIT;
+            assert_eq!(
+                run(&program(), &data(AUDIT_ARCH_X86_64, x32, [0; 6])),
+                RET_KILL_PROCESS
+            );
+            assert_eq!(
+                run(&program(), &data(AUDIT_ARCH_I386, nr as u32, [0; 6])),
+                RET_KILL_PROCESS
+            );
+        }
     }
 }

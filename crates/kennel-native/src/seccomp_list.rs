@@ -1,0 +1,51 @@
+// The system calls kennel's seccomp filter refuses. Read by build.rs, which compiles the
+// filter with libseccomp when kennel is built, and by `seccomp.rs`, whose tests check the
+// compiled program against this list. Plain constants only: build.rs `include!`s this file.
+
+/// Refused with EPERM whatever their arguments.
+pub const ALWAYS_DENIED: &[&str] = &[
+    "keyctl",
+    "add_key",
+    "request_key",
+    "bpf",
+    "perf_event_open",
+    "kexec_load",
+    "kexec_file_load",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "userfaultfd",
+    "mount",
+    "umount2",
+    "pivot_root",
+    "move_mount",
+    "open_tree",
+    "fsopen",
+    "fsmount",
+    "fsconfig",
+    "fspick",
+    "mount_setattr",
+    "setns",
+    "open_by_handle_at",
+    "acct",
+    "swapon",
+    "swapoff",
+    "reboot",
+    "syslog",
+    "quotactl",
+];
+
+/// ioctl requests refused with EPERM (the low 32 bits of the second argument: its width
+/// differs between libcs): TIOCSTI and TIOCLINUX, the same number on every architecture
+/// kennel supports.
+pub const DENIED_IOCTLS: &[u64] = &[0x5412, 0x541C];
+
+/// Refused with EPERM when their first argument (the flags) has CLONE_NEWUSER.
+pub const NEWUSER_DENIED: &[&str] = &["unshare", "clone"];
+
+/// CLONE_NEWUSER of linux/sched.h.
+pub const CLONE_NEWUSER_FLAG: u64 = 0x1000_0000;
+
+/// Refused with ENOSYS: clone3's flags live in memory the filter cannot read, and libc
+/// falls back to clone on ENOSYS.
+pub const NOSYS: &[&str] = &["clone3"];
