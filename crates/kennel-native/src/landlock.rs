@@ -1,6 +1,7 @@
 //! The second wall: a Landlock ruleset derived from the same plan as the mount view. A path
 //! must pass both; a mistake in one is caught by the other.
 
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 
 use landlock::{
@@ -82,15 +83,17 @@ pub fn restrict(rules: &[LandlockRule], enforcement: Enforcement) -> Result<(), 
         .create()
         .map_err(err)?;
     for rule in rules {
-        let Ok(meta) = std::fs::metadata(&rule.path) else {
-            continue;
-        };
         let Ok(fd) = PathFd::new(&rule.path) else {
             continue;
         };
+        // The type from the descriptor just opened: no second lookup of the path.
+        let Ok(stat) = nix::sys::stat::fstat(fd.as_fd()) else {
+            continue;
+        };
+        let is_dir = stat.st_mode & libc::S_IFMT == libc::S_IFDIR;
         // Rights that only make sense on directories would make the ruleset "partial".
         let mut access = rights(rule.access, abi);
-        if !meta.is_dir() {
+        if !is_dir {
             access &= AccessFs::from_file(abi);
         }
         ruleset = ruleset

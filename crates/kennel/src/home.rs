@@ -2,8 +2,9 @@
 //! that nobody outside can read), so that what a tool wrote there is listed at exit, never
 //! dropped silently; or, with `home = "persistent"`, kept for the workspace.
 //!
-//! The ephemeral one is created 0700 in the temporary folder (`$TMPDIR`, else `/tmp`) and
-//! removed after the listing; only kennel's own directory is ever removed. Not under
+//! The ephemeral one is created 0700 in a private folder of the user's in the temporary
+//! folder (`$TMPDIR/kennel-UID`, else `/tmp/kennel-UID`) and removed after the listing;
+//! only kennel's own directory is ever removed. Not under
 //! `$XDG_RUNTIME_DIR`: that is a small tmpfs (10% of memory by default) that the user's
 //! session needs, and a tool filling the sandbox's home must not break the desktop.
 
@@ -50,10 +51,23 @@ pub fn prepare(
     }
     let (dir, temp_dir) = match policy.home_mode {
         HomeMode::Ephemeral => {
+            let base = homes_dir(&temp, policy.uid);
+            let base = match own_private_dir(&base, policy.uid) {
+                Ok(()) => base,
+                // Someone else's folder in its place: the home goes in the temporary folder
+                // itself, as safe (a new private directory) but not found again if left.
+                Err(e) => {
+                    eprintln!(
+                        "kennel: notice: {e}; the sandbox's home goes directly in {}",
+                        temp.display()
+                    );
+                    temp
+                }
+            };
             let t = tempfile::Builder::new()
                 .prefix(EPHEMERAL_PREFIX)
                 .permissions(fs::Permissions::from_mode(0o700))
-                .tempdir_in(&temp)?;
+                .tempdir_in(&base)?;
             (t.path().to_path_buf(), Some(t))
         }
         HomeMode::Persistent => {
@@ -98,16 +112,41 @@ pub fn prepare(
 
 const EPHEMERAL_PREFIX: &str = "kennel-home-";
 
+/// The folder of `uid`'s ephemeral homes in `temp`: kennel's own, so that looking for homes
+/// left behind reads a few entries at each start, not the whole temporary folder.
+pub fn homes_dir(temp: &Path, uid: u32) -> PathBuf {
+    temp.join(format!("kennel-{uid}"))
+}
+
+/// Creates `dir` private to `uid`, or checks that the one already there is: a directory
+/// (not a link) of `uid` that nobody else may enter.
+fn own_private_dir(dir: &Path, uid: u32) -> io::Result<()> {
+    match fs::DirBuilder::new().mode(0o700).create(dir) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+        _ => {}
+    }
+    let meta = fs::symlink_metadata(dir)?;
+    if meta.is_dir() && meta.uid() == uid && meta.mode() & 0o077 == 0 {
+        return Ok(());
+    }
+    Err(io::Error::other(format!(
+        "{} is not a private folder of yours (made by another user?)",
+        dir.display()
+    )))
+}
+
 fn lock(dir: &Path, how: FlockArg) -> io::Result<Flock<File>> {
     let file = File::open(dir)?;
     Flock::lock(file, how).map_err(|(_, errno)| io::Error::from(errno))
 }
 
-/// Ephemeral homes of `uid` in `temp` that no running kennel holds: left behind by a kennel
-/// that was killed before it could list and remove them. They are reported, never removed:
-/// they hold what the command wrote. Newest first.
+/// Ephemeral homes of `uid` (in its folder in `temp`) that no running kennel holds: left
+/// behind by a kennel that was killed before it could list and remove them. They are
+/// reported, never removed: they hold what the command wrote. Newest first.
 pub fn stale_homes(temp: &Path, uid: u32) -> Vec<PathBuf> {
-    let Ok(entries) = fs::read_dir(temp) else {
+    let dir = homes_dir(temp, uid);
+    let ours = fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir() && m.uid() == uid);
+    let Some(entries) = ours.then(|| fs::read_dir(&dir).ok()).flatten() else {
         return Vec::new();
     };
     let mut stale: Vec<PathBuf> = entries
@@ -323,13 +362,33 @@ mod tests {
     fn a_home_in_use_is_not_stale_and_one_left_behind_is() -> io::Result<()> {
         let temp = tempfile::tempdir()?;
         let uid = nix::unistd::getuid().as_raw();
-        let used = temp.path().join(format!("{EPHEMERAL_PREFIX}used"));
-        let left = temp.path().join(format!("{EPHEMERAL_PREFIX}left"));
+        let dir = homes_dir(temp.path(), uid);
+        own_private_dir(&dir, uid)?;
+        let used = dir.join(format!("{EPHEMERAL_PREFIX}used"));
+        let left = dir.join(format!("{EPHEMERAL_PREFIX}left"));
         fs::create_dir(&used)?;
         fs::create_dir(&left)?;
-        fs::create_dir(temp.path().join("unrelated"))?;
+        fs::create_dir(dir.join("unrelated"))?;
+        // One directly in the temporary folder is not looked at: only kennel's own folder is.
+        fs::create_dir(temp.path().join(format!("{EPHEMERAL_PREFIX}elsewhere")))?;
         let _held = lock(&used, FlockArg::LockExclusiveNonblock)?;
         assert_eq!(stale_homes(temp.path(), uid), vec![left]);
+        Ok(())
+    }
+
+    #[test]
+    fn a_homes_folder_that_is_not_private_or_not_ours_is_refused() -> io::Result<()> {
+        let temp = tempfile::tempdir()?;
+        let uid = nix::unistd::getuid().as_raw();
+        let open = temp.path().join("open");
+        fs::create_dir(&open)?;
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o755))?;
+        assert!(own_private_dir(&open, uid).is_err());
+        let link = temp.path().join("link");
+        std::os::unix::fs::symlink(temp.path(), &link)?;
+        assert!(own_private_dir(&link, uid).is_err());
+        assert!(own_private_dir(&temp.path().join("mine"), uid).is_ok());
+        assert!(own_private_dir(&temp.path().join("mine"), uid + 1).is_err());
         Ok(())
     }
 

@@ -391,7 +391,7 @@ fn run_policy(
         eprintln!(
             "kennel: {} more homes of earlier sandboxes were left in {}",
             stale_homes.len() - 3,
-            std::env::temp_dir().display()
+            home::homes_dir(&std::env::temp_dir(), ctx.uid).display()
         );
     }
     for stale in stale_homes.iter().take(3) {
