@@ -16,8 +16,9 @@ rustPlatform.buildRustPackage {
       in !(base == "target" || base == "result" || lib.hasSuffix ".nix" base);
   };
   cargoLock.lockFile = ../Cargo.lock;
-  # The seccomp filter is compiled when kennel is built (crates/kennel-native/build.rs).
-  nativeBuildInputs = [ libseccomp ];
+  # The seccomp filter is compiled when kennel is built, by a build script linked with
+  # libseccomp (crates/kennel-native/build.rs); the kennel binary does not link it.
+  buildInputs = [ libseccomp ];
 
   cargoBuildFlags = [ "--package" "kennel" ];
   cargoTestFlags = [ "--workspace" "--lib" ];
