@@ -332,42 +332,51 @@ impl Executor {
     /// Makes the whole tree read-only and nosuid in one call, then writable again where a
     /// writable mount sits in a read-only one (and read-only again where a read-only mount
     /// sits in a writable one, such as a repository's `.git/hooks`). Parents come before
-    /// their children in `made`, so each mount only differs from the nearest mount above it.
+    /// their children in `made`, so each mount only differs from the nearest mount above it
+    /// in what that mount left to the mounts below it.
     fn finish(self) -> Result<(), NativeError> {
         mount_setattr(c"/", true, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, 0)
             .map_err(setup("making the root read-only".into()))?;
-        for (i, (target, writable)) in self.made.iter().enumerate() {
-            let above = self.made[..i]
+        // Each mount done, with whether the mounts below it are now writable.
+        let mut done: Vec<(&Path, bool)> = Vec::with_capacity(self.made.len());
+        for (target, writable) in &self.made {
+            let above = done
                 .iter()
                 .rev()
                 .find(|(other, _)| target.starts_with(other))
                 .is_some_and(|(_, w)| *w);
-            if *writable == above {
-                continue;
-            }
-            let path = cstring(target)?;
-            let what = || {
-                format!(
-                    "making {} {}",
-                    target.display(),
-                    if *writable { "writable" } else { "read-only" }
-                )
+            let below = if *writable == above {
+                above
+            } else {
+                set_writable(target, *writable)?
             };
-            if !*writable {
-                mount_setattr(&path, true, MOUNT_ATTR_RDONLY, 0).map_err(setup(what()))?;
-                continue;
-            }
-            match mount_setattr(&path, true, 0, MOUNT_ATTR_RDONLY) {
-                Ok(()) => {}
-                // A mount below it that the host made read-only stays so (the kernel locks
-                // it): lift read-only on this mount alone, as far as the host allows.
-                Err(nix::Error::EPERM) => match mount_setattr(&path, false, 0, MOUNT_ATTR_RDONLY) {
-                    Ok(()) | Err(nix::Error::EPERM) => {}
-                    Err(e) => return Err(setup(what())(e)),
-                },
-                Err(e) => return Err(setup(what())(e)),
-            }
+            done.push((target, below));
         }
         Ok(())
+    }
+}
+
+/// Makes the mount at `target`, and those below it, writable or read-only; returns whether
+/// the mounts below it are writable now.
+fn set_writable(target: &Path, writable: bool) -> Result<bool, NativeError> {
+    let path = cstring(target)?;
+    let what = || {
+        let state = if writable { "writable" } else { "read-only" };
+        format!("making {} {state}", target.display())
+    };
+    if !writable {
+        mount_setattr(&path, true, MOUNT_ATTR_RDONLY, 0).map_err(setup(what()))?;
+        return Ok(false);
+    }
+    match mount_setattr(&path, true, 0, MOUNT_ATTR_RDONLY) {
+        Ok(()) => Ok(true),
+        // A mount below it that the host made read-only stays so (the kernel locks it, and
+        // refuses the whole call): lift read-only on this mount alone, as far as the host
+        // allows; the mounts below it stay read-only.
+        Err(nix::Error::EPERM) => match mount_setattr(&path, false, 0, MOUNT_ATTR_RDONLY) {
+            Ok(()) | Err(nix::Error::EPERM) => Ok(false),
+            Err(e) => Err(setup(what())(e)),
+        },
+        Err(e) => Err(setup(what())(e)),
     }
 }

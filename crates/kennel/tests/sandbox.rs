@@ -9,7 +9,7 @@ use std::fs;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 
-use common::{env, eventually, processes_with, stderr, stdout, Fixture, SECRET};
+use common::{env, eventually, processes_with, skip_unless, stderr, stdout, Fixture, SECRET};
 
 fn secrets_in_home_are_invisible(backend: &'static str) {
     let fx = Fixture::new("secrets").with_backend(backend);
@@ -257,6 +257,43 @@ fn native_root_is_read_only_but_where_writing_is_meant() {
     // /dev/null takes the write; /dev/full answers ENOSPC, as a device does.
     assert!(text.contains("full=1\n4\n"), "{text}");
     assert!(text.ends_with("\n0\n"), "a mount without nosuid: {text}");
+}
+
+/// A read-only mount of the host inside the workspace (the kernel locks it read-only in the
+/// sandbox): the workspace is still writable, that mount stays read-only, and kennel starts.
+#[test]
+fn a_read_only_host_mount_inside_the_workspace_stays_read_only() {
+    if skip_unless(
+        nix::unistd::geteuid().is_root(),
+        "mounting on the host needs root (CI runs the tests as root)",
+    ) {
+        return;
+    }
+    let fx = Fixture::new("romount");
+    let inside = fx.repo.join("vendor");
+    fs::create_dir_all(&inside).unwrap_or_else(|e| panic!("{e}"));
+    fx.chown(&inside);
+    let mount = |args: &[&str]| {
+        let status = std::process::Command::new("mount")
+            .args(args)
+            .status()
+            .unwrap_or_else(|e| panic!("mount: {e}"));
+        assert!(status.success(), "mount {args:?}");
+    };
+    let target = inside.to_string_lossy().into_owned();
+    mount(&["--bind", &target, &target]);
+    mount(&["-o", "remount,bind,ro", &target]);
+    let out = fx.sandboxed(
+        "touch vendor/x 2>/dev/null && echo WROTE-VENDOR; touch top && echo ok-top; true",
+    );
+    let _ = std::process::Command::new("umount").arg(&target).status();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("ok-top"),
+        "the workspace is not writable: {text}"
+    );
+    assert!(!text.contains("WROTE-VENDOR"), "{text}");
 }
 
 /// What the landlock backend cannot keep, it says at start: each promise that only the
