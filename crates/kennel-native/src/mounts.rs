@@ -25,8 +25,6 @@ use crate::sys::{mount_setattr, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 const OLD_ROOT: &str = "/.kennel-oldroot";
 /// An empty read-only file, bound over hidden files.
 const EMPTY_FILE: &str = "/.kennel-empty";
-/// An empty read-only directory, bound over hidden directories.
-const EMPTY_DIR: &str = "/.kennel-empty-dir";
 /// Device nodes bound from the host into the minimal `/dev`.
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
@@ -86,7 +84,6 @@ pub fn build_root(plan: &Plan) -> Result<(), NativeError> {
     pivot_root("/tmp", &put_old).map_err(setup("pivot_root".into()))?;
     chdir("/").map_err(setup("chdir /".into()))?;
     write_empty_file()?;
-    make_dir(Path::new(EMPTY_DIR), 0o555)?;
 
     let mut exec = Executor { made: Vec::new() };
     for op in &plan.ops {
@@ -261,8 +258,9 @@ impl Executor {
             } => self.tmpfs(target, *mode, *writable),
             MountOp::Hide { target } => match fs::metadata(target) {
                 Err(_) => Ok(()),
-                Ok(meta) if meta.is_dir() && is_top_level(target) => make_dir(target, 0o755),
-                Ok(meta) if meta.is_dir() => self.bind(Path::new(EMPTY_DIR), target, true, false),
+                // A tmpfs of its own (or a directory of the root): something may still be
+                // mounted inside it, and its mount point must not appear anywhere else.
+                Ok(meta) if meta.is_dir() => self.tmpfs(target, 0o755, false),
                 Ok(_) => self.bind(Path::new(EMPTY_FILE), target, false, false),
             },
             MountOp::Symlink { target, points_to } => symlink(points_to, target)

@@ -254,6 +254,28 @@ fn user_config_adds_paths_and_the_command_line_wins() {
     assert!(stdout(&out).contains("datamore"));
 }
 
+/// Two hidden folders, one with a folder inside it made visible again: each hidden folder is
+/// empty of its own (the mount point of the one inside appears nowhere else).
+#[test]
+fn hidden_folders_are_each_empty_of_their_own() {
+    let fx = Fixture::new("hidden-dirs");
+    let data = fx.home.join("data");
+    fx.write(&data.join("secrets/key"), SECRET);
+    fx.write(&data.join("secrets/shared/file"), "shared");
+    fx.write(&data.join("private/file"), SECRET);
+    let d = data.display();
+    fx.user_config(&format!(
+        "version = 1\n[defaults]\nread-write = [\"{d}\", \"{d}/secrets/shared\"]\n\
+         hidden = [\"{d}/secrets\", \"{d}/private\"]\n"
+    ));
+    let out = fx.sandboxed(&format!(
+        "ls -A {d}/private; echo ---; ls -A {d}/secrets; cat {d}/secrets/shared/file; \
+         cat {d}/secrets/key {d}/private/file 2>/dev/null; true"
+    ));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "---\nshared\nshared", "{}", stderr(&out));
+}
+
 #[test]
 fn writes_to_the_ephemeral_home_are_listed_at_exit() {
     let fx = Fixture::new("ephemeral");
