@@ -214,6 +214,29 @@ except OSError as e:
 
     let out = fx.sandboxed("mkdir -p /tmp/m && mount -t tmpfs none /tmp/m; echo status=$?");
     assert!(!stdout(&out).contains("status=0"), "{}", stdout(&out));
+
+    // A system call of the x32 convention (getpid with bit 30 set) ends the process
+    // (SIGSYS: 128 + 31) where kennel's filter applies; outside, the kernel answers it.
+    #[cfg(target_arch = "x86_64")]
+    if backend != "systemd" {
+        let x32 = format!(
+            "{}; echo status=$?",
+            syscall_script(0x4000_0000 | libc::SYS_getpid, "")
+        );
+        let out = fx.sandboxed(&x32);
+        assert!(
+            stdout(&out).contains("status=159"),
+            "{} {}",
+            stdout(&out),
+            stderr(&out)
+        );
+        let outside = fx.as_user(&x32);
+        assert!(
+            stdout(&outside).contains("status=0"),
+            "{}",
+            stdout(&outside)
+        );
+    }
 }
 
 on_every_backend!(
