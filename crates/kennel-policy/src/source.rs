@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::ops::Range;
+use std::sync::OnceLock;
 
 /// A configuration file's name (as the user should read it) and its text. The caller reads
 /// the file; the policy crate only parses.
@@ -10,6 +11,9 @@ pub struct SourceFile {
     /// How errors and `kennel explain` name the file, e.g. `~/.config/kennel/config.toml`.
     pub name: String,
     pub text: String,
+    /// Where each line starts, found once: every rule records its line, and counting the
+    /// newlines before each one made loading a profile quadratic in its length.
+    line_starts: OnceLock<Vec<usize>>,
 }
 
 impl SourceFile {
@@ -17,16 +21,28 @@ impl SourceFile {
         SourceFile {
             name: name.into(),
             text: text.into(),
+            line_starts: OnceLock::new(),
         }
     }
 
     /// 1-based line and column (in characters) of a byte offset.
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text.len());
-        let before = self.text.get(..offset).unwrap_or("");
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let column = before.get(line_start..).unwrap_or("").chars().count() + 1;
+        let starts = self.line_starts.get_or_init(|| {
+            std::iter::once(0)
+                .chain(self.text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect()
+        });
+        // The last line start at or before the offset.
+        let line = starts.partition_point(|&start| start <= offset);
+        let line_start = starts.get(line - 1).copied().unwrap_or(0);
+        let column = self
+            .text
+            .get(line_start..offset)
+            .unwrap_or("")
+            .chars()
+            .count()
+            + 1;
         (line, column)
     }
 
@@ -77,5 +93,12 @@ mod tests {
         assert_eq!(s.line_col(0), (1, 1));
         assert_eq!(s.line_col(6), (2, 1));
         assert_eq!(s.line_col(8), (2, 3));
+        // On a newline: still the line it ends; past the end: the end.
+        assert_eq!(s.line_col(5), (1, 6));
+        assert_eq!(s.line_col(13), (3, 1));
+        assert_eq!(s.line_col(99), (3, 1));
+        // Columns count characters, not bytes.
+        let s = SourceFile::new("f", "x\né = [1]\n");
+        assert_eq!(s.line_col(6), (2, 4));
     }
 }
