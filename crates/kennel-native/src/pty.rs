@@ -87,12 +87,17 @@ pub(crate) fn open_in_sandbox(user: &UserTerminal) -> Result<(OwnedFd, OwnedFd),
 }
 
 /// In the command's process, after `setsid`: makes `slave` its controlling terminal and its
-/// standard input, output and error.
+/// standard input and output, and its standard error unless the user redirected kennel's
+/// away from the terminal (`2> log`): that file or pipe stays the command's, so that what
+/// the command writes there is not lost in the terminal.
 pub(crate) fn attach(slave: &OwnedFd) -> nix::Result<()> {
     set_controlling_terminal(slave.as_fd())?;
     dup2_stdin(slave)?;
     dup2_stdout(slave)?;
-    dup2_stderr(slave)
+    if isatty(std::io::stderr()).unwrap_or(true) {
+        dup2_stderr(slave)?;
+    }
+    Ok(())
 }
 
 /// Sends `fd` over the unix socket `socket` (SCM_RIGHTS).

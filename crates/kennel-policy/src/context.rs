@@ -22,6 +22,7 @@ pub struct ContextInputs {
     /// The home from the password database, used when `HOME` is unset.
     pub passwd_home: Option<PathBuf>,
     pub stdin_is_tty: bool,
+    pub stdout_is_tty: bool,
 }
 
 /// The git directories of a workspace. In a linked worktree or a submodule they live
@@ -51,6 +52,7 @@ pub struct Context {
     pub workspace: Workspace,
     pub env: Vec<(OsString, OsString)>,
     pub stdin_is_tty: bool,
+    pub stdout_is_tty: bool,
 }
 
 impl Context {
@@ -66,6 +68,7 @@ impl Context {
             workspace,
             env: inputs.env,
             stdin_is_tty: inputs.stdin_is_tty,
+            stdout_is_tty: inputs.stdout_is_tty,
         })
     }
 

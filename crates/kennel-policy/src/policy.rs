@@ -154,9 +154,12 @@ pub enum Terminal {
 }
 
 impl Terminal {
-    /// The automatic choice: a pseudo-terminal exactly when standard input is a terminal.
-    pub fn for_stdin(stdin_is_tty: bool) -> Terminal {
-        if stdin_is_tty {
+    /// The automatic choice: a pseudo-terminal exactly when standard input and output are
+    /// both terminals (someone at the keyboard, reading the screen). Output redirected to a
+    /// file or a pipe is passed through as it is written: a terminal would turn its
+    /// newlines into CR LF.
+    pub fn auto(stdin_is_tty: bool, stdout_is_tty: bool) -> Terminal {
+        if stdin_is_tty && stdout_is_tty {
             Terminal::Pty
         } else {
             Terminal::Streams
@@ -332,9 +335,11 @@ mod tests {
     }
 
     #[test]
-    fn a_terminal_on_stdin_means_a_pseudo_terminal() {
-        assert_eq!(Terminal::for_stdin(true), Terminal::Pty);
-        assert_eq!(Terminal::for_stdin(false), Terminal::Streams);
+    fn a_terminal_on_stdin_and_stdout_means_a_pseudo_terminal() {
+        assert_eq!(Terminal::auto(true, true), Terminal::Pty);
+        assert_eq!(Terminal::auto(true, false), Terminal::Streams);
+        assert_eq!(Terminal::auto(false, true), Terminal::Streams);
+        assert_eq!(Terminal::auto(false, false), Terminal::Streams);
     }
 
     #[test]

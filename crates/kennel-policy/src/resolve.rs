@@ -516,7 +516,7 @@ impl<'a> Builder<'a> {
             env_pass: self.pass.into_iter().collect(),
             copy_back,
             home_source: None,
-            terminal: Terminal::for_stdin(ctx.stdin_is_tty),
+            terminal: Terminal::auto(ctx.stdin_is_tty, ctx.stdout_is_tty),
         };
         policy.normalize_rules();
         policy
@@ -605,6 +605,7 @@ mod tests {
                 ("HOME".into(), "/elsewhere".into()),
             ],
             stdin_is_tty: false,
+            stdout_is_tty: false,
         }
     }
 
@@ -679,10 +680,12 @@ mod tests {
     }
 
     #[test]
-    fn a_terminal_on_stdin_gets_a_pseudo_terminal() -> Result<(), PolicyError> {
+    fn a_terminal_on_stdin_and_stdout_gets_a_pseudo_terminal() -> Result<(), PolicyError> {
         let mut c = ctx("/home/u", "/home/u/p");
         assert_eq!(resolve_default(&c, vec![])?.terminal, Terminal::Streams);
         c.stdin_is_tty = true;
+        assert_eq!(resolve_default(&c, vec![])?.terminal, Terminal::Streams);
+        c.stdout_is_tty = true;
         assert_eq!(resolve_default(&c, vec![])?.terminal, Terminal::Pty);
         Ok(())
     }

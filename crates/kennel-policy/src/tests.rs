@@ -39,6 +39,7 @@ fn ctx() -> Context {
             ("SSH_AUTH_SOCK".into(), "/run/user/1000/ssh".into()),
         ],
         stdin_is_tty: false,
+        stdout_is_tty: false,
     }
 }
 

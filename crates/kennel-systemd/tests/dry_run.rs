@@ -45,6 +45,7 @@ fn context() -> Context {
         .map(|(k, v)| (OsString::from(k), OsString::from(v)))
         .collect(),
         stdin_is_tty: true,
+        stdout_is_tty: true,
     }
 }
 

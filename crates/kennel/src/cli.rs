@@ -192,14 +192,16 @@ pub struct RunArgs {
     pub cpu: Option<String>,
 
     /// Give the command a pseudo-terminal of the sandbox's own as its standard input, output
-    /// and error, relayed to yours (the default when standard input is a terminal). What it
-    /// types into that terminal (TIOCSTI) stays inside the sandbox.
+    /// and error, relayed to yours (the default when standard input and output are both
+    /// terminals; a standard error you redirected stays where you sent it). What it types
+    /// into that terminal (TIOCSTI) stays inside the sandbox.
     #[arg(long, conflicts_with = "no_pty")]
     pub pty: bool,
 
     /// Pass the standard streams through unchanged, byte for byte (the default when standard
-    /// input is not a terminal). The command runs without a controlling terminal, even when
-    /// its streams are your terminal: no job control, and full-screen programs may refuse.
+    /// input or output is not a terminal, e.g. `> file`). The command runs without a
+    /// controlling terminal, even when its streams are your terminal: no job control, and
+    /// full-screen programs may refuse.
     #[arg(long)]
     pub no_pty: bool,
 

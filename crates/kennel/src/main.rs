@@ -147,6 +147,7 @@ fn context() -> Result<Context, Failure> {
         gid: nix::unistd::getgid().as_raw(),
         passwd_home,
         stdin_is_tty: std::io::stdin().is_terminal(),
+        stdout_is_tty: std::io::stdout().is_terminal(),
     };
     Ok(Context::discover(inputs)?)
 }

@@ -714,6 +714,27 @@ fn ctrl_c_reaches_the_whole_job_in_piped_mode() {
     assert!(processes_with(&marker).is_empty());
 }
 
+/// From a terminal, output redirected to a file is passed through as written (a terminal
+/// would have turned each newline into CR LF), and a standard error redirected to a file
+/// stays that file while the command still gets a terminal.
+#[test]
+fn redirected_output_and_errors_reach_their_files_unchanged() {
+    let fx = Fixture::new("redirect");
+    let Some(tmux) = Tmux::start(&fx, 160, 40) else {
+        return;
+    };
+    let run = tmux.kennel("run -- printf 'a\\nb\\n' > out.txt");
+    assert_eq!(tmux.wait_kennel(run), 0);
+    assert_eq!(fs::read(fx.repo.join("out.txt")).unwrap(), b"a\nb\n");
+    // The marker is computed inside, so the typed line never matches it.
+    let run = tmux.kennel("run -- sh -c 'tty; echo to-err-$((6*7)) >&2' 2> err.txt");
+    assert_eq!(tmux.wait_kennel(run), 0);
+    assert_eq!(fs::read(fx.repo.join("err.txt")).unwrap(), b"to-err-42\n");
+    let screen = tmux.screen();
+    assert!(screen.contains("/dev/pts/"), "no terminal inside: {screen}");
+    assert!(!screen.contains("to-err-42"), "{screen}");
+}
+
 #[test]
 fn pty_flag_gives_a_terminal_to_piped_input() {
     let fx = Fixture::new("pty-flag");
