@@ -65,6 +65,56 @@ fn ensure_test_user() -> (u32, u32) {
     }
 }
 
+/// Removes what earlier test runs left in `base`: each stages a copy of kennel (tens of
+/// megabytes) and its fixtures in `run-PID`, kept for a look after a failure. A folder is
+/// removed once its process is gone, unless something is still mounted inside it (a test
+/// that failed before its cleanup): the removal would reach into the mounted tree.
+fn remove_stale_runs(base: &Path) {
+    let Ok(entries) = fs::read_dir(base) else {
+        return;
+    };
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mount_points: Vec<&str> = mounts
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .collect();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("run-"))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let dir = entry.path();
+        let inside = format!("{}/", dir.display());
+        if Path::new("/proc").join(pid.to_string()).exists()
+            || mount_points.iter().any(|m| m.starts_with(&inside))
+        {
+            continue;
+        }
+        remove_tree(&dir);
+    }
+}
+
+/// Removes `path` and what it holds, best effort, without following symbolic links (and
+/// making folders writable first, which the sandboxes' read-only ones are not).
+fn remove_tree(path: &Path) {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return;
+    };
+    if meta.is_dir() {
+        let _ = fs::set_permissions(path, fs::Permissions::from_mode(0o700));
+        for entry in fs::read_dir(path).into_iter().flatten().flatten() {
+            remove_tree(&entry.path());
+        }
+        let _ = fs::remove_dir(path);
+    } else {
+        let _ = fs::remove_file(path);
+    }
+}
+
 pub fn env() -> &'static Env {
     static ENV: OnceLock<Env> = OnceLock::new();
     ENV.get_or_init(|| {
@@ -78,6 +128,7 @@ pub fn env() -> &'static Env {
                 None,
             )
         };
+        remove_stale_runs(&base);
         let run_dir = base.join(format!("run-{}", std::process::id()));
         fs::create_dir_all(&run_dir).unwrap_or_else(|e| panic!("{}: {e}", run_dir.display()));
         for dir in [&base, &run_dir] {
