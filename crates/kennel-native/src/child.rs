@@ -360,9 +360,19 @@ fn init(command: Pid, exit_report: OwnedFd) -> ! {
             if let Some(code) = reap(command) {
                 end_sandbox(&exit_report, code);
             }
-        } else if matches!(sig, Signal::SIGINT | Signal::SIGQUIT | Signal::SIGWINCH) {
-            // What a terminal does with Ctrl-C, Ctrl-\ and a resize: tell the whole job. The
-            // command leads a session of its own, so its process group is its pid.
+        } else if matches!(
+            sig,
+            Signal::SIGINT | Signal::SIGQUIT | Signal::SIGWINCH | Signal::SIGTSTP | Signal::SIGCONT
+        ) {
+            // What a terminal does with Ctrl-C, Ctrl-\, a resize, Ctrl-Z and `fg`: tell the
+            // whole job. The command leads a session of its own, so its process group is its
+            // pid. That group has no parent outside it in its session, so the kernel drops a
+            // SIGTSTP sent to it: Ctrl-Z stops it with SIGSTOP.
+            let sig = if sig == Signal::SIGTSTP {
+                Signal::SIGSTOP
+            } else {
+                sig
+            };
             if killpg(command, sig).is_err() {
                 let _ = kill(command, sig);
             }
@@ -414,6 +424,8 @@ pub(crate) fn forwarded_signals() -> SigSet {
         Signal::SIGUSR2,
         Signal::SIGWINCH,
         Signal::SIGCHLD,
+        Signal::SIGTSTP,
+        Signal::SIGCONT,
     ] {
         set.add(sig);
     }

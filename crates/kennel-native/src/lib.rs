@@ -29,7 +29,7 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sched::CloneFlags;
-use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::signal::{kill, killpg, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
@@ -290,6 +290,9 @@ pub(crate) fn supervise(
     mut relay: Option<Relay>,
     report: Option<&OwnedFd>,
 ) -> Result<i32, NativeError> {
+    // The native backend's `init` passes signals on to the command's job; the landlock
+    // backend's `init` is the command itself.
+    let via_init = report.is_some();
     let mut stop_by: Option<Instant> = None;
     // Reap first: the init may have ended before the signalfd existed (its SIGCHLD is then
     // pending and will be read too, which is harmless).
@@ -350,6 +353,26 @@ pub(crate) fn supervise(
                     }
                     stop_by.get_or_insert_with(|| Instant::now() + STOP_GRACE);
                 }
+                // Ctrl-Z (or `kill -TSTP`): kennel stops as the job the user's shell sees, as
+                // a command without kennel would. With a pseudo-terminal, the user's terminal
+                // is given back meanwhile and the sandbox runs on (Ctrl-Z typed inside
+                // reaches the sandbox's own terminal instead); without one, the sandbox's job
+                // stops too, and `fg` (SIGCONT) continues it.
+                Signal::SIGTSTP => {
+                    match relay.as_ref() {
+                        Some(relay) => relay.suspend(),
+                        None => stop_job(init, via_init),
+                    }
+                    let _ = kill(Pid::this(), Signal::SIGSTOP);
+                    if let Some(relay) = relay.as_ref() {
+                        relay.resume();
+                    }
+                }
+                Signal::SIGCONT => {
+                    if relay.is_none() {
+                        continue_job(init, via_init);
+                    }
+                }
                 _ => {
                     let _ = kill(init, sig);
                 }
@@ -360,6 +383,23 @@ pub(crate) fn supervise(
             let _ = kill(init, Signal::SIGKILL);
             stop_by = None;
         }
+    }
+}
+
+/// Stops the command's job: through the native backend's init, or directly (the command
+/// leads a process group of its own, which the kernel would not stop for a SIGTSTP).
+fn stop_job(init: Pid, via_init: bool) {
+    if via_init {
+        let _ = kill(init, Signal::SIGTSTP);
+    } else if killpg(init, Signal::SIGSTOP).is_err() {
+        let _ = kill(init, Signal::SIGSTOP);
+    }
+}
+
+/// Continues the command's job after [`stop_job`].
+fn continue_job(init: Pid, via_init: bool) {
+    if via_init || killpg(init, Signal::SIGCONT).is_err() {
+        let _ = kill(init, Signal::SIGCONT);
     }
 }
 

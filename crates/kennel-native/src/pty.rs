@@ -164,6 +164,20 @@ impl RawMode {
         tcsetattr(&stdin, SetArg::TCSANOW, &raw).map_err(setup("making the terminal raw"))?;
         Ok(Some(RawMode { stdin, saved }))
     }
+
+    /// Gives the terminal its settings back for a while (kennel is being stopped).
+    fn suspend(&self) {
+        let _ = tcsetattr(&self.stdin, SetArg::TCSANOW, &self.saved);
+    }
+
+    /// Raw again (kennel was continued): from the settings it has now, which the user may
+    /// have changed meanwhile.
+    fn resume(&self) {
+        if let Ok(mut raw) = tcgetattr(&self.stdin) {
+            cfmakeraw(&mut raw);
+            let _ = tcsetattr(&self.stdin, SetArg::TCSANOW, &raw);
+        }
+    }
 }
 
 impl Drop for RawMode {
@@ -251,6 +265,22 @@ impl Relay {
         if let (Some(master), Some(size)) = (&self.master, user_window_size()) {
             let _ = set_window_size(master.as_fd(), &size);
         }
+    }
+
+    /// Before kennel stops (SIGTSTP from outside): the user's terminal gets its settings
+    /// back, so that the shell that continues is usable. The sandbox runs on.
+    pub fn suspend(&self) {
+        if let Some(raw) = &self._raw {
+            raw.suspend();
+        }
+    }
+
+    /// After kennel was continued: raw again, and the window size, which may have changed.
+    pub fn resume(&self) {
+        if let Some(raw) = &self._raw {
+            raw.resume();
+        }
+        self.copy_window_size();
     }
 
     /// Hangs up the sandbox's terminal: its session gets SIGHUP, as when a terminal closes.

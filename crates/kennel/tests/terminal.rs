@@ -373,6 +373,106 @@ fn ctrl_z_and_fg_work_in_a_sandboxed_bash() {
     tmux.wait_for("after-fg-2-42");
 }
 
+/// Without a pseudo-terminal (`--no-pty`, or output redirected), Ctrl-Z stops the
+/// sandbox's job with kennel, and `fg` continues both, as for a command without kennel.
+#[test]
+fn ctrl_z_and_fg_stop_and_continue_the_job_in_piped_mode() {
+    ctrl_z_in_piped_mode("native", "5757");
+}
+
+/// The same with the landlock backend, whose command is kennel's own child.
+#[test]
+fn ctrl_z_and_fg_stop_and_continue_the_job_in_piped_mode_with_landlock() {
+    ctrl_z_in_piped_mode("landlock", "5759");
+}
+
+fn ctrl_z_in_piped_mode(backend: &str, tag: &str) {
+    let fx = Fixture::new(&format!("piped-ctrl-z-{backend}"));
+    let Some(tmux) = Tmux::start(&fx, 160, 40) else {
+        return;
+    };
+    let marker = format!("{tag}.{}", std::process::id());
+    // Typed alone: after a stop, the shell would go on with the rest of a command list.
+    tmux.type_line(&format!(
+        "{} run --backend {backend} --no-pty -- sleep {marker} 2>/dev/null",
+        env().kennel.display()
+    ));
+    let mut pid = None;
+    assert!(
+        eventually(10, || {
+            pid = processes_with(&marker).into_iter().next();
+            pid.is_some()
+        }),
+        "the sleep never started"
+    );
+    let pid = pid.unwrap();
+    tmux.press("C-z");
+    tmux.wait_for("Stopped");
+    assert!(
+        eventually(10, || stat_field(pid, 3).as_deref() == Some("T")),
+        "Ctrl-Z did not stop the sandbox's job"
+    );
+    tmux.type_line("fg");
+    assert!(
+        eventually(10, || matches!(
+            stat_field(pid, 3).as_deref(),
+            Some("S" | "R")
+        )),
+        "fg did not continue the sandbox's job"
+    );
+    tmux.press("C-c");
+    assert!(eventually(10, || processes_with(&marker).is_empty()));
+    let screen = tmux.outer("echo status=$?");
+    assert!(screen.contains("status=130"), "{screen}");
+}
+
+/// With a pseudo-terminal, a SIGTSTP from outside stops kennel with the user's terminal
+/// given back (cooked, for the shell that continues); `fg` makes it raw again.
+#[test]
+fn a_stopped_kennel_gives_the_terminal_back_and_takes_it_again_on_fg() {
+    let fx = Fixture::new("sigtstp");
+    let Some(tmux) = Tmux::start(&fx, 160, 40) else {
+        return;
+    };
+    let marker = format!("5858.{}", std::process::id());
+    // Typed alone: after a stop, the shell would go on with the rest of a command list.
+    tmux.type_line(&format!("{} run -- sleep {marker}", env().kennel.display()));
+    assert!(
+        eventually(10, || !processes_with(&marker).is_empty()),
+        "the sleep never started"
+    );
+    let kennel = tmux.kennel_pid();
+    let tty = tmux.tmux(&["display-message", "-p", "#{pane_tty}"]);
+    let tty = tty.trim().to_string();
+    let flags = || {
+        let out = Command::new("stty")
+            .args(["-F", &tty, "-a"])
+            .output()
+            .unwrap_or_else(|e| panic!("stty: {e}"));
+        stty_flags(&String::from_utf8_lossy(&out.stdout))
+    };
+    assert!(
+        eventually(10, || flags().iter().any(|f| f == "-icanon")),
+        "kennel never made the terminal raw"
+    );
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(kennel).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTSTP).unwrap();
+    tmux.wait_for("Stopped");
+    assert_cooked(&tmux);
+    // The sandbox runs on meanwhile.
+    assert!(!processes_with(&marker).is_empty());
+    tmux.type_line("fg");
+    assert!(
+        eventually(10, || flags().iter().any(|f| f == "-icanon")),
+        "fg did not make the terminal raw again"
+    );
+    tmux.press("C-c");
+    assert!(eventually(10, || processes_with(&marker).is_empty()));
+    let screen = tmux.outer("echo status=$?");
+    assert!(screen.contains("status=130"), "{screen}");
+    assert_cooked(&tmux);
+}
+
 #[test]
 fn the_exit_status_passes_through_the_terminal() {
     let fx = Fixture::new("tty-status");
