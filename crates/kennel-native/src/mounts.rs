@@ -278,6 +278,19 @@ impl Executor {
                 self.made.push((target.clone(), true));
                 Ok(())
             }
+            MountOp::Sysfs { target } => {
+                mount_point(target, true)?;
+                mount(
+                    Some("sysfs"),
+                    target,
+                    Some("sysfs"),
+                    MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                    None::<&str>,
+                )
+                .map_err(setup(format!("mounting {}", target.display())))?;
+                self.made.push((target.clone(), false));
+                Ok(())
+            }
             MountOp::Dev { target } => self.dev(target),
             MountOp::File { target, contents } => {
                 if let Some(parent) = target.parent() {

@@ -95,6 +95,10 @@ pub enum MountOp {
     Proc {
         target: PathBuf,
     },
+    /// A sysfs of the sandbox's own network namespace (read-only).
+    Sysfs {
+        target: PathBuf,
+    },
     /// A minimal `/dev`: null, zero, full, random, urandom, tty, its own devpts, shm.
     Dev {
         target: PathBuf,
@@ -185,13 +189,30 @@ pub fn plan(policy: &Policy, host: &HostRoot) -> Result<Plan, NativeError> {
     });
     plan.allow("/dev", LandlockAccess::Full);
     if !rules.has(Path::new("/sys")) {
-        plan.ops.push(MountOp::Bind {
-            source: "/sys".into(),
-            target: "/sys".into(),
-            writable: false,
-            optional: true,
-            placeholder: None,
-        });
+        if policy.network.isolated() {
+            // The host's /sys would list the host's network interfaces (names, addresses,
+            // MAC addresses) in /sys/class/net: a sysfs of the sandbox's own network
+            // namespace lists its loopback only. The cgroup tree, which runtimes read for
+            // their CPU and memory limits, is bound from the host.
+            plan.ops.push(MountOp::Sysfs {
+                target: "/sys".into(),
+            });
+            plan.ops.push(MountOp::Bind {
+                source: "/sys/fs/cgroup".into(),
+                target: "/sys/fs/cgroup".into(),
+                writable: false,
+                optional: true,
+                placeholder: None,
+            });
+        } else {
+            plan.ops.push(MountOp::Bind {
+                source: "/sys".into(),
+                target: "/sys".into(),
+                writable: false,
+                optional: true,
+                placeholder: None,
+            });
+        }
         plan.allow("/sys", LandlockAccess::Read);
     }
 
@@ -466,6 +487,29 @@ mod tests {
             );
             assert_eq!(rules.has(path), p.paths.iter().any(|r| r.path == path));
         }
+    }
+
+    #[test]
+    fn an_isolated_network_gets_a_sysfs_of_its_own() -> Result<(), NativeError> {
+        let rules = || vec![rule("/", Access::ReadOnly, false)];
+        let on = plan(&policy(rules()), &host())?;
+        assert!(on
+            .ops
+            .iter()
+            .any(|op| matches!(op, MountOp::Bind { source, .. } if source == Path::new("/sys"))));
+        let mut off = policy(rules());
+        off.network = kennel_policy::Network::Off;
+        let off = plan(&off, &host())?;
+        assert!(off.ops.contains(&MountOp::Sysfs {
+            target: "/sys".into()
+        }));
+        assert!(
+            !off.ops.iter().any(
+                |op| matches!(op, MountOp::Bind { source, .. } if source == Path::new("/sys"))
+            ),
+            "the host's /sys lists the host's interfaces"
+        );
+        Ok(())
     }
 
     #[test]

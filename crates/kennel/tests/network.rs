@@ -17,8 +17,11 @@ fn net_off_leaves_only_loopback_and_no_host_service() {
     let probe = format!(
         r#"python3 - <<'PY'
 import socket
+import os
 names = sorted(l.split(":")[0].strip() for l in open("/proc/net/dev").readlines()[2:])
 print("interfaces", " ".join(names))
+print("sys-interfaces", " ".join(sorted(os.listdir("/sys/class/net"))))
+print("cgroups", "yes" if os.listdir("/sys/fs/cgroup") else "no")
 try:
     socket.create_connection(("127.0.0.1", {port}), timeout=2); print("host-service reached")
 except OSError as e:
@@ -37,6 +40,10 @@ PY"#
     common::assert_kennel_started(&out);
     let text = stdout(&out);
     assert!(text.contains("interfaces lo\n"), "{text} {}", stderr(&out));
+    // /sys lists the sandbox's own interfaces too (the host's, with their MAC addresses,
+    // stay out of sight), and still has the cgroup tree.
+    assert!(text.contains("sys-interfaces lo\n"), "{text}");
+    assert!(text.contains("cgroups yes"), "{text}");
     assert!(text.contains("host-service refused"), "{text}");
     assert!(
         text.contains("own-loopback works"),
@@ -48,6 +55,11 @@ PY"#
     assert!(
         stdout(&on).contains("host-service reached"),
         "{}",
+        stdout(&on)
+    );
+    assert!(
+        !stdout(&on).contains("sys-interfaces lo\n"),
+        "the host's interfaces are listed with the host's network: {}",
         stdout(&on)
     );
 }
