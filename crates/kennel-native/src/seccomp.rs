@@ -18,7 +18,8 @@ include!("seccomp_list.rs");
 /// architecture is not supported.
 static COMPILED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/seccomp.bpf"));
 
-/// Each refused system call with the reason: the documentation of `seccomp_list.rs`.
+/// Each refused system call with the reason, as `kennel explain` lists them (the rules
+/// themselves are in `seccomp_list.rs`).
 pub const DENIED: &[(&str, &str)] = &[
     (
         "ioctl(TIOCSTI)",
@@ -41,7 +42,8 @@ pub const DENIED: &[(&str, &str)] = &[
     ("init_module, finit_module, delete_module", "kernel modules"),
     ("userfaultfd", "a tool of kernel exploits"),
     (
-        "mount, umount2, pivot_root, move_mount, open_tree, fsopen, fsmount, fsconfig, fspick",
+        "mount, umount2, pivot_root, move_mount, open_tree, fsopen, fsmount, fsconfig, fspick, \
+         mount_setattr",
         "changing the sandbox's view of files",
     ),
     ("setns", "joining other namespaces"),
@@ -63,7 +65,7 @@ pub const DENIED: &[(&str, &str)] = &[
     ),
     (
         "system calls of another convention (i386, x32)",
-        "end the process: a second way in to every call above",
+        "a second way to every call above: they end the process",
     ),
 ];
 
@@ -93,6 +95,27 @@ pub fn apply(filters: &[BpfProgram]) -> Result<(), NativeError> {
             .map_err(|e| NativeError::Setup(format!("installing the seccomp filter: {e}")))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod listed {
+    use super::*;
+
+    /// `kennel explain` names every refused call: each of the list is in a line of DENIED.
+    #[test]
+    fn every_refused_call_is_explained() {
+        let named = |call: &str| {
+            DENIED.iter().any(|(calls, _)| {
+                calls
+                    .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .any(|word| word == call)
+            })
+        };
+        for call in ALWAYS_DENIED.iter().chain(NEWUSER_DENIED).chain(NOSYS) {
+            assert!(named(call), "{call} is refused but not explained");
+        }
+        assert!(named("TIOCSTI") && named("TIOCLINUX"));
+    }
 }
 
 #[cfg(all(test, target_arch = "x86_64"))]

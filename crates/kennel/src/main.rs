@@ -517,6 +517,12 @@ fn explain(config: &ConfigChoice, args: ExplainArgs) -> Result<u8, Failure> {
             .map(|p| p.description)
             .unwrap_or_default();
         print!("{}", explain_text(&policy, &description));
+        if policy.backend != Backend::Systemd {
+            println!("\nsystem calls refused (seccomp; EPERM unless said otherwise):");
+            for (calls, why) in kennel_native::seccomp::DENIED {
+                println!("  - {calls}: {why}");
+            }
+        }
     }
     Ok(0)
 }

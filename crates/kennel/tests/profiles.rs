@@ -382,6 +382,19 @@ fn explain_and_profiles_print_without_values() {
     assert!(stdout(&out).contains("ANTHROPIC_API_KEY"));
     let out = fx.kennel_with(&["explain", "aider"]);
     assert!(stdout(&out).contains(".aider"), "{}", stdout(&out));
+    // The system calls the sandbox refuses, and why; not for the systemd backend, whose
+    // filter is systemd's.
+    assert!(
+        stdout(&out).contains("  - ioctl(TIOCSTI): typing into the terminal"),
+        "{}",
+        stdout(&out)
+    );
+    let out = fx.kennel_with(&["explain", "aider", "--backend", "systemd"]);
+    assert!(
+        !stdout(&out).contains("system calls refused"),
+        "{}",
+        stdout(&out)
+    );
     let out = fx.kennel_with(&["profiles"]);
     let names: Vec<&str> = std::str::from_utf8(&out.stdout)
         .unwrap()
