@@ -221,6 +221,27 @@ impl Executor {
         Ok(())
     }
 
+    /// A new instance of the kernel's file system `fstype` (proc, sysfs) at `target`: one
+    /// of the sandbox's own namespaces, nothing to run from it.
+    fn kernel_fs(
+        &mut self,
+        fstype: &str,
+        target: &Path,
+        writable: bool,
+    ) -> Result<(), NativeError> {
+        mount_point(target, true)?;
+        mount(
+            Some(fstype),
+            target,
+            Some(fstype),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            None::<&str>,
+        )
+        .map_err(setup(format!("mounting {}", target.display())))?;
+        self.made.push((target.to_path_buf(), writable));
+        Ok(())
+    }
+
     fn apply(&mut self, op: &MountOp) -> Result<(), NativeError> {
         match op {
             MountOp::Bind {
@@ -265,32 +286,9 @@ impl Executor {
             },
             MountOp::Symlink { target, points_to } => symlink(points_to, target)
                 .map_err(io(format!("creating the symlink {}", target.display()))),
-            MountOp::Proc { target } => {
-                mount_point(target, true)?;
-                mount(
-                    Some("proc"),
-                    target,
-                    Some("proc"),
-                    MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-                    None::<&str>,
-                )
-                .map_err(setup(format!("mounting {}", target.display())))?;
-                self.made.push((target.clone(), true));
-                Ok(())
-            }
-            MountOp::Sysfs { target } => {
-                mount_point(target, true)?;
-                mount(
-                    Some("sysfs"),
-                    target,
-                    Some("sysfs"),
-                    MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-                    None::<&str>,
-                )
-                .map_err(setup(format!("mounting {}", target.display())))?;
-                self.made.push((target.clone(), false));
-                Ok(())
-            }
+            // Writable: tools write /proc/self/... (oom_score_adj, comm).
+            MountOp::Proc { target } => self.kernel_fs("proc", target, true),
+            MountOp::Sysfs { target } => self.kernel_fs("sysfs", target, false),
             MountOp::Dev { target } => self.dev(target),
             MountOp::File { target, contents } => {
                 if let Some(parent) = target.parent() {

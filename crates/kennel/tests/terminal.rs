@@ -335,19 +335,13 @@ fn ctrl_c_interrupts_a_sleep_and_the_sandboxed_shell_survives() {
     assert_eq!(tmux.wait_kennel(run), 0);
 }
 
-#[test]
-fn ctrl_z_and_fg_work_in_a_sandboxed_bash() {
-    let fx = Fixture::new("ctrl-z");
-    let Some(tmux) = Tmux::start(&fx, 100, 30) else {
-        return;
-    };
-    tmux.sandboxed_bash();
-    let marker = format!("5252.{}", std::process::id());
-    tmux.type_line(&format!("sleep {marker}"));
+/// Waits for the `sleep MARKER` inside, presses Ctrl-Z and checks that the sleep stopped
+/// and the shell said so, then types `fg` and checks that it runs again.
+fn ctrl_z_then_fg(tmux: &Tmux, marker: &str) {
     let mut pid = None;
     assert!(
         eventually(10, || {
-            pid = processes_with(&marker).into_iter().next();
+            pid = processes_with(marker).into_iter().next();
             pid.is_some()
         }),
         "the sleep never started"
@@ -367,6 +361,18 @@ fn ctrl_z_and_fg_work_in_a_sandboxed_bash() {
         )),
         "fg did not continue the sleep"
     );
+}
+
+#[test]
+fn ctrl_z_and_fg_work_in_a_sandboxed_bash() {
+    let fx = Fixture::new("ctrl-z");
+    let Some(tmux) = Tmux::start(&fx, 100, 30) else {
+        return;
+    };
+    tmux.sandboxed_bash();
+    let marker = format!("5252.{}", std::process::id());
+    tmux.type_line(&format!("sleep {marker}"));
+    ctrl_z_then_fg(&tmux, &marker);
     tmux.press("C-c");
     assert!(eventually(10, || processes_with(&marker).is_empty()));
     tmux.type_line("echo after-fg-$$-$((6*7))");
@@ -397,29 +403,7 @@ fn ctrl_z_in_piped_mode(backend: &str, tag: &str) {
         "{} run --backend {backend} --no-pty -- sleep {marker} 2>/dev/null",
         env().kennel.display()
     ));
-    let mut pid = None;
-    assert!(
-        eventually(10, || {
-            pid = processes_with(&marker).into_iter().next();
-            pid.is_some()
-        }),
-        "the sleep never started"
-    );
-    let pid = pid.unwrap();
-    tmux.press("C-z");
-    tmux.wait_for("Stopped");
-    assert!(
-        eventually(10, || stat_field(pid, 3).as_deref() == Some("T")),
-        "Ctrl-Z did not stop the sandbox's job"
-    );
-    tmux.type_line("fg");
-    assert!(
-        eventually(10, || matches!(
-            stat_field(pid, 3).as_deref(),
-            Some("S" | "R")
-        )),
-        "fg did not continue the sandbox's job"
-    );
+    ctrl_z_then_fg(&tmux, &marker);
     tmux.press("C-c");
     assert!(eventually(10, || processes_with(&marker).is_empty()));
     let screen = tmux.outer("echo status=$?");
