@@ -192,6 +192,8 @@ fn setup(setup: Setup) -> Result<Pid, (u8, String)> {
     } = setup;
     let fail = |e: NativeError| match e {
         NativeError::UserNamespacesDenied { cause, .. } => (STATUS_USERNS, cause),
+        // The supervisor says "setting up the sandbox failed" itself.
+        NativeError::Setup(message) => (STATUS_SETUP, message),
         other => (STATUS_SETUP, other.to_string()),
     };
     build_root(plan).map_err(fail)?;

@@ -19,7 +19,7 @@ use crate::error::{sys, NativeError};
 use crate::landlock::{LandlockAccess, LandlockRule};
 use crate::plan::{HostEntry, HostRoot};
 use crate::pty::{self, RawMode, Relay, UserTerminal};
-use crate::{exec_spec, read_status, supervise, Options};
+use crate::{exec_spec, read_status, supervise, Options, Watched};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 #[derive(Debug, Clone, Serialize)]
@@ -254,7 +254,7 @@ pub fn run_landlock_only(policy: &Policy, options: &Options) -> Result<i32, Nati
         None => start_relay(&forwarded, master),
     };
     let code = match started {
-        Ok((signals, relay)) => supervise(pid, &signals, relay, None),
+        Ok((signals, relay)) => supervise(Watched::Command(pid), &signals, relay),
         Err(e) => {
             let _ = kill(pid, Signal::SIGKILL);
             let _ = waitpid(pid, None);

@@ -173,7 +173,14 @@ pub fn run(policy: &Policy, options: &Options) -> Result<i32, NativeError> {
         return Err(err);
     }
     let status = match watch(&forwarded, terminal_socket, raw) {
-        Ok((signals, relay)) => supervise(pid, &signals, relay, Some(&report_read)),
+        Ok((signals, relay)) => supervise(
+            Watched::Init {
+                pid,
+                report: &report_read,
+            },
+            &signals,
+            relay,
+        ),
         Err(e) => {
             let _ = kill(pid, Signal::SIGKILL);
             let _ = waitpid(pid, None);
@@ -281,18 +288,28 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 /// has not ended `STOP_GRACE` later: an interactive shell ignores SIGTERM, and kennel must
 /// not outlive the request to stop it.
 ///
-/// `report` is the native init's: once the command has ended and the init has ended every
-/// other process of the sandbox, it writes the command's status there, before its own exit
-/// tears the namespaces down (which kennel need not wait for: nothing runs in them anymore).
+/// What kennel's child is: the native sandbox's init, or (landlock backend) the command.
+pub(crate) enum Watched<'a> {
+    /// The init passes signals on to the command's job. Once the command has ended and the
+    /// init has ended every other process of the sandbox, it writes the command's status
+    /// to `report`, before its own exit tears the namespaces down (which kennel need not
+    /// wait for: nothing runs in them anymore).
+    Init {
+        pid: Pid,
+        report: &'a OwnedFd,
+    },
+    Command(Pid),
+}
+
 pub(crate) fn supervise(
-    init: Pid,
+    watched: Watched,
     signals: &SignalFd,
     mut relay: Option<Relay>,
-    report: Option<&OwnedFd>,
 ) -> Result<i32, NativeError> {
-    // The native backend's `init` passes signals on to the command's job; the landlock
-    // backend's `init` is the command itself.
-    let via_init = report.is_some();
+    let (init, report, via_init) = match watched {
+        Watched::Init { pid, report } => (pid, Some(report), true),
+        Watched::Command(pid) => (pid, None, false),
+    };
     let mut stop_by: Option<Instant> = None;
     // Reap first: the init may have ended before the signalfd existed (its SIGCHLD is then
     // pending and will be read too, which is harmless).

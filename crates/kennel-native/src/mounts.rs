@@ -197,6 +197,38 @@ fn tmpfs(target: &Path, mode: u32) -> Result<(), NativeError> {
     .map_err(setup(format!("mounting a tmpfs on {}", target.display())))
 }
 
+/// Why a new proc or sysfs could not be mounted.
+enum KernelFs {
+    /// EPERM: the kernel refuses a new instance where the host's is partly covered.
+    Refused,
+    Failed(NativeError),
+}
+
+impl From<KernelFs> for NativeError {
+    fn from(e: KernelFs) -> NativeError {
+        match e {
+            KernelFs::Refused => NativeError::Setup(
+                "the kernel refused to mount a /proc of the sandbox's own (EPERM; part of the \
+                 host's /proc is covered, as in a container); use --backend landlock there"
+                    .into(),
+            ),
+            KernelFs::Failed(e) => e,
+        }
+    }
+}
+
+/// A line for the user while the sandbox is built. The supervisor may have made the user's
+/// terminal raw already, where a line needs its carriage return.
+fn notice(text: &str) {
+    use std::io::{IsTerminal, Write};
+    let end = if std::io::stderr().is_terminal() {
+        "\r\n"
+    } else {
+        "\n"
+    };
+    let _ = write!(std::io::stderr(), "kennel: notice: {text}{end}");
+}
+
 impl Executor {
     fn bind(
         &mut self,
@@ -223,13 +255,8 @@ impl Executor {
 
     /// A new instance of the kernel's file system `fstype` (proc, sysfs) at `target`: one
     /// of the sandbox's own namespaces, nothing to run from it.
-    fn kernel_fs(
-        &mut self,
-        fstype: &str,
-        target: &Path,
-        writable: bool,
-    ) -> Result<(), NativeError> {
-        mount_point(target, true)?;
+    fn kernel_fs(&mut self, fstype: &str, target: &Path, writable: bool) -> Result<(), KernelFs> {
+        mount_point(target, true).map_err(KernelFs::Failed)?;
         mount(
             Some(fstype),
             target,
@@ -237,7 +264,10 @@ impl Executor {
             MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
             None::<&str>,
         )
-        .map_err(setup(format!("mounting {}", target.display())))?;
+        .map_err(|e| match e {
+            nix::Error::EPERM => KernelFs::Refused,
+            e => KernelFs::Failed(setup(format!("mounting {}", target.display()))(e)),
+        })?;
         self.made.push((target.to_path_buf(), writable));
         Ok(())
     }
@@ -287,8 +317,25 @@ impl Executor {
             MountOp::Symlink { target, points_to } => symlink(points_to, target)
                 .map_err(io(format!("creating the symlink {}", target.display()))),
             // Writable: tools write /proc/self/... (oom_score_adj, comm).
-            MountOp::Proc { target } => self.kernel_fs("proc", target, true),
-            MountOp::Sysfs { target } => self.kernel_fs("sysfs", target, false),
+            MountOp::Proc { target } => {
+                self.kernel_fs("proc", target, true).map_err(KernelFs::into)
+            }
+            MountOp::Sysfs { target } => match self.kernel_fs("sysfs", target, false) {
+                // The kernel lets a new sysfs be mounted only where the host's own /sys is
+                // fully visible; a container that covers part of it (/sys/firmware, as
+                // Docker does) refuses. Then the host's /sys, as without an isolated
+                // network, and the user is told what that shows.
+                Err(KernelFs::Refused) => {
+                    notice(
+                        "this host does not let the sandbox mount a /sys of its own (part of \
+                         its /sys is covered, as in a container): /sys inside lists the \
+                         host's network interfaces",
+                    );
+                    self.bind(&host(Path::new("/sys")), target, true, false)
+                }
+                Err(KernelFs::Failed(e)) => Err(e),
+                Ok(()) => Ok(()),
+            },
             MountOp::Dev { target } => self.dev(target),
             MountOp::File { target, contents } => {
                 if let Some(parent) = target.parent() {

@@ -64,6 +64,41 @@ PY"#
     );
 }
 
+/// Where the host's own /sys is partly covered (a container masking /sys/firmware), the
+/// kernel refuses a sysfs of the sandbox's own: kennel still runs, with the host's /sys,
+/// and says what that shows.
+#[test]
+fn net_off_where_sysfs_cannot_be_mounted_says_so_and_runs() {
+    if common::skip_unless(
+        nix::unistd::geteuid().is_root(),
+        "covering part of /sys needs root (CI runs the tests as root)",
+    ) {
+        return;
+    }
+    let fx = Fixture::new("netoff-covered-sys");
+    let inner = fx.kennel();
+    // The same command, in a mount namespace of its own where /sys/firmware is covered.
+    let mut covered = std::process::Command::new("unshare");
+    covered
+        .args(["--mount", "sh", "-c"])
+        .arg("mount -t tmpfs none /sys/firmware && exec \"$@\"")
+        .arg("sh")
+        .arg(inner.get_program())
+        .args(inner.get_args())
+        .args(["run", "--net", "off", "--", "ls", "/sys/class/net"])
+        .env_clear()
+        .envs(inner.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .current_dir(&fx.repo);
+    let out = covered.output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("does not let the sandbox mount a /sys of its own"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).contains("lo\n"), "{}", stdout(&out));
+}
+
 #[test]
 fn landlock_backend_refuses_net_off_instead_of_ignoring_it() {
     let fx = Fixture::new("netll");

@@ -302,6 +302,38 @@ fn writes_to_the_ephemeral_home_are_listed_at_exit() {
     // A run that writes nothing there reports nothing.
     let out = fx.sandboxed("echo in-workspace > file");
     assert!(!stderr(&out).contains("discarded"), "{}", stderr(&out));
+    // The home was made in the user's own folder of the temporary folder, and is gone.
+    let homes = fx
+        .dir
+        .join("tmp")
+        .join(format!("kennel-{}", common::env().uid));
+    let meta = fs::symlink_metadata(&homes).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o700);
+    assert_eq!(fs::read_dir(&homes).unwrap().count(), 0);
+}
+
+/// Someone else's folder where the user's folder of homes belongs: kennel says so and puts
+/// the home directly in the temporary folder, as private, and still lists what was written.
+#[test]
+fn a_homes_folder_that_is_not_the_users_is_not_used() {
+    let fx = Fixture::new("foreign-homes");
+    let tmp = fx.dir.join("tmp");
+    fs::create_dir_all(&tmp).unwrap();
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o1777)).unwrap();
+    let homes = tmp.join(format!("kennel-{}", common::env().uid));
+    fs::create_dir(&homes).unwrap();
+    // Open to everyone (and the test process's, not the test user's, when run as root).
+    fs::set_permissions(&homes, fs::Permissions::from_mode(0o777)).unwrap();
+    let out = fx.sandboxed("echo z > ~/notes");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("is not a private folder of yours"), "{err}");
+    assert!(err.contains("~/notes"), "{err}");
+    assert_eq!(
+        fs::read_dir(&homes).unwrap().count(),
+        0,
+        "the folder was used"
+    );
 }
 
 #[test]
