@@ -387,16 +387,39 @@ fn init(command: Pid, exit_report: OwnedFd) -> ! {
 }
 
 /// The command has ended: ends every other process of the sandbox (daemons it left behind)
-/// and reaps them, tells the supervisor the command's status, and exits. The kernel's
-/// teardown of the namespaces then happens without kennel waiting for it: nothing of the
-/// sandbox runs anymore.
+/// and reaps them, then tells the supervisor the command's status. Nothing of the sandbox
+/// runs anymore; the init itself waits for the supervisor's exit to end it (the parent-death
+/// signal set at its start), so that the kernel's teardown of the namespaces, which unmounts
+/// every mount of the sandbox, comes after kennel has returned to its caller instead of
+/// competing with kennel's own exit for the CPUs.
 fn end_sandbox(exit_report: &OwnedFd, code: i32) -> ! {
-    // As PID 1 of the namespace, -1 means every other process in it.
-    let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
-    // Until ECHILD: none is left.
-    while matches!(waitpid(None, None), Ok(_) | Err(Errno::EINTR)) {}
+    if sandbox_has_processes_left() {
+        // As PID 1 of the namespace, -1 means every other process in it.
+        let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
+        // Until ECHILD: none is left.
+        while matches!(waitpid(None, None), Ok(_) | Err(Errno::EINTR)) {}
+    }
     let _ = write(exit_report.as_fd(), &code.to_le_bytes());
-    exit_now(code)
+    loop {
+        // Every signal but SIGKILL is blocked (and read from a signalfd no longer read).
+        nix::unistd::pause();
+    }
+}
+
+/// Whether a process other than the init is left, reaping those that have ended. Every
+/// process of the sandbox descends from the init, and an orphan is adopted by a living
+/// ancestor (the init itself at the latest), so one is left exactly when the init still has
+/// a child that runs. Asked first because kill(-1) looks at every process of the host, not
+/// only the sandbox's: the usual command leaves nothing behind.
+fn sandbox_has_processes_left() -> bool {
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => return true,
+            Ok(_) | Err(Errno::EINTR) => continue,
+            // ECHILD: no child at all.
+            Err(_) => return false,
+        }
+    }
 }
 
 /// Reaps every exited child; returns the exit status once `command` has ended

@@ -169,6 +169,9 @@ pub fn run(policy: &Policy, options: &Options) -> Result<i32, NativeError> {
         }
     }
     if let Some(err) = read_status(status_read) {
+        // The child exits by itself when the setup failed; when the command could not be
+        // started, the init waits for kennel's exit (see `child::end_sandbox`): ended here.
+        let _ = kill(pid, Signal::SIGKILL);
         let _ = waitpid(pid, None);
         return Err(err);
     }

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use kennel_policy::Placeholder;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::{mknod, Mode, SFlag};
 use nix::unistd::{chdir, pivot_root};
 
 use crate::error::NativeError;
@@ -146,11 +147,9 @@ fn mount_point(target: &Path, is_dir: bool) -> Result<(), NativeError> {
         let made = if is_dir {
             fs::DirBuilder::new().mode(0o755).create(target)
         } else {
-            fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(target)
-                .map(drop)
+            // An empty file without opening it: one system call, not two.
+            mknod(target, SFlag::S_IFREG, Mode::from_bits_truncate(0o644), 0)
+                .map_err(std::io::Error::from)
         };
         match made {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
