@@ -43,7 +43,10 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Each subcommand's arguments are defined when it is used (or its help, completions or the
+/// man page are asked for): `kennel run` starts every sandbox and need not build the others.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Run a command in the sandbox (your shell when none is given).
     ///
