@@ -8,7 +8,7 @@ the proxy's unix socket and the proxy (`CONNECT 127.0.0.2:PORT`, the address lis
 temporary config). Rounds alternate the two; the medians of the rounds are reported, with
 ratios. Loopback only: nothing leaves the machine.
 
-    python3 bench/proxy.py [--kennel target/release/kennel] [--bytes 1G] [--connections 1000]
+    python3 bench/proxy.py [--kennel PATH] [--bytes 1G] [--connections 1000]
 
 Run it as an ordinary user from inside a git repository (the workspace must not be your home).
 """
@@ -23,6 +23,8 @@ import sys
 import tempfile
 import threading
 import time
+
+from built import release_kennel
 
 HOST = "127.0.0.2"
 CHUNK = 1 << 20
@@ -128,7 +130,7 @@ def main():
         client(mode, int(bulk_port), int(small_port), int(connections))
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--kennel", default="target/release/kennel")
+    ap.add_argument("--kennel", default=release_kennel())
     ap.add_argument("--bytes", default="1G")
     ap.add_argument("--connections", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=3)

@@ -25,6 +25,8 @@ import tempfile
 import termios
 import time
 
+from built import release_kennel
+
 
 def run_in_pty(argv):
     """Runs argv on a fresh pseudo-terminal; returns (bytes read, seconds first-to-last, wall)."""
@@ -65,7 +67,7 @@ def run_in_pty(argv):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kennel", default=shutil.which("kennel") or "target/release/kennel")
+    parser.add_argument("--kennel", default=shutil.which("kennel") or release_kennel())
     parser.add_argument("--mb", type=int, default=100, help="megabytes of text to cat")
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()

@@ -5,7 +5,9 @@ Runs every variant in one interleaved loop (round-robin, shuffled each round), s
 whatever else the machine does weighs on all of them alike. Prints medians, the time each
 adds to a bare run, and ratios. Also samples the supervisor's memory while a command runs.
 
-    python3 bench/startup.py [--kennel target/release/kennel] [--rounds 300]
+    python3 bench/startup.py [--kennel PATH] [--rounds 300]
+
+--kennel defaults to the newest release build under target/.
 """
 
 import argparse
@@ -17,6 +19,8 @@ import statistics
 import subprocess
 import sys
 import time
+
+from built import release_kennel
 
 
 def seccomp_program(kennel):
@@ -104,7 +108,7 @@ def main():
     here = os.path.dirname(os.path.abspath(__file__))
     root = os.path.dirname(here)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kennel", default=os.path.join(root, "target/release/kennel"))
+    parser.add_argument("--kennel", default=release_kennel())
     parser.add_argument("--rounds", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--also", action="append", default=[], metavar="NAME=PATH",

@@ -9,11 +9,14 @@ rustPlatform.buildRustPackage {
   pname = "kennel";
   inherit (manifest.workspace.package) version;
 
+  # .cargo/config.toml is left out: it links kennel statically against glibc's static
+  # library (for a faster start), which nixpkgs' glibc provides only as glibc.static; the
+  # Nix build links dynamically, as nixpkgs' Rust platform does by default.
   src = lib.cleanSourceWith {
     src = ../.;
     filter = path: type:
       let base = baseNameOf path;
-      in !(base == "target" || base == "result" || lib.hasSuffix ".nix" base);
+      in !(base == "target" || base == "result" || base == ".cargo" || lib.hasSuffix ".nix" base);
   };
   cargoLock.lockFile = ../Cargo.lock;
   # The seccomp filter is compiled when kennel is built, by a build script linked with

@@ -1,8 +1,10 @@
 //! Links libgcc's unwinder statically where the C compiler has it (`libgcc_eh.a`), so that
-//! kennel needs no `libgcc_s.so.1` at run time: one shared library fewer to load, relocate
-//! and initialize at every start (about 0.1 ms on a virtual machine, where the library's
-//! CPU-feature probe traps to the hypervisor). Without the archive, nothing changes: Rust's
-//! standard library links `libgcc_s` as usual.
+//! a dynamically linked kennel needs no `libgcc_s.so.1` at run time: one shared library
+//! fewer to load, relocate and initialize at every start (about 0.1 ms on a virtual machine,
+//! where the library's CPU-feature probe traps to the hypervisor). Without the archive,
+//! nothing changes: Rust's standard library links `libgcc_s` as usual. The usual build is
+//! static (`.cargo/config.toml`), which links the unwinder statically anyway; this is for
+//! builds without that configuration, such as the Nix package.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -12,7 +14,9 @@ fn main() {
     println!("cargo:rerun-if-env-changed=CC");
     let target_env = std::env::var("CARGO_CFG_TARGET_ENV").unwrap_or_default();
     let target_os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
-    if target_env != "gnu" || target_os != "linux" {
+    let static_runtime = std::env::var("CARGO_CFG_TARGET_FEATURE")
+        .is_ok_and(|features| features.split(',').any(|f| f == "crt-static"));
+    if target_env != "gnu" || target_os != "linux" || static_runtime {
         return;
     }
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());

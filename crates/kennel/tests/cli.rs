@@ -44,3 +44,34 @@ fn a_usage_error_exits_2_with_a_message() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nonsense"));
 }
+
+/// With glibc, the build links kennel statically (`.cargo/config.toml`): every sandbox
+/// start then spends nothing on a dynamic loader and shared libraries (bench/README.md).
+/// A build that lost that configuration fails here: its binary names a program interpreter.
+#[cfg(all(
+    target_os = "linux",
+    target_env = "gnu",
+    target_pointer_width = "64",
+    target_endian = "little"
+))]
+#[test]
+fn kennel_is_linked_statically() {
+    const PT_INTERP: u32 = 3;
+    let elf = std::fs::read(env!("CARGO_BIN_EXE_kennel")).unwrap();
+    let field = |at: usize, len: usize| {
+        let mut bytes = [0u8; 8];
+        bytes[..len].copy_from_slice(&elf[at..at + len]);
+        usize::try_from(u64::from_le_bytes(bytes)).unwrap()
+    };
+    assert_eq!(&elf[..4], b"\x7fELF");
+    // ELF64 header: program headers from e_phoff, e_phnum of them, e_phentsize bytes each.
+    let (offset, size, count) = (field(0x20, 8), field(0x36, 2), field(0x38, 2));
+    assert!(count > 0, "no program headers");
+    for i in 0..count {
+        let p_type = field(offset + i * size, 4);
+        assert_ne!(
+            p_type, PT_INTERP as usize,
+            "kennel names a dynamic loader: it was not linked statically"
+        );
+    }
+}
