@@ -9,7 +9,10 @@ use std::fs;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 
-use common::{env, eventually, processes_with, skip_unless, stderr, stdout, Fixture, SECRET};
+use common::{
+    env, eventually, processes_with, processes_with_argument, skip_unless, stderr, stdout, Fixture,
+    SECRET,
+};
 
 fn secrets_in_home_are_invisible(backend: &'static str) {
     let fx = Fixture::new("secrets").with_backend(backend);
@@ -334,6 +337,22 @@ fn killing_kennel_kills_the_whole_sandbox() {
         eventually(5, || processes_with(&marker).is_empty()),
         "sandbox processes outlived kennel: {:?}",
         processes_with(&marker)
+    );
+}
+
+/// The native sandbox's init reports the command's status, then waits for kennel's exit to
+/// end it (so that the teardown of the namespaces does not delay kennel): it must not
+/// outlive kennel. Its command line is kennel's own (it is a clone), marker included.
+#[test]
+fn the_sandbox_init_does_not_outlive_kennel() {
+    let fx = Fixture::new("initgone");
+    let marker = format!("init-gone-{}", std::process::id());
+    let out = fx.sandboxed(&format!("true {marker}"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        eventually(5, || processes_with_argument(&marker).is_empty()),
+        "a process of the sandbox outlived kennel: {:?}",
+        processes_with_argument(&marker)
     );
 }
 

@@ -371,6 +371,28 @@ pub fn processes_with(marker: &str) -> Vec<u32> {
     found
 }
 
+/// Processes whose command line has an argument containing `marker`, whatever the program.
+pub fn processes_with_argument(marker: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(cmdline) = fs::read(entry.path().join("cmdline")) {
+            if cmdline
+                .split(|b| *b == 0)
+                .any(|arg| String::from_utf8_lossy(arg).contains(marker))
+            {
+                found.push(pid);
+            }
+        }
+    }
+    found
+}
+
 /// Polls `cond` for up to `secs` seconds.
 pub fn eventually(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
