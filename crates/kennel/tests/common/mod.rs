@@ -347,50 +347,38 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// Pids of processes whose command line contains `marker`.
+/// Pids of the `sleep` processes with an argument containing `marker`: only the marked
+/// programs themselves, not kennel, setpriv or `sh -c` whose command lines merely mention it.
 pub fn processes_with(marker: &str) -> Vec<u32> {
-    let mut found = Vec::new();
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return found;
-    };
-    for entry in entries.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        // Only the marked programs themselves (`sleep MARKER`), not kennel, setpriv or
-        // `sh -c` whose command lines merely mention the marker.
-        if let Ok(cmdline) = fs::read(entry.path().join("cmdline")) {
-            let mut args = cmdline.split(|b| *b == 0).map(String::from_utf8_lossy);
-            let program = args.next().unwrap_or_default();
-            let is_sleep = program == "sleep" || program.ends_with("/sleep");
-            if is_sleep && args.any(|a| a.contains(marker)) {
-                found.push(pid);
-            }
-        }
-    }
-    found
+    processes_where(|program, args| {
+        let is_sleep = program == "sleep" || program.ends_with("/sleep");
+        is_sleep && args.iter().any(|a| a.contains(marker))
+    })
 }
 
-/// Processes whose command line has an argument containing `marker`, whatever the program.
+/// Pids of the processes with an argument containing `marker`, whatever the program.
 pub fn processes_with_argument(marker: &str) -> Vec<u32> {
-    let mut found = Vec::new();
+    processes_where(|_, args| args.iter().any(|a| a.contains(marker)))
+}
+
+/// Pids of the processes whose program and arguments (from /proc/PID/cmdline) match.
+fn processes_where(matches: impl Fn(&str, &[String]) -> bool) -> Vec<u32> {
     let Ok(entries) = fs::read_dir("/proc") else {
-        return found;
+        return Vec::new();
     };
-    for entry in entries.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        if let Ok(cmdline) = fs::read(entry.path().join("cmdline")) {
-            if cmdline
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_string_lossy().parse::<u32>().ok()?;
+            let cmdline = fs::read(entry.path().join("cmdline")).ok()?;
+            let mut words = cmdline
                 .split(|b| *b == 0)
-                .any(|arg| String::from_utf8_lossy(arg).contains(marker))
-            {
-                found.push(pid);
-            }
-        }
-    }
-    found
+                .map(|w| String::from_utf8_lossy(w).into_owned());
+            let program = words.next().unwrap_or_default();
+            let args: Vec<String> = words.collect();
+            matches(&program, &args).then_some(pid)
+        })
+        .collect()
 }
 
 /// Polls `cond` for up to `secs` seconds.
