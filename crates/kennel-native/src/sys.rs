@@ -1,7 +1,7 @@
 //! The few system calls that no safe wrapper covers. Each function wraps one call.
 
 use std::ffi::CStr;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
 use nix::pty::Winsize;
@@ -293,4 +293,37 @@ pub fn default_sigpipe() -> nix::Result<()> {
     // SAFETY: SIG_DFL installs no handler of ours, so no code can run in signal context.
     unsafe { nix::sys::signal::signal(nix::sys::signal::Signal::SIGPIPE, SigHandler::SigDfl) }
         .map(drop)
+}
+
+/// What Rust's own start-up code does for a program and kennel's entry point does itself
+/// (see `main` of the kennel binary): SIGPIPE ignored, so that writing to a closed pipe is
+/// an error kennel reports rather than its silent death; and standard input, output and
+/// error open, so that a file kennel opens never becomes descriptor 1 or 2 of a process
+/// started with them closed.
+pub fn prepare_process() -> nix::Result<()> {
+    // SAFETY: SIG_IGN installs no handler of ours, so no code can run in signal context.
+    unsafe { nix::sys::signal::signal(nix::sys::signal::Signal::SIGPIPE, SigHandler::SigIgn) }?;
+    let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    });
+    // SAFETY: `fds` is an array of three initialized pollfd structures that outlives the
+    // call; with a timeout of 0 poll(2) only reports on them, it waits for nothing.
+    let ret = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 0) };
+    Errno::result(ret)?;
+    for pollfd in fds.iter().filter(|p| p.revents & libc::POLLNVAL != 0) {
+        // The lowest free descriptor is the closed one, as open(2) always takes it.
+        let null = nix::fcntl::open(
+            "/dev/null",
+            nix::fcntl::OFlag::O_RDWR,
+            nix::sys::stat::Mode::empty(),
+        )?;
+        if null.as_raw_fd() != pollfd.fd {
+            return Err(Errno::EBADF);
+        }
+        // Kept open for the life of the process, as the standard stream it stands for.
+        let _ = null.into_raw_fd();
+    }
+    Ok(())
 }

@@ -1,5 +1,8 @@
 //! kennel: runs a command (usually an AI coding agent) confined to the current repository.
-#![forbid(unsafe_code)]
+// Where glibc hands the program its arguments without Rust's start-up code (see `main`),
+// kennel starts at its own C `main`; elsewhere (and in its unit tests) at Rust's.
+#![cfg_attr(all(target_os = "linux", target_env = "gnu", not(test)), no_main)]
+#![deny(unsafe_code)]
 
 mod cli;
 mod doctor;
@@ -11,7 +14,6 @@ mod wrap;
 use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use clap::Parser;
 use kennel_native::NativeError;
@@ -28,7 +30,41 @@ mod exit {
     pub const SETUP_FAILED: u8 = 125;
 }
 
-fn main() -> ExitCode {
+/// kennel's entry point, called by the C library's start-up code in place of Rust's.
+///
+/// Rust's start-up code prepares the main thread's stack-overflow report: it reads
+/// `/proc/self/maps` to find the stack and sets up an alternate signal stack, about 0.05 ms
+/// of every sandbox's start (bench/README.md). kennel needs none of it (a stack overflow
+/// still ends it, with SIGSEGV instead of a message), and does itself the two things it
+/// does need ([`kennel_native::prepare_process`]). The arguments come as they do for
+/// Rust's `main`: glibc gives them to the standard library before calling this.
+#[cfg(all(target_os = "linux", target_env = "gnu", not(test)))]
+#[allow(unsafe_code)]
+// SAFETY: `no_main` (at the top of this file) leaves the C symbol `main` to this function,
+// the only one in the program that defines it; its signature is the one the C runtime
+// calls. It never unwinds into its C caller: it ends the process itself.
+#[unsafe(no_mangle)]
+extern "C" fn main(
+    _argc: std::ffi::c_int,
+    _argv: *const *const std::ffi::c_char,
+) -> std::ffi::c_int {
+    if let Err(e) = kennel_native::prepare_process() {
+        eprintln!("kennel: preparing the process: {e}");
+        std::process::exit(exit::SETUP_FAILED.into());
+    }
+    let code = kennel();
+    // What Rust's runtime would do on the way out: nothing printed is lost.
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    std::process::exit(code.into())
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu", not(test))))]
+fn main() -> std::process::ExitCode {
+    std::process::ExitCode::from(kennel())
+}
+
+/// Runs the command line; returns kennel's exit status.
+fn kennel() -> u8 {
     let cli = Cli::parse();
     let config = ConfigChoice {
         file: cli.config.clone(),
@@ -65,10 +101,10 @@ fn main() -> ExitCode {
         Command::NetConnect { host, port } => net_connect(&host, port),
     };
     match result {
-        Ok(code) => ExitCode::from(code),
+        Ok(code) => code,
         Err(failure) => {
             eprintln!("kennel: {}", failure.message);
-            ExitCode::from(failure.status)
+            failure.status
         }
     }
 }

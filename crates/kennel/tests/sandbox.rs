@@ -356,6 +356,55 @@ fn the_sandbox_init_does_not_outlive_kennel() {
     );
 }
 
+/// kennel starts at its own entry point rather than Rust's (bench/README.md) and must do
+/// what Rust's start-up did for it. Started with its standard output closed, the first
+/// descriptor it made would take number 1, and the command would inherit it as its output:
+/// a pipe of kennel's own. It must be /dev/null instead.
+#[test]
+fn a_closed_standard_output_is_not_reused_for_kennels_own_files() {
+    let fx = Fixture::new("closed-stdout");
+    let out = fx
+        .user_command("sh")
+        .arg("-c")
+        .arg(r#"exec "$0" run -- sh -c 'echo "fd1=$(readlink /proc/$$/fd/1)" >&2; exit 7' >&-"#)
+        .arg(&env().kennel)
+        .current_dir(fx.repo.join("sub"))
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(7), "{err}");
+    assert!(err.contains("fd1=/dev/null"), "{err}");
+}
+
+/// The other half of Rust's start-up that kennel does itself: SIGPIPE ignored in the
+/// supervisor, which writes to the user's terminal or pipe for as long as the command runs.
+#[test]
+fn the_supervisor_ignores_sigpipe() {
+    use std::io::BufRead;
+    let fx = Fixture::new("supervisor-sigpipe");
+    let mut child = fx.spawn_sandboxed("echo started; sleep 30");
+    let mut line = String::new();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    out.read_line(&mut line).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(line, "started\n");
+    // setpriv replaces itself with kennel: the child's pid is the supervisor's.
+    let status = fs::read_to_string(format!("/proc/{}/status", child.id()));
+    child.kill().unwrap_or_else(|e| panic!("{e}"));
+    let _ = child.wait();
+    let status = status.unwrap_or_else(|e| panic!("{e}"));
+    let ignored = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .unwrap_or_else(|| panic!("no SigIgn in {status}"));
+    let sigpipe = 1u64 << (nix::sys::signal::Signal::SIGPIPE as u32 - 1);
+    assert_ne!(
+        ignored & sigpipe,
+        0,
+        "SIGPIPE kills the supervisor: {status}"
+    );
+}
+
 fn a_detached_daemon_does_not_outlive_the_command(backend: &'static str) {
     let fx = Fixture::new("daemon").with_backend(backend);
     // A number (sleep's argument) of this backend's own, as the backends' tests run at once
