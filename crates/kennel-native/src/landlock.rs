@@ -1,8 +1,9 @@
 //! The second wall: a Landlock ruleset derived from the same plan as the mount view. A path
 //! must pass both; a mistake in one is caught by the other.
 
+use std::collections::HashMap;
 use std::os::fd::AsFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use landlock::{
     Access, AccessFs, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus,
@@ -57,6 +58,30 @@ pub enum Enforcement {
     BestEffort,
 }
 
+impl LandlockAccess {
+    /// Whether a rule with this access allows everything that one with `other` allows.
+    fn includes(self, other: LandlockAccess) -> bool {
+        let rank = |a| match a {
+            LandlockAccess::ListOnly => 0,
+            LandlockAccess::Read => 1,
+            LandlockAccess::ReadWriteFiles => 2,
+            LandlockAccess::Full => 3,
+        };
+        rank(self) >= rank(other)
+    }
+}
+
+/// Whether a rule for `path` with `access` would add nothing to the rules already added:
+/// Landlock allows what the rules on a path and on every folder above it allow together,
+/// so a rule that allows no more than one above it (read-only git settings inside the
+/// writable workspace, whose read-only-ness is their mount's) is only a few system calls
+/// more at every start.
+fn is_covered(added: &HashMap<&Path, LandlockAccess>, path: &Path, access: LandlockAccess) -> bool {
+    path.ancestors()
+        .skip(1)
+        .any(|above| added.get(above).is_some_and(|a| a.includes(access)))
+}
+
 fn rights(access: LandlockAccess, abi: ABI) -> landlock::BitFlags<AccessFs> {
     let read = AccessFs::from_read(abi);
     match access {
@@ -82,7 +107,14 @@ pub fn restrict(rules: &[LandlockRule], enforcement: Enforcement) -> Result<(), 
         .map_err(err)?
         .create()
         .map_err(err)?;
-    for rule in rules {
+    // Parents first, so that a rule is only left out for one that was added.
+    let mut ordered: Vec<&LandlockRule> = rules.iter().collect();
+    ordered.sort_by_key(|r| r.path.components().count());
+    let mut added = HashMap::with_capacity(ordered.len());
+    for rule in ordered {
+        if is_covered(&added, &rule.path, rule.access) {
+            continue;
+        }
         let Ok(fd) = PathFd::new(&rule.path) else {
             continue;
         };
@@ -99,6 +131,14 @@ pub fn restrict(rules: &[LandlockRule], enforcement: Enforcement) -> Result<(), 
         ruleset = ruleset
             .add_rule(PathBeneath::new(fd, access))
             .map_err(err)?;
+        added
+            .entry(rule.path.as_path())
+            .and_modify(|a: &mut LandlockAccess| {
+                if rule.access.includes(*a) {
+                    *a = rule.access;
+                }
+            })
+            .or_insert(rule.access);
     }
     let status = ruleset.restrict_self().map_err(err)?;
     match (status.ruleset, enforcement) {
@@ -123,5 +163,34 @@ pub fn restrict(rules: &[LandlockRule], enforcement: Enforcement) -> Result<(), 
              `kennel doctor` for details, or pass --best-effort to run without it"
                 .into(),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rule_is_left_out_only_below_one_that_allows_as_much() {
+        let added: HashMap<&Path, LandlockAccess> = [
+            (Path::new("/"), LandlockAccess::ListOnly),
+            (Path::new("/usr"), LandlockAccess::Read),
+            (Path::new("/home/u/p"), LandlockAccess::Full),
+        ]
+        .into_iter()
+        .collect();
+        let covered = |path: &str, access| is_covered(&added, Path::new(path), access);
+        // The git settings inside the writable workspace.
+        assert!(covered("/home/u/p/.git/hooks", LandlockAccess::Read));
+        assert!(covered("/home/u/p/a/b", LandlockAccess::Full));
+        assert!(covered("/usr/lib", LandlockAccess::Read));
+        // More than the rule above allows.
+        assert!(!covered("/usr/lib", LandlockAccess::ReadWriteFiles));
+        // `/` only lets its own listing be read.
+        assert!(!covered("/etc", LandlockAccess::Read));
+        // A sibling whose name starts with the same letters is not below it.
+        assert!(!covered("/home/u/pp", LandlockAccess::Read));
+        // Nor is the path itself: two rules on one path are both added.
+        assert!(!covered("/home/u/p", LandlockAccess::Read));
     }
 }
