@@ -10,7 +10,7 @@
 use std::ffi::CString;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{symlink, DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::{symlink, DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use kennel_policy::Placeholder;
@@ -84,6 +84,9 @@ pub fn build_root(plan: &Plan) -> Result<(), NativeError> {
     fs::create_dir(&put_old).map_err(io(format!("creating {}", put_old.display())))?;
     pivot_root("/tmp", &put_old).map_err(setup("pivot_root".into()))?;
     chdir("/").map_err(setup("chdir /".into()))?;
+    // What the root's own files and folders are made with is their exact mode: no chmod
+    // after each. The user's umask is given back before the command starts.
+    let umask = nix::sys::stat::umask(Mode::empty());
     write_empty_file()?;
 
     let mut exec = Executor { made: Vec::new() };
@@ -94,6 +97,7 @@ pub fn build_root(plan: &Plan) -> Result<(), NativeError> {
     umount2(OLD_ROOT, MntFlags::MNT_DETACH).map_err(setup("detaching the host's root".into()))?;
     fs::remove_dir(OLD_ROOT).map_err(io(format!("removing {OLD_ROOT}")))?;
     exec.finish()?;
+    nix::sys::stat::umask(umask);
     chdir(&plan.cwd).map_err(setup(format!(
         "changing to the working directory {}",
         plan.cwd.display()
@@ -101,18 +105,32 @@ pub fn build_root(plan: &Plan) -> Result<(), NativeError> {
     Ok(())
 }
 
-/// Creates the directory `path` of the root tmpfs with exactly `mode` (not masked by the
-/// umask), unless something is already there.
+/// Gives the directory `path` of the root tmpfs exactly `mode`, creating it if needed
+/// (with the umask cleared by [`build_root`], the mode it is made with is its mode).
 fn make_dir(path: &Path, mode: u32) -> Result<(), NativeError> {
-    mount_point(path, true)?;
-    fs::set_permissions(path, fs::Permissions::from_mode(mode))
-        .map_err(io(format!("chmod {}", path.display())))
+    match fs::DirBuilder::new().mode(mode).create(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            fs::set_permissions(path, fs::Permissions::from_mode(mode))
+                .map_err(io(format!("chmod {}", path.display())))
+        }
+        // A parent is missing: made as any mount point's.
+        Err(_) => {
+            mount_point(path, true)?;
+            fs::set_permissions(path, fs::Permissions::from_mode(mode))
+                .map_err(io(format!("chmod {}", path.display())))
+        }
+    }
 }
 
 fn write_empty_file() -> Result<(), NativeError> {
-    fs::write(EMPTY_FILE, b"").map_err(io(format!("creating {EMPTY_FILE}")))?;
-    fs::set_permissions(EMPTY_FILE, fs::Permissions::from_mode(0o444))
-        .map_err(io(format!("chmod {EMPTY_FILE}")))
+    mknod(
+        EMPTY_FILE,
+        SFlag::S_IFREG,
+        Mode::from_bits_truncate(0o444),
+        0,
+    )
+    .map_err(setup(format!("creating {EMPTY_FILE}")))
 }
 
 /// Creates an empty directory or file on the host, so that it can be bound (a read-only git
@@ -126,9 +144,12 @@ pub(crate) fn create_placeholder(path: &Path, kind: Placeholder) -> Result<(), N
             .mode(0o700)
             .create(path)
             .map_err(io(what())),
+        // Private to the user, as the folders are: an agent keeps its settings and tokens
+        // there. (The umask is cleared while the root is built: the mode is exact.)
         Placeholder::File => fs::OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(path)
             .map(drop)
             .map_err(io(what())),
@@ -344,7 +365,14 @@ impl Executor {
                         .create(parent)
                         .map_err(io(format!("creating {}", parent.display())))?;
                 }
-                fs::write(target, contents).map_err(io(format!("writing {}", target.display())))
+                fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o644)
+                    .open(target)
+                    .and_then(|mut f| std::io::Write::write_all(&mut f, contents.as_bytes()))
+                    .map_err(io(format!("writing {}", target.display())))
             }
         }
     }

@@ -41,7 +41,9 @@ pub fn is_shim(path: &Path) -> bool {
     let Ok(file) = fs::File::open(path) else {
         return false;
     };
-    let mut head = Vec::new();
+    // Room for the whole head from the start: one read, where an empty buffer is filled
+    // by reads of growing size (eight for a binary of a few hundred kilobytes).
+    let mut head = Vec::with_capacity(4096);
     if file.take(4096).read_to_end(&mut head).is_err() || !head.starts_with(b"#!") {
         return false;
     }

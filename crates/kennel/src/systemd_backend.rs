@@ -90,6 +90,7 @@ pub fn verify_exec(args: &[OsString]) -> Result<u8, Failure> {
 /// create the empty directory (or file) first, so that the unit can bind it read-only.
 fn create_placeholders(policy: &Policy) -> Result<(), Failure> {
     use kennel_policy::Placeholder;
+    use std::os::unix::fs::OpenOptionsExt;
     for rule in &policy.paths {
         let Some(kind) = rule.placeholder else {
             continue;
@@ -99,9 +100,11 @@ fn create_placeholders(policy: &Policy) -> Result<(), Failure> {
         }
         let made = match kind {
             Placeholder::Dir => std::fs::create_dir_all(&rule.path),
+            // Private to the user, as the native backend makes it.
             Placeholder::File => std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
+                .mode(0o600)
                 .open(&rule.path)
                 .map(drop),
         };

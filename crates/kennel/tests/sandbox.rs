@@ -227,6 +227,27 @@ fn native_has_its_own_pid_namespace_and_no_capability_at_all() {
     assert!(count <= 4, "host processes are visible: {text}");
 }
 
+/// The native root is built with the umask cleared, so that its folders get their exact
+/// modes when made: they must not depend on the user's umask, and the command must get
+/// that umask back.
+#[test]
+fn native_root_modes_do_not_follow_the_umask_but_the_command_does() {
+    let fx = Fixture::new("umask");
+    let out = fx
+        .user_command("sh")
+        .arg("-c")
+        .arg(r#"umask 077; exec "$0" run -- sh -c 'umask; stat -c "%a %n" /run /home /dev /tmp /run/kennel/sandbox'"#)
+        .arg(&env().kennel)
+        .current_dir(fx.repo.join("sub"))
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "0077\n755 /run\n755 /home\n755 /dev\n1777 /tmp\n644 /run/kennel/sandbox\n"
+    );
+}
+
 /// The native root: everything read-only and nosuid but the places meant for writing; the
 /// devices stay usable on their read-only `/dev`; a read-only place inside a writable one
 /// (`.git/hooks` in the workspace) and a writable one inside a read-only one (the home in
