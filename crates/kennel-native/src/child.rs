@@ -315,8 +315,18 @@ pub(crate) fn find_program(name: &CString, path: &OsStr) -> Option<CString> {
     if bytes.is_empty() {
         return None;
     }
+    // A folder named twice (a PATH that shell start-up files extended more than once) is
+    // looked in once: the answer would be the same.
+    let mut seen: Vec<&[u8]> = Vec::new();
     path.as_bytes()
         .split(|b| *b == b':')
+        .filter(|dir| {
+            let new = !seen.contains(dir);
+            if new {
+                seen.push(dir);
+            }
+            new
+        })
         .map(|dir| {
             let dir = if dir.is_empty() { b".".as_slice() } else { dir };
             Path::new(OsStr::from_bytes(dir)).join(OsStr::from_bytes(bytes))

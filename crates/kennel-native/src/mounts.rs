@@ -29,12 +29,14 @@ const EMPTY_FILE: &str = "/.kennel-empty";
 /// Device nodes bound from the host into the minimal `/dev`.
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
-fn setup(what: String) -> impl FnOnce(nix::Error) -> NativeError {
-    move |e| NativeError::Setup(format!("{what}: {e}"))
+// What failed is described only when something does: formatting a message for each of the
+// dozens of steps of every start, to throw it away, is time and memory for nothing.
+fn setup(what: impl FnOnce() -> String) -> impl FnOnce(nix::Error) -> NativeError {
+    move |e| NativeError::Setup(format!("{}: {e}", what()))
 }
 
-fn io(what: String) -> impl FnOnce(std::io::Error) -> NativeError {
-    move |e| NativeError::Setup(format!("{what}: {e}"))
+fn io(what: impl FnOnce() -> String) -> impl FnOnce(std::io::Error) -> NativeError {
+    move |e| NativeError::Setup(format!("{}: {e}", what()))
 }
 
 fn cstring(path: &Path) -> Result<CString, NativeError> {
@@ -79,11 +81,11 @@ pub fn build_root(plan: &Plan) -> Result<(), NativeError> {
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
         Some("mode=0755"),
     )
-    .map_err(setup("mounting the new root".into()))?;
+    .map_err(setup(|| "mounting the new root".into()))?;
     let put_old = Path::new("/tmp").join(&OLD_ROOT[1..]);
-    fs::create_dir(&put_old).map_err(io(format!("creating {}", put_old.display())))?;
-    pivot_root("/tmp", &put_old).map_err(setup("pivot_root".into()))?;
-    chdir("/").map_err(setup("chdir /".into()))?;
+    fs::create_dir(&put_old).map_err(io(|| format!("creating {}", put_old.display())))?;
+    pivot_root("/tmp", &put_old).map_err(setup(|| "pivot_root".into()))?;
+    chdir("/").map_err(setup(|| "chdir /".into()))?;
     // What the root's own files and folders are made with is their exact mode: no chmod
     // after each. The user's umask is given back before the command starts.
     let umask = nix::sys::stat::umask(Mode::empty());
@@ -94,14 +96,14 @@ pub fn build_root(plan: &Plan) -> Result<(), NativeError> {
         exec.apply(op)?;
     }
 
-    umount2(OLD_ROOT, MntFlags::MNT_DETACH).map_err(setup("detaching the host's root".into()))?;
-    fs::remove_dir(OLD_ROOT).map_err(io(format!("removing {OLD_ROOT}")))?;
+    umount2(OLD_ROOT, MntFlags::MNT_DETACH)
+        .map_err(setup(|| "detaching the host's root".into()))?;
+    fs::remove_dir(OLD_ROOT).map_err(io(|| format!("removing {OLD_ROOT}")))?;
     exec.finish()?;
     nix::sys::stat::umask(umask);
-    chdir(&plan.cwd).map_err(setup(format!(
-        "changing to the working directory {}",
-        plan.cwd.display()
-    )))?;
+    chdir(&plan.cwd).map_err(setup(|| {
+        format!("changing to the working directory {}", plan.cwd.display())
+    }))?;
     Ok(())
 }
 
@@ -112,13 +114,13 @@ fn make_dir(path: &Path, mode: u32) -> Result<(), NativeError> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             fs::set_permissions(path, fs::Permissions::from_mode(mode))
-                .map_err(io(format!("chmod {}", path.display())))
+                .map_err(io(|| format!("chmod {}", path.display())))
         }
         // A parent is missing: made as any mount point's.
         Err(_) => {
             mount_point(path, true)?;
             fs::set_permissions(path, fs::Permissions::from_mode(mode))
-                .map_err(io(format!("chmod {}", path.display())))
+                .map_err(io(|| format!("chmod {}", path.display())))
         }
     }
 }
@@ -130,7 +132,7 @@ fn write_empty_file() -> Result<(), NativeError> {
         Mode::from_bits_truncate(0o444),
         0,
     )
-    .map_err(setup(format!("creating {EMPTY_FILE}")))
+    .map_err(setup(|| format!("creating {EMPTY_FILE}")))
 }
 
 /// Creates an empty directory or file on the host, so that it can be bound (a read-only git
@@ -143,7 +145,7 @@ pub(crate) fn create_placeholder(path: &Path, kind: Placeholder) -> Result<(), N
             .recursive(true)
             .mode(0o700)
             .create(path)
-            .map_err(io(what())),
+            .map_err(io(what)),
         // Private to the user, as the folders are: an agent keeps its settings and tokens
         // there. (The umask is cleared while the root is built: the mode is exact.)
         Placeholder::File => fs::OpenOptions::new()
@@ -152,7 +154,7 @@ pub(crate) fn create_placeholder(path: &Path, kind: Placeholder) -> Result<(), N
             .mode(0o600)
             .open(path)
             .map(drop)
-            .map_err(io(what())),
+            .map_err(io(what)),
     }
 }
 
@@ -184,11 +186,11 @@ fn mount_point(target: &Path, is_dir: bool) -> Result<(), NativeError> {
                     .recursive(true)
                     .mode(0o755)
                     .create(parent)
-                    .map_err(io(what()))?;
+                    .map_err(io(what))?;
             }
-            create().map_err(io(what()))
+            create().map_err(io(what))
         }
-        other => other.map_err(io(what())),
+        other => other.map_err(io(what)),
     }
 }
 
@@ -202,7 +204,7 @@ fn bind(source: &Path, target: &Path, is_dir: bool) -> Result<(), NativeError> {
         MsFlags::MS_BIND | MsFlags::MS_REC,
         None::<&str>,
     )
-    .map_err(setup(format!("binding {}", target.display())))
+    .map_err(setup(|| format!("binding {}", target.display())))
 }
 
 fn tmpfs(target: &Path, mode: u32) -> Result<(), NativeError> {
@@ -214,7 +216,9 @@ fn tmpfs(target: &Path, mode: u32) -> Result<(), NativeError> {
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
         Some(format!("mode={mode:o}").as_str()),
     )
-    .map_err(setup(format!("mounting a tmpfs on {}", target.display())))
+    .map_err(setup(|| {
+        format!("mounting a tmpfs on {}", target.display())
+    }))
 }
 
 /// Why a new proc or sysfs could not be mounted.
@@ -286,7 +290,7 @@ impl Executor {
         )
         .map_err(|e| match e {
             nix::Error::EPERM => KernelFs::Refused,
-            e => KernelFs::Failed(setup(format!("mounting {}", target.display()))(e)),
+            e => KernelFs::Failed(setup(|| format!("mounting {}", target.display()))(e)),
         })?;
         self.made.push((target.to_path_buf(), writable));
         Ok(())
@@ -335,7 +339,7 @@ impl Executor {
                 Ok(_) => self.bind(Path::new(EMPTY_FILE), target, false, false),
             },
             MountOp::Symlink { target, points_to } => symlink(points_to, target)
-                .map_err(io(format!("creating the symlink {}", target.display()))),
+                .map_err(io(|| format!("creating the symlink {}", target.display()))),
             // Writable: tools write /proc/self/... (oom_score_adj, comm).
             MountOp::Proc { target } => {
                 self.kernel_fs("proc", target, true).map_err(KernelFs::into)
@@ -363,7 +367,7 @@ impl Executor {
                         .recursive(true)
                         .mode(0o755)
                         .create(parent)
-                        .map_err(io(format!("creating {}", parent.display())))?;
+                        .map_err(io(|| format!("creating {}", parent.display())))?;
                 }
                 fs::OpenOptions::new()
                     .write(true)
@@ -372,7 +376,7 @@ impl Executor {
                     .mode(0o644)
                     .open(target)
                     .and_then(|mut f| std::io::Write::write_all(&mut f, contents.as_bytes()))
-                    .map_err(io(format!("writing {}", target.display())))
+                    .map_err(io(|| format!("writing {}", target.display())))
             }
         }
     }
@@ -396,7 +400,7 @@ impl Executor {
             MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
             Some("newinstance,ptmxmode=0666,mode=620"),
         )
-        .map_err(setup(format!("mounting {}", pts.display())))?;
+        .map_err(setup(|| format!("mounting {}", pts.display())))?;
         self.made.push((pts, true));
         self.tmpfs(&dev.join("shm"), 0o1777, true)?;
         for (link, to) in [
@@ -407,7 +411,7 @@ impl Executor {
             ("stderr", "/proc/self/fd/2"),
         ] {
             let path = dev.join(link);
-            symlink(to, &path).map_err(io(format!("creating {}", path.display())))?;
+            symlink(to, &path).map_err(io(|| format!("creating {}", path.display())))?;
         }
         Ok(())
     }
@@ -419,7 +423,7 @@ impl Executor {
     /// in what that mount left to the mounts below it.
     fn finish(self) -> Result<(), NativeError> {
         mount_setattr(c"/", true, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, 0)
-            .map_err(setup("making the root read-only".into()))?;
+            .map_err(setup(|| "making the root read-only".into()))?;
         // Each mount done, with whether the mounts below it are now writable.
         let mut done: Vec<(&Path, bool)> = Vec::with_capacity(self.made.len());
         for (target, writable) in &self.made {
@@ -448,7 +452,7 @@ fn set_writable(target: &Path, writable: bool) -> Result<bool, NativeError> {
         format!("making {} {state}", target.display())
     };
     if !writable {
-        mount_setattr(&path, true, MOUNT_ATTR_RDONLY, 0).map_err(setup(what()))?;
+        mount_setattr(&path, true, MOUNT_ATTR_RDONLY, 0).map_err(setup(what))?;
         return Ok(false);
     }
     match mount_setattr(&path, true, 0, MOUNT_ATTR_RDONLY) {
@@ -458,8 +462,8 @@ fn set_writable(target: &Path, writable: bool) -> Result<bool, NativeError> {
         // allows; the mounts below it stay read-only.
         Err(nix::Error::EPERM) => match mount_setattr(&path, false, 0, MOUNT_ATTR_RDONLY) {
             Ok(()) | Err(nix::Error::EPERM) => Ok(false),
-            Err(e) => Err(setup(what())(e)),
+            Err(e) => Err(setup(what)(e)),
         },
-        Err(e) => Err(setup(what())(e)),
+        Err(e) => Err(setup(what)(e)),
     }
 }

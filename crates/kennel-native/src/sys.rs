@@ -37,6 +37,9 @@ const SPAWN_STACK: usize = 256 * 1024;
 /// supervisor, so this is a visible part of kennel's start-up. The calling thread is
 /// suspended until the child has called execve or exited. Returns the child's pid.
 ///
+/// The stack is left mapped after a successful start (see the end of this function), so a
+/// process calls this once, or a few times.
+///
 /// `child` must end in execve or [`exit_now`]. It shares this process's memory, so what it
 /// writes outside its own stack (its heap allocations, errno) is seen here afterwards; it
 /// has its own descriptor table, signal dispositions and signal mask, as after fork.
@@ -102,7 +105,13 @@ pub fn spawn_shared<F: FnOnce() -> std::convert::Infallible>(child: F) -> nix::R
         )
     };
     let result = Errno::result(ret).map(Pid::from_raw);
-    unmap(stack);
+    if result.is_err() {
+        unmap(stack);
+    }
+    // Once a child ran, its stack stays mapped: the child may have run on another CPU, and
+    // unmapping memory that CPU used interrupts it to flush its TLB (tens of microseconds
+    // on a virtual machine, where the other CPU may be asleep). The sandbox's init starts
+    // one command in its life; what stays is address space and the few pages touched.
     result
 }
 

@@ -11,8 +11,17 @@ pub const SHIM_MARKER: &str = "# kennel-shim";
 
 /// The first executable `name` on `path` (a PATH value) that is not a kennel shim.
 pub fn find_program(name: &str, path: &str) -> Option<PathBuf> {
+    // A folder named twice is looked in once: the answer would be the same.
+    let mut seen: Vec<&str> = Vec::new();
     path.split(':')
         .filter(|dir| !dir.is_empty() && Path::new(dir).is_absolute())
+        .filter(|dir| {
+            let new = !seen.contains(dir);
+            if new {
+                seen.push(dir);
+            }
+            new
+        })
         .map(|dir| Path::new(dir).join(name))
         .find(|candidate| is_executable(candidate) && !is_shim(candidate))
 }
