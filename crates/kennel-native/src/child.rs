@@ -1,6 +1,7 @@
 //! The sandbox side: runs in the cloned process, which is PID 1 of the new PID namespace.
 //! It builds the root, confines itself, starts the command and stays as its init.
 
+use std::collections::HashMap;
 use std::ffi::{CString, OsStr, OsString};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -16,7 +17,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{dup2_stderr, dup2_stdin, dup2_stdout, execve, read, setsid, write, Pid};
 
 use crate::error::NativeError;
-use crate::landlock::Enforcement;
+use crate::landlock::{Enforcement, Known};
 use crate::mounts::build_root;
 use crate::plan::Plan;
 use crate::pty::{self, UserTerminal};
@@ -196,7 +197,7 @@ fn setup(setup: Setup) -> Result<Pid, (u8, String)> {
         NativeError::Setup(message) => (STATUS_SETUP, message),
         other => (STATUS_SETUP, other.to_string()),
     };
-    build_root(plan).map_err(fail)?;
+    let known = build_root(plan).map_err(fail)?;
     // The pseudo-terminal comes from the sandbox's own devpts, mounted by build_root.
     let slave = match terminal {
         None => None,
@@ -207,7 +208,7 @@ fn setup(setup: Setup) -> Result<Pid, (u8, String)> {
         }
     };
     let program = find_program(&exec.argv[0], &exec.path);
-    confine(plan, filters, landlock).map_err(fail)?;
+    confine(plan, known, filters, landlock).map_err(fail)?;
     if let Some(helpers) = helpers {
         crate::net::start_inside(helpers, status).map_err(|m| (STATUS_SETUP, m))?;
     }
@@ -288,21 +289,27 @@ pub(crate) fn exec_command(
 
 /// No way back to privilege: no_new_privs, no capability left in any set; then Landlock,
 /// then the seccomp filter last (it forbids calls the steps before it make).
-fn confine(plan: &Plan, filters: &[BpfProgram], landlock: Enforcement) -> Result<(), NativeError> {
+fn confine(
+    plan: &Plan,
+    known: HashMap<PathBuf, Known>,
+    filters: &[BpfProgram],
+    landlock: Enforcement,
+) -> Result<(), NativeError> {
     drop_all_capabilities()
         .map_err(|e| NativeError::Setup(format!("dropping capabilities: {e}")))?;
-    restrict(&plan.landlock, filters, landlock)
+    restrict(&plan.landlock, known, filters, landlock)
 }
 
 /// no_new_privs, then Landlock, then the seccomp filter last (it forbids calls the steps
 /// before it make). Shared with the namespace-free backend.
 pub(crate) fn restrict(
     rules: &[crate::landlock::LandlockRule],
+    known: HashMap<PathBuf, Known>,
     filters: &[BpfProgram],
     landlock: Enforcement,
 ) -> Result<(), NativeError> {
     prctl::set_no_new_privs().map_err(|e| NativeError::Setup(format!("no_new_privs: {e}")))?;
-    crate::landlock::restrict(rules, landlock)?;
+    crate::landlock::restrict(rules, known, landlock)?;
     crate::seccomp::apply(filters)
 }
 

@@ -2,12 +2,12 @@
 //! must pass both; a mistake in one is caught by the other.
 
 use std::collections::HashMap;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use landlock::{
-    Access, AccessFs, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus,
-    Scope, ABI,
+    Access, AccessFs, PathBeneath, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope,
+    ABI,
 };
 use serde::Serialize;
 
@@ -82,6 +82,55 @@ fn is_covered(added: &HashMap<&Path, LandlockAccess>, path: &Path, access: Landl
         .any(|above| added.get(above).is_some_and(|a| a.includes(access)))
 }
 
+/// What the mount executor learned of a rule's path while it built the root, so that the
+/// rule needs no lookup of its own (an open, two stats and a close, at every start).
+pub(crate) enum Known {
+    /// The path is the root of a bind of the file this O_PATH descriptor was opened on:
+    /// the same inode, and Landlock's rules belong to inodes, not to names.
+    Bound { fd: OwnedFd, is_dir: bool },
+    /// An empty folder of the root stands there for an empty folder of the host: nothing
+    /// below it to allow.
+    Empty,
+}
+
+/// The rules in the order [`restrict`] adds them (parents first), without those another
+/// one covers. `restrict` decides again on what exists; this tells the mount executor
+/// which paths it may be asked about ([`Known`]).
+pub(crate) fn wanted(rules: &[LandlockRule]) -> Vec<&LandlockRule> {
+    let mut ordered: Vec<&LandlockRule> = rules.iter().collect();
+    ordered.sort_by_key(|r| r.path.components().count());
+    let mut added = HashMap::with_capacity(ordered.len());
+    ordered.retain(|r| {
+        let keep = !is_covered(&added, &r.path, r.access);
+        if keep {
+            note(&mut added, r);
+        }
+        keep
+    });
+    ordered
+}
+
+/// Remembers that `rule` was added.
+fn note<'a>(added: &mut HashMap<&'a Path, LandlockAccess>, rule: &'a LandlockRule) {
+    added
+        .entry(rule.path.as_path())
+        .and_modify(|a| {
+            if rule.access.includes(*a) {
+                *a = rule.access;
+            }
+        })
+        .or_insert(rule.access);
+}
+
+/// A descriptor that only names `path` (O_PATH), as Landlock's rules take.
+pub(crate) fn open_path(path: &Path) -> nix::Result<OwnedFd> {
+    nix::fcntl::open(
+        path,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+}
+
 fn rights(access: LandlockAccess, abi: ABI) -> landlock::BitFlags<AccessFs> {
     let read = AccessFs::from_read(abi);
     match access {
@@ -97,8 +146,13 @@ fn err(e: impl std::fmt::Display) -> NativeError {
 }
 
 /// Restricts the calling thread (and what it starts) to `rules`. Paths that do not exist
-/// in the sandbox (optional binds that were skipped) get no rule.
-pub fn restrict(rules: &[LandlockRule], enforcement: Enforcement) -> Result<(), NativeError> {
+/// in the sandbox (optional binds that were skipped) get no rule; what the mount executor
+/// already knows of a path (`known`) spares looking it up again.
+pub(crate) fn restrict(
+    rules: &[LandlockRule],
+    mut known: HashMap<PathBuf, Known>,
+    enforcement: Enforcement,
+) -> Result<(), NativeError> {
     let abi = target_abi();
     let mut ruleset = Ruleset::default()
         .handle_access(AccessFs::from_all(abi))
@@ -115,14 +169,20 @@ pub fn restrict(rules: &[LandlockRule], enforcement: Enforcement) -> Result<(), 
         if is_covered(&added, &rule.path, rule.access) {
             continue;
         }
-        let Ok(fd) = PathFd::new(&rule.path) else {
-            continue;
+        let (fd, is_dir) = match known.remove(&rule.path) {
+            Some(Known::Bound { fd, is_dir }) => (fd, is_dir),
+            Some(Known::Empty) => continue,
+            None => {
+                let Ok(fd) = open_path(&rule.path) else {
+                    continue;
+                };
+                // The type from the descriptor just opened: no second lookup of the path.
+                let Ok(stat) = nix::sys::stat::fstat(fd.as_fd()) else {
+                    continue;
+                };
+                (fd, stat.st_mode & libc::S_IFMT == libc::S_IFDIR)
+            }
         };
-        // The type from the descriptor just opened: no second lookup of the path.
-        let Ok(stat) = nix::sys::stat::fstat(fd.as_fd()) else {
-            continue;
-        };
-        let is_dir = stat.st_mode & libc::S_IFMT == libc::S_IFDIR;
         // Rights that only make sense on directories would make the ruleset "partial".
         let mut access = rights(rule.access, abi);
         if !is_dir {
@@ -131,14 +191,7 @@ pub fn restrict(rules: &[LandlockRule], enforcement: Enforcement) -> Result<(), 
         ruleset = ruleset
             .add_rule(PathBeneath::new(fd, access))
             .map_err(err)?;
-        added
-            .entry(rule.path.as_path())
-            .and_modify(|a: &mut LandlockAccess| {
-                if rule.access.includes(*a) {
-                    *a = rule.access;
-                }
-            })
-            .or_insert(rule.access);
+        note(&mut added, rule);
     }
     let status = ruleset.restrict_self().map_err(err)?;
     match (status.ruleset, enforcement) {

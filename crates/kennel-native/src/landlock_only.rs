@@ -2,6 +2,7 @@
 //! policy enforced by Landlock, seccomp and no_new_privs alone. Without a mount view some
 //! promises cannot be kept; [`LandlockOnlyPlan::lost`] names each one, and kennel prints them.
 
+use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
@@ -237,7 +238,10 @@ pub fn run_landlock_only(policy: &Policy, options: &Options) -> Result<i32, Nati
                         NativeError::Setup(format!("chdir {}: {e}", policy.cwd.display()))
                     })
                 })
-                .and_then(|()| restrict(&plan.rules, &filters, options.landlock));
+                .and_then(|()| {
+                    // No mount view here: every rule's path is looked up.
+                    restrict(&plan.rules, HashMap::new(), &filters, options.landlock)
+                });
             if let Err(e) = setup {
                 report(&status_write, STATUS_SETUP, &e.to_string());
                 crate::sys::exit_now(crate::child::EXIT_SETUP_FAILED);

@@ -7,18 +7,23 @@
 //! tree at the end, then lifted again only where a writable mount differs from the one it
 //! sits in ([`Executor::finish`]).
 
+use std::collections::{HashMap, HashSet};
 use std::ffi::CString;
 use std::fs;
+use std::mem::MaybeUninit;
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{symlink, DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{symlink, DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use kennel_policy::Placeholder;
+use nix::fcntl::OFlag;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::{mknod, Mode, SFlag};
 use nix::unistd::{chdir, pivot_root};
 
 use crate::error::NativeError;
+use crate::landlock::{self, Known};
 use crate::plan::{is_top_level, MountOp, Plan};
 use crate::sys::{mount_setattr, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 
@@ -49,13 +54,73 @@ fn host(source: &Path) -> PathBuf {
     Path::new(OLD_ROOT).join(source.strip_prefix("/").unwrap_or(source))
 }
 
-pub struct Executor {
+pub struct Executor<'p> {
     /// Every mount made, parents before children, and whether it is to be writable.
     made: Vec<(PathBuf, bool)>,
+    /// Targets whose Landlock rule will be added ([`landlock::wanted`]).
+    wanted: HashSet<&'p Path>,
+    /// What the Landlock step may take from here instead of looking paths up again.
+    known: HashMap<PathBuf, Known>,
 }
 
-/// Builds the sandbox's root from `plan` and changes into its working directory.
-pub fn build_root(plan: &Plan) -> Result<(), NativeError> {
+/// A bind's source, looked up once.
+struct Source {
+    /// An O_PATH descriptor, kept for the Landlock rule of the target (the same inode).
+    fd: Option<OwnedFd>,
+    is_dir: bool,
+    /// Links to a folder: 2 when it has no subfolder.
+    links: u64,
+    mode: u32,
+}
+
+impl Source {
+    /// The file at `path`, symlinks followed; with a descriptor when `keep`.
+    fn look_up(path: &Path, keep: bool) -> Option<Source> {
+        if keep {
+            let fd = landlock::open_path(path).ok()?;
+            let stat = nix::sys::stat::fstat(&fd).ok()?;
+            Some(Source {
+                is_dir: stat.st_mode & libc::S_IFMT == libc::S_IFDIR,
+                links: stat.st_nlink,
+                mode: stat.st_mode & 0o7777,
+                fd: Some(fd),
+            })
+        } else {
+            let meta = fs::metadata(path).ok()?;
+            Some(Source {
+                fd: None,
+                is_dir: meta.is_dir(),
+                links: meta.nlink(),
+                mode: meta.mode() & 0o7777,
+            })
+        }
+    }
+
+    /// A folder of the host with nothing in it (one that cannot be read is not).
+    fn is_empty_dir(&self, path: &Path) -> bool {
+        // A folder with a subfolder has more than two links; only the others are read.
+        if !self.is_dir || self.links != 2 {
+            return false;
+        }
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let Ok(dir) = nix::fcntl::open(path, flags, Mode::empty()) else {
+            return false;
+        };
+        let mut buf = [MaybeUninit::<u8>::uninit(); 256];
+        let mut entries = rustix::fs::RawDir::new(&dir, &mut buf);
+        while let Some(entry) = entries.next() {
+            match entry {
+                Ok(e) if matches!(e.file_name().to_bytes(), b"." | b"..") => {}
+                _ => return false,
+            }
+        }
+        true
+    }
+}
+
+/// Builds the sandbox's root from `plan` and changes into its working directory. Returns
+/// what it learned of the paths of the plan's Landlock rules.
+pub fn build_root(plan: &Plan) -> Result<HashMap<PathBuf, Known>, NativeError> {
     // Nothing we mount may propagate back to the host.
     mount(
         None::<&str>,
@@ -91,7 +156,14 @@ pub fn build_root(plan: &Plan) -> Result<(), NativeError> {
     let umask = nix::sys::stat::umask(Mode::empty());
     write_empty_file()?;
 
-    let mut exec = Executor { made: Vec::new() };
+    let mut exec = Executor {
+        made: Vec::new(),
+        wanted: landlock::wanted(&plan.landlock)
+            .into_iter()
+            .map(|r| r.path.as_path())
+            .collect(),
+        known: HashMap::new(),
+    };
     for op in &plan.ops {
         exec.apply(op)?;
     }
@@ -99,12 +171,12 @@ pub fn build_root(plan: &Plan) -> Result<(), NativeError> {
     umount2(OLD_ROOT, MntFlags::MNT_DETACH)
         .map_err(setup(|| "detaching the host's root".into()))?;
     fs::remove_dir(OLD_ROOT).map_err(io(|| format!("removing {OLD_ROOT}")))?;
-    exec.finish()?;
+    let known = exec.finish()?;
     nix::sys::stat::umask(umask);
     chdir(&plan.cwd).map_err(setup(|| {
         format!("changing to the working directory {}", plan.cwd.display())
     }))?;
-    Ok(())
+    Ok(known)
 }
 
 /// Gives the directory `path` of the root tmpfs exactly `mode`, creating it if needed
@@ -253,7 +325,7 @@ fn notice(text: &str) {
     let _ = write!(std::io::stderr(), "kennel: notice: {text}{end}");
 }
 
-impl Executor {
+impl Executor<'_> {
     fn bind(
         &mut self,
         source: &Path,
@@ -306,16 +378,17 @@ impl Executor {
                 placeholder,
             } => {
                 let source = host(source);
-                // One stat when the source is there (the usual case); the placeholder is
+                let keep = self.wanted.contains(target.as_path());
+                // One lookup when the source is there (the usual case); the placeholder is
                 // made only when nothing, not even a dangling symlink, is in its place.
-                let mut meta = fs::metadata(&source);
-                if let (Err(_), Some(kind)) = (&meta, placeholder) {
+                let mut found = Source::look_up(&source, keep);
+                if let (None, Some(kind)) = (&found, placeholder) {
                     if fs::symlink_metadata(&source).is_err() {
                         create_placeholder(&source, *kind)?;
-                        meta = fs::metadata(&source);
+                        found = Source::look_up(&source, keep);
                     }
                 }
-                let Ok(meta) = meta else {
+                let Some(found) = found else {
                     if *optional {
                         return Ok(());
                     }
@@ -324,7 +397,22 @@ impl Executor {
                         target.display()
                     )));
                 };
-                self.bind(&source, target, meta.is_dir(), *writable)
+                // An empty folder of the host's `/` (/srv, /media, /boot in a virtual
+                // machine): an empty folder of the root, read-only with it, shows the same
+                // without a mount to make and tear down, or a Landlock rule to add. (Only
+                // what the host adds there while the sandbox runs is not seen.)
+                if !*writable && is_top_level(target) && found.is_empty_dir(&source) {
+                    make_dir(target, found.mode)?;
+                    self.known.insert(target.clone(), Known::Empty);
+                    return Ok(());
+                }
+                self.bind(&source, target, found.is_dir, *writable)?;
+                if let Some(fd) = found.fd {
+                    let is_dir = found.is_dir;
+                    self.known
+                        .insert(target.clone(), Known::Bound { fd, is_dir });
+                }
+                Ok(())
             }
             MountOp::Tmpfs {
                 target,
@@ -421,7 +509,7 @@ impl Executor {
     /// sits in a writable one, such as a repository's `.git/hooks`). Parents come before
     /// their children in `made`, so each mount only differs from the nearest mount above it
     /// in what that mount left to the mounts below it.
-    fn finish(self) -> Result<(), NativeError> {
+    fn finish(self) -> Result<HashMap<PathBuf, Known>, NativeError> {
         mount_setattr(c"/", true, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, 0)
             .map_err(setup(|| "making the root read-only".into()))?;
         // Each mount done, with whether the mounts below it are now writable.
@@ -439,7 +527,7 @@ impl Executor {
             };
             done.push((target, below));
         }
-        Ok(())
+        Ok(self.known)
     }
 }
 
@@ -465,5 +553,39 @@ fn set_writable(target: &Path, writable: bool) -> Result<bool, NativeError> {
             Err(e) => Err(setup(what)(e)),
         },
         Err(e) => Err(setup(what)(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_folder_with_nothing_in_it_is_empty() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let empty = |path: &Path| {
+            Source::look_up(path, false).is_some_and(|found| found.is_empty_dir(path))
+        };
+        let folder = dir.path().join("empty");
+        fs::create_dir(&folder)?;
+        assert!(empty(&folder));
+        // Two links, as an empty folder has, but a file inside.
+        let with_file = dir.path().join("with-file");
+        fs::create_dir(&with_file)?;
+        fs::write(with_file.join("f"), "")?;
+        assert!(!empty(&with_file));
+        let with_folder = dir.path().join("with-folder");
+        fs::create_dir_all(with_folder.join("sub"))?;
+        assert!(!empty(&with_folder));
+        assert!(!empty(&with_file.join("f")), "a file is no empty folder");
+        assert!(!empty(&dir.path().join("missing")));
+        // The descriptor kept for Landlock names the same file.
+        let kept = Source::look_up(&folder, true).and_then(|found| found.fd);
+        let kept = kept.map(|fd| nix::sys::stat::fstat(&fd).map(|s| s.st_ino));
+        assert_eq!(
+            kept.transpose()?,
+            Some(std::os::unix::fs::MetadataExt::ino(&fs::metadata(&folder)?))
+        );
+        Ok(())
     }
 }

@@ -248,6 +248,39 @@ fn native_root_modes_do_not_follow_the_umask_but_the_command_does() {
     );
 }
 
+/// An empty folder of the host's `/` is an empty folder of the sandbox's root rather than a
+/// bind (one mount and one Landlock rule fewer): it must look the same, and one with
+/// something in it must still be bound. Needs a folder at the host's `/`, so only as root.
+#[test]
+fn an_empty_top_level_folder_looks_the_same_and_a_full_one_is_bound() {
+    if skip_unless(
+        nix::unistd::geteuid().is_root(),
+        "creating a folder at the host's / needs root (as in CI)",
+    ) {
+        return;
+    }
+    struct Remove(std::path::PathBuf);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+    let fx = Fixture::new("empty-top");
+    let top = Remove(Path::new("/").join(format!("kennel-test-{}", std::process::id())));
+    fs::create_dir(&top.0).unwrap_or_else(|e| panic!("{e}"));
+    let name = top.0.display().to_string();
+    let script = format!(
+        r#"stat -c "%F %a" {name}; ls -A {name}; touch {name}/x 2>/dev/null && echo WROTE; true"#
+    );
+    let out = fx.sandboxed(&script);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "directory 755\n");
+    fs::write(top.0.join("inside"), "seen").unwrap_or_else(|e| panic!("{e}"));
+    let out = fx.sandboxed(&format!("{script}; cat {name}/inside"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "directory 755\ninside\nseen");
+}
+
 /// The native root: everything read-only and nosuid but the places meant for writing; the
 /// devices stay usable on their read-only `/dev`; a read-only place inside a writable one
 /// (`.git/hooks` in the workspace) and a writable one inside a read-only one (the home in
