@@ -97,8 +97,7 @@ pub(crate) enum Known {
 /// one covers. `restrict` decides again on what exists; this tells the mount executor
 /// which paths it may be asked about ([`Known`]).
 pub(crate) fn wanted(rules: &[LandlockRule]) -> Vec<&LandlockRule> {
-    let mut ordered: Vec<&LandlockRule> = rules.iter().collect();
-    ordered.sort_by_key(|r| r.path.components().count());
+    let mut ordered = parents_first(rules);
     let mut added = HashMap::with_capacity(ordered.len());
     ordered.retain(|r| {
         let keep = !is_covered(&added, &r.path, r.access);
@@ -107,6 +106,14 @@ pub(crate) fn wanted(rules: &[LandlockRule]) -> Vec<&LandlockRule> {
         }
         keep
     });
+    ordered
+}
+
+/// The rules, shallower paths first (in their order otherwise).
+fn parents_first(rules: &[LandlockRule]) -> Vec<&LandlockRule> {
+    let mut ordered: Vec<&LandlockRule> = rules.iter().collect();
+    // Each depth counted once, not in every comparison.
+    ordered.sort_by_cached_key(|r| r.path.components().count());
     ordered
 }
 
@@ -162,8 +169,7 @@ pub(crate) fn restrict(
         .create()
         .map_err(err)?;
     // Parents first, so that a rule is only left out for one that was added.
-    let mut ordered: Vec<&LandlockRule> = rules.iter().collect();
-    ordered.sort_by_key(|r| r.path.components().count());
+    let ordered = parents_first(rules);
     let mut added = HashMap::with_capacity(ordered.len());
     for rule in ordered {
         if is_covered(&added, &rule.path, rule.access) {

@@ -512,20 +512,21 @@ impl Executor<'_> {
     fn finish(self) -> Result<HashMap<PathBuf, Known>, NativeError> {
         mount_setattr(c"/", true, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, 0)
             .map_err(setup(|| "making the root read-only".into()))?;
-        // Each mount done, with whether the mounts below it are now writable.
-        let mut done: Vec<(&Path, bool)> = Vec::with_capacity(self.made.len());
+        // Each mount done, with whether the mounts below it are now writable. The nearest
+        // mount above a target is its deepest folder (or itself) found here: parents are
+        // mounted before their children.
+        let mut done: HashMap<&Path, bool> = HashMap::with_capacity(self.made.len());
         for (target, writable) in &self.made {
-            let above = done
-                .iter()
-                .rev()
-                .find(|(other, _)| target.starts_with(other))
-                .is_some_and(|(_, w)| *w);
+            let above = target
+                .ancestors()
+                .find_map(|p| done.get(p))
+                .is_some_and(|w| *w);
             let below = if *writable == above {
                 above
             } else {
                 set_writable(target, *writable)?
             };
-            done.push((target, below));
+            done.insert(target, below);
         }
         Ok(self.known)
     }
