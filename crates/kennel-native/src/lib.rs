@@ -194,6 +194,9 @@ pub fn run(policy: &Policy, options: &Options) -> Result<i32, NativeError> {
     for line in net.iter().flat_map(|n| n.summary()) {
         eprintln!("kennel: {line}");
     }
+    // Not freed: the sandbox's init, a copy of this process, shares these pages until
+    // kennel exits, which it is about to do; freeing would copy each page it writes to.
+    std::mem::forget((plan, exec, filters, host));
     status
 }
 

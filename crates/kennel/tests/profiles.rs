@@ -493,3 +493,22 @@ fn a_home_left_by_a_killed_kennel_is_reported_not_lost() {
     let left = left.expect("the home left behind was not reported");
     fs::remove_dir_all(left).unwrap();
 }
+
+/// kennel leaves what it built to its exit, unfreed (bench/README.md), but never the
+/// ephemeral home's folder: that is gone by the time kennel returns.
+#[test]
+fn an_ephemeral_home_is_removed_when_kennel_returns() {
+    let fx = Fixture::new("home-gone");
+    let out = fx.sandboxed("echo written > ~/note");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let uid = common::env()
+        .setpriv
+        .map_or_else(|| nix::unistd::getuid().as_raw(), |(uid, _)| uid);
+    let homes = fx.dir.join("tmp").join(format!("kennel-{uid}"));
+    let left: Vec<_> = fs::read_dir(&homes)
+        .unwrap_or_else(|e| panic!("{}: {e}", homes.display()))
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "homes left behind: {left:?}");
+}
