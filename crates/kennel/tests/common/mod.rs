@@ -347,6 +347,16 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Whether the `SigIgn:` line of a `/proc/PID/status` text says SIGPIPE is ignored.
+pub fn ignores_sigpipe(status: &str) -> bool {
+    let ignored = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .unwrap_or_else(|| panic!("no SigIgn in {status}"));
+    ignored & (1u64 << (nix::sys::signal::Signal::SIGPIPE as u32 - 1)) != 0
+}
+
 /// Pids of the `sleep` processes with an argument containing `marker`: only the marked
 /// programs themselves, not kennel, setpriv or `sh -c` whose command lines merely mention it.
 pub fn processes_with(marker: &str) -> Vec<u32> {
