@@ -69,10 +69,7 @@ PY"#
 /// and says what that shows.
 #[test]
 fn net_off_where_sysfs_cannot_be_mounted_says_so_and_runs() {
-    if common::skip_unless(
-        nix::unistd::geteuid().is_root(),
-        "covering part of /sys needs root (CI runs the tests as root)",
-    ) {
+    if common::skip_unless_root("covering part of /sys") {
         return;
     }
     let fx = Fixture::new("netoff-covered-sys");

@@ -10,8 +10,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 
 use common::{
-    env, eventually, processes_with, processes_with_argument, skip_unless, stderr, stdout, Fixture,
-    SECRET,
+    env, eventually, processes_with, processes_with_argument, stderr, stdout, Fixture, SECRET,
 };
 
 fn secrets_in_home_are_invisible(backend: &'static str) {
@@ -233,14 +232,7 @@ fn native_has_its_own_pid_namespace_and_no_capability_at_all() {
 #[test]
 fn native_root_modes_do_not_follow_the_umask_but_the_command_does() {
     let fx = Fixture::new("umask");
-    let out = fx
-        .user_command("sh")
-        .arg("-c")
-        .arg(r#"umask 077; exec "$0" run -- sh -c 'umask; stat -c "%a %n" /run /home /dev /tmp /run/kennel/sandbox'"#)
-        .arg(&env().kennel)
-        .current_dir(fx.repo.join("sub"))
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let out = fx.kennel_via_shell(r#"umask 077; exec "$0" run -- sh -c 'umask; stat -c "%a %n" /run /home /dev /tmp /run/kennel/sandbox'"#);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
         stdout(&out),
@@ -253,10 +245,7 @@ fn native_root_modes_do_not_follow_the_umask_but_the_command_does() {
 /// something in it must still be bound. Needs a folder at the host's `/`, so only as root.
 #[test]
 fn an_empty_top_level_folder_looks_the_same_and_a_full_one_is_bound() {
-    if skip_unless(
-        nix::unistd::geteuid().is_root(),
-        "creating a folder at the host's / needs root (as in CI)",
-    ) {
+    if common::skip_unless_root("creating a folder at the host's /") {
         return;
     }
     struct Remove(std::path::PathBuf);
@@ -320,10 +309,7 @@ fn native_root_is_read_only_but_where_writing_is_meant() {
 /// sandbox): the workspace is still writable, that mount stays read-only, and kennel starts.
 #[test]
 fn a_read_only_host_mount_inside_the_workspace_stays_read_only() {
-    if skip_unless(
-        nix::unistd::geteuid().is_root(),
-        "mounting on the host needs root (CI runs the tests as root)",
-    ) {
+    if common::skip_unless_root("mounting on the host") {
         return;
     }
     let fx = Fixture::new("romount");
@@ -417,14 +403,9 @@ fn the_sandbox_init_does_not_outlive_kennel() {
 #[test]
 fn a_closed_standard_output_is_not_reused_for_kennels_own_files() {
     let fx = Fixture::new("closed-stdout");
-    let out = fx
-        .user_command("sh")
-        .arg("-c")
-        .arg(r#"exec "$0" run -- sh -c 'echo "fd1=$(readlink /proc/$$/fd/1)" >&2; exit 7' >&-"#)
-        .arg(&env().kennel)
-        .current_dir(fx.repo.join("sub"))
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+    let out = fx.kennel_via_shell(
+        r#"exec "$0" run -- sh -c 'echo "fd1=$(readlink /proc/$$/fd/1)" >&2; exit 7' >&-"#,
+    );
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(7), "{err}");
     assert!(err.contains("fd1=/dev/null"), "{err}");

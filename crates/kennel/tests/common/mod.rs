@@ -184,6 +184,15 @@ pub fn skip_unless(available: bool, reason: &str) -> bool {
     true
 }
 
+/// For a test that changes the host itself (`what`): as `skip_unless`, for root, which CI
+/// runs the tests as.
+pub fn skip_unless_root(what: &str) -> bool {
+    skip_unless(
+        nix::unistd::geteuid().is_root(),
+        &format!("{what} needs root (CI runs the tests as root)"),
+    )
+}
+
 /// One test's world: a fake home with secrets and a git repository `project` inside it.
 pub struct Fixture {
     pub dir: PathBuf,
@@ -302,6 +311,18 @@ impl Fixture {
             .unwrap_or_else(|e| panic!("{e}"));
         assert_kennel_started(&out);
         out
+    }
+
+    /// `sh -c SCRIPT` as the test user in the repository's `sub` folder, with kennel's path
+    /// as `$0`: for what a shell sets up before it starts kennel (a umask, a closed stream).
+    pub fn kennel_via_shell(&self, script: &str) -> Output {
+        self.user_command("sh")
+            .arg("-c")
+            .arg(script)
+            .arg(&env().kennel)
+            .current_dir(self.repo.join("sub"))
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     pub fn spawn_sandboxed(&self, script: &str) -> Child {
