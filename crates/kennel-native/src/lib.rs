@@ -41,7 +41,7 @@ pub use landlock::Enforcement;
 pub use landlock_only::run_landlock_only;
 pub use net::NetOptions;
 pub use plan::{plan, HostRoot, Plan, INSIDE_MARK};
-pub use sys::prepare_process;
+pub use sys::{exit_now, prepare_process};
 
 /// How the native backend runs, beyond what the policy says.
 #[derive(Debug, Clone, Default)]

@@ -206,8 +206,8 @@ pub fn drop_all_capabilities() -> nix::Result<()> {
     Errno::result(ret).map(drop)
 }
 
-/// Ends this process at once, without running destructors or `atexit` handlers that
-/// belong to the parent it was cloned from.
+/// Ends this process at once, without destructors or exit handlers: in a cloned child they
+/// belong to the parent it was cloned from; kennel itself leaves them nothing to do.
 pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit(2) is async-signal-safe and always safe to call.
     unsafe { libc::_exit(code) }
