@@ -130,8 +130,9 @@ def main():
     # Every kennel build timed is a copy made here, all in one go: how a file's pages sit in
     # the page cache (the size of the blocks the kernel read or wrote it in) changes how many
     # page faults its start takes, and two byte-identical copies made at different times
-    # have measured 0.1 to 0.2 ms apart (bench/README.md).
-    copies = tempfile.TemporaryDirectory(prefix="kennel-bench-")
+    # have measured 0.1 to 0.2 ms apart (bench/README.md). Beside the build, not in /tmp,
+    # which may be mounted noexec.
+    copies = tempfile.TemporaryDirectory(prefix="bench-copies-", dir=os.path.dirname(kennel))
     for name in ["kennel"] + [a.partition("=")[0] for a in args.also]:
         copy = os.path.join(copies.name, name)
         shutil.copyfile(runs[name][0], copy)
