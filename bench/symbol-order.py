@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""Writes crates/kennel/symbol-order.txt: the functions a sandbox's start runs, for the linker.
+
+Every start of kennel faults in the pages of code it runs, and the sandbox's init, a fork of
+kennel, faults them in again (a fork does not copy the page tables of file-backed code). The
+kernel maps up to 64 KiB around each fault, so code spread over the whole 2.5 MB text costs
+a fault per 64 KiB window it touches. With the functions of a start laid out together, first
+those the init runs, then those only the supervisor runs, both touch fewer windows
+(bench/README.md has the figures). kennel's build.rs hands the file to the linker where the
+linker takes one (LLD's --symbol-ordering-file).
+
+The list is sampled, not written by hand: this script runs `kennel run -- true` from this
+repository many times under `perf record` and keeps every function of kennel's binary that a
+sample landed in, split by process (the supervisor, the init and the init's child before its
+exec). Run it again after a change of Rust's version or of a dependency (symbol names carry a
+hash of both): names the binary no longer has are skipped by the linker, so a stale list only
+costs speed. Needs `perf` (Debian's linux-perf) and a kernel that lets you sample your own
+processes (kernel.perf_event_paranoid at most 2).
+
+    cargo build --release && python3 bench/symbol-order.py [--runs 2000]
+    cargo build --release   # links with the new list
+"""
+
+import argparse
+import collections
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from built import release_kennel
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "crates", "kennel", "symbol-order.txt")
+
+FORK = re.compile(r"PERF_RECORD_FORK\((\d+):\d+\):\((\d+):\d+\)")
+EXEC = re.compile(r"^\s*(\S+)\s+(\d+)/\d+\s+PERF_RECORD_COMM exec:")
+SAMPLE = re.compile(r"^\s*(\S+)\s+(\d+)/\d+\s+([0-9a-f]+)\s+(\S+)")
+
+
+def record(kennel, runs, data):
+    """`kennel run -- true` `runs` times under perf, from this repository."""
+    true = shutil.which("true") or "/bin/true"
+    loop = 'i=0; while [ "$i" -lt "$1" ]; do "$0" run -- "$2" >/dev/null || exit 1; i=$((i+1)); done'
+    # About every 25 microseconds of user time: a start runs for about a millisecond.
+    subprocess.run(["perf", "record", "-q", "-e", "cpu-clock:u", "-F", "40000", "-o", data,
+                    "--", "sh", "-c", loop, kennel, str(runs), true],
+                   cwd=ROOT, check=True, stdin=subprocess.DEVNULL)
+
+
+def sampled_functions(data, comm):
+    """(functions of the init and its child, functions of the supervisor), each a Counter of
+    samples by mangled name."""
+    script = subprocess.run(
+        ["perf", "script", "-i", data, "--no-demangle", "--show-task-events",
+         "-F", "comm,pid,tid,ip,sym"],
+        check=True, capture_output=True, text=True).stdout
+    role = {}  # pid -> "supervisor", "init" or "child"
+    init, supervisor = collections.Counter(), collections.Counter()
+    for line in script.splitlines():
+        fork = FORK.search(line)
+        if fork:
+            child, parent = int(fork[1]), int(fork[2])
+            if role.get(parent) == "supervisor":
+                role[child] = "init"
+            elif role.get(parent) == "init":
+                role[child] = "child"
+            continue
+        exec_ = EXEC.match(line)
+        if exec_:
+            pid = int(exec_[2])
+            if exec_[1] == comm:
+                role[pid] = "supervisor"
+            else:
+                role.pop(pid, None)  # the command the init started: not kennel's code
+            continue
+        sample = SAMPLE.match(line)
+        if not sample or sample[1] != comm or sample[4] == "[unknown]":
+            continue
+        who = role.get(int(sample[2]))
+        if who == "supervisor":
+            supervisor[sample[4]] += 1
+        elif who in ("init", "child"):
+            init[sample[4]] += 1
+    return init, supervisor
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kennel", default=release_kennel())
+    parser.add_argument("--runs", type=int, default=2000)
+    parser.add_argument("--out", default=OUT)
+    args = parser.parse_args()
+    if not shutil.which("perf"):
+        sys.exit("perf is not installed (Debian: apt-get install linux-perf)")
+    if not os.access(args.kennel, os.X_OK):
+        sys.exit(f"{args.kennel} is not built: run `cargo build --release` first")
+    kennel = os.path.abspath(args.kennel)
+    with tempfile.TemporaryDirectory(prefix="kennel-symbol-order-") as tmp:
+        # perf names a process by the first 15 bytes of its executable's name.
+        copy = os.path.join(tmp, "kennel")
+        shutil.copyfile(kennel, copy)
+        os.chmod(copy, 0o755)
+        data = os.path.join(tmp, "perf.data")
+        record(copy, args.runs, data)
+        init, supervisor = sampled_functions(data, "kennel")
+    if not supervisor:
+        sys.exit("no sample landed in kennel's code: is perf allowed to sample here?")
+    names = [name for name, _ in init.most_common()]
+    names += [name for name, _ in supervisor.most_common() if name not in init]
+    with open(args.out, "w") as out:
+        out.write("".join(name + "\n" for name in names))
+    print(f"{args.out}: {len(init)} functions of the init first, then "
+          f"{len(names) - len(init)} of the supervisor ({args.runs} starts sampled)")
+
+
+if __name__ == "__main__":
+    main()
