@@ -14,7 +14,9 @@ use nix::sys::signal::{kill, killpg, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::stat::Mode;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::{dup2_stderr, dup2_stdin, dup2_stdout, execve, read, setsid, write, Pid};
+use nix::unistd::{
+    dup2_stderr, dup2_stdin, dup2_stdout, execve, read, setpgid, setsid, write, Pid,
+};
 
 use crate::error::NativeError;
 use crate::landlock::{Enforcement, Known};
@@ -242,10 +244,13 @@ fn release_user_streams() -> nix::Result<()> {
     dup2_stderr(&null)
 }
 
-/// Replaces this process with the command, in a new session: with `slave`, a
-/// pseudo-terminal of its own, as its controlling terminal; without, none at all, so that
-/// TIOCSTI has nothing to reach. On failure, says why on the status pipe and exits 127 (not
-/// found) or 126 (not executable), as shells do.
+/// Replaces this process with the command: with `slave`, in a new session whose controlling
+/// terminal is that pseudo-terminal of the sandbox's own; without, in a process group of its
+/// own in the init's session, which has no terminal at all, so that TIOCSTI has nothing to
+/// reach. (A new session there would only cost a scheduler group more: the kernel makes one
+/// for every new session.) Either way the command leads its process group, so that the
+/// init can signal the whole job. On failure, says why on the status pipe and exits 127
+/// (not found) or 126 (not executable), as shells do.
 pub(crate) fn exec_command(
     program: Option<CString>,
     exec: &ExecSpec,
@@ -254,9 +259,11 @@ pub(crate) fn exec_command(
     slave: Option<&OwnedFd>,
 ) -> ! {
     let _ = command_mask.thread_set_mask();
-    let terminal = setsid()
-        .and_then(|_| slave.map_or(Ok(()), pty::attach))
-        .and_then(|_| default_sigpipe());
+    let terminal = match slave {
+        Some(slave) => setsid().and_then(|_| pty::attach(slave)),
+        None => setpgid(Pid::from_raw(0), Pid::from_raw(0)),
+    }
+    .and_then(|_| default_sigpipe());
     if let Err(e) = terminal {
         report(
             status,
@@ -384,9 +391,10 @@ fn init(command: Pid, exit_report: OwnedFd) -> ! {
             Signal::SIGINT | Signal::SIGQUIT | Signal::SIGWINCH | Signal::SIGTSTP | Signal::SIGCONT
         ) {
             // What a terminal does with Ctrl-C, Ctrl-\, a resize, Ctrl-Z and `fg`: tell the
-            // whole job. The command leads a session of its own, so its process group is its
-            // pid. That group has no parent outside it in its session, so the kernel drops a
-            // SIGTSTP sent to it: Ctrl-Z stops it with SIGSTOP.
+            // whole job. The command leads its process group, so the group is its pid. With
+            // a terminal of its own, the command also leads its session, where the group has
+            // no parent outside it, so the kernel would drop a SIGTSTP sent to it: Ctrl-Z
+            // stops it with SIGSTOP.
             let sig = if sig == Signal::SIGTSTP {
                 Signal::SIGSTOP
             } else {

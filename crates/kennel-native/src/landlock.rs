@@ -91,6 +91,8 @@ pub(crate) enum Known {
     /// An empty folder of the root stands there for an empty folder of the host: nothing
     /// below it to allow.
     Empty,
+    /// An optional bind whose source the host does not have: nothing is there to allow.
+    Missing,
 }
 
 /// The rules in the order [`restrict`] adds them (parents first), without those another
@@ -177,7 +179,7 @@ pub(crate) fn restrict(
         }
         let (fd, is_dir) = match known.remove(&rule.path) {
             Some(Known::Bound { fd, is_dir }) => (fd, is_dir),
-            Some(Known::Empty) => continue,
+            Some(Known::Empty | Known::Missing) => continue,
             None => {
                 let Ok(fd) = open_path(&rule.path) else {
                     continue;

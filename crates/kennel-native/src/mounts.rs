@@ -333,12 +333,15 @@ impl Executor<'_> {
         is_dir: bool,
         writable: bool,
     ) -> Result<(), NativeError> {
+        // What was learned of an earlier step on this path no longer holds.
+        self.known.remove(target);
         bind(source, target, is_dir)?;
         self.made.push((target.to_path_buf(), writable));
         Ok(())
     }
 
     fn tmpfs(&mut self, target: &Path, mode: u32, writable: bool) -> Result<(), NativeError> {
+        self.known.remove(target);
         if !writable && is_top_level(target) {
             // An empty directory of the root tmpfs, read-only with it: the same view as a
             // tmpfs of its own, without a file system to create and tear down.
@@ -352,6 +355,7 @@ impl Executor<'_> {
     /// A new instance of the kernel's file system `fstype` (proc, sysfs) at `target`: one
     /// of the sandbox's own namespaces, nothing to run from it.
     fn kernel_fs(&mut self, fstype: &str, target: &Path, writable: bool) -> Result<(), KernelFs> {
+        self.known.remove(target);
         mount_point(target, true).map_err(KernelFs::Failed)?;
         mount(
             Some(fstype),
@@ -390,6 +394,9 @@ impl Executor<'_> {
                 }
                 let Some(found) = found else {
                     if *optional {
+                        if keep {
+                            self.known.insert(target.clone(), Known::Missing);
+                        }
                         return Ok(());
                     }
                     return Err(NativeError::Setup(format!(
