@@ -480,10 +480,17 @@ impl Executor<'_> {
         self.tmpfs(dev, 0o755, false)?;
         for name in DEVICES {
             let source = host(&Path::new("/dev").join(name));
-            if let Ok(meta) = fs::metadata(&source) {
-                // Read-only like the rest of /dev: a device node stays writable on a
-                // read-only mount (only regular files, directories and links are not).
-                self.bind(&source, &dev.join(name), meta.is_dir(), false)?;
+            let target = dev.join(name);
+            // Read-only like the rest of /dev: a device node stays writable on a read-only
+            // mount (only regular files, directories and links are not). No lookup first:
+            // the host has these; one it lacks (a container without /dev/tty) fails the
+            // bind, and its empty mount point goes again.
+            match self.bind(&source, &target, false, false) {
+                Err(_) if fs::metadata(&source).is_err() => {
+                    fs::remove_file(&target)
+                        .map_err(io(|| format!("removing {}", target.display())))?;
+                }
+                other => other?,
             }
         }
         let pts = dev.join("pts");

@@ -30,17 +30,40 @@ gemini, goose, opencode, pi, and your own.";
     allow_external_subcommands = true
 )]
 pub struct Cli {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+// Which user configuration to read. Given before the subcommand (`kennel --no-config run`)
+// or after it (`kennel run --no-config`), for the subcommands that read one. Not clap's
+// global arguments: clap copies those into every subcommand at every start, which cost
+// `kennel run` a fifth of its command-line parsing (bench/README.md). (Not a doc comment:
+// clap would make it the about text of every subcommand that flattens this.)
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ConfigArgs {
     /// Read this configuration file instead of $XDG_CONFIG_HOME/kennel/config.toml.
-    #[arg(long, global = true, value_name = "FILE", conflicts_with = "no_config")]
+    #[arg(long, value_name = "FILE", conflicts_with = "no_config")]
     pub config: Option<PathBuf>,
 
     /// Read no user configuration: built-in profiles only (a repository's .kennel.toml
     /// still narrows).
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub no_config: bool,
+}
 
-    #[command(subcommand)]
-    pub command: Command,
+impl ConfigArgs {
+    /// These, or the `later` ones where given: the one further right on the command line
+    /// wins, as for any option given twice.
+    pub fn then(&self, later: &ConfigArgs) -> ConfigArgs {
+        if later.config.is_some() || later.no_config {
+            later.clone()
+        } else {
+            self.clone()
+        }
+    }
 }
 
 /// Each subcommand's arguments are defined when it is used (or its help, completions or the
@@ -60,7 +83,10 @@ pub enum Command {
     Explain(ExplainArgs),
 
     /// List the profiles, one line each.
-    Profiles,
+    Profiles {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
 
     /// Print shell completions for kennel (generated from its command-line definition).
     ///
@@ -166,6 +192,9 @@ pub struct PolicyArgs {
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     #[command(flatten)]
+    pub config: ConfigArgs,
+
+    #[command(flatten)]
     pub policy: PolicyArgs,
 
     /// Write every decision of the network proxy (allowed and blocked connections) to
@@ -228,6 +257,9 @@ pub struct ExplainArgs {
     pub json: bool,
 
     #[command(flatten)]
+    pub config: ConfigArgs,
+
+    #[command(flatten)]
     pub policy: PolicyArgs,
 }
 
@@ -265,6 +297,9 @@ pub enum HomeChoice {
 
 #[derive(Debug, clap::Args)]
 pub struct WrapArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+
     /// The profile whose program to wrap (see `kennel profiles`).
     #[arg(value_name = "PROFILE", required_unless_present_any = ["all", "list"])]
     pub profile: Option<String>,
@@ -333,6 +368,58 @@ mod tests {
         let run = run_args(&["sh", "--pty"])?;
         assert_eq!(run.terminal(), None);
         assert_eq!(run.command, vec![OsString::from("sh"), "--pty".into()]);
+        Ok(())
+    }
+
+    /// The configuration options before the subcommand and after it, as the user wrote them.
+    fn config_of(args: &[&str]) -> Result<(Option<PathBuf>, bool), clap::Error> {
+        let cli = Cli::try_parse_from(std::iter::once("kennel").chain(args.iter().copied()))?;
+        let after = match &cli.command {
+            Command::Run(a) => a.config.clone(),
+            Command::Explain(a) => a.config.clone(),
+            Command::Profiles { config } => config.clone(),
+            Command::Wrap(a) => a.config.clone(),
+            _ => ConfigArgs::default(),
+        };
+        let chosen = cli.config.then(&after);
+        Ok((chosen.config, chosen.no_config))
+    }
+
+    #[test]
+    fn config_options_go_before_or_after_the_subcommand() -> Result<(), clap::Error> {
+        let file = |f: &str| Some(PathBuf::from(f));
+        assert_eq!(config_of(&["--no-config", "run", "sh"])?, (None, true));
+        assert_eq!(config_of(&["run", "--no-config", "sh"])?, (None, true));
+        assert_eq!(
+            config_of(&["--config", "a", "run", "sh"])?,
+            (file("a"), false)
+        );
+        assert_eq!(
+            config_of(&["explain", "--config", "b"])?,
+            (file("b"), false)
+        );
+        assert_eq!(config_of(&["profiles", "--no-config"])?, (None, true));
+        assert_eq!(
+            config_of(&["wrap", "--config", "c", "aider"])?,
+            (file("c"), false)
+        );
+        // Given twice, the later one wins.
+        assert_eq!(
+            config_of(&["--config", "a", "run", "--config", "b", "sh"])?,
+            (file("b"), false)
+        );
+        assert_eq!(
+            config_of(&["--config", "a", "run", "--no-config", "sh"])?,
+            (None, true)
+        );
+        // Before the shorthand's profile: the profile's arguments are the program's.
+        assert_eq!(
+            config_of(&["--no-config", "aider", "--config", "x"])?,
+            (None, true)
+        );
+        // Both at one place conflict; after the command they belong to the command.
+        assert!(config_of(&["run", "--config", "a", "--no-config", "sh"]).is_err());
+        assert_eq!(config_of(&["run", "sh", "--no-config"])?, (None, false));
         Ok(())
     }
 

@@ -22,7 +22,10 @@ use kennel_policy::{
     HomeMode, HostFacts, NetMode, Policy, PolicyError, ResolveInputs, SourceFile, Terminal,
 };
 
-use cli::{BackendChoice, Cli, Command, ExplainArgs, HomeChoice, NetChoice, PolicyArgs, RunArgs};
+use cli::{
+    BackendChoice, Cli, Command, ConfigArgs, ExplainArgs, HomeChoice, NetChoice, PolicyArgs,
+    RunArgs,
+};
 
 /// Exit statuses of kennel's own failures (the command's status passes through).
 mod exit {
@@ -62,16 +65,16 @@ fn main() -> std::process::ExitCode {
 
 /// Runs the command line; returns kennel's exit status.
 fn kennel() -> u8 {
-    let cli = Cli::parse();
-    let config = ConfigChoice {
-        file: cli.config.clone(),
-        none: cli.no_config,
-    };
-    let result = match cli.command {
-        Command::Run(args) => run(&config, args),
-        Command::Explain(args) => explain(&config, args),
-        Command::Profiles => profiles(&config),
-        Command::Shorthand(argv) => shorthand(&config, argv),
+    let Cli {
+        config: before,
+        command,
+    } = Cli::parse();
+    let config = |after: &ConfigArgs| ConfigChoice::from(before.then(after));
+    let result = match command {
+        Command::Run(args) => run(&config(&args.config), args),
+        Command::Explain(args) => explain(&config(&args.config), args),
+        Command::Profiles { config: after } => profiles(&config(&after)),
+        Command::Shorthand(argv) => shorthand(&config(&ConfigArgs::default()), argv),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "kennel", &mut std::io::stdout());
@@ -93,7 +96,7 @@ fn kennel() -> u8 {
             Ok(u8::from(report.broken))
         }
         Command::InternalVerifyExec { args } => systemd_backend::verify_exec(&args),
-        Command::Wrap(args) => wrap::wrap(&config, args),
+        Command::Wrap(args) => wrap::wrap(&config(&args.config), args),
         Command::Unwrap(args) => wrap::unwrap(args),
         Command::NetConnect { host, port } => net_connect(&host, port),
     };
@@ -189,6 +192,15 @@ fn context() -> Result<Context, Failure> {
 struct ConfigChoice {
     file: Option<PathBuf>,
     none: bool,
+}
+
+impl From<ConfigArgs> for ConfigChoice {
+    fn from(args: ConfigArgs) -> Self {
+        ConfigChoice {
+            file: args.config,
+            none: args.no_config,
+        }
+    }
 }
 
 fn failure(message: String, status: u8) -> Failure {
