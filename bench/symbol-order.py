@@ -9,10 +9,13 @@ those the init runs, then those only the supervisor runs, both touch fewer windo
 (bench/README.md has the figures). kennel's build.rs hands the file to the linker where the
 linker takes one (LLD's --symbol-ordering-file).
 
-The list is sampled, not written by hand: this script runs `kennel run -- true` from this
+The list is measured, not written by hand: this script runs `kennel run -- true` from this
 repository many times under `perf record` and keeps every function of kennel's binary that a
 sample landed in, split by process (the supervisor, the init and the init's child before its
-exec). Run it again after a change of Rust's version or of a dependency (symbol names carry a
+exec); run as root, it also traces the page faults of a few starts of the binary as built and
+adds every function whose code faulted in without a sample (too short to be sampled). Run
+twice, the second time on the binary the first list built, that catches what the first
+layout hid behind its neighbours. Run it again after a change of Rust's version or of a dependency (symbol names carry a
 hash of both): names the binary no longer has are skipped by the linker, so a stale list only
 costs speed. Needs `perf` (Debian's linux-perf) and a kernel that lets you sample your own
 processes (kernel.perf_event_paranoid at most 2).
@@ -22,6 +25,7 @@ processes (kernel.perf_event_paranoid at most 2).
 """
 
 import argparse
+import bisect
 import collections
 import os
 import re
@@ -87,6 +91,78 @@ def sampled_functions(data, comm):
     return init, supervisor
 
 
+MMAP = re.compile(r"PERF_RECORD_MMAP2 (\d+)/\d+: \[0x([0-9a-f]+)\(0x[0-9a-f]+\) @ 0x([0-9a-f]+) .*\]: r-xp (.*)$")
+FAULT = re.compile(r"^\s*(\S+)\s+(\d+)/\d+\s+address=0x[0-9a-f]+ ip=0x([0-9a-f]+) error_code=0x([0-9a-f]+)")
+
+
+def text_faults(kennel, runs, data):
+    """Functions whose first instruction on a page not yet mapped faulted, by process:
+    those sampling missed (too short to be sampled) that still cost a fault each. Needs the
+    kernel's page fault tracepoint (root); None where perf may not use it."""
+    true = shutil.which("true") or "/bin/true"
+    loop = 'i=0; while [ "$i" -lt "$1" ]; do "$0" run -- "$2" >/dev/null || exit 1; i=$((i+1)); done'
+    recorded = subprocess.run(
+        ["perf", "record", "-q", "-e", "exceptions:page_fault_user", "-o", data,
+         "--", "sh", "-c", loop, kennel, str(runs), true],
+        cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True)
+    if recorded.returncode != 0:
+        return None
+    symbols = []
+    nm = subprocess.run(["nm", "-n", "--defined-only", kennel], check=True,
+                        capture_output=True, text=True).stdout
+    for line in nm.splitlines():
+        fields = line.split()
+        if len(fields) == 3 and fields[1] in "tTwW":
+            symbols.append((int(fields[0], 16), fields[2]))
+    starts = [address for address, _ in symbols]
+    # The executable segment's place in the file and in memory differ by a constant.
+    segment = re.search(r"LOAD\s+0x([0-9a-f]+)\s+0x([0-9a-f]+).*R E",
+                        subprocess.run(["readelf", "-lW", kennel], check=True,
+                                       capture_output=True, text=True).stdout)
+    delta = int(segment[2], 16) - int(segment[1], 16)
+    script = subprocess.run(
+        ["perf", "script", "-i", data, "--no-demangle", "--show-task-events",
+         "--show-mmap-events", "-F", "comm,pid,tid,trace"],
+        check=True, capture_output=True, text=True).stdout
+    role, text = {}, {}  # pid -> role; pid -> (start, file offset) of kennel's code
+    faults = {"init": set(), "supervisor": set()}
+    for line in script.splitlines():
+        fork = FORK.search(line)
+        if fork:
+            child, parent = int(fork[1]), int(fork[2])
+            if parent in text:
+                text[child] = text[parent]
+            if role.get(parent) == "supervisor":
+                role[child] = "init"
+            elif role.get(parent) == "init":
+                role[child] = "child"
+            continue
+        exec_ = EXEC.match(line)
+        if exec_:
+            pid = int(exec_[2])
+            role.pop(pid, None)
+            text.pop(pid, None)
+            if exec_[1] == "kennel":
+                role[pid] = "supervisor"
+            continue
+        mmap = MMAP.search(line)
+        if mmap and mmap[4] == kennel:
+            text[int(mmap[1])] = (int(mmap[2], 16), int(mmap[3], 16))
+            continue
+        fault = FAULT.match(line)
+        if not fault or not int(fault[4], 16) & 0x10:  # instruction fetches only
+            continue
+        pid = int(fault[2])
+        if pid not in text or pid not in role:
+            continue
+        start, offset = text[pid]
+        address = int(fault[3], 16) - start + offset + delta
+        i = bisect.bisect_right(starts, address) - 1
+        if i >= 0:
+            faults["supervisor" if role[pid] == "supervisor" else "init"].add(symbols[i][1])
+    return faults
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kennel", default=release_kennel())
@@ -106,13 +182,25 @@ def main():
         data = os.path.join(tmp, "perf.data")
         record(copy, args.runs, data)
         init, supervisor = sampled_functions(data, "kennel")
+        faults = text_faults(copy, 20, data)
     if not supervisor:
         sys.exit("no sample landed in kennel's code: is perf allowed to sample here?")
-    names = [name for name, _ in init.most_common()]
-    names += [name for name, _ in supervisor.most_common() if name not in init]
+    if faults is None:
+        print("note: the page fault tracepoint is not available (it needs root): the list "
+              "has the sampled functions only", file=sys.stderr)
+    else:
+        added = (faults["init"] - set(init)) | (faults["supervisor"] - set(supervisor) - set(init))
+        init.update(faults["init"])
+        supervisor.update(faults["supervisor"])
+        print(f"{len(added)} functions that faulted without a sample added")
+    # Within each group by name: every function of a group is run at every start, so their
+    # order within it matters little, and a list sampled again differs only where the set
+    # of functions does.
+    names = sorted(init)
+    names += sorted(name for name in supervisor if name not in init)
     with open(args.out, "w") as out:
         out.write("".join(name + "\n" for name in names))
-    print(f"{args.out}: {len(init)} functions of the init first, then "
+    print(f"{os.path.relpath(args.out)}: {len(init)} functions of the init first, then "
           f"{len(names) - len(init)} of the supervisor ({args.runs} starts sampled)")
 
 

@@ -28,23 +28,55 @@ pub struct HostRoot {
 }
 
 impl HostRoot {
+    /// Read into a buffer on the stack, one allocation per entry (its name): the standard
+    /// library's directory iterator allocates each entry's name and path again.
     pub fn read() -> Result<HostRoot, NativeError> {
-        let io = |source| NativeError::Io {
+        use rustix::fs::{FileType, Mode, OFlags, RawDir};
+        use std::os::unix::ffi::OsStringExt;
+        let io = |source: std::io::Error| NativeError::Io {
             path: "/".into(),
             source,
         };
-        let mut entries = Vec::new();
-        for entry in std::fs::read_dir("/").map_err(io)? {
-            let entry = entry.map_err(io)?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let kind = entry.file_type().map_err(io)?;
-            entries.push(if kind.is_symlink() {
-                let target = std::fs::read_link(entry.path()).map_err(io)?;
-                HostEntry::Symlink { name, target }
-            } else if kind.is_dir() {
-                HostEntry::Dir(name)
-            } else {
-                HostEntry::File(name)
+        let root = rustix::fs::open(
+            "/",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| io(e.into()))?;
+        let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 4096];
+        let mut dir = RawDir::new(&root, &mut buf);
+        let mut entries = Vec::with_capacity(32);
+        while let Some(entry) = dir.next() {
+            let entry = entry.map_err(|e| io(e.into()))?;
+            let bytes = entry.file_name().to_bytes();
+            if matches!(bytes, b"." | b"..") {
+                continue;
+            }
+            let name = String::from_utf8_lossy(bytes).into_owned();
+            let mut kind = entry.file_type();
+            if kind == FileType::Unknown {
+                // A file system that does not say in its listing.
+                kind = FileType::from_raw_mode(
+                    rustix::fs::statat(
+                        &root,
+                        entry.file_name(),
+                        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+                    )
+                    .map_err(|e| io(e.into()))?
+                    .st_mode,
+                );
+            }
+            entries.push(match kind {
+                FileType::Symlink => {
+                    let target = rustix::fs::readlinkat(&root, entry.file_name(), Vec::new())
+                        .map_err(|e| io(e.into()))?;
+                    HostEntry::Symlink {
+                        name,
+                        target: PathBuf::from(std::ffi::OsString::from_vec(target.into_bytes())),
+                    }
+                }
+                FileType::Directory => HostEntry::Dir(name),
+                _ => HostEntry::File(name),
             });
         }
         entries.sort_by(|a, b| a.name().cmp(b.name()));
