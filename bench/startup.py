@@ -105,6 +105,22 @@ def supervisor_memory(kennel):
     return fields
 
 
+def symbol_order_found(kennel):
+    """How many of the names in crates/kennel/symbol-order.txt the binary has: after an update
+    of Rust or of a dependency the names change, and the layout silently goes (see
+    bench/symbol-order.py)."""
+    order = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                         "crates", "kennel", "symbol-order.txt")
+    if not shutil.which("nm") or not os.path.exists(order):
+        return None
+    with open(order) as f:
+        wanted = {line.strip() for line in f if line.strip()}
+    nm = subprocess.run(["nm", "--defined-only", kennel], capture_output=True, text=True)
+    have = {fields[2] for fields in (line.split() for line in nm.stdout.splitlines())
+            if len(fields) == 3}
+    return len(wanted & have), len(wanted)
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     root = os.path.dirname(here)
@@ -163,6 +179,10 @@ def main():
     mem = supervisor_memory(os.path.abspath(args.kennel))
     print(f"supervisor memory while the command runs: RSS {mem.get('VmRSS')}, "
           f"peak {mem.get('VmHWM')}")
+    found = symbol_order_found(kennel)
+    if found:
+        print(f"symbol order: {found[0]} of the {found[1]} functions listed are in the binary "
+              "(few: run bench/symbol-order.py again)")
     print(f"({args.rounds} interleaved rounds after {args.warmup} warm-up rounds)")
 
 
