@@ -44,6 +44,39 @@ EXEC = re.compile(r"^\s*(\S+)\s+(\d+)/\d+\s+PERF_RECORD_COMM exec:")
 SAMPLE = re.compile(r"^\s*(\S+)\s+(\d+)/\d+\s+([0-9a-f]+)\s+(\S+)")
 
 
+class Processes:
+    """Which of kennel's processes each pid is, followed through perf's fork and exec events:
+    the supervisor (an exec of kennel), the init (its fork) and the init's child (until its
+    exec); and where each maps kennel's code (`text`, inherited on fork)."""
+
+    def __init__(self, comm):
+        self.comm = comm
+        self.role = {}  # pid -> "supervisor", "init" or "child"
+        self.text = {}  # pid -> (start, file offset) of kennel's executable mapping
+
+    def follow(self, line):
+        """Follows a fork or an exec; False for any other line."""
+        fork = FORK.search(line)
+        if fork:
+            child, parent = int(fork[1]), int(fork[2])
+            if parent in self.text:
+                self.text[child] = self.text[parent]
+            if self.role.get(parent) == "supervisor":
+                self.role[child] = "init"
+            elif self.role.get(parent) == "init":
+                self.role[child] = "child"
+            return True
+        exec_ = EXEC.match(line)
+        if exec_:
+            pid = int(exec_[2])
+            self.role.pop(pid, None)  # the command the init started: not kennel's code
+            self.text.pop(pid, None)
+            if exec_[1] == self.comm:
+                self.role[pid] = "supervisor"
+            return True
+        return False
+
+
 def record(kennel, runs, data):
     """`kennel run -- true` `runs` times under perf, from this repository."""
     true = shutil.which("true") or "/bin/true"
@@ -61,29 +94,15 @@ def sampled_functions(data, comm):
         ["perf", "script", "-i", data, "--no-demangle", "--show-task-events",
          "-F", "comm,pid,tid,ip,sym"],
         check=True, capture_output=True, text=True).stdout
-    role = {}  # pid -> "supervisor", "init" or "child"
+    processes = Processes(comm)
     init, supervisor = collections.Counter(), collections.Counter()
     for line in script.splitlines():
-        fork = FORK.search(line)
-        if fork:
-            child, parent = int(fork[1]), int(fork[2])
-            if role.get(parent) == "supervisor":
-                role[child] = "init"
-            elif role.get(parent) == "init":
-                role[child] = "child"
-            continue
-        exec_ = EXEC.match(line)
-        if exec_:
-            pid = int(exec_[2])
-            if exec_[1] == comm:
-                role[pid] = "supervisor"
-            else:
-                role.pop(pid, None)  # the command the init started: not kennel's code
+        if processes.follow(line):
             continue
         sample = SAMPLE.match(line)
         if not sample or sample[1] != comm or sample[4] == "[unknown]":
             continue
-        who = role.get(int(sample[2]))
+        who = processes.role.get(int(sample[2]))
         if who == "supervisor":
             supervisor[sample[4]] += 1
         elif who in ("init", "child"):
@@ -124,42 +143,27 @@ def text_faults(kennel, runs, data):
         ["perf", "script", "-i", data, "--no-demangle", "--show-task-events",
          "--show-mmap-events", "-F", "comm,pid,tid,trace"],
         check=True, capture_output=True, text=True).stdout
-    role, text = {}, {}  # pid -> role; pid -> (start, file offset) of kennel's code
+    processes = Processes(os.path.basename(kennel))
     faults = {"init": set(), "supervisor": set()}
     for line in script.splitlines():
-        fork = FORK.search(line)
-        if fork:
-            child, parent = int(fork[1]), int(fork[2])
-            if parent in text:
-                text[child] = text[parent]
-            if role.get(parent) == "supervisor":
-                role[child] = "init"
-            elif role.get(parent) == "init":
-                role[child] = "child"
-            continue
-        exec_ = EXEC.match(line)
-        if exec_:
-            pid = int(exec_[2])
-            role.pop(pid, None)
-            text.pop(pid, None)
-            if exec_[1] == "kennel":
-                role[pid] = "supervisor"
+        if processes.follow(line):
             continue
         mmap = MMAP.search(line)
         if mmap and mmap[4] == kennel:
-            text[int(mmap[1])] = (int(mmap[2], 16), int(mmap[3], 16))
+            processes.text[int(mmap[1])] = (int(mmap[2], 16), int(mmap[3], 16))
             continue
         fault = FAULT.match(line)
         if not fault or not int(fault[4], 16) & 0x10:  # instruction fetches only
             continue
         pid = int(fault[2])
-        if pid not in text or pid not in role:
+        if pid not in processes.text or pid not in processes.role:
             continue
-        start, offset = text[pid]
+        start, offset = processes.text[pid]
         address = int(fault[3], 16) - start + offset + delta
         i = bisect.bisect_right(starts, address) - 1
         if i >= 0:
-            faults["supervisor" if role[pid] == "supervisor" else "init"].add(symbols[i][1])
+            who = "supervisor" if processes.role[pid] == "supervisor" else "init"
+            faults[who].add(symbols[i][1])
     return faults
 
 
