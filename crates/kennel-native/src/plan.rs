@@ -382,6 +382,41 @@ mod tests {
         p
     }
 
+    /// The listing of this machine's `/`, as the standard library reads it.
+    fn root_as_std_reads_it() -> Vec<HostEntry> {
+        let mut entries: Vec<HostEntry> = std::fs::read_dir("/")
+            .unwrap()
+            .map(|entry| {
+                let entry = entry.unwrap();
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let kind = entry.file_type().unwrap();
+                if kind.is_symlink() {
+                    let target = std::fs::read_link(entry.path()).unwrap();
+                    HostEntry::Symlink { name, target }
+                } else if kind.is_dir() {
+                    HostEntry::Dir(name)
+                } else {
+                    HostEntry::File(name)
+                }
+            })
+            .collect();
+        entries.sort_by(|a, b| a.name().cmp(b.name()));
+        entries
+    }
+
+    #[test]
+    fn the_hosts_root_is_listed_whole_with_kinds_and_link_targets() {
+        let listed = HostRoot::read().unwrap().entries;
+        assert_eq!(listed, root_as_std_reads_it());
+        // Every root has these folders.
+        for name in ["etc", "usr"] {
+            assert!(
+                listed.iter().any(|e| e.name() == name),
+                "{name} is missing: {listed:?}"
+            );
+        }
+    }
+
     fn host() -> HostRoot {
         HostRoot {
             entries: vec![
