@@ -4,6 +4,8 @@ import glob
 import os
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The functions a start runs, in the order the linker lays them out (bench/symbol-order.py).
+SYMBOL_ORDER = os.path.join(ROOT, "crates", "kennel", "symbol-order.txt")
 
 
 def release_kennel():

@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 
-from built import release_kennel
+from built import SYMBOL_ORDER, release_kennel
 
 
 def seccomp_program(kennel):
@@ -109,11 +109,9 @@ def symbol_order_found(kennel):
     """How many of the names in crates/kennel/symbol-order.txt the binary has: after an update
     of Rust or of a dependency the names change, and the layout silently goes (see
     bench/symbol-order.py)."""
-    order = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                         "crates", "kennel", "symbol-order.txt")
-    if not shutil.which("nm") or not os.path.exists(order):
+    if not shutil.which("nm") or not os.path.exists(SYMBOL_ORDER):
         return None
-    with open(order) as f:
+    with open(SYMBOL_ORDER) as f:
         wanted = {line.strip() for line in f if line.strip()}
     nm = subprocess.run(["nm", "--defined-only", kennel], capture_output=True, text=True)
     have = {fields[2] for fields in (line.split() for line in nm.stdout.splitlines())
@@ -181,8 +179,9 @@ def main():
           f"peak {mem.get('VmHWM')}")
     found = symbol_order_found(kennel)
     if found:
-        print(f"symbol order: {found[0]} of the {found[1]} functions listed are in the binary "
-              "(few: run bench/symbol-order.py again)")
+        stale = " (few: run bench/symbol-order.py again)" if found[0] < 0.9 * found[1] else ""
+        print(f"symbol order: {found[0]} of the {found[1]} functions listed are in the "
+              f"binary{stale}")
     print(f"({args.rounds} interleaved rounds after {args.warmup} warm-up rounds)")
 
 

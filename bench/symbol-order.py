@@ -34,10 +34,7 @@ import subprocess
 import sys
 import tempfile
 
-from built import release_kennel
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OUT = os.path.join(ROOT, "crates", "kennel", "symbol-order.txt")
+from built import ROOT, SYMBOL_ORDER, release_kennel
 
 FORK = re.compile(r"PERF_RECORD_FORK\((\d+):\d+\):\((\d+):\d+\)")
 EXEC = re.compile(r"^\s*(\S+)\s+(\d+)/\d+\s+PERF_RECORD_COMM exec:")
@@ -77,13 +74,18 @@ class Processes:
         return False
 
 
-def record(kennel, runs, data):
-    """`kennel run -- true` `runs` times under perf, from this repository."""
+def starts(kennel, runs):
+    """A command that runs `kennel run -- true` `runs` times, one after the other."""
     true = shutil.which("true") or "/bin/true"
     loop = 'i=0; while [ "$i" -lt "$1" ]; do "$0" run -- "$2" >/dev/null || exit 1; i=$((i+1)); done'
+    return ["sh", "-c", loop, kennel, str(runs), true]
+
+
+def record(kennel, runs, data):
+    """`kennel run -- true` `runs` times under perf, from this repository."""
     # About every 25 microseconds of user time: a start runs for about a millisecond.
     subprocess.run(["perf", "record", "-q", "-e", "cpu-clock:u", "-F", "40000", "-o", data,
-                    "--", "sh", "-c", loop, kennel, str(runs), true],
+                    "--"] + starts(kennel, runs),
                    cwd=ROOT, check=True, stdin=subprocess.DEVNULL)
 
 
@@ -118,11 +120,9 @@ def text_faults(kennel, runs, data):
     """Functions whose first instruction on a page not yet mapped faulted, by process:
     those sampling missed (too short to be sampled) that still cost a fault each. Needs the
     kernel's page fault tracepoint (root); None where perf may not use it."""
-    true = shutil.which("true") or "/bin/true"
-    loop = 'i=0; while [ "$i" -lt "$1" ]; do "$0" run -- "$2" >/dev/null || exit 1; i=$((i+1)); done'
     recorded = subprocess.run(
         ["perf", "record", "-q", "-e", "exceptions:page_fault_user", "-o", data,
-         "--", "sh", "-c", loop, kennel, str(runs), true],
+         "--"] + starts(kennel, runs),
         cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True)
     if recorded.returncode != 0:
         return None
@@ -133,7 +133,7 @@ def text_faults(kennel, runs, data):
         fields = line.split()
         if len(fields) == 3 and fields[1] in "tTwW":
             symbols.append((int(fields[0], 16), fields[2]))
-    starts = [address for address, _ in symbols]
+    addresses = [address for address, _ in symbols]
     # The executable segment's place in the file and in memory differ by a constant.
     segment = re.search(r"LOAD\s+0x([0-9a-f]+)\s+0x([0-9a-f]+).*R E",
                         subprocess.run(["readelf", "-lW", kennel], check=True,
@@ -160,7 +160,7 @@ def text_faults(kennel, runs, data):
             continue
         start, offset = processes.text[pid]
         address = int(fault[3], 16) - start + offset + delta
-        i = bisect.bisect_right(starts, address) - 1
+        i = bisect.bisect_right(addresses, address) - 1
         if i >= 0:
             who = "supervisor" if processes.role[pid] == "supervisor" else "init"
             faults[who].add(symbols[i][1])
@@ -171,7 +171,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kennel", default=release_kennel())
     parser.add_argument("--runs", type=int, default=2000)
-    parser.add_argument("--out", default=OUT)
+    parser.add_argument("--out", default=SYMBOL_ORDER)
     args = parser.parse_args()
     if not shutil.which("perf"):
         sys.exit("perf is not installed (Debian: apt-get install linux-perf)")

@@ -40,7 +40,7 @@ pub struct Cli {
 // Which user configuration to read. Given before the subcommand (`kennel --no-config run`)
 // or after it (`kennel run --no-config`), for the subcommands that read one. Not clap's
 // global arguments: clap copies those into every subcommand at every start, which cost
-// `kennel run` a fifth of its command-line parsing (bench/README.md). (Not a doc comment:
+// `kennel run` nearly a third of its command-line parsing (bench/README.md). (Not a doc comment:
 // clap would make it the about text of every subcommand that flattens this.)
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ConfigArgs {

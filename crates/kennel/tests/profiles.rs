@@ -206,8 +206,32 @@ fn config_errors_name_file_line_and_column() {
         "{}",
         stderr(&out)
     );
-    // --no-config skips it; an unknown profile lists the known ones.
+    // --no-config skips it, given before the subcommand or after it; an unknown profile
+    // lists the known ones.
     let out = fx.kennel_with(&["--no-config", "run", "--", "true"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = fx.kennel_with(&["run", "--no-config", "--", "true"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // --config FILE, after each subcommand that reads a configuration, reads that file; given
+    // twice, the later one wins.
+    let other = fx.home.join("other.toml");
+    fx.write(&other, "version = 1\n[defaults]\nhide = 7\n");
+    let other = other.to_str().unwrap();
+    for args in [
+        vec!["run", "--config", other, "--", "true"],
+        vec!["explain", "--config", other],
+        vec!["profiles", "--config", other],
+        vec!["--no-config", "run", "--config", other, "--", "true"],
+    ] {
+        let out = fx.kennel_with(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("other.toml:3:"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    let out = fx.kennel_with(&["--config", other, "run", "--no-config", "--", "true"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let out = fx.kennel_with(&["--no-config", "run", "--profile", "claud", "--", "true"]);
     assert_eq!(out.status.code(), Some(2));
