@@ -17,6 +17,7 @@ mod paths;
 mod policy;
 mod raw;
 mod resolve;
+pub mod shown;
 mod source;
 #[cfg(test)]
 mod tests;
@@ -39,4 +40,5 @@ pub use policy::{
 pub use resolve::{
     resolv_conf_target, resolve, resolve_default, CliLayer, HostFacts, ResolveInputs,
 };
+pub use shown::{shown, shown_bytes, shown_path};
 pub use source::{ConfigError, SourceFile};
