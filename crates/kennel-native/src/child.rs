@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::ffi::{CString, OsStr, OsString};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
@@ -23,7 +23,9 @@ use crate::landlock::{Enforcement, Known};
 use crate::mounts::build_root;
 use crate::plan::Plan;
 use crate::pty::{self, UserTerminal};
-use crate::sys::{default_sigpipe, drop_all_capabilities, exit_now, spawn_shared};
+use crate::sys::{
+    close_descriptors_except, default_sigpipe, drop_all_capabilities, exit_now, spawn_shared,
+};
 use seccompiler::BpfProgram;
 
 /// Messages on the status pipe start with one of these bytes.
@@ -64,6 +66,9 @@ pub(crate) struct ChildArgs<'a> {
     pub command_mask: SigSet,
     /// Some when the command gets a pseudo-terminal of its own.
     pub terminal: Option<ChildTerminal>,
+    /// Descriptors the user asked to pass to the command (`--pass-fd`); every other one
+    /// the supervisor holds is closed in the child.
+    pub pass_fds: &'a [RawFd],
 }
 
 /// What the child needs to give the command its own terminal.
@@ -95,7 +100,23 @@ pub(crate) fn child_main(args: ChildArgs) -> ! {
         report: exit_report,
         command_mask,
         terminal,
+        pass_fds,
     } = args;
+    // This process is a copy of kennel, made without exec: it holds every descriptor of
+    // the supervisor (the ephemeral home's lock, a directory of the host's mount namespace;
+    // the other ends of the pipes; the proxy's sockets) and kennel's whole environment and
+    // memory. Only what the init needs stays open, and it becomes non-dumpable once its
+    // id maps are written (below).
+    let mut keep = vec![
+        sync.as_raw_fd(),
+        status.as_raw_fd(),
+        exit_report.as_raw_fd(),
+    ];
+    keep.extend(terminal.as_ref().map(|t| t.socket.as_raw_fd()));
+    keep.extend_from_slice(pass_fds);
+    if close_descriptors_except(&keep).is_err() {
+        exit_now(EXIT_SETUP_FAILED);
+    }
     // A session of its own, without a terminal: the terminal's signals reach only the
     // supervisor, which forwards them, and nothing here can acquire the user's terminal.
     if setsid().is_err() {
@@ -105,6 +126,14 @@ pub(crate) fn child_main(args: ChildArgs) -> ! {
     // write for itself, and no round trip through the supervisor.
     if let Err(message) = write_own_id_maps(uid, gid) {
         report(&status, STATUS_USERNS, &message);
+        exit_now(EXIT_SETUP_FAILED);
+    }
+    // Non-dumpable: the command, same uid and same Landlock domain, can then neither read
+    // the init's (and the network helper's) /proc/PID/environ or /proc/PID/mem nor use
+    // /proc/PID/fd or pidfd_getfd: the kernel asks for CAP_SYS_PTRACE in kennel's own user
+    // namespace over a non-dumpable process, which nothing inside has. (After the id maps:
+    // a non-dumpable process's /proc/self files belong to root, and those are written.)
+    if prctl::set_dumpable(false).is_err() {
         exit_now(EXIT_SETUP_FAILED);
     }
     let mut go = [0u8; 1];
@@ -139,6 +168,7 @@ pub(crate) fn child_main(args: ChildArgs) -> ! {
         landlock,
         terminal,
         helpers,
+        exit_report: &exit_report,
     }) {
         Ok(command) => {
             drop(status);
@@ -180,6 +210,8 @@ struct Setup<'a> {
     landlock: Enforcement,
     terminal: Option<ChildTerminal>,
     helpers: Option<kennel_net::inside::Listeners>,
+    /// The init's report pipe, which the network helpers must not hold.
+    exit_report: &'a OwnedFd,
 }
 
 fn setup(setup: Setup) -> Result<Pid, (u8, String)> {
@@ -192,6 +224,7 @@ fn setup(setup: Setup) -> Result<Pid, (u8, String)> {
         landlock,
         terminal,
         helpers,
+        exit_report,
     } = setup;
     let fail = |e: NativeError| match e {
         NativeError::UserNamespacesDenied { cause, .. } => (STATUS_USERNS, cause),
@@ -212,7 +245,7 @@ fn setup(setup: Setup) -> Result<Pid, (u8, String)> {
     let program = find_program(&exec.argv[0], &exec.path);
     confine(plan, known, filters, landlock).map_err(fail)?;
     if let Some(helpers) = helpers {
-        crate::net::start_inside(helpers, status).map_err(|m| (STATUS_SETUP, m))?;
+        crate::net::start_inside(helpers, status, exit_report).map_err(|m| (STATUS_SETUP, m))?;
     }
 
     // This process is single-threaded (a clone of the single-threaded supervisor), as

@@ -41,7 +41,7 @@ pub use landlock::Enforcement;
 pub use landlock_only::run_landlock_only;
 pub use net::NetOptions;
 pub use plan::{plan, HostRoot, Plan, INSIDE_MARK};
-pub use sys::{exit_now, prepare_process};
+pub use sys::{close_inherited_descriptors_on_exec, exit_now, prepare_process, set_close_on_exec};
 
 /// How the native backend runs, beyond what the policy says.
 #[derive(Debug, Clone, Default)]
@@ -54,6 +54,9 @@ pub struct Options {
     pub debug_mount_only: Vec<std::path::PathBuf>,
     /// The allow-list proxy's log and, for tests, its resolver.
     pub net: NetOptions,
+    /// Descriptors of kennel's caller to pass to the command (`--pass-fd`), their
+    /// close-on-exec flag already cleared. No other descriptor reaches the sandbox.
+    pub pass_fds: Vec<std::os::fd::RawFd>,
 }
 use pty::{Pumped, RawMode, Relay, UserTerminal};
 
@@ -138,6 +141,7 @@ pub fn run(policy: &Policy, options: &Options) -> Result<i32, NativeError> {
                 report: report_write,
                 command_mask: caller_mask,
                 terminal: terminal.map(|((_, socket), user)| ChildTerminal { socket, user }),
+                pass_fds: &options.pass_fds,
             })
         }
         Ok(Some(pid)) => pid,

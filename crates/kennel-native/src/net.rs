@@ -277,7 +277,11 @@ pub(crate) fn bind_inside(config: &InsideConfig) -> Result<Listeners, String> {
 
 /// In the child, once confined: a process of its own serves the listeners until the
 /// sandbox ends (the end of its PID namespace ends it).
-pub(crate) fn start_inside(listeners: Listeners, status: &OwnedFd) -> Result<(), String> {
+pub(crate) fn start_inside(
+    listeners: Listeners,
+    status: &OwnedFd,
+    report: &OwnedFd,
+) -> Result<(), String> {
     // SAFETY: the sandbox's init is single-threaded (a clone of the single-threaded
     // supervisor), so the forked child may allocate, start threads and call anything.
     match unsafe { fork() } {
@@ -286,6 +290,8 @@ pub(crate) fn start_inside(listeners: Listeners, status: &OwnedFd) -> Result<(),
             let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
             // The supervisor reads the status pipe to its end: this process must not hold it.
             let _ = nix::unistd::close(status.as_raw_fd());
+            // Nor the init's report of the command's status (the init alone writes it).
+            let _ = nix::unistd::close(report.as_raw_fd());
             // Nor the terminal: a session of its own, standard streams on /dev/null.
             let _ = nix::unistd::setsid();
             if let Ok(null) = fs::OpenOptions::new()

@@ -213,6 +213,75 @@ pub fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+/// close_range(2) on `first..=last` with `flags`.
+fn close_range(first: u32, last: u32, flags: u32) -> nix::Result<()> {
+    // SAFETY: close_range(2) takes three integers and touches no memory of ours. Closing
+    // (flags 0) is only asked for by `close_descriptors_except`, whose callers own every
+    // descriptor in the range (see there); marking close-on-exec changes no ownership.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, last, flags) };
+    Errno::result(ret).map(drop)
+}
+
+/// Marks every descriptor from 3 on close-on-exec, so that none that kennel's caller left
+/// open (an IDE's, a script's: a file of `~/.ssh`, a socket) reaches a program kennel
+/// starts. kennel's own descriptors are opened close-on-exec anyway.
+pub fn close_inherited_descriptors_on_exec() -> nix::Result<()> {
+    match close_range(3, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) {
+        // Kernels before 5.11 lack the flag: one descriptor at a time.
+        Err(Errno::EINVAL | Errno::ENOSYS) => {
+            let entries = std::fs::read_dir("/proc/self/fd").map_err(|_| Errno::EBADF)?;
+            let fds: Vec<RawFd> = entries
+                .flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .filter(|fd| *fd > 2)
+                .collect();
+            for fd in fds {
+                let _ = set_close_on_exec(fd, true);
+            }
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// Sets or clears `fd`'s close-on-exec flag; EBADF when `fd` is not open.
+pub fn set_close_on_exec(fd: RawFd, close: bool) -> nix::Result<()> {
+    // SAFETY: fcntl(2) with F_GETFD/F_SETFD reads and writes only the descriptor's flags;
+    // a descriptor that is not open gives EBADF.
+    let flags = Errno::result(unsafe { libc::fcntl(fd, libc::F_GETFD) })?;
+    let flags = if close {
+        flags | libc::FD_CLOEXEC
+    } else {
+        flags & !libc::FD_CLOEXEC
+    };
+    // SAFETY: as above.
+    Errno::result(unsafe { libc::fcntl(fd, libc::F_SETFD, flags) }).map(drop)
+}
+
+/// Closes every descriptor from 3 on but those in `keep`.
+///
+/// Only for the sandbox's init right after the clone: it got a copy of every descriptor
+/// of the supervisor, and the objects that own them in the supervisor's frames are never
+/// used nor dropped in the child (which ends with `exit_now`), so closing them under those
+/// owners cannot close a descriptor twice or hand a reused number to a stale owner.
+pub(crate) fn close_descriptors_except(keep: &[RawFd]) -> nix::Result<()> {
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .filter_map(|fd| u32::try_from(*fd).ok())
+        .filter(|fd| *fd > 2)
+        .collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut first = 3u32;
+    for fd in keep {
+        if fd > first {
+            close_range(first, fd - 1, 0)?;
+        }
+        first = fd + 1;
+    }
+    close_range(first, u32::MAX, 0)
+}
+
 /// The Landlock ABI version of the running kernel, or `None` when Landlock is not available.
 pub fn landlock_abi() -> Option<i32> {
     const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
@@ -308,7 +377,8 @@ pub fn default_sigpipe() -> nix::Result<()> {
 /// (see `main` of the kennel binary): SIGPIPE ignored, so that writing to a closed pipe is
 /// an error kennel reports rather than its silent death; and standard input, output and
 /// error open, so that a file kennel opens never becomes descriptor 1 or 2 of a process
-/// started with them closed.
+/// started with them closed. And every other descriptor kennel's caller left open marked
+/// close-on-exec ([`close_inherited_descriptors_on_exec`]).
 pub fn prepare_process() -> nix::Result<()> {
     // SAFETY: SIG_IGN installs no handler of ours, so no code can run in signal context.
     unsafe { nix::sys::signal::signal(nix::sys::signal::Signal::SIGPIPE, SigHandler::SigIgn) }?;
@@ -334,5 +404,5 @@ pub fn prepare_process() -> nix::Result<()> {
         // Kept open for the life of the process, as the standard stream it stands for.
         let _ = null.into_raw_fd();
     }
-    Ok(())
+    close_inherited_descriptors_on_exec()
 }

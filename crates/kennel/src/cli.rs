@@ -202,6 +202,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub net_log: Option<PathBuf>,
 
+    /// Pass your open descriptor N to the command (e.g. a make jobserver's pipe); it can
+    /// read or write whatever N is open on. Without it only standard input, output and
+    /// error reach the sandbox. Native and landlock backends.
+    #[arg(long = "pass-fd", value_name = "N")]
+    pub pass_fds: Vec<std::os::fd::RawFd>,
+
     /// Run even when the kernel cannot enforce Landlock, with a warning that only the mount
     /// view protects your files. Without it kennel refuses (fail closed).
     #[arg(long)]

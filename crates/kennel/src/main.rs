@@ -60,6 +60,10 @@ extern "C" fn main(
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu", not(test))))]
 fn main() -> std::process::ExitCode {
+    if let Err(e) = kennel_native::close_inherited_descriptors_on_exec() {
+        eprintln!("kennel: preparing the process: {e}");
+        return std::process::ExitCode::from(exit::SETUP_FAILED);
+    }
     std::process::ExitCode::from(kennel())
 }
 
@@ -317,6 +321,8 @@ struct RunOptions {
     /// `--pty` / `--no-pty`; kennel chooses from stdin otherwise.
     terminal: Option<Terminal>,
     best_effort: bool,
+    /// `--pass-fd`: descriptors of kennel's caller that the command gets.
+    pass_fds: Vec<std::os::fd::RawFd>,
     systemd: systemd_backend::SystemdFlags,
 }
 
@@ -335,6 +341,7 @@ fn run(config: &ConfigChoice, args: RunArgs) -> Result<u8, Failure> {
         net_log: args.net_log.map(|f| ctx.cwd.join(f)),
         terminal,
         best_effort: args.best_effort,
+        pass_fds: args.pass_fds,
         systemd: systemd_backend::SystemdFlags {
             dry_run: args.dry_run,
             memory: args.memory,
@@ -477,6 +484,7 @@ fn run_policy(
             log_file: run.net_log.clone(),
             resolver_overrides: debug_resolver_overrides()?,
         },
+        pass_fds: pass_descriptors(&run.pass_fds, policy.backend)?,
     };
     if policy.backend != Backend::Systemd {
         systemd_backend::refuse_systemd_only_flags(&run.systemd)?;
@@ -508,6 +516,39 @@ fn run_policy(
     drop(home);
     let code = result?;
     end(u8::try_from(code).unwrap_or(exit::SETUP_FAILED))
+}
+
+/// The descriptors of `--pass-fd`, made inheritable: every descriptor kennel's caller left
+/// open was marked close-on-exec at kennel's start, and only these are given back. One that
+/// is not open, or a standard stream, is a usage error; the systemd backend cannot pass
+/// any (the unit's process is started by the user manager, not by kennel).
+fn pass_descriptors(
+    fds: &[std::os::fd::RawFd],
+    backend: Backend,
+) -> Result<Vec<std::os::fd::RawFd>, Failure> {
+    if !fds.is_empty() && backend == Backend::Systemd {
+        return Err(failure(
+            "--pass-fd is not supported with --backend systemd: the unit's process is started \
+             by your user manager, which does not get kennel's descriptors"
+                .into(),
+            exit::REFUSED,
+        ));
+    }
+    for &fd in fds {
+        if fd <= 2 {
+            return Err(failure(
+                format!("--pass-fd {fd}: standard input, output and error always pass"),
+                exit::REFUSED,
+            ));
+        }
+        kennel_native::set_close_on_exec(fd, false).map_err(|e| {
+            failure(
+                format!("--pass-fd {fd}: descriptor {fd} is not open in kennel ({e}); open it in the shell that starts kennel, e.g. `{fd}<FILE`"),
+                exit::REFUSED,
+            )
+        })?;
+    }
+    Ok(fds.to_vec())
 }
 
 /// Ends kennel with `code`, standard output flushed, and without freeing what the caller

@@ -1,0 +1,167 @@
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)] // test code may panic
+//! kennel's own processes carry nothing inside (issue 17, items 1 to 3): the sandbox's init
+//! and network helper are copies of kennel, made without exec, and the command must not
+//! reach their environment, memory or descriptors; descriptors kennel inherits from its
+//! caller pass only when asked. Each test runs the attack as the unprivileged test user.
+
+mod common;
+
+use common::{stderr, stdout, Fixture, SECRET};
+
+/// A variable of the user's that the allow-list drops.
+const TOKEN_VAR: &str = "KENNEL_TEST_API_TOKEN";
+
+/// Every /proc entry inside that could show another process's environment or memory.
+const READ_OTHERS: &str = r#"
+for p in /proc/[0-9]*; do
+    [ "$p" = /proc/$$ ] && continue
+    cat "$p/environ" 2>/dev/null
+    head -c 4096 "$p/mem" 2>/dev/null
+done
+python3 - <<'EOF'
+import os
+for pid in [p for p in os.listdir('/proc') if p.isdigit()]:
+    if int(pid) == os.getpid() or int(pid) == os.getppid():
+        continue
+    try:
+        maps = open(f'/proc/{pid}/maps').read().split('\n')
+    except OSError as e:
+        print('maps', pid, 'refused', e.errno)
+        continue
+    with open(f'/proc/{pid}/mem', 'rb') as mem:
+        for line in maps:
+            if '[stack]' in line:
+                lo, hi = (int(x, 16) for x in line.split()[0].split('-'))
+                mem.seek(lo)
+                print(mem.read(hi - lo))
+EOF
+echo done
+"#;
+
+fn environment_of_kennels_processes_is_unreadable(backend: &'static str, net: &str) {
+    let fx = Fixture::new("init-environ").with_backend(backend);
+    let out = fx
+        .kennel()
+        .args(["run", "--backend", backend, "--net", net, "--", "sh", "-c"])
+        .arg(READ_OTHERS)
+        .env(TOKEN_VAR, SECRET)
+        .output()
+        .unwrap();
+    common::assert_kennel_started(&out);
+    let text = stdout(&out);
+    assert!(text.contains("done"), "{text} {}", stderr(&out));
+    assert!(
+        !text.contains(SECRET),
+        "{backend}: the user's dropped variable was read from another process inside: {text}"
+    );
+}
+
+#[test]
+fn native_inits_environment_and_memory_are_unreadable() {
+    environment_of_kennels_processes_is_unreadable("native", "off");
+}
+
+#[test]
+fn native_network_helpers_environment_and_memory_are_unreadable() {
+    environment_of_kennels_processes_is_unreadable("native", "allow-list");
+}
+
+#[test]
+fn landlock_supervisors_environment_and_memory_are_unreadable() {
+    // The landlock backend has no PID namespace: kennel itself is the command's parent.
+    environment_of_kennels_processes_is_unreadable("landlock", "on");
+}
+
+/// What the init holds (the home's lock, a directory of the host's mount namespace; the
+/// pipe that reports the command's status; the net log) through /proc/1/fd and
+/// pidfd_getfd.
+const USE_INITS_FDS: &str = r#"
+ls -l /proc/1/fd/ 2>&1
+ls /proc/1/fd/3/ 2>/dev/null && echo LISTED-INITS-FD
+for fd in /proc/1/fd/*; do
+    printf '\0\0\0\0' 2>/dev/null >"$fd" && echo WROTE "$fd"
+done
+python3 - <<'EOF'
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+pidfd = libc.syscall(434, 1, 0)  # pidfd_open(1, 0)
+print('pidfd', pidfd, ctypes.get_errno())
+if pidfd >= 0:
+    for fd in range(0, 64):
+        got = libc.syscall(438, pidfd, fd, 0)  # pidfd_getfd
+        if got >= 0:
+            print('GOT-FD', fd, os.readlink(f'/proc/self/fd/{got}'))
+EOF
+echo done
+exit 3
+"#;
+
+#[test]
+fn the_inits_descriptors_are_unreachable_and_its_report_cannot_be_forged() {
+    let fx = Fixture::new("init-fds");
+    let out = fx
+        .kennel()
+        .args([
+            "run",
+            "--net",
+            "allow-list",
+            "--",
+            "sh",
+            "-c",
+            USE_INITS_FDS,
+        ])
+        .output()
+        .unwrap();
+    common::assert_kennel_started(&out);
+    let text = stdout(&out);
+    assert!(text.contains("done"), "{text} {}", stderr(&out));
+    assert!(!text.contains("LISTED-INITS-FD"), "{text}");
+    assert!(!text.contains("WROTE"), "{text}");
+    assert!(!text.contains("GOT-FD"), "{text}");
+    // The command's own status, not one written into the init's report pipe.
+    assert_eq!(out.status.code(), Some(3), "{text} {}", stderr(&out));
+}
+
+fn inherited_descriptors_stay_outside(backend: &'static str) {
+    let fx = Fixture::new("inherited-fds").with_backend(backend);
+    // A caller (an IDE, a script) left a descriptor open on a secret, without O_CLOEXEC.
+    let script = format!(
+        r#"exec 7<"$HOME/.ssh/id_ed25519"
+        "$0" run --backend {backend} -- sh -c 'cat <&7; echo; ls /proc/self/fd; echo done' 2>&1"#
+    );
+    let out = fx.kennel_via_shell(&script);
+    let text = stdout(&out);
+    assert!(text.contains("done"), "{backend}: {text}");
+    assert!(
+        !text.contains(SECRET),
+        "{backend}: an inherited descriptor reached the sandbox: {text}"
+    );
+}
+
+#[test]
+fn native_inherited_descriptors_stay_outside() {
+    inherited_descriptors_stay_outside("native");
+}
+
+#[test]
+fn landlock_inherited_descriptors_stay_outside() {
+    inherited_descriptors_stay_outside("landlock");
+}
+
+#[test]
+fn a_descriptor_passes_when_asked() {
+    let fx = Fixture::new("pass-fd");
+    fx.as_user("echo shared-with-the-sandbox > \"$HOME/project/shared\"");
+    let script = r#"exec 7<"$HOME/project/shared"
+        "$0" run --pass-fd 7 -- sh -c 'cat <&7' 2>&1"#;
+    let out = fx.kennel_via_shell(script);
+    assert!(
+        stdout(&out).contains("shared-with-the-sandbox"),
+        "{}",
+        stdout(&out)
+    );
+    // A descriptor that is not open is a usage error, not a silent no-op.
+    let out = fx.kennel_via_shell(r#""$0" run --pass-fd 9 -- true"#);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--pass-fd 9"), "{}", stderr(&out));
+}
