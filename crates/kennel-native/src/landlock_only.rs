@@ -68,8 +68,8 @@ pub fn landlock_only_plan(
     allow(private_tmp.to_path_buf(), LandlockAccess::Full);
 
     let mut lost = vec![
-        "a private /tmp and /var/tmp (TMPDIR names a private folder instead; /tmp is out of \
-         reach and /var/tmp is read-only)"
+        "a private /tmp and /var/tmp (TMPDIR names a private folder instead; the host's \
+         /tmp and /var/tmp are out of reach)"
             .to_string(),
         "an empty writable home (yours is unreadable but for the paths the policy names)"
             .to_string(),
@@ -86,6 +86,7 @@ pub fn landlock_only_plan(
         );
     }
     let mut git_lost = false;
+    let mut hidden = Vec::new();
     for rule in policy.paths.iter().filter(|r| r.path != Path::new("/")) {
         let above = grant(&rules, &rule.path);
         match rule.access {
@@ -118,13 +119,26 @@ pub fn landlock_only_plan(
                 access: LandlockAccess::Read,
             }),
             // Stood in for by the private folder (TMPDIR).
-            Access::Tmpfs if is_tmp(&rule.path) => {}
-            Access::Hidden | Access::Tmpfs => {
-                if above.is_some_and(|a| a != LandlockAccess::ListOnly) {
-                    return Err(cannot(&rule.path, rule.access.describe(), "visible"));
-                }
-            }
+            Access::Tmpfs if is_tmp(&rule.path) && above.is_none() => {}
+            Access::Hidden | Access::Tmpfs => hidden.push(rule),
         }
+    }
+    // Landlock only adds rights, so a hidden path inside a readable folder (/var/mail in
+    // /var) is left out by granting that folder's other entries instead of the folder.
+    for rule in hidden {
+        // Symbolic links are not granted: a rule on /var/run would grant its target, /run.
+        carve_out(&mut rules, &rule.path, |dir| {
+            fs::read_dir(dir)
+                .map(|entries| {
+                    entries
+                        .flatten()
+                        .filter(|e| e.file_type().is_ok_and(|t| !t.is_symlink()))
+                        .map(|e| e.file_name())
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+        .map_err(|()| cannot(&rule.path, rule.access.describe(), "writable"))?;
     }
     if git_lost {
         lost.push(
@@ -134,6 +148,44 @@ pub fn landlock_only_plan(
         );
     }
     Ok(LandlockOnlyPlan { rules, lost })
+}
+
+/// Replaces every readable grant above `hidden` by grants of the entries beside the way
+/// down to it (`list` names a folder's entries), so that nothing grants `hidden` itself.
+/// A writable grant above it cannot be split so (the command could create the hidden path
+/// anew): `Err`.
+fn carve_out(
+    rules: &mut Vec<LandlockRule>,
+    hidden: &Path,
+    list: impl Fn(&Path) -> Vec<std::ffi::OsString>,
+) -> Result<(), ()> {
+    // A sibling's carve-out may have granted this very path.
+    rules.retain(|r| r.path != hidden);
+    while let Some(at) = rules
+        .iter()
+        .position(|r| r.path != Path::new("/") && hidden.starts_with(&r.path) && r.path != hidden)
+    {
+        let above = rules.swap_remove(at);
+        if above.access == LandlockAccess::Full {
+            return Err(());
+        }
+        let Ok(below) = hidden.strip_prefix(&above.path) else {
+            return Err(());
+        };
+        let mut dir = above.path.clone();
+        for step in below.components() {
+            for name in list(&dir) {
+                if name.as_os_str() != step.as_os_str() {
+                    rules.push(LandlockRule {
+                        path: dir.join(name),
+                        access: above.access,
+                    });
+                }
+            }
+            dir.push(step);
+        }
+    }
+    Ok(())
 }
 
 fn is_tmp(path: &Path) -> bool {
@@ -344,6 +396,48 @@ mod tests {
                 HostEntry::Dir("usr".into()),
             ],
         }
+    }
+
+    #[test]
+    fn a_hidden_path_inside_a_readable_folder_is_carved_out() {
+        let mut rules = vec![
+            LandlockRule {
+                path: "/var".into(),
+                access: LandlockAccess::Read,
+            },
+            LandlockRule {
+                path: "/usr".into(),
+                access: LandlockAccess::Read,
+            },
+        ];
+        let list = |dir: &Path| -> Vec<std::ffi::OsString> {
+            match dir.to_str() {
+                Some("/var") => vec!["lib".into(), "mail".into(), "spool".into()],
+                Some("/var/spool") => vec!["cron".into(), "mail".into()],
+                _ => Vec::new(),
+            }
+        };
+        assert_eq!(carve_out(&mut rules, Path::new("/var/mail"), list), Ok(()));
+        // Granted as a sibling of /var/mail: taken back when its own turn comes.
+        assert_eq!(carve_out(&mut rules, Path::new("/var/lib"), list), Ok(()));
+        assert_eq!(
+            carve_out(&mut rules, Path::new("/var/spool/mail"), list),
+            Ok(())
+        );
+        let mut paths: Vec<_> = rules.iter().map(|r| r.path.clone()).collect();
+        paths.sort();
+        let expected: Vec<PathBuf> = ["/usr", "/var/spool/cron"]
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        assert_eq!(paths, expected);
+        assert!(rules.iter().all(|r| r.access == LandlockAccess::Read));
+        // A writable folder cannot be split: the hidden path could be created anew.
+        let mut writable = vec![LandlockRule {
+            path: "/w".into(),
+            access: LandlockAccess::Full,
+        }];
+        assert_eq!(carve_out(&mut writable, Path::new("/w/x"), list), Err(()));
     }
 
     #[test]

@@ -309,6 +309,12 @@ impl<'a> Builder<'a> {
             rule("/", Access::ReadOnly, false, "the system, read-only"),
             rule("/home", Access::Hidden, true, "other homes hidden"),
             rule("/root", Access::Hidden, true, "root's home hidden"),
+            // Your files outside the home: projects and data in /srv, drives mounted under
+            // /media and /mnt, your mail spool. The system's own folders stay readable.
+            rule("/srv", Access::Hidden, true, "site data hidden (projects and data kept outside homes)"),
+            rule("/media", Access::Hidden, true, "removable and mounted drives hidden"),
+            rule("/mnt", Access::Hidden, true, "mounted drives hidden"),
+            rule("/var/mail", Access::Hidden, true, "mail spools hidden"),
             rule(
                 "/run",
                 Access::Hidden,

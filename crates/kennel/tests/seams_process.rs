@@ -165,3 +165,52 @@ fn a_descriptor_passes_when_asked() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("--pass-fd 9"), "{}", stderr(&out));
 }
+
+/// "Nothing else of yours" (item 11): the user's files outside the home, in /srv, on a
+/// drive under /mnt or /media, and the mail spool, are hidden like the home; so is what
+/// the host keeps in /var/tmp.
+fn your_files_outside_the_home_are_hidden(backend: &'static str) {
+    if common::skip_unless_root("planting files in /srv, /mnt and /var/mail") {
+        return;
+    }
+    let fx = Fixture::new("outside-home").with_backend(backend);
+    let tag = format!("kennel-test-{}-{backend}", std::process::id());
+    let mut planted = Vec::new();
+    for top in ["/srv", "/mnt", "/media", "/var/mail", "/var/tmp"] {
+        let dir = std::path::Path::new(top).join(&tag);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("notes"), SECRET).unwrap();
+        fx.chown(&dir);
+        planted.push(dir);
+    }
+    let script = planted
+        .iter()
+        .map(|d| format!("cat {}/notes 2>/dev/null; ", d.display()))
+        .collect::<String>()
+        + "echo done";
+    let out = fx.sandboxed(&script);
+    for dir in &planted {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    let text = stdout(&out);
+    assert!(text.contains("done"), "{backend}: {text} {}", stderr(&out));
+    assert!(
+        !text.contains(SECRET),
+        "{backend}: a file of the user's outside the home was readable: {text}"
+    );
+}
+
+#[test]
+fn native_your_files_outside_the_home_are_hidden() {
+    your_files_outside_the_home_are_hidden("native");
+}
+
+#[test]
+fn landlock_your_files_outside_the_home_are_hidden() {
+    your_files_outside_the_home_are_hidden("landlock");
+}
+
+#[test]
+fn systemd_your_files_outside_the_home_are_hidden() {
+    your_files_outside_the_home_are_hidden("systemd");
+}
