@@ -44,7 +44,6 @@ pub fn landlock_only_plan(
     policy: &Policy,
     host: &HostRoot,
     private_tmp: &Path,
-    kernel_abi: Option<i32>,
 ) -> Result<LandlockOnlyPlan, NativeError> {
     // No listing of `/` here: without a mount view it would list every folder beneath,
     // the home included.
@@ -57,7 +56,8 @@ pub fn landlock_only_plan(
         let path = Path::new("/").join(name);
         let access = match name.as_str() {
             "proc" => LandlockAccess::ReadWriteFiles,
-            "dev" => LandlockAccess::Full,
+            // Only the devices below, never the host's other terminals or /dev/shm.
+            "dev" => continue,
             _ => match policy.paths.iter().find(|r| r.path == path) {
                 Some(r) if matches!(r.access, Access::Hidden | Access::Tmpfs) => continue,
                 _ => LandlockAccess::Read,
@@ -66,6 +66,9 @@ pub fn landlock_only_plan(
         allow(path, access);
     }
     allow(private_tmp.to_path_buf(), LandlockAccess::Full);
+    for device in DEVICES {
+        allow(PathBuf::from(device), LandlockAccess::Full);
+    }
 
     let mut lost = vec![
         "a private /tmp and /var/tmp (TMPDIR names a private folder instead; the host's \
@@ -78,13 +81,12 @@ pub fn landlock_only_plan(
             .to_string(),
         "the end of every process of the sandbox if kennel itself is killed".to_string(),
     ];
-    if kernel_abi.unwrap_or(0) < 9 {
-        lost.push(
-            "unix sockets by path (ssh-agent, D-Bus under /run/user) stay reachable to a \
-             command that knows their path: this kernel lacks Landlock ABI 9"
-                .to_string(),
-        );
-    }
+    lost.push(
+        "unix sockets of the command's own: socket(AF_UNIX) is refused, so that the host's \
+         (ssh-agent, gpg-agent, D-Bus, the systemd user manager under /run/user) stay out of \
+         reach; socketpair works"
+            .to_string(),
+    );
     let mut git_lost = false;
     let mut hidden = Vec::new();
     for rule in policy.paths.iter().filter(|r| r.path != Path::new("/")) {
@@ -188,6 +190,21 @@ fn carve_out(
     Ok(())
 }
 
+/// The host's devices the command may open on the landlock backend: what programs need,
+/// and `/dev/tty` (its own terminal). Not `/dev/pts/*` (the user's other terminals: what is
+/// typed there could be read, and written to), not `/dev/shm` (shared with every program
+/// of the user's), not the disks. The command's own pseudo-terminal is added when it has
+/// one; `/dev/ptmx` makes new ones, whose other end is reached through the master.
+const DEVICES: &[&str] = &[
+    "/dev/null",
+    "/dev/zero",
+    "/dev/full",
+    "/dev/random",
+    "/dev/urandom",
+    "/dev/tty",
+    "/dev/ptmx",
+];
+
 fn is_tmp(path: &Path) -> bool {
     path == Path::new("/tmp") || path == Path::new("/var/tmp")
 }
@@ -242,7 +259,7 @@ pub fn run_landlock_only(policy: &Policy, options: &Options) -> Result<i32, Nati
     }
     let host = HostRoot::read()?;
     let tmp = PrivateTmp::create(policy.uid)?;
-    let plan = landlock_only_plan(policy, &host, &tmp.0, crate::landlock::kernel_abi())?;
+    let mut plan = landlock_only_plan(policy, &host, &tmp.0)?;
     // What the policy says to create when missing (an agent's settings folder on its first
     // run) must exist before Landlock can grant it.
     for rule in &policy.paths {
@@ -263,13 +280,21 @@ pub fn run_landlock_only(policy: &Policy, options: &Options) -> Result<i32, Nati
         value: tmp.0.clone().into_os_string(),
     });
     let exec = exec_spec(&env_policy)?;
-    let filters = crate::seccomp::filters()?;
+    let mut filters = crate::seccomp::filters()?;
+    filters.push(crate::seccomp::unix_socket_filter()?);
 
-    // With a terminal, a pseudo-terminal of the host's devpts (there is no other here).
+    // With a terminal, a pseudo-terminal of the host's devpts (there is no other here): its
+    // own, and no other, may be opened again by path.
     let terminal = match policy.terminal {
         kennel_policy::Terminal::Pty => Some(pty::open_in_sandbox(&UserTerminal::read())?),
         kennel_policy::Terminal::Streams => None,
     };
+    if let Some((_, slave)) = &terminal {
+        plan.rules.push(LandlockRule {
+            path: nix::unistd::ttyname(slave).map_err(sys("ttyname"))?,
+            access: LandlockAccess::Full,
+        });
+    }
     let forwarded = crate::child::forwarded_signals();
     let caller_mask = forwarded
         .thread_swap_mask(SigmaskHow::SIG_BLOCK)
@@ -450,7 +475,7 @@ mod tests {
             rule("/home/u/p", Access::ReadWrite, false, "ws"),
             rule("/home/u/p/.git/hooks", Access::ReadOnly, true, "git hooks"),
         ]);
-        let plan = landlock_only_plan(&p, &host(), Path::new("/tmp/k"), Some(7))?;
+        let plan = landlock_only_plan(&p, &host(), Path::new("/tmp/k"))?;
         let find = |s: &str| {
             plan.rules
                 .iter()
@@ -463,7 +488,14 @@ mod tests {
         assert_eq!(find("/tmp/k"), Some(LandlockAccess::Full));
         assert_eq!(find("/home/u/p"), Some(LandlockAccess::Full));
         assert!(plan.lost.iter().any(|l| l.contains("git hooks")));
-        assert!(plan.lost.iter().any(|l| l.contains("sockets by path")));
+        assert!(plan
+            .lost
+            .iter()
+            .any(|l| l.contains("socket(AF_UNIX) is refused")));
+        assert_eq!(find("/dev/null"), Some(LandlockAccess::Full));
+        assert!(plan.rules.iter().all(|r| r.path != Path::new("/dev")
+            && r.path != Path::new("/dev/pts")
+            && r.path != Path::new("/dev/shm")));
         Ok(())
     }
 
@@ -474,7 +506,7 @@ mod tests {
             rule("/home/u/p", Access::ReadWrite, false, "ws"),
             rule("/home/u/p/.env", Access::Hidden, true, "secrets"),
         ]);
-        let err = landlock_only_plan(&p, &host(), Path::new("/tmp/k"), Some(9));
+        let err = landlock_only_plan(&p, &host(), Path::new("/tmp/k"));
         assert!(matches!(err, Err(NativeError::Plan(_))), "{err:?}");
     }
 }

@@ -88,6 +88,34 @@ pub fn filters() -> Result<Vec<BpfProgram>, NativeError> {
     Ok(vec![program])
 }
 
+/// For the landlock backend only: `socket(AF_UNIX, ...)` refused (EPERM). Without a mount
+/// view the host's unix sockets (the ssh-agent, the gpg-agent, the D-Bus session bus, the
+/// systemd user manager under `/run/user`) stay reachable by path, which Landlock refuses
+/// only from ABI 9 on: connecting to one needs a socket of the command's own, and that is
+/// what this filter refuses. `socketpair` (pipes between a program's own processes) is
+/// untouched, and so are the descriptors the command already holds.
+pub fn unix_socket_filter() -> Result<BpfProgram, NativeError> {
+    use seccompiler::{SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition};
+    let fail = |e: &dyn std::fmt::Display| NativeError::Plan(format!("seccomp filter: {e}"));
+    let af_unix = SeccompCondition::new(
+        0,
+        SeccompCmpArgLen::Dword,
+        SeccompCmpOp::Eq,
+        libc::AF_UNIX as u64,
+    )
+    .map_err(|e| fail(&e))?;
+    let rule = seccompiler::SeccompRule::new(vec![af_unix]).map_err(|e| fail(&e))?;
+    let arch = std::env::consts::ARCH.try_into().map_err(|e| fail(&e))?;
+    seccompiler::SeccompFilter::new(
+        [(libc::SYS_socket, vec![rule])].into_iter().collect(),
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::EPERM as u32),
+        arch,
+    )
+    .and_then(TryInto::try_into)
+    .map_err(|e| fail(&e))
+}
+
 /// Installs the filters on the calling thread (after `no_new_privs`).
 pub fn apply(filters: &[BpfProgram]) -> Result<(), NativeError> {
     for filter in filters {

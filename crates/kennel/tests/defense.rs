@@ -69,8 +69,8 @@ fn abstract_unix_sockets_outside_are_unreachable(backend: &'static str) {
     let probe = format!(
         r#"python3 -c '
 import socket
-s = socket.socket(socket.AF_UNIX)
 try:
+    s = socket.socket(socket.AF_UNIX)
     s.connect("\0{name}")
     print("CONNECTED")
 except OSError as e:
@@ -120,8 +120,8 @@ fn agent_and_bus_sockets_are_unreachable(backend: &'static str) {
         r#"for s in {a} {b} {d} /var/run/{dn}; do
 python3 -c '
 import socket, sys
-s = socket.socket(socket.AF_UNIX)
 try:
+    s = socket.socket(socket.AF_UNIX)
     s.connect(sys.argv[1]); print("CONNECTED", sys.argv[1])
 except OSError as e:
     print("no", e.errno)
@@ -141,11 +141,8 @@ except OSError as e:
         "the probe itself must work: {}",
         stdout(&outside)
     );
-    if backend == "landlock" && stderr(&out).contains("unix sockets by path") {
-        // Without a mount view only Landlock ABI 9 can refuse a socket by path; on older
-        // kernels the backend says so (see landlock_backend_names_what_it_cannot_keep).
-        return;
-    }
+    // Without a mount view (landlock backend) the sockets stay in sight: socket(AF_UNIX)
+    // itself is refused there.
     assert!(!stdout(&out).contains("CONNECTED"), "{}", stdout(&out));
     assert_eq!(stdout(&out).matches("no ").count(), 4, "{}", stdout(&out));
 }
@@ -244,3 +241,84 @@ on_every_backend!(
     agent_and_bus_sockets_are_unreachable,
     seccomp_denies_keyring_terminal_injection_and_new_user_namespaces,
 );
+
+/// The user's other terminals (what is typed in another window) and the host's /dev/shm
+/// (shared memory of every program of the user's) are out of reach: the landlock backend,
+/// without a /dev of its own, grants only the devices programs need.
+fn other_terminals_and_shared_memory_are_out_of_reach(backend: &'static str) {
+    let fx = Fixture::new("devices").with_backend(backend);
+    let shm = format!("/dev/shm/kennel-test-{}-{backend}", std::process::id());
+    // Outside, as the user: a terminal of theirs, held open while the sandbox runs, and a
+    // file in shared memory.
+    let mut holder = fx
+        .user_command("python3")
+        .args([
+            "-c",
+            "import os, pty, sys, time\nm, s = pty.openpty()\nprint(os.ttyname(s), flush=True)\ntime.sleep(30)",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let terminal = line.trim().to_string();
+    fx.as_user(&format!("echo {SECRET} > {shm}"));
+    let probe = format!(
+        r#"python3 -c '
+import os
+for path in ["{terminal}", "{shm}"]:
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError as e:
+        print("refused", path, e.errno)
+        continue
+    try:
+        print("OPENED", path, os.read(fd, 100))
+    except OSError:
+        print("OPENED", path)
+try:
+    open("{shm}-new", "w").write("x")
+    print("WROTE shm")
+except OSError as e:
+    print("refused new", e.errno)
+for path in ["/dev/null", "/dev/urandom"]:
+    os.close(os.open(path, os.O_RDWR))
+print("devices ok")
+'"#
+    );
+    let out = fx.sandboxed(&probe);
+    // A private /dev/shm inside may take the write; the host's must not.
+    let wrote_outside = Path::new(&format!("{shm}-new")).exists();
+    let outside = fx.as_user(&probe);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let _ = fs::remove_file(&shm);
+    let _ = fs::remove_file(format!("{shm}-new"));
+    let text = stdout(&out);
+    assert!(
+        stdout(&outside).contains(&format!("OPENED {terminal}")),
+        "the probe itself must work: {}",
+        stdout(&outside)
+    );
+    assert!(text.contains("devices ok"), "{text} {}", stderr(&out));
+    assert!(!text.contains("OPENED"), "{backend}: {text}");
+    assert!(
+        !wrote_outside,
+        "{backend}: wrote the host's /dev/shm: {text}"
+    );
+    assert!(!text.contains(SECRET), "{backend}: {text}");
+}
+
+#[test]
+fn native_other_terminals_and_shared_memory_are_out_of_reach() {
+    other_terminals_and_shared_memory_are_out_of_reach("native");
+}
+
+#[test]
+fn landlock_other_terminals_and_shared_memory_are_out_of_reach() {
+    other_terminals_and_shared_memory_are_out_of_reach("landlock");
+}
