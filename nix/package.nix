@@ -26,6 +26,17 @@ rustPlatform.buildRustPackage {
   cargoBuildFlags = [ "--package" "kennel" ];
   cargoTestFlags = [ "--workspace" "--lib" ];
 
+  # kennel's AppArmor profile (apparmor/kennel), attached to this package's binary: on a
+  # host whose AppArmor refuses unprivileged user namespaces (Ubuntu 23.10 and later),
+  # `sudo cp $(nix path-info ...)/share/apparmor.d/kennel /etc/apparmor.d/` and
+  # `sudo apparmor_parser -r /etc/apparmor.d/kennel` give the native backend back. The
+  # store is root-owned, as the profile requires of the path it names.
+  postInstall = ''
+    mkdir -p $out/share/apparmor.d
+    substitute apparmor/kennel $out/share/apparmor.d/kennel \
+      --replace-fail '/usr/{,local/}bin/kennel' "$out/bin/kennel"
+  '';
+
   meta = {
     description = "Run AI coding agents in a sandbox confined to the current git repository";
     license = with lib.licenses; [ mit asl20 ];

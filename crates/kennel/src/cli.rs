@@ -114,6 +114,12 @@ pub enum Command {
         /// The backend to test.
         #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
         backend: BackendChoice,
+
+        /// Print kennel's AppArmor profile for this kennel and exit: it lets kennel create
+        /// user namespaces where AppArmor restricts them (Ubuntu 23.10 and later). `kennel
+        /// doctor` says how to install it.
+        #[arg(long)]
+        apparmor_profile: bool,
     },
 
     /// Inside a systemd unit: check the sandbox took effect, then run the command.

@@ -67,7 +67,7 @@ pub fn doctor(backend: BackendChoice) -> Report {
     let kernel = read("/proc/sys/kernel/osrelease").unwrap_or_else(|| "unknown".into());
     let _ = writeln!(text, "kennel doctor\n");
     let _ = writeln!(text, "  {:<20} Linux {kernel}", "kernel");
-    let userns = kennel_native::probe_user_namespaces();
+    let userns = kennel_native::probe_user_namespaces().map_err(crate::apparmor::with_commands);
     let _ = writeln!(
         text,
         "  {:<20} {}",

@@ -4,6 +4,7 @@
 #![cfg_attr(all(target_os = "linux", target_env = "gnu", not(test)), no_main)]
 #![deny(unsafe_code)]
 
+mod apparmor;
 mod cli;
 mod doctor;
 mod home;
@@ -94,7 +95,14 @@ fn kennel() -> u8 {
                     status: 1,
                 })
         }
-        Command::Doctor { backend } => {
+        Command::Doctor {
+            apparmor_profile: true,
+            ..
+        } => {
+            print!("{}", apparmor::Install::for_this_kennel().profile());
+            Ok(0)
+        }
+        Command::Doctor { backend, .. } => {
             let report = doctor::doctor(backend);
             print!("{}", report.text);
             Ok(u8::from(report.broken))
@@ -135,6 +143,7 @@ impl From<PolicyError> for Failure {
 
 impl From<NativeError> for Failure {
     fn from(e: NativeError) -> Self {
+        let e = apparmor::with_commands(e);
         let status = match &e {
             NativeError::Exec { status, .. } => *status,
             _ => exit::SETUP_FAILED,
@@ -497,6 +506,7 @@ fn run_policy(
         }
         Backend::Auto => match kennel_native::run(&policy, &options) {
             Err(NativeError::UserNamespacesDenied { cause, fix }) => {
+                let fix = apparmor::fix(&cause, fix);
                 eprintln!(
                     "kennel: notice: falling back to the landlock backend: this system does not \
                      let unprivileged users create user namespaces ({cause}). To get the native \

@@ -1,0 +1,96 @@
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)] // test code may panic
+//! Where creating a user namespace is refused (Ubuntu 23.10 and later, by AppArmor), as
+//! the user meets it: `--backend auto` falls back to the landlock backend, says so and what
+//! that backend cannot keep, and still keeps the secrets, the agents and the user's other
+//! terminals out of reach. The refusal comes from `examples/deny_userns.rs`, a seccomp
+//! filter standing in for AppArmor (the sysctl is read-only on the test machines).
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use common::{env, stderr, stdout, Fixture, SECRET};
+
+/// The helper, staged beside kennel where the test user can run it.
+fn deny_userns() -> &'static PathBuf {
+    static STAGED: OnceLock<PathBuf> = OnceLock::new();
+    STAGED.get_or_init(|| {
+        let built = PathBuf::from(env!("CARGO_BIN_EXE_kennel"))
+            .parent()
+            .unwrap()
+            .join("examples/deny_userns");
+        let staged = env().base.join("deny_userns");
+        fs::copy(&built, &staged).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (built by `cargo test`, which builds the examples)",
+                built.display()
+            )
+        });
+        fs::set_permissions(&staged, fs::Permissions::from_mode(0o755)).unwrap();
+        staged
+    })
+}
+
+const PROBE: &str = r#"
+cat "$HOME/.ssh/id_ed25519" 2>/dev/null
+cat /proc/self/status | grep -q . && echo proc-ok
+python3 -c '
+import socket
+try:
+    socket.socket(socket.AF_UNIX).connect("/run/user/%d/bus" % __import__("os").getuid())
+    print("UNIX-SOCKET")
+except OSError as e:
+    print("no unix socket", e.errno)
+'
+echo x >> "$HOME/.bashrc" 2>/dev/null && echo WROTE-HOME
+echo inside > written-inside && echo workspace-ok
+"#;
+
+#[test]
+fn auto_falls_back_to_landlock_where_user_namespaces_are_refused_and_keeps_the_secrets() {
+    let fx = Fixture::new("fallback");
+    let out = fx
+        .user_command(deny_userns())
+        .arg(&env().kennel)
+        .args(["run", "--backend", "auto", "--", "sh", "-c", PROBE])
+        .current_dir(fx.repo.join("sub"))
+        .output()
+        .unwrap();
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert!(
+        err.contains("falling back to the landlock backend"),
+        "no fallback notice: {err}"
+    );
+    assert!(
+        err.contains("the landlock backend cannot give"),
+        "the notice must say what is lost: {err}"
+    );
+    assert!(
+        text.contains("proc-ok") && text.contains("workspace-ok"),
+        "{text} {err}"
+    );
+    assert!(!text.contains(SECRET), "{text}");
+    assert!(text.contains("no unix socket"), "{text}");
+    assert!(!text.contains("WROTE-HOME"), "{text}");
+    assert!(fx.repo.join("sub/written-inside").exists());
+}
+
+#[test]
+fn the_native_backend_refuses_with_the_cause_and_a_fix_where_user_namespaces_are_refused() {
+    let fx = Fixture::new("no-userns");
+    let out = fx
+        .user_command(deny_userns())
+        .arg(&env().kennel)
+        .args(["run", "--backend", "native", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("does not let unprivileged users create user namespaces"),
+        "{}",
+        stderr(&out)
+    );
+}
