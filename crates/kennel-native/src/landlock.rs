@@ -150,6 +150,21 @@ fn rights(access: LandlockAccess, abi: ABI) -> landlock::BitFlags<AccessFs> {
     }
 }
 
+/// Landlock's scopes alone, without a file rule: the calling process and what it starts
+/// can then neither signal a process outside this domain nor connect to an abstract unix
+/// socket made outside it (X11, some D-Bus setups). For the systemd backend, whose unit
+/// properties cannot say this. Returns whether the kernel enforces it (Landlock ABI 6).
+pub fn scope_only() -> Result<bool, NativeError> {
+    let status = Ruleset::default()
+        .scope(Scope::AbstractUnixSocket | Scope::Signal)
+        .map_err(err)?
+        .create()
+        .map_err(err)?
+        .restrict_self()
+        .map_err(err)?;
+    Ok(status.ruleset == RulesetStatus::FullyEnforced)
+}
+
 fn err(e: impl std::fmt::Display) -> NativeError {
     NativeError::Setup(format!("Landlock: {e}"))
 }

@@ -214,6 +214,10 @@ fn map_rules(policy: &Policy) -> Result<Mounts, SystemdError> {
 /// The exact `systemd-run` command that runs `policy` as a transient user unit.
 pub fn command(policy: &Policy, opts: &Options) -> Result<Invocation, SystemdError> {
     let mut mounts = map_rules(policy)?;
+    // The host's /dev/shm is shared memory of every program of the user's (ProtectSystem=
+    // leaves it writable): the unit gets an empty one of its own, as the native backend.
+    mounts.tmpfs.push(tmpfs_item("/dev/shm", "mode=1777"));
+    mounts.emptied.push(PathBuf::from("/dev/shm"));
 
     // kennel itself must be reachable inside to verify; when it lives somewhere the policy
     // hides (~/.cargo/bin), only the binary is bound, read-only.
@@ -430,7 +434,7 @@ mod tests {
         assert_eq!(property(&inv, "BindPaths"), Some("/home/u/p"));
         assert_eq!(
             property(&inv, "TemporaryFileSystem"),
-            Some("/home/u:mode=0700")
+            Some("/home/u:mode=0700 /dev/shm:mode=1777")
         );
         assert_eq!(property(&inv, "WorkingDirectory"), Some("/home/u/p"));
         assert!(inv.argv.iter().any(|a| a == "--pipe"));
@@ -465,7 +469,7 @@ mod tests {
         assert_eq!(property(&inv, "InaccessiblePaths"), Some("-/srv/secret"));
         assert_eq!(
             property(&inv, "TemporaryFileSystem"),
-            Some("/run:ro /home/u:mode=0700")
+            Some("/run:ro /home/u:mode=0700 /dev/shm:mode=1777")
         );
         assert_eq!(
             property(&inv, "BindReadOnlyPaths"),

@@ -82,6 +82,26 @@ pub fn run(ctx: &Context, policy: &Policy, args: &SystemdFlags) -> Result<i32, F
 /// `kennel internal-verify-exec SPEC -- COMMAND`: runs inside the unit.
 pub fn verify_exec(args: &[OsString]) -> Result<u8, Failure> {
     let (spec, command) = VerifySpec::from_args(args)?;
+    // What the unit's properties cannot say, kennel's step inside the unit does itself
+    // before the command starts: no signal to a process outside the sandbox and no
+    // abstract unix socket made outside it (Landlock's scopes), and this process, which
+    // stays as the command's parent, is not dumpable (its memory and descriptors are out
+    // of the command's reach).
+    let scoped = kennel_native::landlock::scope_only().map_err(|e| Failure {
+        message: format!("scoping signals and abstract sockets: {e}"),
+        status: exit::SETUP_FAILED,
+    })?;
+    if !scoped {
+        eprintln!(
+            "kennel: notice: this kernel cannot scope signals and abstract unix sockets \
+             (Landlock ABI 6, Linux 6.12): the command can signal your other processes and \
+             reach abstract sockets (X11)"
+        );
+    }
+    nix::sys::prctl::set_dumpable(false).map_err(|e| Failure {
+        message: format!("PR_SET_DUMPABLE: {e}"),
+        status: exit::SETUP_FAILED,
+    })?;
     let code = kennel_systemd::verify_and_run(&spec, &command)?;
     Ok(u8::try_from(code).unwrap_or(exit::SETUP_FAILED))
 }
