@@ -55,6 +55,10 @@ pub fn open_file(path: &Path) -> io::Result<File> {
                 "it is a symbolic link, which kennel does not follow for the network log: \
                  remove it or name another file",
             ),
+            // A FIFO (or device) that nobody reads: O_NONBLOCK made the open fail.
+            Some(code) if code == nix::errno::Errno::ENXIO as i32 => {
+                io::Error::other("it is not a regular file: name a regular file (or a new one)")
+            }
             _ => e,
         })?;
     let meta = file.metadata()?;

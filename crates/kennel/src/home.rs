@@ -8,7 +8,6 @@
 //! `$XDG_RUNTIME_DIR`: that is a small tmpfs (10% of memory by default) that the user's
 //! session needs, and a tool filling the sandbox's home must not break the desktop.
 
-use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io;
@@ -284,11 +283,7 @@ impl SandboxHome {
             if incomplete { "at least " } else { "" },
             files.len(),
             if files.len() == 1 { "" } else { "s" },
-            if files.len() == 1 && !incomplete {
-                "was"
-            } else {
-                "were"
-            },
+            if files.len() == 1 { "was" } else { "were" },
         ));
         for f in files.iter().take(SHOWN) {
             lines.push(format!("  ~/{}", shown_path(f)));
@@ -363,8 +358,8 @@ fn suggestions(policy: &Policy, config_name: &str, files: &[PathBuf]) -> Vec<Str
     }
     if unnamed > 0 {
         lines.push(format!(
-            "{unnamed} of them {} not suggested: {} name holds control characters, \
-             backslashes or bytes that are not UTF-8",
+            "{unnamed} of them {} not suggested: {} name holds control characters or \
+             bytes that are not UTF-8",
             if unnamed == 1 { "is" } else { "are" },
             if unnamed == 1 { "its" } else { "each" }
         ));
@@ -566,7 +561,9 @@ fn keep_root(rel: &Path, workspace: Option<&Path>, bound: &[&Path]) -> Keep {
             return Keep::Unsuitable;
         };
         match name.to_str() {
-            Some(n) if !n.is_empty() && matches!(kennel_policy::shown(n), Cow::Borrowed(_)) => {
+            // Nothing the terminal would act on (a backslash is fine: the TOML library
+            // escapes it, and it is shown doubled).
+            Some(n) if !n.is_empty() && kennel_policy::shown(n) == n.replace('\\', "\\\\") => {
                 parts.push(n);
             }
             _ => return Keep::Unsuitable,
