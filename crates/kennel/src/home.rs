@@ -484,7 +484,7 @@ impl Listing {
             // A folder the command made unreadable (`chmod 000`): kennel's own home, made
             // readable again to list it (and so that it can be removed).
             Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
-                let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
+                let _ = crate::files::make_readable(dir);
                 match fs::read_dir(dir) {
                     Ok(entries) => entries,
                     Err(_) => {
