@@ -305,6 +305,18 @@ fn config_files_are_bounded_regular_files_read_without_blocking() {
             "{what}: {err}"
         );
     }
+    // Its keys reach the error message: escaped, never a terminal command.
+    fs::remove_file(&repo_config).unwrap();
+    fx.write(
+        &repo_config,
+        "version = 1\n\"\\u001b]0;pwn\\u0007\\nkennel: forged\" = 1\n",
+    );
+    let out = kennel_run(&fx, &[], "true");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(!err.contains('\u{1b}') && !err.contains('\u{7}'), "{err:?}");
+    assert!(err.contains("\\e]0;pwn\\u{7}"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
     fs::remove_file(&repo_config).unwrap();
     let config = fx.home.join(".config/kennel/config.toml");
     for (what, make, expected) in [
