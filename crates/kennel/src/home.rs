@@ -125,7 +125,8 @@ pub fn prepare(
         mode: policy.home_mode,
         copied: Vec::new(),
     };
-    let root = crate::files::open_dir(&home.dir)?;
+    let root = crate::files::open_dir(&home.dir)
+        .map_err(|e| io::Error::other(format!("cannot open {}: {e}", shown_path(&home.dir))))?;
     for c in &policy.copy_back {
         let Ok(rel) = c.path.strip_prefix(&policy.home) else {
             continue;
