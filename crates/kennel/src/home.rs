@@ -33,7 +33,7 @@ pub struct SandboxHome {
     /// kennel, killed, left behind (see [`stale_homes`]).
     _lock: Option<Flock<File>>,
     /// Removed on drop when ephemeral.
-    _temp: Option<tempfile::TempDir>,
+    temp: Option<tempfile::TempDir>,
     mode: HomeMode,
     /// The copied-in files, to copy back only what changed.
     copied: Vec<Copied>,
@@ -121,7 +121,7 @@ pub fn prepare(
     let mut home = SandboxHome {
         dir,
         _lock: lock,
-        _temp: temp_dir,
+        temp: temp_dir,
         mode: policy.home_mode,
         copied: Vec::new(),
     };
@@ -241,6 +241,43 @@ fn workspace_key(workspace: &Path) -> String {
         .file_name()
         .map_or_else(|| "root".into(), |n| n.to_string_lossy().into_owned());
     format!("{name}-{hash:016x}")
+}
+
+impl Drop for SandboxHome {
+    /// Removes an ephemeral home (while still holding its lock). A folder the command made
+    /// unreadable (`chmod 000`) beyond what the listing opened is made readable first; a home
+    /// that still cannot be removed is named, never left silently.
+    fn drop(&mut self) {
+        let Some(temp) = self.temp.take() else {
+            return;
+        };
+        let dir = temp.path().to_path_buf();
+        if temp.close().is_ok() {
+            return;
+        }
+        make_removable(&dir, 0);
+        if let Err(e) = fs::remove_dir_all(&dir) {
+            eprintln!(
+                "kennel: cannot remove the sandbox's home {}: {e}; look, then remove it",
+                shown_path(&dir)
+            );
+        }
+    }
+}
+
+/// Makes every folder below `dir` (kennel's own) readable and writable by its owner,
+/// following no link, so that it can be removed.
+fn make_removable(dir: &Path, depth: usize) {
+    // Deeper than any listing: a bound on the recursion, not on what is removed in practice.
+    if depth > 4 * MAX_DEPTH * MAX_DEPTH {
+        return;
+    }
+    let _ = crate::files::make_readable(dir);
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            make_removable(&entry.path(), depth + 1);
+        }
+    }
 }
 
 impl SandboxHome {

@@ -524,7 +524,7 @@ fn the_listing_says_what_it_could_not_see() {
         &fx,
         &[],
         "mkdir -p ~/.locked ~/.deep/1/2/3/4/5/6/7/8/9 && echo a > ~/.locked/f && chmod 000 ~/.locked \
-         && echo d > ~/.deep/1/2/3/4/5/6/7/8/9/f",
+         && echo d > ~/.deep/1/2/3/4/5/6/7/8/9/f && chmod 000 ~/.deep/1/2/3/4/5/6/7/8",
     );
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
