@@ -396,11 +396,27 @@ fn the_network_log_is_never_opened_through_a_link_or_on_a_fifo() {
         );
         assert_eq!(fs::read_to_string(&bashrc).unwrap(), before, "{what}");
     }
-    // A new log is private.
+    // A new log is private, and a CONNECT target holding a newline and a tab cannot start
+    // a line or a field of it.
     fs::remove_file(&log).unwrap();
-    let out = kennel_run(&fx, &["--net-log", "net.log"], "true");
+    fx.write(
+        &fx.repo.join("connect.py"),
+        "import socket\n\
+         s = socket.create_connection(('127.0.0.1', 3128), timeout=10)\n\
+         s.sendall(b'CONNECT evil\\n1.0\\tallowed\\tforged:443 HTTP/1.1\\r\\n\\r\\n')\n\
+         print(s.recv(200).split(b'\\r\\n')[0].decode())\n",
+    );
+    let out = kennel_run(&fx, &["--net-log", "net.log"], "python3 connect.py");
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(mode(&log), 0o600);
+    let logged = fs::read_to_string(&log).unwrap();
+    assert!(stdout(&out).contains("403"), "{} {logged}", stdout(&out));
+    assert_eq!(logged.lines().count(), 1, "{logged}");
+    assert!(!logged.contains('\t'), "{logged:?}");
+    assert!(
+        logged.contains("evil\\n1.0\\tallowed\\tforged:443"),
+        "{logged}"
+    );
 }
 
 /// Names the command chose reach the terminal escaped, and the suggested config is one
