@@ -87,6 +87,19 @@ fn copy_back_never_follows_or_blocks_on_what_the_sandbox_left() {
     if !sandbox_available(&fx) {
         return;
     }
+    copy_back_attacks(&fx, "native");
+}
+
+#[test]
+fn copy_back_on_the_systemd_backend_never_follows_or_blocks() {
+    if common::skip_without_user_manager() {
+        return;
+    }
+    // The claude profile's allow-list network is the native backend's only.
+    copy_back_attacks(&Fixture::new("copyback-attacks-systemd"), "systemd");
+}
+
+fn copy_back_attacks(fx: &Fixture, backend: &str) {
     let real = fx.home.join(".claude.json");
     for (what, script) in [
         (
@@ -109,13 +122,17 @@ fn copy_back_never_follows_or_blocks_on_what_the_sandbox_left() {
     ] {
         fx.write(&real, "{\"mine\": true}\n");
         fs::set_permissions(&real, fs::Permissions::from_mode(0o600)).unwrap();
-        let out = kennel_run(&fx, &["--profile", "claude"], script);
+        let mut args = vec!["--backend", backend, "--profile", "claude"];
+        if backend == "systemd" {
+            args.extend(["--net", "off"]);
+        }
+        let out = kennel_run(fx, &args, script);
         let err = stderr(&out);
-        assert!(out.status.success(), "{what}: {err}");
+        assert!(out.status.success(), "{backend}, {what}: {err}");
         assert_eq!(
             fs::read_to_string(&real).unwrap(),
             "{\"mine\": true}\n",
-            "{what}: the real file was overwritten"
+            "{backend}, {what}: the real file was overwritten"
         );
         assert_eq!(mode(&real), 0o600, "{what}");
         assert!(
