@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use kennel_net::inside::{InsideConfig, Listeners};
@@ -91,12 +91,7 @@ pub(crate) fn prepare(policy: &Policy, opts: &NetOptions) -> Result<Option<Sessi
     let inside_socket = inside_dir.join("proxy.sock");
     let log_file = match &opts.log_file {
         Some(path) => Some(
-            fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .mode(0o600)
-                .open(path)
-                .map_err(io_err("opening the network log", path))?,
+            kennel_net::log::open_file(path).map_err(io_err("opening the network log", path))?,
         ),
         None => None,
     };

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::Write;
+use std::io::{self, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -35,6 +37,49 @@ pub fn host_port(host: &str, port: u16) -> String {
     } else {
         format!("{host}:{port}")
     }
+}
+
+/// Opens `--net-log FILE` to append to: created 0600 if missing, never through a symbolic
+/// link, and only a regular file with no other name (the path may be in a folder that an
+/// earlier sandbox wrote to, which may have left a link to `~/.bashrc` or a FIFO there).
+pub fn open_file(path: &Path) -> io::Result<File> {
+    use nix::fcntl::OFlag;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_NOCTTY).bits())
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(code) if code == nix::errno::Errno::ELOOP as i32 => io::Error::other(
+                "it is a symbolic link, which kennel does not follow for the network log: \
+                 remove it or name another file",
+            ),
+            // A FIFO (or device) that nobody reads: O_NONBLOCK made the open fail.
+            Some(code) if code == nix::errno::Errno::ENXIO as i32 => {
+                io::Error::other("it is not a regular file: name a regular file (or a new one)")
+            }
+            _ => e,
+        })?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::other(
+            "it is not a regular file: name a regular file (or a new one)",
+        ));
+    }
+    if meta.nlink() > 1 {
+        return Err(io::Error::other(
+            "it has other names (hard links), which kennel would append to as well: \
+             name another file",
+        ));
+    }
+    Ok(file)
+}
+
+/// A field of a log line that came from the sandbox (a host name, a CONNECT target): no
+/// character of it can end the line or the field, nor act on a terminal showing the log.
+fn field(text: &str) -> String {
+    kennel_policy::shown(text).replace(' ', "\\u{20}")
 }
 
 #[derive(Default)]
@@ -78,7 +123,13 @@ impl NetLog {
         self.with(|i| {
             i.allowed += 1;
             if let Some(f) = &mut i.file {
-                let _ = writeln!(f, "{} allowed {} ({via})", now(), host_port(host, port));
+                let _ = writeln!(
+                    f,
+                    "{} allowed {} ({})",
+                    now(),
+                    field(&host_port(host, port)),
+                    field(via)
+                );
             }
         });
     }
@@ -87,7 +138,13 @@ impl NetLog {
     pub fn failed(&self, host: &str, port: u16, why: &str) {
         self.with(|i| {
             if let Some(f) = &mut i.file {
-                let _ = writeln!(f, "{} failed {}: {why}", now(), host_port(host, port));
+                let _ = writeln!(
+                    f,
+                    "{} failed {}: {}",
+                    now(),
+                    field(&host_port(host, port)),
+                    kennel_policy::shown(why)
+                );
             }
         });
     }
@@ -95,7 +152,17 @@ impl NetLog {
     pub fn blocked(&self, b: Blocked) {
         self.with(|i| {
             if let Some(f) = &mut i.file {
-                let _ = writeln!(f, "{} blocked {}", now(), b.line());
+                let mut line = format!(
+                    "{} blocked {} — {}",
+                    now(),
+                    field(&host_port(&b.host, b.port)),
+                    kennel_policy::shown(&b.reason)
+                );
+                if let Some(fix) = &b.fix {
+                    line.push_str("; ");
+                    line.push_str(&kennel_policy::shown(fix));
+                }
+                let _ = writeln!(f, "{line}");
             }
             i.blocked.push(b);
         });
@@ -145,6 +212,41 @@ impl NetLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_log_line_cannot_be_split_or_forged_by_a_host_name() {
+        let dir = std::env::temp_dir().join(format!("kennel-net-log-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        let path = dir.join("log");
+        let log = NetLog::with_file(Some(open_file(&path).unwrap()));
+        log.blocked(Blocked {
+            host: "evil\necho pwned >> ~/.bashrc\tx y".into(),
+            port: 443,
+            reason: "not in the allow-list".into(),
+            fix: None,
+        });
+        log.allowed("a\rb", 443, "connect\n1");
+        log.failed("c d", 443, "refused\nforged");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 3, "{text}");
+        assert!(text.contains("evil\\necho\\u{20}pwned"), "{text}");
+        assert!(!text.contains('\t') && !text.contains('\r'), "{text}");
+        // Links, FIFOs and files with other names are refused.
+        let target = dir.join("bashrc");
+        std::fs::write(&target, "").unwrap();
+        let link = dir.join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(open_file(&link).is_err());
+        let hard = dir.join("hard");
+        std::fs::hard_link(&target, &hard).unwrap();
+        assert!(open_file(&hard).is_err());
+        let fifo = dir.join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        assert!(open_file(&fifo).is_err());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn summary_groups_and_counts() {

@@ -4,6 +4,8 @@ use std::fmt;
 use std::ops::Range;
 use std::sync::OnceLock;
 
+use crate::shown::shown;
+
 /// A configuration file's name (as the user should read it) and its text. The caller reads
 /// the file; the policy crate only parses.
 #[derive(Debug, Clone)]
@@ -68,16 +70,15 @@ pub struct ConfigError {
 }
 
 impl fmt::Display for ConfigError {
+    /// Escaped for the terminal: a repository's `.kennel.toml` is anyone's text, and its keys
+    /// and values reach the message (`unknown field ...`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (file, message) = (shown(&self.file), shown(&self.message));
         // Line 0: a source without lines (the command line).
         if self.line == 0 {
-            return write!(f, "{}: {}", self.file, self.message);
+            return write!(f, "{file}: {message}");
         }
-        write!(
-            f,
-            "{}:{}:{}: {}",
-            self.file, self.line, self.column, self.message
-        )
+        write!(f, "{file}:{}:{}: {message}", self.line, self.column)
     }
 }
 
@@ -86,6 +87,19 @@ impl std::error::Error for ConfigError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_from_a_file_are_escaped_for_the_terminal() {
+        let s = SourceFile::new("repo/.kennel.toml", "\"\u{1b}]0;x\u{7}\" = 1\n");
+        let e = s.error(
+            Some(0..1),
+            "unknown field `\u{1b}]0;x\u{7}`\nkennel: forged",
+        );
+        assert_eq!(
+            e.to_string(),
+            "repo/.kennel.toml:1:1: unknown field `\\e]0;x\\u{7}`\\nkennel: forged"
+        );
+    }
 
     #[test]
     fn line_and_column_are_one_based() {

@@ -14,14 +14,20 @@ use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use kennel_policy::{Access, HomeMode, Policy};
+use kennel_policy::{shown_path, Access, HomeMode, Policy};
 use nix::fcntl::{Flock, FlockArg};
+
+use crate::files::ReadError;
+
+mod suggest;
 
 /// How many files the exit report names.
 const SHOWN: usize = 5;
 /// The listing at exit is bounded, like every walk kennel makes.
 const MAX_DEPTH: usize = 8;
 const MAX_ENTRIES: usize = 10_000;
+/// The largest file copied into the sandbox's home or back out of it.
+const MAX_COPIED: u64 = 64 << 20;
 
 pub struct SandboxHome {
     dir: PathBuf,
@@ -29,10 +35,39 @@ pub struct SandboxHome {
     /// kennel, killed, left behind (see [`stale_homes`]).
     _lock: Option<Flock<File>>,
     /// Removed on drop when ephemeral.
-    _temp: Option<tempfile::TempDir>,
+    temp: Option<tempfile::TempDir>,
     mode: HomeMode,
-    /// Contents of the copied-in files, to copy back only what changed.
-    copied: Vec<(PathBuf, Option<Vec<u8>>)>,
+    /// The copied-in files, to copy back only what changed.
+    copied: Vec<Copied>,
+}
+
+/// A file of the user's copied into the sandbox's home at the start (`copy-back`).
+struct Copied {
+    /// The user's file, as the policy names it (it may be a link of the user's).
+    real: PathBuf,
+    /// Its place in the sandbox's home.
+    rel: PathBuf,
+    /// What it held when it was copied in: copied back only when the sandbox changed it,
+    /// and only when nobody else did meanwhile.
+    original: Original,
+}
+
+#[derive(PartialEq, Eq)]
+enum Original {
+    Absent,
+    Bytes(Vec<u8>),
+    /// Not a file kennel copies (too large, a FIFO, unreadable): not copied back either.
+    NotCopied,
+}
+
+impl Original {
+    fn from_read(read: Result<Vec<u8>, ReadError>) -> Result<Original, ReadError> {
+        match read {
+            Ok(bytes) => Ok(Original::Bytes(bytes)),
+            Err(ReadError::NotFound) => Ok(Original::Absent),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 /// Where the sandbox's home lives on the host: `state_home` is `$XDG_STATE_HOME` (for a
@@ -88,23 +123,43 @@ pub fn prepare(
     let mut home = SandboxHome {
         dir,
         _lock: lock,
-        _temp: temp_dir,
+        temp: temp_dir,
         mode: policy.home_mode,
         copied: Vec::new(),
     };
+    let root = crate::files::open_dir(&home.dir)
+        .map_err(|e| io::Error::other(format!("cannot open {}: {e}", shown_path(&home.dir))))?;
     for c in &policy.copy_back {
         let Ok(rel) = c.path.strip_prefix(&policy.home) else {
             continue;
         };
-        let inside = home.dir.join(rel);
-        let original = fs::read(&c.path).ok();
-        if let Some(bytes) = &original {
-            if let Some(parent) = inside.parent() {
-                fs::create_dir_all(parent)?;
+        let original = match crate::files::read_users_file(&c.path, MAX_COPIED) {
+            Ok(bytes) => {
+                // Into the kept home, the sandbox may have left a link, a dangling link or
+                // a FIFO at this name at an earlier run: replaced, never written through.
+                crate::files::write_below(&root, rel, &bytes).map_err(|e| {
+                    io::Error::other(format!(
+                        "cannot copy {} into the sandbox's home {}: {e}",
+                        shown_path(&c.path),
+                        shown_path(&home.dir)
+                    ))
+                })?;
+                Original::Bytes(bytes)
             }
-            fs::write(&inside, bytes)?;
-        }
-        home.copied.push((c.path.clone(), original));
+            Err(ReadError::NotFound) => Original::Absent,
+            Err(e) => {
+                eprintln!(
+                    "kennel: warning: {} is not copied into the sandbox, nor back at exit: {e}",
+                    shown_path(&c.path)
+                );
+                Original::NotCopied
+            }
+        };
+        home.copied.push(Copied {
+            real: c.path.clone(),
+            rel: rel.to_path_buf(),
+            original,
+        });
     }
     policy.home_source = Some(home.dir.clone());
     Ok(Some(home))
@@ -190,91 +245,179 @@ fn workspace_key(workspace: &Path) -> String {
     format!("{name}-{hash:016x}")
 }
 
+impl Drop for SandboxHome {
+    /// Removes an ephemeral home (while still holding its lock). A folder the command made
+    /// unreadable (`chmod 000`) beyond what the listing opened is made readable first; a home
+    /// that still cannot be removed is named, never left silently.
+    fn drop(&mut self) {
+        let Some(temp) = self.temp.take() else {
+            return;
+        };
+        let dir = temp.path().to_path_buf();
+        if temp.close().is_ok() {
+            return;
+        }
+        make_removable(&dir, 0);
+        if let Err(e) = fs::remove_dir_all(&dir) {
+            eprintln!(
+                "kennel: cannot remove the sandbox's home {}: {e}; look, then remove it",
+                shown_path(&dir)
+            );
+        }
+    }
+}
+
+/// Makes every folder below `dir` (kennel's own) readable and writable by its owner,
+/// following no link, so that it can be removed.
+fn make_removable(dir: &Path, depth: usize) {
+    // Deeper than any listing: a bound on the recursion, not on what is removed in practice.
+    if depth > 4 * MAX_DEPTH * MAX_DEPTH {
+        return;
+    }
+    let _ = crate::files::make_readable(dir);
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            make_removable(&entry.path(), depth + 1);
+        }
+    }
+}
+
 impl SandboxHome {
     /// Copies changed files back, then reports (ephemeral) what else was written. Returns
     /// the lines to print.
     pub fn finish(&self, policy: &Policy, config_name: &str) -> Vec<String> {
         let mut lines = Vec::new();
-        for (real, original) in &self.copied {
-            let Ok(rel) = real.strip_prefix(&policy.home) else {
-                continue;
-            };
-            let inside = self.dir.join(rel);
-            let Ok(now) = fs::read(&inside) else {
-                continue; // deleted inside: the user's file stays as it is
-            };
-            if original.as_ref() == Some(&now) {
-                continue;
+        match crate::files::open_dir(&self.dir) {
+            Ok(root) => {
+                for c in &self.copied {
+                    lines.extend(copy_back(&root, c, &policy.home));
+                }
             }
-            if let Err(e) = replace_file(real, &now) {
-                lines.push(format!("cannot copy {} back: {e}", real.display()));
-            }
+            Err(e) if !self.copied.is_empty() => lines.push(format!(
+                "cannot open the sandbox's home {} to copy files back: {e}",
+                shown_path(&self.dir)
+            )),
+            Err(_) => {}
         }
         if self.mode == HomeMode::Persistent {
             return lines;
         }
         let skip = bound_paths(policy, &self.dir);
-        let mut files = Vec::new();
-        let mut budget = MAX_ENTRIES;
-        walk(&self.dir, &self.dir, 0, &skip, &mut budget, &mut files);
-        if files.is_empty() {
+        let mut listing = Listing {
+            files: Vec::new(),
+            budget: MAX_ENTRIES,
+            incomplete: false,
+        };
+        listing.walk(&self.dir, &self.dir, 0, &skip);
+        let Listing {
+            mut files,
+            incomplete,
+            ..
+        } = listing;
+        if files.is_empty() && !incomplete {
             return lines;
         }
         files.sort();
         lines.push(format!(
-            "{} file{} written to the sandbox's temporary home {} discarded:",
+            "{}{} file{} written to the sandbox's temporary home {} discarded:",
+            if incomplete { "at least " } else { "" },
             files.len(),
             if files.len() == 1 { "" } else { "s" },
             if files.len() == 1 { "was" } else { "were" },
         ));
         for f in files.iter().take(SHOWN) {
-            lines.push(format!("  ~/{}", f.display()));
+            lines.push(format!("  ~/{}", shown_path(f)));
         }
         if files.len() > SHOWN {
             lines.push(format!("  ... and {} more", files.len() - SHOWN));
         }
-        // Folders are kept by binding them; a file directly in the home by copying it back
-        // (an agent may replace it by rename, which a bound file does not allow).
-        let mut dirs = BTreeSet::new();
-        let mut loose = BTreeSet::new();
-        for f in &files {
-            if f.components().count() > 1 {
-                dirs.insert(keep_root(f));
-            } else {
-                loose.insert(keep_root(f));
-            }
+        if incomplete {
+            lines.push(format!(
+                "  ... and more not listed: the listing stops at {MAX_ENTRIES} entries and \
+                 {MAX_DEPTH} levels of folders"
+            ));
         }
-        lines.push(format!(
-            "to keep them, add to [profile.{}] in {config_name}:",
-            policy.profile
-        ));
-        if !dirs.is_empty() {
-            let entries: Vec<String> = dirs
-                .iter()
-                .map(|k| format!("{{ path = \"~/{k}\", create = true }}"))
-                .collect();
-            lines.push(format!("  read-write = [{}]", entries.join(", ")));
-        }
-        if !loose.is_empty() {
-            let entries: Vec<String> = loose.iter().map(|k| format!("\"~/{k}\"")).collect();
-            lines.push(format!("  copy-back = [{}]", entries.join(", ")));
-        }
+        lines.extend(suggest::suggestions(policy, config_name, &files));
         lines
     }
 }
 
+/// Copies one file back from the sandbox's home (opened as `root`) when the sandbox changed
+/// it, and nobody changed the user's file meanwhile. Returns what to tell the user.
+fn copy_back(root: &std::os::fd::OwnedFd, c: &Copied, home: &Path) -> Option<String> {
+    if c.original == Original::NotCopied {
+        return None;
+    }
+    let name = tilde(&c.real, home);
+    let now = match crate::files::read_below(root, &c.rel, MAX_COPIED) {
+        Ok(now) => now,
+        Err(ReadError::NotFound) => return None, // deleted inside: the user's file stays
+        Err(e) => {
+            return Some(format!(
+                "{name} was not copied back: in the sandbox's home, {e}; yours is unchanged"
+            ))
+        }
+    };
+    if matches!(&c.original, Original::Bytes(before) if *before == now) {
+        return None;
+    }
+    // The user's file as it is now: another session, or the user, may have changed it.
+    let current = match Original::from_read(crate::files::read_users_file(&c.real, MAX_COPIED)) {
+        Ok(current) => current,
+        Err(e) => return Some(format!("cannot copy {name} back: {e}")),
+    };
+    if current != c.original {
+        let beside = conflict_path(&c.real);
+        let shown_beside = tilde(&beside, home);
+        return Some(match crate::files::create_new(&beside, 0o600, &now) {
+            Ok(()) => format!(
+                "{name} changed outside the sandbox while it ran (another session, or an \
+                 edit): it is kept as it is, and the sandbox's version is in {shown_beside}; \
+                 merge what you need, then remove that file"
+            ),
+            Err(e) => format!(
+                "{name} changed outside the sandbox while it ran: it is kept as it is, and \
+                 the sandbox's version is lost (cannot write {shown_beside}: {e})"
+            ),
+        });
+    }
+    replace_file(&c.real, &now)
+        .err()
+        .map(|e| format!("cannot copy {name} back: {e}"))
+}
+
+/// `~/REST` for a path under the home, escaped for the terminal.
+fn tilde(path: &Path, home: &Path) -> String {
+    match path.strip_prefix(home) {
+        Ok(rest) => format!("~/{}", shown_path(rest)),
+        Err(_) => shown_path(path),
+    }
+}
+
+/// Where the sandbox's version of `real` goes when the user's changed meanwhile:
+/// `NAME.kennel-conflict-PID` beside it.
+fn conflict_path(real: &Path) -> PathBuf {
+    let mut name = real.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".kennel-conflict-{}", std::process::id()));
+    real.with_file_name(name)
+}
+
 /// Writes `bytes` beside `real` and renames it over, so that a reader never sees half a file.
-/// A symlink (dotfiles managed elsewhere) stays a symlink: its target is replaced.
+/// A symlink of the user's (dotfiles managed elsewhere) stays a symlink: its target is
+/// replaced. The file keeps its mode (a 0600 file of login tokens stays 0600); a new file is
+/// 0600.
 fn replace_file(real: &Path, bytes: &[u8]) -> io::Result<()> {
     let resolved = fs::canonicalize(real).ok();
     let real = resolved.as_deref().unwrap_or(real);
-    let name = real
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = real.with_file_name(format!(".{name}.kennel-{}", std::process::id()));
-    fs::write(&tmp, bytes)?;
-    fs::rename(&tmp, real)
+    let mode = fs::metadata(real).map_or(0o600, |m| m.mode() & 0o7777);
+    let mut name = std::ffi::OsString::from(".");
+    name.push(real.file_name().unwrap_or_default());
+    name.push(format!(".kennel-{}", std::process::id()));
+    let tmp = real.with_file_name(name);
+    crate::files::create_new(&tmp, mode, bytes)?;
+    fs::rename(&tmp, real).inspect_err(|_| {
+        let _ = fs::remove_file(&tmp);
+    })
 }
 
 /// Paths in the backing directory that are mount points of the policy's rules (and the
@@ -296,67 +439,66 @@ fn bound_paths(policy: &Policy, dir: &Path) -> BTreeSet<PathBuf> {
     skip
 }
 
-fn walk(
-    dir: &Path,
-    root: &Path,
-    depth: usize,
-    skip: &BTreeSet<PathBuf>,
-    budget: &mut usize,
-    out: &mut Vec<PathBuf>,
-) {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        if *budget == 0 {
-            return;
-        }
-        *budget -= 1;
-        let path = entry.path();
-        if skip.contains(&path) {
-            continue;
-        }
-        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-        if is_dir {
-            if depth + 1 < MAX_DEPTH {
-                walk(&path, root, depth + 1, skip, budget, out);
-            }
-        } else if let Ok(rel) = path.strip_prefix(root) {
-            out.push(rel.to_path_buf());
-        }
-    }
+/// The files of the ephemeral home, within budgets; `incomplete` when a budget was hit.
+struct Listing {
+    files: Vec<PathBuf>,
+    budget: usize,
+    incomplete: bool,
 }
 
-/// The folder to suggest keeping for a file: `~/.tool` for `~/.tool/x`, one level deeper
-/// under `.cache`, `.config`, `.local/share` and `.local/state`.
-fn keep_root(rel: &Path) -> String {
-    let parts: Vec<String> = rel
-        .components()
-        .map(|c| c.as_os_str().to_string_lossy().into_owned())
-        .collect();
-    let n = match parts.first().map(String::as_str) {
-        Some(".cache" | ".config") => 2,
-        Some(".local") => 3,
-        _ => 1,
-    };
-    let n = n.min(parts.len().saturating_sub(1)).max(1);
-    parts[..n.min(parts.len())].join("/")
+impl Listing {
+    fn walk(&mut self, dir: &Path, root: &Path, depth: usize, skip: &BTreeSet<PathBuf>) {
+        let entries = match fs::read_dir(dir) {
+            Ok(entries) => entries,
+            // A folder the command made unreadable (`chmod 000`): kennel's own home, made
+            // readable again to list it (and so that it can be removed).
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                let _ = crate::files::make_readable(dir);
+                match fs::read_dir(dir) {
+                    Ok(entries) => entries,
+                    Err(_) => {
+                        self.incomplete = true;
+                        return;
+                    }
+                }
+            }
+            Err(_) => {
+                self.incomplete = true;
+                return;
+            }
+        };
+        for entry in entries {
+            let Ok(entry) = entry else {
+                self.incomplete = true;
+                continue;
+            };
+            if self.budget == 0 {
+                self.incomplete = true;
+                return;
+            }
+            self.budget -= 1;
+            let path = entry.path();
+            if skip.contains(&path) {
+                continue;
+            }
+            // The entry's own type: a link is listed, never followed.
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            if is_dir {
+                if depth + 1 < MAX_DEPTH {
+                    self.walk(&path, root, depth + 1, skip);
+                } else if fs::read_dir(&path).map_or(true, |mut d| d.next().is_some()) {
+                    self.incomplete = true;
+                }
+            } else if let Ok(rel) = path.strip_prefix(root) {
+                self.files.push(rel.to_path_buf());
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn keep_roots_name_the_tools_folder() {
-        assert_eq!(keep_root(Path::new(".tool/state/x.json")), ".tool");
-        assert_eq!(keep_root(Path::new(".cache/pip/http/a")), ".cache/pip");
-        assert_eq!(
-            keep_root(Path::new(".local/share/app/db")),
-            ".local/share/app"
-        );
-        assert_eq!(keep_root(Path::new("notes.txt")), "notes.txt");
-    }
 
     #[test]
     fn a_home_in_use_is_not_stale_and_one_left_behind_is() -> io::Result<()> {

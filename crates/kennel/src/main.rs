@@ -7,6 +7,7 @@
 mod apparmor;
 mod cli;
 mod doctor;
+mod files;
 mod home;
 mod program;
 mod systemd_backend;
@@ -249,24 +250,55 @@ fn user_config(
         }
     };
     let name = tilde(&path, &ctx.home);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Ok((name.clone(), Some(SourceFile::new(name, text)))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok((name, None)),
+    // A link is followed (home-manager links the config into the Nix store), but only to
+    // a regular file of bounded size: never a FIFO that hangs kennel, nor `/dev/zero`.
+    match files::read_users_file(&path, files::MAX_CONFIG) {
+        Ok(bytes) => {
+            let text = config_text(&path, bytes)?;
+            Ok((name.clone(), Some(SourceFile::new(name, text))))
+        }
+        Err(files::ReadError::NotFound) if !required => Ok((name, None)),
         Err(e) => Err(failure(
-            format!("cannot read the configuration {}: {e}", path.display()),
+            format!(
+                "cannot read the configuration {}: {e}; point --config at your config file, \
+                 or use --no-config",
+                kennel_policy::shown_path(&path)
+            ),
             exit::REFUSED,
         )),
     }
 }
 
+/// A config file's bytes as text, or an error naming it.
+fn config_text(path: &Path, bytes: Vec<u8>) -> Result<String, Failure> {
+    String::from_utf8(bytes).map_err(|_| {
+        failure(
+            format!(
+                "cannot read the configuration {}: it is not UTF-8 text",
+                kennel_policy::shown_path(path)
+            ),
+            exit::REFUSED,
+        )
+    })
+}
+
 /// The workspace's `.kennel.toml`, which may only narrow.
 fn repo_config(ctx: &Context) -> Result<Option<SourceFile>, Failure> {
     let path = ctx.workspace.root.join(".kennel.toml");
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Ok(Some(SourceFile::new(path.display().to_string(), text))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+    // Anyone who can commit, or an earlier sandbox, chose this file: no link is followed,
+    // and only a regular file of bounded size is read.
+    match files::read_file_no_link(&path, files::MAX_CONFIG) {
+        Ok(bytes) => Ok(Some(SourceFile::new(
+            path.display().to_string(),
+            config_text(&path, bytes)?,
+        ))),
+        Err(files::ReadError::NotFound) => Ok(None),
         Err(e) => Err(failure(
-            format!("cannot read {}: {e}", path.display()),
+            format!(
+                "cannot read the repository's config {}: {e}; replace it by a regular file \
+                 (or remove it)",
+                kennel_policy::shown_path(&path)
+            ),
             exit::REFUSED,
         )),
     }
