@@ -12,7 +12,7 @@ mod error;
 pub mod landlock;
 pub mod landlock_only;
 mod mounts;
-mod net;
+pub mod net;
 pub mod plan;
 mod pty;
 pub mod seccomp;

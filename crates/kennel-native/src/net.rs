@@ -37,7 +37,7 @@ pub struct NetOptions {
 }
 
 /// One sandbox's network session.
-pub(crate) struct Session {
+pub struct Session {
     /// On the host.
     dir: PathBuf,
     /// Where the sandbox sees it: under its own fresh `/tmp`, wherever `TMPDIR` is outside.
@@ -56,7 +56,7 @@ fn io_err(what: &str, path: &Path) -> impl FnOnce(std::io::Error) -> NativeError
 }
 
 /// A session when the policy needs one: `allow-list`, or listed localhost ports.
-pub(crate) fn prepare(policy: &Policy, opts: &NetOptions) -> Result<Option<Session>, NativeError> {
+pub fn prepare(policy: &Policy, opts: &NetOptions) -> Result<Option<Session>, NativeError> {
     let ports = &policy.localhost_ports;
     let rules =
         match &policy.network {
@@ -113,6 +113,7 @@ pub(crate) fn prepare(policy: &Policy, opts: &NetOptions) -> Result<Option<Sessi
             socket: inside_socket.clone(),
             allow_list: rules.is_some(),
             fake_ports: Vec::new(),
+            dns_stub: rules.is_some(),
             localhost_ports: ports.clone(),
         },
         env: Vec::new(),
@@ -201,6 +202,39 @@ impl Session {
         }
         p.env.sort_by(|a, b| a.name.cmp(&b.name));
         p
+    }
+
+    /// The session's folder on the host, which holds the proxy's socket.
+    pub fn host_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// For a sandbox that sees the session's folder where the host has it (the systemd
+    /// backend binds it at the same path): its helpers' configuration, without the DNS
+    /// stub and the fake addresses (their ports cannot be bound there), and the command's
+    /// variables, with `kennel net-connect` run as `exe`.
+    pub fn at_host_path(&self, exe: &Path) -> (InsideConfig, Vec<(String, String)>) {
+        let socket = self.dir.join("proxy.sock");
+        let config = InsideConfig {
+            socket: socket.clone(),
+            allow_list: self.inside.allow_list,
+            fake_ports: Vec::new(),
+            dns_stub: false,
+            localhost_ports: self.inside.localhost_ports.clone(),
+        };
+        let env = self
+            .env
+            .iter()
+            .map(|(name, value)| match name.as_str() {
+                "KENNEL_NET_SOCKET" => (name.clone(), socket.to_string_lossy().into_owned()),
+                "GIT_SSH_COMMAND" => (
+                    name.clone(),
+                    format!("ssh -o ProxyCommand='{} net-connect %h %p'", exe.display()),
+                ),
+                _ => (name.clone(), value.clone()),
+            })
+            .collect();
+        (config, env)
     }
 
     /// Starts the proxy's thread: only after the clone.

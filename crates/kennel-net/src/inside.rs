@@ -25,6 +25,10 @@ pub struct InsideConfig {
     pub allow_list: bool,
     /// Ports of the fake-address listeners (80, 443 and each port an allow rule names).
     pub fake_ports: Vec<u16>,
+    /// The DNS stub on 127.0.0.1:53 (with the allow-list). Off where port 53 cannot be
+    /// bound (the systemd backend's unit has no capability in its network namespace): only
+    /// programs that use the proxy variables reach the network there.
+    pub dns_stub: bool,
     /// Host loopback ports relayed to the same port inside.
     pub localhost_ports: Vec<u16>,
 }
@@ -67,6 +71,9 @@ pub fn bind(config: &InsideConfig) -> io::Result<Listeners> {
     }
     if config.allow_list {
         l.proxy = bind_loopback(crate::PROXY_PORT)?;
+        if !config.dns_stub {
+            return Ok(l);
+        }
         l.dns =
             Some(UdpSocket::bind("127.0.0.1:53").map_err(|e| {
                 io::Error::new(e.kind(), format!("the DNS stub on 127.0.0.1:53: {e}"))

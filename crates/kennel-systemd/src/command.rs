@@ -26,6 +26,9 @@ pub struct Options {
     /// The kennel that waits for the unit: the unit ends its command when it is gone.
     /// None for a command printed to paste (`--dry-run`).
     pub watch: Option<crate::verify::Watched>,
+    /// The proxy the outer kennel runs for the allow-list network or localhost ports. None
+    /// for a command printed to paste: nothing would run the proxy beside it.
+    pub net: Option<crate::verify::UnitNet>,
 }
 
 /// A ready-to-run `systemd-run` invocation.
@@ -264,23 +267,33 @@ pub fn command(policy: &Policy, opts: &Options) -> Result<Invocation, SystemdErr
     for p in FIXED_PROPERTIES {
         property((*p).into());
     }
-    match policy.network {
-        Network::On => {}
-        Network::Off => property("PrivateNetwork=yes".into()),
-        // The proxy runs in kennel, outside; a unit would need it bound in and a relay
-        // started inside before the command. Refused rather than silently `on` or `off`.
-        Network::AllowList(_) => {
+    let relayed = matches!(policy.network, Network::AllowList(_))
+        || (policy.network == Network::Off && !policy.localhost_ports.is_empty());
+    match (&policy.network, &opts.net) {
+        (Network::On, _) if !policy.localhost_ports.is_empty() => {
             return Err(unsupported(
-                "the allow-list network",
-                "it needs kennel's proxy outside the unit and a relay inside it; use --net off or --net on".into(),
+                "localhost ports with the host's network",
+                "with `on` every host loopback port is reachable already; list ports with \
+                 `off` or `allow-list`"
+                    .into(),
             ))
         }
-    }
-    if !policy.localhost_ports.is_empty() {
-        return Err(unsupported(
-            "localhost ports",
-            "a private network cannot reach chosen host loopback ports".into(),
-        ));
+        (Network::On, _) => {}
+        // The proxy runs in the outer kennel, its socket bound into the unit, and the
+        // inner kennel relays to it (see `UnitNet`).
+        (_, Some(net)) if relayed => {
+            property("PrivateNetwork=yes".into());
+            mounts
+                .bind_ro
+                .push(list_item(utf8("the network session", &net.dir)?));
+        }
+        (_, None) if relayed => {
+            return Err(unsupported(
+                "the allow-list network and localhost ports in a command to paste",
+                "they need kennel's proxy running beside the unit; run without --dry-run".into(),
+            ))
+        }
+        _ => property("PrivateNetwork=yes".into()),
     }
     for (name, list) in [
         ("BindPaths", &mounts.bind_rw),
@@ -334,6 +347,10 @@ pub fn command(policy: &Policy, opts: &Options) -> Result<Invocation, SystemdErr
     if !exe_visible {
         visible.push(opts.kennel_exe.clone());
     }
+    let net = opts.net.clone().filter(|_| relayed);
+    if let Some(net) = &net {
+        visible.push(net.dir.clone());
+    }
     let verify = VerifySpec {
         empty: mounts
             .emptied
@@ -345,10 +362,11 @@ pub fn command(policy: &Policy, opts: &Options) -> Result<Invocation, SystemdErr
             .collect(),
         read_only: mounts.read_only,
         inaccessible: mounts.inaccessible_paths,
-        no_network: policy.network == Network::Off,
+        no_network: policy.network != Network::On,
         keep_env: policy.env.iter().map(|v| v.name.clone()).collect(),
         limits: opts.limits.clone(),
         watch: opts.watch,
+        net,
     };
 
     argv.push("--".into());
@@ -407,6 +425,7 @@ mod tests {
             kennel_exe: "/usr/bin/kennel".into(),
             limits: Limits::default(),
             watch: None,
+            net: None,
         }
     }
 
@@ -537,6 +556,32 @@ mod tests {
                 other => panic!("expected Unsupported, got {other:?}"),
             }
         }
+        // The allow-list network needs kennel's proxy beside the unit: not in a command to
+        // paste (no `net` in the options); with one, the unit gets its own network and
+        // the proxy's folder, and the inner kennel relays to it.
+        let mut allow_list = policy(vec![]);
+        allow_list.network = Network::AllowList(Default::default());
+        assert!(matches!(
+            command(&allow_list, &opts()),
+            Err(SystemdError::Unsupported { .. })
+        ));
+        let net = crate::verify::UnitNet {
+            dir: "/tmp/kennel-net-1".into(),
+            socket: "/tmp/kennel-net-1/proxy.sock".into(),
+            proxy: true,
+            localhost_ports: vec![8080],
+        };
+        let with_proxy = Options {
+            net: Some(net.clone()),
+            ..opts()
+        };
+        let inv = command(&allow_list, &with_proxy).unwrap_or_else(|e| panic!("{e}"));
+        assert!(inv.argv.iter().any(|a| a == "PrivateNetwork=yes"));
+        assert!(
+            property(&inv, "BindReadOnlyPaths").is_some_and(|b| b.contains("/tmp/kennel-net-1"))
+        );
+        assert_eq!(inv.verify.net, Some(net));
+        assert!(inv.verify.no_network);
         let mut no_root = policy(vec![]);
         no_root.paths.retain(|r| r.path != Path::new("/"));
         assert!(matches!(

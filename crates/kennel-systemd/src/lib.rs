@@ -17,5 +17,5 @@ mod verify;
 pub use command::{command, Invocation, Options};
 pub use error::SystemdError;
 pub use limits::Limits;
-pub use run::{own_executable, run, user_manager, verify_and_run, UserManager};
-pub use verify::{EmptyDir, VerifySpec, Watched};
+pub use run::{own_executable, run, run_verified, user_manager, verify_and_run, UserManager};
+pub use verify::{EmptyDir, UnitNet, VerifySpec, Watched};

@@ -156,6 +156,12 @@ const FORWARDED: &[Signal] = &[
 /// [`FORWARDED`]).
 pub fn verify_and_run(spec: &VerifySpec, command: &[OsString]) -> Result<i32, SystemdError> {
     spec.check()?;
+    run_verified(spec, command)
+}
+
+/// [`verify_and_run`] for a caller that has run `spec.check()` itself (and started what
+/// must run beside the command, such as the network relay).
+pub fn run_verified(spec: &VerifySpec, command: &[OsString]) -> Result<i32, SystemdError> {
     let (program, args) = command
         .split_first()
         .ok_or_else(|| SystemdError::BadVerifyArgs("no command".into()))?;

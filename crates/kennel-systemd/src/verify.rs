@@ -41,6 +41,22 @@ pub struct VerifySpec {
     /// The outer kennel (pid and start time): when it is gone, even killed by SIGKILL, which
     /// it cannot catch to stop the unit, the inner kennel ends the command.
     pub watch: Option<Watched>,
+    /// The allow-list network or localhost ports: the inner kennel serves the listeners
+    /// that relay to the proxy the outer kennel runs.
+    pub net: Option<UnitNet>,
+}
+
+/// What the inner kennel relays to the outer kennel's proxy (`kennel_net::inside`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnitNet {
+    /// The proxy's unix socket, bound into the unit at the path it has on the host.
+    pub socket: PathBuf,
+    /// The folder holding it (bound read-only).
+    pub dir: PathBuf,
+    /// The proxy's port inside (HTTP_PROXY), for the allow-list.
+    pub proxy: bool,
+    /// Host loopback ports relayed to the same port inside.
+    pub localhost_ports: Vec<u16>,
 }
 
 /// A process identified beyond its pid: a pid can be reused, a (pid, start time) cannot.
@@ -115,6 +131,17 @@ impl VerifySpec {
             args.push("--watch".into());
             args.push(format!("{}:{}", w.pid, w.start).into());
         }
+        if let Some(net) = &self.net {
+            args.push("--net-socket".into());
+            args.push(net.socket.clone().into());
+            if net.proxy {
+                args.push("--net-proxy".into());
+            }
+            for port in &net.localhost_ports {
+                args.push("--net-localhost".into());
+                args.push(port.to_string().into());
+            }
+        }
         args
     }
 
@@ -156,6 +183,30 @@ impl VerifySpec {
                     .inaccessible
                     .push(absolute(value(&mut it, "--inaccessible")?)?),
                 Some("--no-network") => spec.no_network = true,
+                Some("--net-socket") => {
+                    let socket = absolute(value(&mut it, "--net-socket")?)?;
+                    spec.net = Some(UnitNet {
+                        dir: socket.parent().map(Path::to_path_buf).unwrap_or_default(),
+                        socket,
+                        ..UnitNet::default()
+                    });
+                }
+                Some(flag @ ("--net-proxy" | "--net-localhost")) => {
+                    let net = spec
+                        .net
+                        .as_mut()
+                        .ok_or_else(|| bad(format!("{flag} before --net-socket")))?;
+                    if flag == "--net-proxy" {
+                        net.proxy = true;
+                    } else {
+                        let v = value(&mut it, flag)?;
+                        let port = v
+                            .to_str()
+                            .and_then(|v| v.parse().ok())
+                            .ok_or_else(|| bad(format!("bad {flag} {v:?}")))?;
+                        net.localhost_ports.push(port);
+                    }
+                }
                 Some("--watch") => {
                     let v = value(&mut it, "--watch")?;
                     let parsed = v.to_str().and_then(|v| {
@@ -560,6 +611,12 @@ mod tests {
             watch: Some(Watched {
                 pid: 4242,
                 start: 123_456,
+            }),
+            net: Some(UnitNet {
+                dir: "/tmp/kennel-net-1".into(),
+                socket: "/tmp/kennel-net-1/proxy.sock".into(),
+                proxy: true,
+                localhost_ports: vec![8080, 5432],
             }),
         };
         let mut args = spec.to_args();

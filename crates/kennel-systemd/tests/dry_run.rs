@@ -56,6 +56,7 @@ fn options() -> Options {
         kennel_exe: "/usr/bin/kennel".into(),
         limits: Limits::default(),
         watch: None,
+        net: None,
     }
 }
 

@@ -531,7 +531,7 @@ fn run_policy(
         systemd_backend::refuse_systemd_only_flags(&run.systemd)?;
     }
     let result = match policy.backend {
-        Backend::Systemd => systemd_backend::run(ctx, &policy, &run.systemd),
+        Backend::Systemd => systemd_backend::run(ctx, &policy, &run.systemd, &options.net),
         Backend::Native => kennel_native::run(&policy, &options).map_err(Failure::from),
         Backend::Landlock => {
             kennel_native::run_landlock_only(&policy, &options).map_err(Failure::from)

@@ -48,7 +48,12 @@ pub fn refuse_systemd_only_flags(args: &SystemdFlags) -> Result<(), Failure> {
     }
 }
 
-pub fn run(ctx: &Context, policy: &Policy, args: &SystemdFlags) -> Result<i32, Failure> {
+pub fn run(
+    ctx: &Context,
+    policy: &Policy,
+    args: &SystemdFlags,
+    net: &kennel_native::NetOptions,
+) -> Result<i32, Failure> {
     let limits = Limits::parse(
         args.memory.as_deref(),
         args.tasks.as_deref(),
@@ -58,10 +63,45 @@ pub fn run(ctx: &Context, policy: &Policy, args: &SystemdFlags) -> Result<i32, F
     // the end of a piped stdin (`echo hi | kennel ... -- cat` would hang). With --pipe and a
     // terminal as stdout the unit holds the user's terminal, but not as its controlling
     // terminal (systemd starts it in a new session), so TIOCSTI is refused by the kernel.
+    let kennel_exe = kennel_systemd::own_executable()?;
+    // The allow-list network and localhost ports: kennel's proxy runs here, outside the
+    // unit, as for the native backend; its folder is bound into the unit, where the inner
+    // kennel relays the proxy's port and the listed ports to it. Not for a command to
+    // paste, which nothing would serve.
+    let mut session = if args.dry_run {
+        None
+    } else {
+        kennel_native::net::prepare(policy, net)?
+    };
+    let with_net_env;
+    let (policy, unit_net) = match &session {
+        Some(session) => {
+            let (inside, env) = session.at_host_path(&kennel_exe);
+            let mut p = policy.clone();
+            for (name, value) in env {
+                p.env.retain(|v| v.name != name);
+                p.env.push(kennel_policy::EnvVar {
+                    name,
+                    value: value.into(),
+                });
+            }
+            p.env.sort_by(|a, b| a.name.cmp(&b.name));
+            with_net_env = p;
+            let unit_net = kennel_systemd::UnitNet {
+                dir: session.host_dir().to_path_buf(),
+                socket: inside.socket,
+                proxy: inside.allow_list,
+                localhost_ports: inside.localhost_ports,
+            };
+            (&with_net_env, Some(unit_net))
+        }
+        None => (policy, None),
+    };
     let opts = Options {
         tty: ctx.stdin_is_tty,
         instance: std::process::id(),
-        kennel_exe: kennel_systemd::own_executable()?,
+        kennel_exe,
+        net: unit_net,
         // A pasted command has no kennel waiting for it to watch.
         watch: if args.dry_run {
             None
@@ -76,7 +116,14 @@ pub fn run(ctx: &Context, policy: &Policy, args: &SystemdFlags) -> Result<i32, F
         return Ok(0);
     }
     create_placeholders(policy)?;
-    Ok(kennel_systemd::run(&invocation)?)
+    if let Some(session) = &mut session {
+        session.start()?;
+    }
+    let status = kennel_systemd::run(&invocation);
+    for line in session.iter().flat_map(|s| s.summary()) {
+        eprintln!("kennel: {line}");
+    }
+    Ok(status?)
 }
 
 /// `kennel internal-verify-exec SPEC -- COMMAND`: runs inside the unit.
@@ -102,7 +149,22 @@ pub fn verify_exec(args: &[OsString]) -> Result<u8, Failure> {
         message: format!("PR_SET_DUMPABLE: {e}"),
         status: exit::SETUP_FAILED,
     })?;
-    let code = kennel_systemd::verify_and_run(&spec, &command)?;
+    spec.check()?;
+    if let Some(net) = &spec.net {
+        let listeners = kennel_net::inside::bind(&kennel_net::inside::InsideConfig {
+            socket: net.socket.clone(),
+            allow_list: net.proxy,
+            fake_ports: Vec::new(),
+            dns_stub: false,
+            localhost_ports: net.localhost_ports.clone(),
+        })
+        .map_err(|e| Failure {
+            message: format!("the network relay inside the unit: {e}"),
+            status: exit::SETUP_FAILED,
+        })?;
+        std::thread::spawn(move || kennel_net::inside::serve(listeners));
+    }
+    let code = kennel_systemd::run_verified(&spec, &command)?;
     Ok(u8::try_from(code).unwrap_or(exit::SETUP_FAILED))
 }
 

@@ -472,3 +472,65 @@ fn git_over_ssh_reaches_the_echo_host_through_the_proxy_command_only_when_allowe
         "the unlisted port is not reached: {text}"
     );
 }
+
+// ---- The same network on the systemd backend (issue 18): the proxy runs in the outer
+// kennel, the inner kennel relays to it from inside the unit's own network namespace.
+
+#[test]
+fn systemd_allow_list_reaches_listed_hosts_through_the_proxy_and_refuses_the_rest() {
+    if common::skip_without_user_manager() {
+        return;
+    }
+    let (fx, net) = allow_list_fixture("netsystemd", &[]);
+    let http = net.http_port;
+    let out = fx.net_probe(
+        &["--backend", "systemd"],
+        HOSTS,
+        &[
+            format!("http:http://api.example.test:{http}/"),
+            "http:http://denied.example.test/".into(),
+            format!("direct:127.0.0.2,{http}"),
+        ],
+    );
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert!(
+        text.contains("HTTP 200 fake-internet:api.example.test"),
+        "through HTTP_PROXY: {text} {err}"
+    );
+    assert!(
+        text.contains("HTTP 403 kennel: blocked denied.example.test:80"),
+        "{text} {err}"
+    );
+    assert!(
+        text.contains("DIRECT refused 127.0.0.2"),
+        "a direct connection left the unit's network: {text}"
+    );
+    assert!(err.contains("kennel: blocked 1 connection"), "{err}");
+}
+
+#[test]
+fn systemd_listed_localhost_port_works_and_an_unlisted_one_does_not() {
+    if common::skip_without_user_manager() {
+        return;
+    }
+    let listed = host_service("127.0.0.1:0", "listed-service");
+    let unlisted = host_service("127.0.0.1:0", "unlisted-service");
+    let (fx, _net) = allow_list_fixture("netlocal-systemd", &[listed]);
+    for mode in ["allow-list", "off"] {
+        let out = fx.net_probe(
+            &["--backend", "systemd", "--net", mode],
+            HOSTS,
+            &[
+                format!("raw:127.0.0.1,{listed}"),
+                format!("direct:127.0.0.1,{unlisted}"),
+            ],
+        );
+        let text = stdout(&out);
+        assert!(
+            text.contains("RAW listed-service"),
+            "{mode}: {text} {}",
+            stderr(&out)
+        );
+        assert!(text.contains("DIRECT refused 127.0.0.1"), "{mode}: {text}");
+    }
+}

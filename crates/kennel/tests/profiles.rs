@@ -41,12 +41,13 @@ fn each_agent_profile_writes_its_state_and_sees_no_secret(backend: &'static str)
             .iter()
             .map(|d| format!("echo kept > ~/{d}/kennel-probe || echo 'NOT WRITABLE {d}'\n"))
             .collect();
-        // Agent profiles default to the allow-list network, which only the native backend
-        // builds; the others refuse it (never a silent `on`), so they are asked for `on`.
-        let net = if backend == "native" {
-            "allow-list"
-        } else {
+        // Agent profiles default to the allow-list network, which the native and systemd
+        // backends build; the landlock backend refuses it (never a silent `on`), so it is
+        // asked for `on`.
+        let net = if backend == "landlock" {
             "on"
+        } else {
+            "allow-list"
         };
         let out = fx.kennel_with(&[
             "run",
