@@ -17,6 +17,35 @@ Agents: `kennel aider ARGS...` is `kennel run --profile aider -- aider ARGS...`,
 same for every profile that names a program (see `kennel profiles`): claude, codex, \
 gemini, goose, opencode, pi, and your own.";
 
+/// A profile's name: any name (your config may define its own), with the built-in ones
+/// offered by shell completion instead of file names (not listed in `--help`: `kennel
+/// profiles` lists them all, yours included).
+#[derive(Clone)]
+pub struct ProfileName;
+
+impl clap::builder::TypedValueParser for ProfileName {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        clap::builder::NonEmptyStringValueParser::new().parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            kennel_policy::BUILTIN_PROFILES
+                .iter()
+                .map(|(name, _)| clap::builder::PossibleValue::new(*name)),
+        ))
+    }
+}
+
 /// Run AI coding agents, or any command, in a sandbox confined to the current git repository.
 ///
 /// Inside, the command sees the system read-only, the repository read-write, and nothing
@@ -154,7 +183,13 @@ pub enum Command {
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct PolicyArgs {
     /// The profile to use (see `kennel profiles`).
-    #[arg(long, short = 'p', default_value = "default")]
+    #[arg(
+        long,
+        short = 'p',
+        default_value = "default",
+        value_parser = ProfileName,
+        hide_possible_values = true
+    )]
     pub profile: String,
 
     /// Also expose PATH read-write: the command can change and delete what is there.
@@ -261,7 +296,7 @@ pub struct RunArgs {
 #[derive(Debug, clap::Args)]
 pub struct ExplainArgs {
     /// The profile to explain (the same as --profile; `default` when neither is given).
-    #[arg(value_name = "PROFILE")]
+    #[arg(value_name = "PROFILE", value_parser = ProfileName, hide_possible_values = true)]
     pub profile_name: Option<String>,
 
     /// Print JSON for tools (environment values are never included).
@@ -313,7 +348,12 @@ pub struct WrapArgs {
     pub config: ConfigArgs,
 
     /// The profile whose program to wrap (see `kennel profiles`).
-    #[arg(value_name = "PROFILE", required_unless_present_any = ["all", "list"])]
+    #[arg(
+        value_name = "PROFILE",
+        required_unless_present_any = ["all", "list"],
+        value_parser = ProfileName,
+        hide_possible_values = true
+    )]
     pub profile: Option<String>,
 
     /// The real program (default: the profile's program, found on PATH past any shim).

@@ -83,18 +83,22 @@ fn kennel() -> u8 {
         Command::Shorthand(argv) => shorthand(&config(&ConfigArgs::default()), argv),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut cmd, "kennel", &mut std::io::stdout());
-            Ok(0)
+            // Into memory first: clap_complete panics when its writer fails (a reader that
+            // closed the pipe early, `kennel completions fish | true`).
+            let mut text = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "kennel", &mut text);
+            write_out(&text, "the completions")
         }
         Command::Man => {
             let cmd = <Cli as clap::CommandFactory>::command();
+            let mut text = Vec::new();
             clap_mangen::Man::new(cmd)
-                .render(&mut std::io::stdout())
-                .map(|()| 0)
+                .render(&mut text)
                 .map_err(|e| Failure {
                     message: format!("writing the man page: {e}"),
                     status: 1,
                 })
+                .and_then(|()| write_out(&text, "the man page"))
         }
         Command::Doctor {
             apparmor_profile: true,
@@ -119,6 +123,21 @@ fn kennel() -> u8 {
             eprintln!("kennel: {}", failure.message);
             failure.status
         }
+    }
+}
+
+/// Writes `text` to standard output. A reader that closed the pipe before the end (`| head`)
+/// is no failure: it has what it wanted, as with any other program.
+fn write_out(text: &[u8], what: &str) -> Result<u8, Failure> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text).and_then(|()| out.flush()) {
+        Ok(()) => Ok(0),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
+        Err(e) => Err(Failure {
+            message: format!("writing {what}: {e}"),
+            status: 1,
+        }),
     }
 }
 

@@ -75,3 +75,42 @@ fn kennel_is_linked_statically() {
         );
     }
 }
+
+/// `kennel completions fish | true`: a reader that is gone before kennel writes is no
+/// failure and never a panic (clap_complete panics when its writer fails).
+#[test]
+fn generated_text_piped_to_a_closed_reader_ends_quietly() {
+    for args in [
+        &["completions", "fish"][..],
+        &["completions", "bash"],
+        &["completions", "zsh"],
+        &["man"],
+    ] {
+        let (read, write) = nix::unistd::pipe().unwrap();
+        drop(read);
+        let out = Command::new(env!("CARGO_BIN_EXE_kennel"))
+            .args(args)
+            .env_clear()
+            .stdout(std::process::Stdio::from(write))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+/// `--profile <TAB>` offers the built-in profiles, not file names; a profile of the user's
+/// own is still accepted (and refused only when no config defines it).
+#[test]
+fn profile_completion_offers_the_profiles() {
+    let out = kennel(&["completions", "bash"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("compgen -W \"default aider claude codex gemini goose opencode pi\""),
+        "{text}"
+    );
+    let out = kennel(&["explain", "my-own-profile"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown profile `my-own-profile`"), "{err}");
+}
