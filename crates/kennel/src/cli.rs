@@ -133,6 +133,15 @@ pub enum Command {
     /// `kennel man > ~/.local/share/man/man1/kennel.1`.
     Man,
 
+    /// List the homes that sandboxes left when their kennel was killed (what their
+    /// commands wrote there), or remove them with --remove. Homes of running sandboxes are
+    /// never listed nor removed.
+    Homes {
+        /// Remove them (after a look: they hold what the commands wrote).
+        #[arg(long)]
+        remove: bool,
+    },
+
     /// Check what this machine supports and try escapes in a live sandbox.
     ///
     /// Shows which protections this machine supports and which backend `auto` picks, then

@@ -34,8 +34,8 @@ pub struct SandboxHome {
     /// Held while the sandbox runs: an ephemeral home nobody holds is one that an earlier
     /// kennel, killed, left behind (see [`stale_homes`]).
     _lock: Option<Flock<File>>,
-    /// Removed on drop when ephemeral.
-    temp: Option<tempfile::TempDir>,
+    /// Removed on drop.
+    ephemeral: bool,
     mode: HomeMode,
     /// The copied-in files, to copy back only what changed.
     copied: Vec<Copied>,
@@ -99,11 +99,8 @@ pub fn prepare(
                     temp
                 }
             };
-            let t = tempfile::Builder::new()
-                .prefix(EPHEMERAL_PREFIX)
-                .permissions(fs::Permissions::from_mode(0o700))
-                .tempdir_in(&base)?;
-            (t.path().to_path_buf(), Some(t))
+            let (dir, held) = new_ephemeral_home(&base)?;
+            (dir, Some(held))
         }
         HomeMode::Persistent => {
             let state = state_home
@@ -116,14 +113,11 @@ pub fn prepare(
             (dir, None)
         }
     };
-    let lock = match policy.home_mode {
-        HomeMode::Ephemeral => Some(lock(&dir, FlockArg::LockExclusiveNonblock)?),
-        HomeMode::Persistent => None,
-    };
+    let ephemeral = temp_dir.is_some();
     let mut home = SandboxHome {
         dir,
-        _lock: lock,
-        temp: temp_dir,
+        _lock: temp_dir,
+        ephemeral,
         mode: policy.home_mode,
         copied: Vec::new(),
     };
@@ -166,6 +160,39 @@ pub fn prepare(
 }
 
 const EPHEMERAL_PREFIX: &str = "kennel-home-";
+/// A home being made: not yet locked, so not yet named as a home (see [`new_ephemeral_home`]).
+const NEW_PREFIX: &str = ".kennel-new-";
+
+/// Makes a new ephemeral home in `base` and locks it. It is made under a name that
+/// [`stale_homes`] does not look at, locked, and only then renamed to its home's name
+/// (without replacing anything): a kennel starting at the same moment never takes a home
+/// that a living kennel has made but not yet locked for one left by a killed kennel.
+fn new_ephemeral_home(base: &Path) -> io::Result<(PathBuf, Flock<File>)> {
+    let made = tempfile::Builder::new()
+        .prefix(NEW_PREFIX)
+        .permissions(fs::Permissions::from_mode(0o700))
+        .tempdir_in(base)?;
+    let held = lock(made.path(), FlockArg::LockExclusiveNonblock)?;
+    let suffix = made
+        .path()
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix(NEW_PREFIX))
+        .unwrap_or_default()
+        .to_string();
+    let dir = base.join(format!("{EPHEMERAL_PREFIX}{suffix}"));
+    nix::fcntl::renameat2(
+        nix::fcntl::AT_FDCWD,
+        made.path(),
+        nix::fcntl::AT_FDCWD,
+        &dir,
+        nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+    )
+    .map_err(io::Error::from)?;
+    // Renamed: the folder is ours to remove now (SandboxHome's drop), not `made`'s.
+    let _ = made.keep();
+    Ok((dir, held))
+}
 
 /// The folder of `uid`'s ephemeral homes in `temp`: kennel's own, so that looking for homes
 /// left behind reads a few entries at each start, not the whole temporary folder.
@@ -223,6 +250,65 @@ pub fn stale_homes(temp: &Path, uid: u32) -> Vec<PathBuf> {
     stale
 }
 
+/// `kennel homes`: the homes that killed kennels left (see [`stale_homes`]), one line each
+/// with what it holds; with `remove`, each is removed while kennel holds its lock (a kennel
+/// that started meanwhile and took it is left alone).
+pub fn left_homes(temp: &Path, uid: u32, remove: bool) -> Vec<String> {
+    let stale = stale_homes(temp, uid);
+    if stale.is_empty() {
+        return vec!["no home of a killed sandbox is left".into()];
+    }
+    let mut lines = Vec::new();
+    for dir in stale {
+        let mut files = 0;
+        let mut budget = MAX_ENTRIES;
+        walk_counting(&dir, 0, &mut budget, &mut files);
+        let what = if budget == 0 {
+            format!("at least {files} files")
+        } else {
+            format!("{files} files")
+        };
+        if !remove {
+            lines.push(format!("{}  ({what})", shown_path(&dir)));
+            continue;
+        }
+        let Ok(_held) = lock(&dir, FlockArg::LockExclusiveNonblock) else {
+            lines.push(format!("{}: in use now, left alone", shown_path(&dir)));
+            continue;
+        };
+        make_removable(&dir, 0);
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => lines.push(format!("removed {} ({what})", shown_path(&dir))),
+            Err(e) => lines.push(format!("cannot remove {}: {e}", shown_path(&dir))),
+        }
+    }
+    if !remove {
+        lines.push("remove them with `kennel homes --remove`".into());
+    }
+    lines
+}
+
+/// Counts the files below `dir` until `budget` entries were seen, 64 folders deep at most
+/// (a bound on the recursion); `budget` left at 0 means there were more.
+fn walk_counting(dir: &Path, depth: usize, budget: &mut usize, files: &mut usize) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if *budget == 0 {
+            return;
+        }
+        *budget -= 1;
+        match entry.file_type() {
+            Ok(t) if t.is_dir() && depth < 64 => {
+                walk_counting(&entry.path(), depth + 1, budget, files)
+            }
+            Ok(t) if t.is_dir() => *budget = 0,
+            _ => *files += 1,
+        }
+    }
+}
+
 /// A persistent home's folder, and the folders above it, private to the user.
 fn private_dir(dir: &Path) -> io::Result<()> {
     fs::DirBuilder::new()
@@ -250,11 +336,11 @@ impl Drop for SandboxHome {
     /// unreadable (`chmod 000`) beyond what the listing opened is made readable first; a home
     /// that still cannot be removed is named, never left silently.
     fn drop(&mut self) {
-        let Some(temp) = self.temp.take() else {
+        if !self.ephemeral {
             return;
-        };
-        let dir = temp.path().to_path_buf();
-        if temp.close().is_ok() {
+        }
+        let dir = self.dir.clone();
+        if fs::remove_dir_all(&dir).is_ok() {
             return;
         }
         make_removable(&dir, 0);

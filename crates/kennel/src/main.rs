@@ -116,6 +116,13 @@ fn kennel() -> u8 {
         Command::Wrap(args) => wrap::wrap(&config(&args.config), args),
         Command::Unwrap(args) => wrap::unwrap(args),
         Command::NetConnect { host, port } => net_connect(&host, port),
+        Command::Homes { remove } => {
+            let uid = nix::unistd::getuid().as_raw();
+            for line in home::left_homes(&std::env::temp_dir(), uid, remove) {
+                println!("{line}");
+            }
+            Ok(0)
+        }
     };
     match result {
         Ok(code) => code,
@@ -510,7 +517,7 @@ fn run_policy(
     for stale in stale_homes.iter().take(3) {
         eprintln!(
             "kennel: an earlier sandbox's home was left at {} (its kennel was killed); it holds \
-             what was written there: look, then remove it",
+             what was written there: look, then `kennel homes --remove`",
             stale.display()
         );
     }

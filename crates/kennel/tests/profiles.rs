@@ -516,7 +516,38 @@ fn a_home_left_by_a_killed_kennel_is_reported_not_lost() {
         left.is_some()
     });
     let left = left.expect("the home left behind was not reported");
-    fs::remove_dir_all(left).unwrap();
+    // `kennel homes` lists it; `kennel homes --remove` removes it, and only it.
+    let listed = fx.kennel_with(&["homes"]);
+    assert!(
+        stdout(&listed).contains(&format!("{}  (", left.display())),
+        "{}",
+        stdout(&listed)
+    );
+    let removed = fx.kennel_with(&["homes", "--remove"]);
+    assert!(
+        stdout(&removed).contains(&format!("removed {}", left.display())),
+        "{}",
+        stdout(&removed)
+    );
+    assert!(!left.exists());
+    let out = fx.sandboxed("true");
+    assert!(!stderr(&out).contains("was left at"), "{}", stderr(&out));
+}
+
+/// Sandboxes started at the same moment never take each other's home for one that a
+/// killed kennel left: a home is named as such only once its kennel holds its lock.
+#[test]
+fn concurrent_starts_never_report_a_living_sandboxs_home() {
+    let fx = Fixture::new("concurrent");
+    let children: Vec<_> = (0..24)
+        .map(|_| fx.spawn_sandboxed("echo x > ~/written; true"))
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let err = stderr(&out);
+        assert!(!err.contains("was left at"), "a false stale-home note: {err}");
+        assert!(!err.contains("more homes of earlier sandboxes"), "{err}");
+    }
 }
 
 /// kennel leaves what it built to its exit, unfreed (bench/README.md), but never the
