@@ -13,6 +13,16 @@ pub enum PolicyError {
         why: &'static str,
     },
 
+    #[error(
+        "refusing to run: the workspace would be {workspace}, which the sandbox replaces by \
+         {what}: what the command writes there would be lost. Run kennel in a folder of its \
+         own (e.g. `mkdir {workspace}/work && cd {workspace}/work`), or in a git repository"
+    )]
+    WorkspaceIsPrivate {
+        workspace: PathBuf,
+        what: &'static str,
+    },
+
     #[error("HOME is not set and no home directory is known for uid {uid}; set HOME to your home folder")]
     NoHome { uid: u32 },
 
@@ -47,6 +57,7 @@ impl PolicyError {
         matches!(
             self,
             PolicyError::WorkspaceExposesHome { .. }
+                | PolicyError::WorkspaceIsPrivate { .. }
                 | PolicyError::NoCommand
                 | PolicyError::Config(_)
                 | PolicyError::Profile(_)

@@ -42,12 +42,45 @@ pub fn check_workspace(workspace: &Path, home: &Path) -> Result<(), PolicyError>
     } else if is_ancestor_or_same(workspace, home) {
         "contains your home folder"
     } else {
-        return Ok(());
+        return check_not_private(workspace);
     };
     Err(PolicyError::WorkspaceExposesHome {
         workspace: workspace.to_path_buf(),
         why,
     })
+}
+
+/// Folders the sandbox always replaces, with what it puts there: a workspace that is one
+/// of them would be bound and then covered (`cd /tmp; kennel run ...` wrote into the
+/// sandbox's own `/tmp`, lost at exit). Binding the host's instead would expose what other
+/// programs keep there (agent sockets in `/tmp/ssh-*`, X11's in `/tmp/.X11-unix`).
+const PRIVATE_FOLDERS: &[(&str, &str)] = &[
+    ("/tmp", "a private /tmp"),
+    ("/var/tmp", "a private /var/tmp"),
+    ("/dev/shm", "a private /dev/shm"),
+    ("/dev", "a /dev of its own"),
+    ("/proc", "a /proc of its own"),
+    ("/sys", "a read-only /sys"),
+    ("/run", "an empty /run"),
+    ("/home", "an empty /home"),
+    ("/root", "an empty /root"),
+    ("/srv", "an empty /srv"),
+    ("/mnt", "an empty /mnt"),
+    ("/media", "an empty /media"),
+    ("/var/mail", "an empty /var/mail"),
+];
+
+fn check_not_private(workspace: &Path) -> Result<(), PolicyError> {
+    match PRIVATE_FOLDERS
+        .iter()
+        .find(|(path, _)| workspace == Path::new(path))
+    {
+        Some((_, what)) => Err(PolicyError::WorkspaceIsPrivate {
+            workspace: workspace.to_path_buf(),
+            what,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// What the command line adds: the last word over the user's config. Paths are absolute
@@ -617,6 +650,23 @@ mod tests {
 
     fn access(p: &Policy, path: &str) -> Option<Access> {
         p.rule_for(Path::new(path)).map(|r| r.access)
+    }
+
+    #[test]
+    fn refuses_a_workspace_that_the_sandbox_replaces() {
+        for ws in ["/tmp", "/var/tmp", "/run", "/srv"] {
+            let err = check_workspace(Path::new(ws), Path::new("/home/u")).err();
+            assert!(
+                matches!(err, Some(PolicyError::WorkspaceIsPrivate { .. })),
+                "{ws}: {err:?}"
+            );
+        }
+        for ws in ["/tmp/work", "/srv/project", "/var"] {
+            assert!(
+                check_workspace(Path::new(ws), Path::new("/home/u")).is_ok(),
+                "{ws}"
+            );
+        }
     }
 
     #[test]

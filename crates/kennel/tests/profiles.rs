@@ -545,7 +545,10 @@ fn concurrent_starts_never_report_a_living_sandboxs_home() {
     for child in children {
         let out = child.wait_with_output().unwrap();
         let err = stderr(&out);
-        assert!(!err.contains("was left at"), "a false stale-home note: {err}");
+        assert!(
+            !err.contains("was left at"),
+            "a false stale-home note: {err}"
+        );
         assert!(!err.contains("more homes of earlier sandboxes"), "{err}");
     }
 }

@@ -452,7 +452,14 @@ fn a_detached_daemon_does_not_outlive_the_command(backend: &'static str) {
 
 fn refuses_to_run_from_home_or_root(backend: &'static str) {
     let fx = Fixture::new("refuse").with_backend(backend);
-    for dir in [fx.home.as_path(), fx.dir.as_path(), Path::new("/")] {
+    // /tmp itself: the sandbox's private /tmp would cover it, and what the command wrote
+    // there would be lost (binding the host's would expose its agent sockets).
+    for dir in [
+        fx.home.as_path(),
+        fx.dir.as_path(),
+        Path::new("/"),
+        Path::new("/tmp"),
+    ] {
         let out = fx
             .kennel()
             .args(["run", "--backend", backend, "--", "ls"])
