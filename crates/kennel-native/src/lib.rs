@@ -290,14 +290,19 @@ pub(crate) fn read_status(status: OwnedFd) -> Option<NativeError> {
 /// user's terminal going away) before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
+/// After SIGTERM with a pseudo-terminal: how long the sandbox has to end once its terminal
+/// was hung up at the end of [`STOP_GRACE`], before it is killed.
+const HANG_UP_GRACE: Duration = Duration::from_secs(2);
+
 /// Waits for the sandbox's init, relaying the terminal when there is one, and returns the
 /// command's status.
 ///
 /// The command runs in a session of its own, so signals the user's terminal generates
 /// (Ctrl-C without a pseudo-terminal, a hang-up) reach only kennel, which passes them on.
-/// SIGTERM and SIGHUP also hang up the sandbox's terminal, and the sandbox is killed when it
-/// has not ended `STOP_GRACE` later: an interactive shell ignores SIGTERM, and kennel must
-/// not outlive the request to stop it.
+/// SIGHUP also hangs up the sandbox's terminal at once; SIGTERM only when the command has not
+/// ended `STOP_GRACE` later (its TERM handler runs with its terminal there), and the sandbox
+/// is killed when it has not ended by then (or `HANG_UP_GRACE` after the hang-up): an
+/// interactive shell ignores SIGTERM, and kennel must not outlive the request to stop it.
 ///
 /// What kennel's child is: the native sandbox's init, or (landlock backend) the command.
 pub(crate) enum Watched<'a> {
@@ -322,6 +327,7 @@ pub(crate) fn supervise(
         Watched::Command(pid) => (pid, None, false),
     };
     let mut stop_by: Option<Instant> = None;
+    let mut hang_up_at: Option<Instant> = None;
     // Reap first: the init may have ended before the signalfd existed (its SIGCHLD is then
     // pending and will be read too, which is harmless).
     let mut reap = true;
@@ -335,7 +341,7 @@ pub(crate) fn supervise(
                 return Ok(code);
             }
         }
-        let timeout = match stop_by {
+        let timeout = match hang_up_at.or(stop_by) {
             Some(at) => {
                 let left = at.saturating_duration_since(Instant::now()).as_millis();
                 PollTimeout::from(u16::try_from(left).unwrap_or(u16::MAX))
@@ -374,12 +380,27 @@ pub(crate) fn supervise(
                         let _ = kill(init, sig);
                     }
                 },
-                Signal::SIGHUP | Signal::SIGTERM => {
+                // The user's terminal went away: the sandbox's is hung up too, at once.
+                Signal::SIGHUP => {
                     let _ = kill(init, sig);
                     if let Some(relay) = relay.as_mut() {
                         relay.hang_up();
                     }
                     stop_by.get_or_insert_with(|| Instant::now() + STOP_GRACE);
+                }
+                // Asked to stop: the command gets its grace period to save its state in its
+                // own TERM handler, with its terminal still there (a hang-up now would kill
+                // it inside that handler); the terminal is hung up when the period ends,
+                // which ends an interactive shell that ignores SIGTERM, and whatever is
+                // still left is killed shortly after.
+                Signal::SIGTERM => {
+                    let _ = kill(init, sig);
+                    if relay.is_some() {
+                        hang_up_at.get_or_insert_with(|| Instant::now() + STOP_GRACE);
+                        stop_by.get_or_insert_with(|| Instant::now() + STOP_GRACE + HANG_UP_GRACE);
+                    } else {
+                        stop_by.get_or_insert_with(|| Instant::now() + STOP_GRACE);
+                    }
                 }
                 // Ctrl-Z (or `kill -TSTP`): kennel stops as the job the user's shell sees, as
                 // a command without kennel would. With a pseudo-terminal, the user's terminal
@@ -404,6 +425,12 @@ pub(crate) fn supervise(
                 _ => {
                     let _ = kill(init, sig);
                 }
+            }
+        }
+        if hang_up_at.is_some_and(|at| Instant::now() >= at) {
+            hang_up_at = None;
+            if let Some(relay) = relay.as_mut() {
+                relay.hang_up();
             }
         }
         if stop_by.is_some_and(|at| Instant::now() >= at) {

@@ -515,7 +515,8 @@ fn after_kennel_is_killed_by_sigterm_the_terminal_is_cooked_again() {
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
-    // The sandboxed bash ignores SIGTERM, but dies of the hang-up of its terminal.
+    // The sandboxed bash ignores SIGTERM, but dies of the hang-up of its terminal once its
+    // grace period is over.
     assert_eq!(
         tmux.wait_kennel(run),
         128 + 1,
@@ -524,6 +525,37 @@ fn after_kennel_is_killed_by_sigterm_the_terminal_is_cooked_again() {
     assert!(
         eventually(10, || processes_with(&marker).is_empty()),
         "the sandbox outlived kennel"
+    );
+    assert_cooked(&tmux);
+}
+
+/// An agent saves its state in its TERM handler: SIGTERM to kennel gives it its grace
+/// period with its terminal still there (a hang-up at once killed it inside the handler).
+#[test]
+fn sigterm_lets_the_command_save_its_state_under_a_terminal() {
+    let fx = Fixture::new("sigterm-save");
+    let Some(tmux) = Tmux::start(&fx, 160, 40) else {
+        return;
+    };
+    let pid = std::process::id();
+    let marker = format!("5252.{pid}");
+    let run = tmux.kennel(&format!(
+        "run -- sh -c 'trap \"sleep 1; echo saved > state-{pid}; exit 0\" TERM; m=5252; \
+         sleep $m.{pid} & wait'"
+    ));
+    assert!(eventually(10, || !processes_with(&marker).is_empty()));
+    let kennel = tmux.kennel_pid();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(kennel as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert_eq!(tmux.wait_kennel(run), 0, "{}", tmux.screen());
+    assert_eq!(
+        fs::read_to_string(fx.repo.join(format!("state-{pid}"))).unwrap_or_default(),
+        "saved\n",
+        "the TERM handler did not finish: {}",
+        tmux.screen()
     );
     assert_cooked(&tmux);
 }
