@@ -86,7 +86,8 @@ const FIXED_PROPERTIES: &[&str] = &[
     "RestrictNamespaces=yes",
     "SystemCallErrorNumber=EPERM",
     "SystemCallFilter=~@keyring @module @mount @reboot @swap @raw-io @cpu-emulation @obsolete \
-     bpf perf_event_open userfaultfd setns open_by_handle_at kexec_load kexec_file_load acct",
+     bpf perf_event_open userfaultfd setns open_by_handle_at kexec_load kexec_file_load acct \
+     io_uring_setup io_uring_enter io_uring_register",
 ];
 
 fn unsupported(feature: &'static str, detail: String) -> SystemdError {
