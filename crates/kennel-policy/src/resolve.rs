@@ -246,6 +246,8 @@ struct Builder<'a> {
     localhost: Vec<u16>,
     /// `profiles/network.toml`, parsed when a layer first names a group.
     net_groups: Option<BTreeMap<String, Vec<HostRule>>>,
+    /// The workspace's entries, listed at the first wildcard that needs them.
+    listing: glob::Listing,
 }
 
 /// The named host groups of `profiles/network.toml`.
@@ -285,6 +287,7 @@ impl<'a> Builder<'a> {
             net: NetRules::default(),
             localhost: Vec::new(),
             net_groups: None,
+            listing: glob::Listing::default(),
         }
     }
 
@@ -369,7 +372,15 @@ impl<'a> Builder<'a> {
         }
         for entry in &layer.paths {
             let targets = match &entry.spec {
-                PathSpec::Workspace(rel) => glob::expand(workspace, rel),
+                PathSpec::Workspace(rel) => glob::expand(workspace, rel, &mut self.listing)
+                    .map_err(|e| {
+                        entry.loc.error(format!(
+                            "refusing to start: the {} pattern `{}` must hide every match, \
+                             and {e}",
+                            entry.access.describe(),
+                            rel.display()
+                        ))
+                    })?,
                 spec => vec![spec.expand(&ctx.home, workspace)],
             };
             for path in targets {

@@ -401,10 +401,32 @@ fn repository_hides_globs_inside_the_workspace() {
     assert!(hidden("config/server.pem"));
     assert!(hidden("secrets/key"));
     assert!(!hidden("main.rs"));
-    assert!(
-        !hidden("node_modules/pkg/.env"),
-        "node_modules is not walked"
-    );
+    // Every folder is walked: a session could have moved a secret's folder anywhere.
+    assert!(hidden("node_modules/pkg/.env"));
+}
+
+#[test]
+fn repository_hidden_pattern_that_cannot_be_expanded_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = std::fs::canonicalize(dir.path()).unwrap();
+    for f in 0..=crate::glob::MAX_MATCHES {
+        std::fs::write(ws.join(format!("{f}.pem")), "x").unwrap();
+    }
+    let mut c = ctx();
+    c.home = ws.parent().unwrap().to_path_buf();
+    c.cwd = ws.clone();
+    c.workspace = Workspace {
+        root: ws.clone(),
+        git: None,
+    };
+    let mut i = inputs("default");
+    i.repo_config = Some(SourceFile::new(
+        ".kennel.toml",
+        "version = 1\nhidden = [\".env*\", \"*.pem\"]\n",
+    ));
+    let e = resolve(&c, i).unwrap_err();
+    assert!(matches!(e, PolicyError::Config(_)), "{e:?}");
+    insta::assert_snapshot!(e.to_string());
 }
 
 fn repo_refusal(text: &str) -> String {
