@@ -16,7 +16,7 @@ use crate::network::{HostRule, NetMode, NetRules, BUILTIN_NET_GROUPS};
 use crate::paths::{is_ancestor_or_same, normalize};
 use crate::policy::{
     Access, Backend, CopyBack, EnvVar, HomeMode, Network, PathRule, Placeholder, Policy,
-    RuleOrigin, Terminal,
+    RuleOrigin, Terminal, TmpfsLimits,
 };
 use crate::raw::{check_version, parse, RawLayer, RawNetGroups};
 use crate::source::SourceFile;
@@ -236,6 +236,7 @@ struct Builder<'a> {
     layer: usize,
     description: Option<String>,
     home_mode: HomeMode,
+    tmpfs_size: u64,
     backend: Backend,
     copy_back: Vec<CopyBack>,
     pass: BTreeSet<String>,
@@ -278,6 +279,7 @@ impl<'a> Builder<'a> {
             layer: 0,
             description: None,
             home_mode: HomeMode::Ephemeral,
+            tmpfs_size: TmpfsLimits::DEFAULT_SIZE,
             backend: Backend::Auto,
             copy_back: Vec::new(),
             pass: BTreeSet::new(),
@@ -369,6 +371,9 @@ impl<'a> Builder<'a> {
         }
         if let Some(b) = layer.backend {
             self.backend = b;
+        }
+        if let Some(size) = layer.tmpfs_size {
+            self.tmpfs_size = size;
         }
         for entry in &layer.paths {
             let targets = match &entry.spec {
@@ -524,6 +529,7 @@ impl<'a> Builder<'a> {
             command,
             backend: self.backend,
             home_mode: self.home_mode,
+            tmpfs: TmpfsLimits::of_size(self.tmpfs_size),
             env_pass: self.pass.into_iter().collect(),
             copy_back,
             home_source: None,
