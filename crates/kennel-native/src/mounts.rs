@@ -61,6 +61,8 @@ pub struct Executor<'p> {
     wanted: HashSet<&'p Path>,
     /// What the Landlock step may take from here instead of looking paths up again.
     known: HashMap<PathBuf, Known>,
+    /// `size=...,nr_inodes=...` for every writable tmpfs.
+    tmpfs_options: &'p str,
 }
 
 /// A bind's source, looked up once.
@@ -163,6 +165,7 @@ pub fn build_root(plan: &Plan) -> Result<HashMap<PathBuf, Known>, NativeError> {
             .map(|r| r.path.as_path())
             .collect(),
         known: HashMap::new(),
+        tmpfs_options: &plan.tmpfs_options,
     };
     for op in &plan.ops {
         exec.apply(op)?;
@@ -279,14 +282,16 @@ fn bind(source: &Path, target: &Path, is_dir: bool) -> Result<(), NativeError> {
     .map_err(setup(|| format!("binding {}", target.display())))
 }
 
-fn tmpfs(target: &Path, mode: u32) -> Result<(), NativeError> {
+/// A tmpfs at `target`, bounded by `limits` (`size=...,nr_inodes=...`: without them each
+/// tmpfs may take half the host's RAM).
+fn tmpfs(target: &Path, mode: u32, limits: &str) -> Result<(), NativeError> {
     mount_point(target, true)?;
     mount(
         Some("tmpfs"),
         target,
         Some("tmpfs"),
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        Some(format!("mode={mode:o}").as_str()),
+        Some(format!("mode={mode:o},{limits}").as_str()),
     )
     .map_err(setup(|| {
         format!("mounting a tmpfs on {}", target.display())
@@ -347,7 +352,8 @@ impl Executor<'_> {
             // tmpfs of its own, without a file system to create and tear down.
             return make_dir(target, mode);
         }
-        tmpfs(target, mode)?;
+        // Read-only ones too: nothing is written there, and the bound costs nothing.
+        tmpfs(target, mode, self.tmpfs_options)?;
         self.made.push((target.to_path_buf(), writable));
         Ok(())
     }

@@ -155,6 +155,8 @@ pub struct Plan {
     /// The Landlock rules: the same view, enforced a second time by the kernel.
     pub landlock: Vec<LandlockRule>,
     pub cwd: PathBuf,
+    /// Mount options bounding every writable tmpfs (`size=...,nr_inodes=...`).
+    pub tmpfs_options: String,
 }
 
 impl Plan {
@@ -175,6 +177,7 @@ pub fn plan(policy: &Policy, host: &HostRoot) -> Result<Plan, NativeError> {
         ops: Vec::new(),
         landlock: Vec::new(),
         cwd: policy.cwd.clone(),
+        tmpfs_options: policy.tmpfs.mount_options(),
     };
     let root_rule = policy
         .paths

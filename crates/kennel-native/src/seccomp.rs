@@ -64,6 +64,11 @@ pub const DENIED: &[(&str, &str)] = &[
         "system administration",
     ),
     (
+        "io_uring_setup, io_uring_enter, io_uring_register",
+        "a second way to most system calls, which seccomp cannot see, and a frequent source \
+         of kernel exploits",
+    ),
+    (
         "system calls of another convention (i386, x32)",
         "a second way to every call above: they end the process",
     ),
@@ -286,6 +291,9 @@ mod tests {
         libc::SYS_reboot,
         libc::SYS_syslog,
         libc::SYS_quotactl,
+        libc::SYS_io_uring_setup,
+        libc::SYS_io_uring_enter,
+        libc::SYS_io_uring_register,
     ];
 
     #[test]

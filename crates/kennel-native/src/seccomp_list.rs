@@ -33,6 +33,9 @@ pub const ALWAYS_DENIED: &[&str] = &[
     "reboot",
     "syslog",
     "quotactl",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
 ];
 
 /// ioctl requests refused with EPERM (the low 32 bits of the second argument: its width

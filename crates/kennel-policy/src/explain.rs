@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::policy::{Access, Backend, HomeMode, Network, Policy};
+use crate::policy::{human_size, Access, Backend, HomeMode, Network, Policy};
 
 const NATIVE: &[&str] = &[
     "own user, mount, PID and IPC namespaces: no signals or ptrace to processes outside",
@@ -92,6 +92,13 @@ pub fn explain_text(policy: &Policy, description: &str) -> String {
             HomeMode::Persistent =>
                 "persistent: kept for this workspace under $XDG_STATE_HOME/kennel/homes/",
         }
+    );
+    let _ = writeln!(
+        out,
+        "tmpfs      {} and {} files at most in each writable tmpfs of the native backend \
+         (/tmp, /var/tmp, /dev/shm; `tmpfs-size`)",
+        human_size(policy.tmpfs.size),
+        policy.tmpfs.inodes
     );
 
     let _ = writeln!(out, "\nvisible paths (the deepest rule decides):");

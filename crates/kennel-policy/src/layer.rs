@@ -8,7 +8,7 @@ use toml::Spanned;
 
 use crate::network::{HostRule, NetMode};
 use crate::policy::{Access, Backend, HomeMode};
-use crate::raw::{RawBackend, RawHome, RawLayer, RawNetMode, RawPath};
+use crate::raw::{RawBackend, RawHome, RawLayer, RawNetMode, RawPath, RawSize};
 use crate::source::{ConfigError, SourceFile};
 
 /// A path as the user means it, parsed at load time.
@@ -85,6 +85,8 @@ pub struct Layer {
     pub caches: Vec<Named>,
     pub home: Option<HomeMode>,
     pub backend: Option<Backend>,
+    /// Bytes, validated (see [`crate::policy::TmpfsLimits`]).
+    pub tmpfs_size: Option<u64>,
     pub paths: Vec<PathEntry>,
     pub copy_back: Vec<(PathSpec, Loc)>,
     pub env_pass: Vec<Named>,
@@ -224,6 +226,28 @@ impl Ctx<'_> {
     }
 }
 
+/// The smallest `tmpfs-size` accepted: 0 would mean no limit to the kernel.
+const MIN_TMPFS_SIZE: u64 = 1 << 20;
+
+/// Bytes of a `tmpfs-size`: a number, or a number with K, M, G or T (powers of 1024).
+fn parse_size(raw: &RawSize) -> Option<u64> {
+    match raw {
+        RawSize::Bytes(n) => u64::try_from(*n).ok(),
+        RawSize::Text(text) => {
+            let text = text.trim();
+            let (digits, shift) = match text.char_indices().last()? {
+                (i, 'K' | 'k') => (&text[..i], 10),
+                (i, 'M' | 'm') => (&text[..i], 20),
+                (i, 'G' | 'g') => (&text[..i], 30),
+                (i, 'T' | 't') => (&text[..i], 40),
+                _ => (text, 0),
+            };
+            let n: u64 = digits.trim().parse().ok()?;
+            n.checked_mul(1u64 << shift)
+        }
+    }
+}
+
 /// Validates one layer of `src`.
 pub fn validate(
     src: &SourceFile,
@@ -244,6 +268,7 @@ pub fn validate(
         c.refuse("copy-back", &raw.copy_back, widen)?;
         c.refuse("backend", &raw.backend, widen)?;
         c.refuse("home", &raw.home, widen)?;
+        c.refuse("tmpfs-size", &raw.tmpfs_size, widen)?;
         c.refuse("program", &raw.program, widen)?;
         c.refuse("extends", &raw.extends, widen)?;
         if let Some(env) = &raw.env {
@@ -284,6 +309,18 @@ pub fn validate(
         }),
         ..Layer::default()
     };
+    if let Some(size) = &raw.tmpfs_size {
+        layer.tmpfs_size =
+            Some(match parse_size(size.get_ref()) {
+                Some(bytes) if bytes >= MIN_TMPFS_SIZE => bytes,
+                _ => return c.err(
+                    size.span(),
+                    "`tmpfs-size` is the size of each of the sandbox's writable tmpfs, at least \
+                     1M: a number of bytes or a string such as \"512M\" or \"2G\" (K, M, G, T: \
+                     powers of 1024)",
+                ),
+            });
+    }
     if let Some(p) = &raw.program {
         if p.get_ref().trim().is_empty() || p.get_ref().contains('/') {
             return c.err(

@@ -34,8 +34,8 @@ pub use network::{
 };
 pub use paths::{is_ancestor_or_same, normalize};
 pub use policy::{
-    Access, Backend, CopyBack, EnvVar, HomeMode, Network, PathRule, Placeholder, Policy,
-    RuleOrigin, Terminal,
+    human_size, Access, Backend, CopyBack, EnvVar, HomeMode, Network, PathRule, Placeholder,
+    Policy, RuleOrigin, Terminal, TmpfsLimits,
 };
 pub use resolve::{
     resolv_conf_target, resolve, resolve_default, CliLayer, HostFacts, ResolveInputs,

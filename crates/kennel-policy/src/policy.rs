@@ -178,6 +178,51 @@ pub enum HomeMode {
     Persistent,
 }
 
+/// The bounds of each writable tmpfs of the sandbox (`/tmp`, `/var/tmp`, `/dev/shm`, a
+/// fresh home): without them each may take half the host's RAM, in pages the OOM killer
+/// cannot reclaim (issue 17, item 8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TmpfsLimits {
+    /// Bytes (`tmpfs-size`).
+    pub size: u64,
+    /// Files and folders: one per 8 KiB of `size`, so that a flood of empty files cannot
+    /// take kernel memory the size does not count.
+    pub inodes: u64,
+}
+
+impl TmpfsLimits {
+    /// 1 GiB each by default.
+    pub const DEFAULT_SIZE: u64 = 1 << 30;
+
+    pub fn of_size(size: u64) -> TmpfsLimits {
+        TmpfsLimits {
+            size,
+            inodes: (size / 8192).max(1024),
+        }
+    }
+
+    /// The tmpfs mount options, after `mode=`.
+    pub fn mount_options(&self) -> String {
+        format!("size={},nr_inodes={}", self.size, self.inodes)
+    }
+}
+
+impl Default for TmpfsLimits {
+    fn default() -> Self {
+        TmpfsLimits::of_size(TmpfsLimits::DEFAULT_SIZE)
+    }
+}
+
+/// A size in bytes as people read it: `1 GiB`, `512 MiB`, `1536 KiB`.
+pub fn human_size(bytes: u64) -> String {
+    for (shift, unit) in [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] {
+        if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
+            return format!("{} {unit}", bytes >> shift);
+        }
+    }
+    format!("{bytes} bytes")
+}
+
 /// A file in the home that an agent replaces by rename: it is copied into the sandbox's home
 /// before the start and copied back at exit when it changed (binding the file itself would
 /// make the rename fail).
@@ -209,6 +254,7 @@ pub struct Policy {
     pub command: Vec<OsString>,
     pub backend: Backend,
     pub home_mode: HomeMode,
+    pub tmpfs: TmpfsLimits,
     /// Names of the variables the profile passes when the caller has them (values never).
     pub env_pass: Vec<String>,
     pub copy_back: Vec<CopyBack>,
@@ -244,6 +290,7 @@ impl Policy {
             command: vec!["true".into()],
             backend: Backend::Auto,
             home_mode: HomeMode::Ephemeral,
+            tmpfs: TmpfsLimits::default(),
             env_pass: vec![],
             copy_back: vec![],
             home_source: None,

@@ -77,6 +77,14 @@ pub enum RawHome {
     Persistent,
 }
 
+/// A size: a number of bytes, or a string with a binary suffix (`"512M"`, `"2G"`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum RawSize {
+    Bytes(i64),
+    Text(String),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RawBackend {
@@ -171,6 +179,8 @@ pub struct RawLayer {
     pub caches: Option<Spanned<Vec<Spanned<String>>>>,
     pub home: Option<Spanned<RawHome>>,
     pub backend: Option<Spanned<RawBackend>>,
+    /// The size of each writable tmpfs of the sandbox (`/tmp`, `/var/tmp`, `/dev/shm`...).
+    pub tmpfs_size: Option<Spanned<RawSize>>,
     pub read_write: Option<Spanned<Vec<Spanned<RawPath>>>>,
     pub read_only: Option<Spanned<Vec<Spanned<RawPath>>>>,
     pub hidden: Option<Spanned<Vec<Spanned<RawPath>>>>,

@@ -16,7 +16,7 @@ use crate::network::{HostRule, NetMode, NetRules, BUILTIN_NET_GROUPS};
 use crate::paths::{is_ancestor_or_same, normalize};
 use crate::policy::{
     Access, Backend, CopyBack, EnvVar, HomeMode, Network, PathRule, Placeholder, Policy,
-    RuleOrigin, Terminal,
+    RuleOrigin, Terminal, TmpfsLimits,
 };
 use crate::raw::{check_version, parse, RawLayer, RawNetGroups};
 use crate::source::SourceFile;
@@ -269,6 +269,7 @@ struct Builder<'a> {
     layer: usize,
     description: Option<String>,
     home_mode: HomeMode,
+    tmpfs_size: u64,
     backend: Backend,
     copy_back: Vec<CopyBack>,
     pass: BTreeSet<String>,
@@ -279,6 +280,8 @@ struct Builder<'a> {
     localhost: Vec<u16>,
     /// `profiles/network.toml`, parsed when a layer first names a group.
     net_groups: Option<BTreeMap<String, Vec<HostRule>>>,
+    /// The workspace's entries, listed at the first wildcard that needs them.
+    listing: glob::Listing,
 }
 
 /// The named host groups of `profiles/network.toml`.
@@ -309,6 +312,7 @@ impl<'a> Builder<'a> {
             layer: 0,
             description: None,
             home_mode: HomeMode::Ephemeral,
+            tmpfs_size: TmpfsLimits::DEFAULT_SIZE,
             backend: Backend::Auto,
             copy_back: Vec::new(),
             pass: BTreeSet::new(),
@@ -318,6 +322,7 @@ impl<'a> Builder<'a> {
             net: NetRules::default(),
             localhost: Vec::new(),
             net_groups: None,
+            listing: glob::Listing::default(),
         }
     }
 
@@ -406,9 +411,20 @@ impl<'a> Builder<'a> {
         if let Some(b) = layer.backend {
             self.backend = b;
         }
+        if let Some(size) = layer.tmpfs_size {
+            self.tmpfs_size = size;
+        }
         for entry in &layer.paths {
             let targets = match &entry.spec {
-                PathSpec::Workspace(rel) => glob::expand(workspace, rel),
+                PathSpec::Workspace(rel) => glob::expand(workspace, rel, &mut self.listing)
+                    .map_err(|e| {
+                        entry.loc.error(format!(
+                            "refusing to start: the {} pattern `{}` must hide every match, \
+                             and {e}",
+                            entry.access.describe(),
+                            rel.display()
+                        ))
+                    })?,
                 spec => vec![spec.expand(&ctx.home, workspace)],
             };
             for path in targets {
@@ -552,6 +568,7 @@ impl<'a> Builder<'a> {
             command,
             backend: self.backend,
             home_mode: self.home_mode,
+            tmpfs: TmpfsLimits::of_size(self.tmpfs_size),
             env_pass: self.pass.into_iter().collect(),
             copy_back,
             home_source: None,

@@ -401,10 +401,32 @@ fn repository_hides_globs_inside_the_workspace() {
     assert!(hidden("config/server.pem"));
     assert!(hidden("secrets/key"));
     assert!(!hidden("main.rs"));
-    assert!(
-        !hidden("node_modules/pkg/.env"),
-        "node_modules is not walked"
-    );
+    // Every folder is walked: a session could have moved a secret's folder anywhere.
+    assert!(hidden("node_modules/pkg/.env"));
+}
+
+#[test]
+fn repository_hidden_pattern_that_cannot_be_expanded_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = std::fs::canonicalize(dir.path()).unwrap();
+    for f in 0..=crate::glob::MAX_MATCHES {
+        std::fs::write(ws.join(format!("{f}.pem")), "x").unwrap();
+    }
+    let mut c = ctx();
+    c.home = ws.parent().unwrap().to_path_buf();
+    c.cwd = ws.clone();
+    c.workspace = Workspace {
+        root: ws.clone(),
+        git: None,
+    };
+    let mut i = inputs("default");
+    i.repo_config = Some(SourceFile::new(
+        ".kennel.toml",
+        "version = 1\nhidden = [\".env*\", \"*.pem\"]\n",
+    ));
+    let e = resolve(&c, i).unwrap_err();
+    assert!(matches!(e, PolicyError::Config(_)), "{e:?}");
+    insta::assert_snapshot!(e.to_string());
 }
 
 fn repo_refusal(text: &str) -> String {
@@ -696,4 +718,54 @@ fn network_errors_name_the_file_line_and_host() {
     ));
     assert!(e.contains("unknown network group `nope`"), "{e}");
     assert!(e.contains("github"), "{e}");
+}
+
+// ---- tmpfs sizes ---------------------------------------------------------------------------
+
+#[test]
+fn tmpfs_size_defaults_to_one_gib_and_the_user_config_sets_it() {
+    let p = ok(inputs("default"));
+    assert_eq!(p.tmpfs, crate::TmpfsLimits::of_size(1 << 30));
+    assert_eq!(p.tmpfs.mount_options(), "size=1073741824,nr_inodes=131072");
+    for (value, bytes) in [
+        ("\"512M\"", 512u64 << 20),
+        ("\"2G\"", 2 << 30),
+        ("\"1536k\"", 1536 << 10),
+        ("4194304", 4 << 20),
+    ] {
+        let p = ok(with_config(
+            "claude",
+            &format!("version = 1\n[defaults]\ntmpfs-size = {value}\n"),
+        ));
+        assert_eq!(p.tmpfs.size, bytes, "{value}");
+    }
+    let p = ok(with_config(
+        "claude",
+        "version = 1\n[defaults]\ntmpfs-size = \"2G\"\n[profile.claude]\ntmpfs-size = \"256M\"\n",
+    ));
+    assert_eq!(p.tmpfs.size, 256 << 20);
+    assert_eq!(crate::human_size(p.tmpfs.size), "256 MiB");
+}
+
+#[test]
+fn tmpfs_size_errors_name_the_line_and_what_to_write() {
+    for value in [
+        "0",
+        "\"0G\"",
+        "\"1K\"",
+        "\"lots\"",
+        "-5",
+        "\"99999999999T\"",
+    ] {
+        let e = err(with_config(
+            "default",
+            &format!("version = 1\n[defaults]\ntmpfs-size = {value}\n"),
+        ));
+        assert!(
+            e.starts_with("~/.config/kennel/config.toml:3:") && e.contains("at least 1M"),
+            "{value}: {e}"
+        );
+    }
+    let e = err(with_repo("default", "version = 1\ntmpfs-size = \"64M\"\n"));
+    assert!(e.contains("`tmpfs-size` would widen"), "{e}");
 }

@@ -89,7 +89,8 @@ const FIXED_PROPERTIES: &[&str] = &[
     "RestrictNamespaces=yes",
     "SystemCallErrorNumber=EPERM",
     "SystemCallFilter=~@keyring @module @mount @reboot @swap @raw-io @cpu-emulation @obsolete \
-     bpf perf_event_open userfaultfd setns open_by_handle_at kexec_load kexec_file_load acct",
+     bpf perf_event_open userfaultfd setns open_by_handle_at kexec_load kexec_file_load acct \
+     io_uring_setup io_uring_enter io_uring_register",
 ];
 
 fn unsupported(feature: &'static str, detail: String) -> SystemdError {
@@ -219,7 +220,11 @@ pub fn command(policy: &Policy, opts: &Options) -> Result<Invocation, SystemdErr
     let mut mounts = map_rules(policy)?;
     // The host's /dev/shm is shared memory of every program of the user's (ProtectSystem=
     // leaves it writable): the unit gets an empty one of its own, as the native backend.
-    mounts.tmpfs.push(tmpfs_item("/dev/shm", "mode=1777"));
+    // Bounded like every writable tmpfs of the sandbox (`tmpfs-size`).
+    mounts.tmpfs.push(tmpfs_item(
+        "/dev/shm",
+        &format!("mode=1777,{}", policy.tmpfs.mount_options()),
+    ));
     mounts.emptied.push(PathBuf::from("/dev/shm"));
 
     // kennel itself must be reachable inside to verify; when it lives somewhere the policy
@@ -453,7 +458,7 @@ mod tests {
         assert_eq!(property(&inv, "BindPaths"), Some("/home/u/p"));
         assert_eq!(
             property(&inv, "TemporaryFileSystem"),
-            Some("/home/u:mode=0700 /dev/shm:mode=1777")
+            Some("/home/u:mode=0700 /dev/shm:mode=1777,size=1073741824,nr_inodes=131072")
         );
         assert_eq!(property(&inv, "WorkingDirectory"), Some("/home/u/p"));
         assert!(inv.argv.iter().any(|a| a == "--pipe"));
@@ -488,7 +493,7 @@ mod tests {
         assert_eq!(property(&inv, "InaccessiblePaths"), Some("-/srv/secret"));
         assert_eq!(
             property(&inv, "TemporaryFileSystem"),
-            Some("/run:ro /home/u:mode=0700 /dev/shm:mode=1777")
+            Some("/run:ro /home/u:mode=0700 /dev/shm:mode=1777,size=1073741824,nr_inodes=131072")
         );
         assert_eq!(
             property(&inv, "BindReadOnlyPaths"),

@@ -175,6 +175,52 @@ fn hidden_globs_in_the_workspace_are_empty_and_unwritable() {
     );
 }
 
+/// A hidden pattern hides every match, however deep and however many names an earlier
+/// session left before it, or kennel refuses to start (issue 17, item 9): the walk used to
+/// stop after 6 levels or 20,000 entries, and skipped `node_modules`, and hid nothing more.
+#[test]
+fn hidden_patterns_hide_every_match_or_refuse_to_start() {
+    let fx = Fixture::new("repo-hidden-deep");
+    let deep = "d1/d2/d3/d4/d5/d6/d7/d8";
+    fx.write(&fx.repo.join(deep).join(".env"), SECRET);
+    fx.write(&fx.repo.join("node_modules/x/.env"), SECRET);
+    // 21,000 names in one folder, then the secret below it.
+    let many = fx.repo.join("many");
+    fs::create_dir_all(many.join("sub")).unwrap();
+    for i in 0..21_000 {
+        fs::File::create(many.join(format!("f{i}"))).unwrap();
+    }
+    fx.write(&many.join("sub/.env"), SECRET);
+    fx.write(
+        &fx.repo.join(".kennel.toml"),
+        "version = 1\nhidden = [\".env*\"]\n",
+    );
+    let out = fx.sandboxed(&format!(
+        "cd .. && cat {deep}/.env node_modules/x/.env many/sub/.env 2>&1; echo done"
+    ));
+    let text = stdout(&out);
+    assert!(!text.contains(SECRET), "a hidden file leaked: {text}");
+    assert!(text.contains("done"), "{text} {}", stderr(&out));
+
+    // Past the budget of matches: refused, naming the pattern and what to do.
+    for i in 0..1_001 {
+        fs::File::create(many.join(format!(".env{i}"))).unwrap();
+    }
+    fx.chown(&many);
+    let out = fx
+        .kennel()
+        .args(["run", "--", "sh", "-c", "cat many/sub/.env; echo RAN"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(!stdout(&out).contains("RAN"));
+    let err = stderr(&out);
+    assert!(
+        err.contains(".kennel.toml:2") && err.contains("`.env*`") && err.contains("1000"),
+        "{err}"
+    );
+}
+
 /// One refused kind of widening each; the unit tests cover every key's message.
 #[test]
 fn repository_config_cannot_widen() {
