@@ -89,6 +89,9 @@ fn check_not_private(workspace: &Path) -> Result<(), PolicyError> {
 pub struct CliLayer {
     pub read_write: Vec<PathBuf>,
     pub read_only: Vec<PathBuf>,
+    /// What the command's program needs to run, found by the caller (its installation and
+    /// its interpreter under the home), read-only, each with the reason `explain` shows.
+    pub program_paths: Vec<(PathBuf, String)>,
     pub hidden: Vec<PathBuf>,
     pub pass_env: Vec<String>,
     pub caches: Vec<String>,
@@ -254,6 +257,16 @@ fn cli_layer(cli: &CliLayer, catalog: &Catalog) -> Result<Layer, PolicyError> {
                 loc: loc(),
             });
         }
+    }
+    for (path, why) in &cli.program_paths {
+        layer.paths.push(PathEntry {
+            spec: PathSpec::Absolute(path.clone()),
+            access: Access::ReadOnly,
+            optional: true,
+            create: false,
+            why: Some(why.clone()),
+            loc: loc(),
+        });
     }
     Ok(layer)
 }

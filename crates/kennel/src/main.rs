@@ -336,6 +336,7 @@ fn cli_layer(args: &PolicyArgs, ctx: &Context) -> CliLayer {
     CliLayer {
         read_write: abs(&args.read_write),
         read_only: abs(&args.read_only),
+        program_paths: Vec::new(),
         hidden: abs(&args.hidden),
         pass_env: args.pass_env.clone(),
         caches: args.caches.clone(),
@@ -363,11 +364,11 @@ fn policy_for(
     ctx: &Context,
     args: &PolicyArgs,
     command: Vec<OsString>,
-    extra_read_only: Option<PathBuf>,
+    program_paths: Vec<(PathBuf, String)>,
 ) -> Result<(Policy, String), Failure> {
     let (config_name, user) = user_config(config, ctx)?;
     let mut cli = cli_layer(args, ctx);
-    cli.read_only.extend(extra_read_only);
+    cli.program_paths = program_paths;
     let inputs = ResolveInputs {
         profile: args.profile.clone(),
         command,
@@ -401,7 +402,8 @@ fn run(config: &ConfigChoice, args: RunArgs) -> Result<u8, Failure> {
         .command
         .first()
         .and_then(|program| program::resolve(program, &ctx))
-        .and_then(|found| program::install_root(&found, &ctx.home));
+        .map(|found| program_paths(&found, &ctx, &args.policy.profile))
+        .unwrap_or_default();
     let terminal = args.terminal();
     let (policy, config_name) = policy_for(config, &ctx, &args.policy, args.command, install)?;
     let options = RunOptions {
@@ -456,8 +458,8 @@ fn shorthand(config: &ConfigChoice, argv: Vec<OsString>) -> Result<u8, Failure> 
     };
     // Installed under the home, which is hidden inside: expose its folder read-only and run
     // it by its real path.
-    let install = program::install_root(&found, &ctx.home);
-    let exe = match &install {
+    let install = program_paths(&found, &ctx, &name);
+    let exe = match program::install_root(&found, &ctx.home) {
         Some(_) => std::fs::canonicalize(&found).unwrap_or(found),
         None => found,
     };
@@ -469,6 +471,25 @@ fn shorthand(config: &ConfigChoice, argv: Vec<OsString>) -> Result<u8, Failure> 
     };
     let (policy, config_name) = policy_for(config, &ctx, &args, command, install)?;
     run_policy(&ctx, policy, &config_name, &RunOptions::default())
+}
+
+/// What `program` needs under the (hidden) home to run: its installation and its
+/// interpreter when a version manager put it there ([`program::runtime_paths`]). An
+/// interpreter under the home that kennel does not expose is named, with the line to add.
+fn program_paths(program: &Path, ctx: &Context, profile: &str) -> Vec<(PathBuf, String)> {
+    let path = ctx.var("PATH").unwrap_or("/usr/local/bin:/usr/bin:/bin");
+    let (found, missing) = program::runtime_paths(program, &ctx.home, path);
+    for interpreter in missing {
+        let shown = tilde(&interpreter, &ctx.home);
+        eprintln!(
+            "kennel: warning: {} runs {}, which is under your home and hidden inside; if it \
+             fails to start, add to [profile.{profile}] in your config: read-only = [{}]",
+            kennel_policy::shown_path(program),
+            kennel_policy::shown(&shown),
+            toml::Value::String(shown.clone())
+        );
+    }
+    found
 }
 
 /// The repository's own config and hooks run commands when the user types `git` outside
@@ -672,7 +693,14 @@ fn explain(config: &ConfigChoice, args: ExplainArgs) -> Result<u8, Failure> {
         Ok(Some(program)) => vec![OsString::from(program)],
         _ => Vec::new(),
     };
-    let (policy, _) = policy_for(config, &ctx, &policy_args, command, None)?;
+    // What `kennel NAME` would expose for the program as it is installed here.
+    let path = ctx.var("PATH").unwrap_or("/usr/local/bin:/usr/bin:/bin");
+    let install = command
+        .first()
+        .and_then(|p| program::find_program(&p.to_string_lossy(), path))
+        .map(|found| program_paths(&found, &ctx, &policy_args.profile))
+        .unwrap_or_default();
+    let (policy, _) = policy_for(config, &ctx, &policy_args, command, install)?;
     if args.json {
         let json = serde_json::to_string_pretty(&policy)
             .map_err(|e| failure(format!("cannot write JSON: {e}"), exit::SETUP_FAILED))?;

@@ -1,0 +1,109 @@
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)] // test code may panic
+//! Agents as users install them (issue 20): a program under the home whose interpreter a
+//! version manager put there too (pyenv, nvm) runs through kennel with no config, its
+//! interpreter exposed read-only and shown by `kennel explain`; the rest of the home stays
+//! hidden.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use common::{stderr, stdout, Fixture, SECRET};
+
+fn copy_exe(from: &str, to: &Path) {
+    fs::create_dir_all(to.parent().unwrap()).unwrap();
+    fs::copy(from, to).unwrap();
+    fs::set_permissions(to, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn script(path: &Path, text: &str) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, text).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn a_pipx_agent_on_a_pyenv_python_runs_with_no_config() {
+    let fx = Fixture::new("pyenv");
+    let python = fx.home.join(".pyenv/versions/3.11.4/bin/python3.11");
+    copy_exe("/usr/bin/python3", &python);
+    let venv = fx.home.join(".local/share/pipx/venvs/agent");
+    fs::create_dir_all(venv.join("bin")).unwrap();
+    fs::write(
+        venv.join("pyvenv.cfg"),
+        format!("home = {}\n", python.parent().unwrap().display()),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(&python, venv.join("bin/python3")).unwrap();
+    script(
+        &venv.join("bin/agent"),
+        &format!(
+            "#!{}/bin/python3\nimport sys, os\nprint('agent ran on', sys.executable)\n\
+             print('ssh', os.path.exists(os.path.expanduser('~/.ssh/id_ed25519')))\n",
+            venv.display()
+        ),
+    );
+    fx.chown(&fx.home);
+    let out = fx
+        .kennel()
+        .args(["run", "--"])
+        .arg(venv.join("bin/agent"))
+        .output()
+        .unwrap();
+    common::assert_kennel_started(&out);
+    let text = stdout(&out);
+    assert!(text.contains("agent ran on"), "{text} {}", stderr(&out));
+    assert!(
+        text.contains("ssh False"),
+        "the rest of the home stays hidden: {text}"
+    );
+    assert!(!text.contains(SECRET));
+}
+
+#[test]
+fn an_npm_agent_on_an_nvm_node_runs_on_that_node_and_explain_shows_it() {
+    let fx = Fixture::new("nvm");
+    let prefix = fx.home.join(".nvm/versions/node/v20.11.0");
+    copy_exe("/usr/bin/node", &prefix.join("bin/node"));
+    let cli = prefix.join("lib/node_modules/agent/cli.js");
+    script(
+        &cli,
+        "#!/usr/bin/env node\nconsole.log('node agent ran on ' + process.execPath)\n",
+    );
+    // Installed as the agent whose profile is `claude`: `kennel claude` runs it.
+    std::os::unix::fs::symlink(
+        "../lib/node_modules/agent/cli.js",
+        prefix.join("bin/claude"),
+    )
+    .unwrap();
+    fx.chown(&fx.home);
+    let path = format!("{}/bin:/usr/local/bin:/usr/bin:/bin", prefix.display());
+    let out = fx
+        .kennel()
+        .env("PATH", &path)
+        .args(["claude"])
+        .output()
+        .unwrap();
+    common::assert_kennel_started(&out);
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!("node agent ran on {}/bin/node", prefix.display())),
+        "the agent must run on the node it was installed with: {text} {}",
+        stderr(&out)
+    );
+    let explained = fx
+        .kennel()
+        .env("PATH", &path)
+        .args(["explain", "claude"])
+        .output()
+        .unwrap();
+    let text = stdout(&explained);
+    assert!(
+        text.lines()
+            .any(|l| l.contains(&prefix.display().to_string())
+                && l.contains("the interpreter of `claude`")),
+        "{text}"
+    );
+}
