@@ -472,3 +472,45 @@ fn git_over_ssh_reaches_the_echo_host_through_the_proxy_command_only_when_allowe
         "the unlisted port is not reached: {text}"
     );
 }
+
+/// Host names come from the sandbox: the summary at exit escapes their control characters
+/// (no terminal command, no forged `kennel:` line) and keeps a bounded part of a long one
+/// (issue 17, items 6 and 8).
+#[test]
+fn blocked_host_names_reach_the_terminal_escaped_and_bounded() {
+    let (fx, _net) = allow_list_fixture("netescape", &[]);
+    let probe = r#"python3 -c '
+import socket
+def connect(target):
+    s = socket.create_connection(("127.0.0.1", 3128), timeout=10)
+    s.sendall(b"CONNECT " + target + b" HTTP/1.1\r\n\r\n")
+    print(s.recv(200)[:12])
+connect(b"evil\x1b]52;c;cHduZWQ=\x07\nkennel:forged\r\x1b[2K:443")
+connect(b"long" + b"x" * 60000 + b".example.test:443")
+'"#;
+    let out = fx.sandboxed(probe);
+    let err = stderr(&out);
+    assert!(
+        stdout(&out).matches("403").count() == 2,
+        "{} {err}",
+        stdout(&out)
+    );
+    assert!(err.contains("kennel: blocked 2 connections:"), "{err}");
+    assert!(
+        err.contains(
+            r"[evil\e]52;c;chduzwq=\u{7}\nkennel:forged\r\e[2k]:443 — not in the allow-list"
+        ),
+        "{err}"
+    );
+    // No line to paste for a name no host has: its quotes would be TOML of the sandbox's.
+    assert!(!err.contains("allow = [\"evil"), "{err}");
+    assert!(
+        !err.chars().any(|c| c.is_control() && c != '\n'),
+        "a raw control character reached kennel's lines: {err:?}"
+    );
+    assert!(
+        err.lines().all(|l| l.len() < 2_000),
+        "a host name is kept whole: {} bytes",
+        err.len()
+    );
+}
