@@ -553,7 +553,7 @@ mod tests {
         let head = seen.join().unwrap();
         assert_eq!(
             head,
-            "GET /x HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n"
+            format!("GET /x HTTP/1.1\r\nHost: web.test:{port}\r\nConnection: close\r\n\r\n")
         );
     }
 

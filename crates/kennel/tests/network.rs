@@ -485,25 +485,24 @@ def connect(target):
     s = socket.create_connection(("127.0.0.1", 3128), timeout=10)
     s.sendall(b"CONNECT " + target + b" HTTP/1.1\r\n\r\n")
     print(s.recv(200)[:12])
-connect(b"evil\x1b]52;c;cHduZWQ=\x07\nkennel:forged\r\x1b[2K:443")
+connect(b"evil\x1b]52;c;cHduZWQ=\x07\xc2\x9b2K\x1b[8m:443")
 connect(b"long" + b"x" * 60000 + b".example.test:443")
+connect(b"forged\nkennel:ok\r.test:443")
 '"#;
     let out = fx.sandboxed(probe);
     let err = stderr(&out);
-    assert!(
-        stdout(&out).matches("403").count() == 2,
-        "{} {err}",
-        stdout(&out)
-    );
+    let text = stdout(&out);
+    assert_eq!(text.matches("403").count(), 2, "{text} {err}");
+    // A bare LF or CR in the head is refused before any decision.
+    assert!(text.contains("400"), "{text} {err}");
     assert!(err.contains("kennel: blocked 2 connections:"), "{err}");
     assert!(
-        err.contains(
-            r"[evil\e]52;c;chduzwq=\u{7}\nkennel:forged\r\e[2k]:443 — not in the allow-list"
-        ),
+        err.contains(r"evil\e]52;c;chduzwq=\u{7}\u{9b}2k\e[8m:443 — not in the allow-list"),
         "{err}"
     );
     // No line to paste for a name no host has: its quotes would be TOML of the sandbox's.
     assert!(!err.contains("allow = [\"evil"), "{err}");
+    assert!(!err.contains("forged"), "{err}");
     assert!(
         !err.chars().any(|c| c.is_control() && c != '\n'),
         "a raw control character reached kennel's lines: {err:?}"
