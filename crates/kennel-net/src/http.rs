@@ -76,6 +76,12 @@ pub fn split_authority(auth: &str, default: Option<u16>) -> Option<(String, u16)
 /// Parses a request head. `Err` is the reason for a `400`.
 pub fn parse(head: &[u8]) -> Result<Request, String> {
     let text = std::str::from_utf8(head).map_err(|_| "the request head is not UTF-8")?;
+    // A bare CR or LF ends a line for some servers and not for others: a header hidden
+    // from the proxy's reading would reach the upstream server.
+    let body = text.strip_suffix("\r\n\r\n").unwrap_or(text);
+    if body.split("\r\n").any(|l| l.contains(['\r', '\n', '\0'])) {
+        return Err("a bare CR, LF or NUL in the request head".into());
+    }
     let mut lines = text.split("\r\n");
     let first = lines.next().unwrap_or("");
     let mut parts = first.split(' ');
@@ -103,12 +109,15 @@ pub fn parse(head: &[u8]) -> Result<Request, String> {
     let auth = auth.rsplit_once('@').map_or(auth, |(_, a)| a);
     let (host, port) =
         split_authority(auth, Some(80)).ok_or_else(|| format!("`{target}`: bad host"))?;
-    let mut out = format!("{method} {path} {version}\r\n");
+    // The Host the proxy decided for, whatever the client wrote: a `Host:` of another
+    // name would reach another site behind the same address (domain fronting).
+    let mut out = format!("{method} {path} {version}\r\nHost: {auth}\r\n");
     for line in lines.filter(|l| !l.is_empty()) {
         let name = line.split(':').next().unwrap_or("").trim();
         if name.eq_ignore_ascii_case("proxy-connection")
             || name.eq_ignore_ascii_case("proxy-authorization")
             || name.eq_ignore_ascii_case("connection")
+            || name.eq_ignore_ascii_case("host")
         {
             continue;
         }
@@ -170,9 +179,25 @@ mod tests {
         assert_eq!((host.as_str(), port), ("example.org", 8080));
         assert_eq!(
             String::from_utf8_lossy(&head),
-            "GET /a?b HTTP/1.1\r\nHost: example.org\r\nConnection: close\r\n\r\n"
+            "GET /a?b HTTP/1.1\r\nHost: example.org:8080\r\nConnection: close\r\n\r\n"
         );
         assert!(parse(b"GET /relative HTTP/1.1\r\n\r\n").is_err());
+        let Ok(Request::Plain { head, .. }) =
+            parse(b"GET http://user@allowed.test/ HTTP/1.1\r\nHost: other.test\r\nhOsT:x\r\n\r\n")
+        else {
+            panic!("not plain");
+        };
+        assert_eq!(
+            String::from_utf8_lossy(&head),
+            "GET / HTTP/1.1\r\nHost: allowed.test\r\nConnection: close\r\n\r\n"
+        );
+        for smuggled in [
+            &b"GET http://a.test/ HTTP/1.1\r\nX: y\nHost: b.test\r\n\r\n"[..],
+            b"GET http://a.test/ HTTP/1.1\r\nX: y\rHost: b.test\r\n\r\n",
+            b"CONNECT a.test:443 HTTP/1.1\nHost: b\r\n\r\n",
+        ] {
+            assert!(parse(smuggled).is_err(), "{smuggled:?}");
+        }
         assert!(parse(b"CONNECT nohost HTTP/1.1\r\n\r\n").is_err());
         assert!(parse(b"garbage\r\n\r\n").is_err());
     }

@@ -24,6 +24,8 @@ pub mod handoff;
 pub mod http;
 pub mod inside;
 pub mod log;
+#[cfg(test)]
+mod mutations;
 pub mod proxy;
 pub mod relay;
 pub mod sni;

@@ -1,7 +1,7 @@
 //! Every decision of the proxy: denials kept for the summary at exit, everything written
 //! to `--net-log FILE` when asked.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Why the proxy refused a connection, with the fix the user can apply.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Blocked {
     pub host: String,
     pub port: u16,
@@ -82,10 +82,70 @@ fn field(text: &str) -> String {
     kennel_policy::shown(text).replace(' ', "\\u{20}")
 }
 
+/// The most refusals told apart in the summary: the sandbox chooses the names, as many as it
+/// likes (10,000 refusals with long names once took kennel to 1.3 GB, issue 17 item 8).
+pub const MAX_KEPT: usize = 1_000;
+/// The most bytes of a host name, a reason or a fix kept for the summary (a DNS name has at
+/// most 253; a reason quotes a TLS server name).
+pub const MAX_TEXT: usize = 300;
+
+/// `text` cut to at most [`MAX_TEXT`] bytes, at a character boundary, marked when cut.
+fn bounded(text: &str) -> String {
+    if text.len() <= MAX_TEXT {
+        return text.to_string();
+    }
+    let mut end = MAX_TEXT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &text[..end], text.len())
+}
+
+/// Refusals counted per distinct one, in bounded memory: at most [`MAX_KEPT`] kept apart,
+/// each with bounded text; those beyond are only counted.
+#[derive(Default)]
+struct Refusals {
+    counts: HashMap<Blocked, usize>,
+    total: usize,
+    /// Refusals not kept apart (beyond [`MAX_KEPT`] distinct ones).
+    others: usize,
+}
+
+impl Refusals {
+    fn push(&mut self, b: Blocked) {
+        self.total += 1;
+        let b = Blocked {
+            host: bounded(&b.host),
+            port: b.port,
+            reason: bounded(&b.reason),
+            fix: b.fix.as_deref().map(bounded),
+        };
+        if let Some(n) = self.counts.get_mut(&b) {
+            *n += 1;
+        } else if self.counts.len() < MAX_KEPT {
+            self.counts.insert(b, 1);
+        } else {
+            self.others += 1;
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.total
+    }
+
+    fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+}
+
 #[derive(Default)]
 struct Inner {
-    blocked: Vec<Blocked>,
+    blocked: Refusals,
     allowed: usize,
+    /// Connections closed unserved: more than the proxy serves at once were open.
+    over_limit: usize,
+    /// That limit, for the summary.
+    limit: usize,
     file: Option<File>,
 }
 
@@ -168,28 +228,49 @@ impl NetLog {
         });
     }
 
+    /// A connection closed unserved because `limit` were open already.
+    pub fn over_limit(&self, limit: usize) {
+        self.with(|i| {
+            i.over_limit += 1;
+            i.limit = limit;
+        });
+    }
+
     pub fn blocked_count(&self) -> usize {
         self.with(|i| i.blocked.len())
     }
 
     /// The lines printed at exit: nothing when nothing was blocked; else a count, then one
-    /// line per blocked host and port (most frequent first, at most `max`).
+    /// line per blocked host and port (most frequent first, at most `max`). What came from
+    /// the sandbox (host names, TLS server names) is escaped: these lines reach the user's
+    /// terminal.
     pub fn summary(&self, max: usize) -> Vec<String> {
         self.with(|i| {
+            let mut lines = Vec::new();
+            if i.over_limit > 0 {
+                lines.push(format!(
+                    "closed {} connection{} unserved: the sandbox had {} open through the \
+                     proxy already",
+                    i.over_limit,
+                    if i.over_limit == 1 { "" } else { "s" },
+                    i.limit
+                ));
+            }
             if i.blocked.is_empty() {
-                return Vec::new();
+                return lines;
             }
-            let mut groups: BTreeMap<String, usize> = BTreeMap::new();
-            for b in &i.blocked {
-                *groups.entry(b.line()).or_default() += 1;
-            }
-            let mut groups: Vec<(String, usize)> = groups.into_iter().collect();
+            let mut groups: Vec<(String, usize)> = i
+                .blocked
+                .counts
+                .iter()
+                .map(|(b, n)| (kennel_policy::shown(&b.line()).into_owned(), *n))
+                .collect();
             groups.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
             let n = i.blocked.len();
-            let mut lines = vec![format!(
+            lines.push(format!(
                 "blocked {n} connection{}:",
                 if n == 1 { "" } else { "s" }
-            )];
+            ));
             for (line, count) in groups.iter().take(max) {
                 let times = if *count > 1 {
                     format!(" ({count} times)")
@@ -198,11 +279,10 @@ impl NetLog {
                 };
                 lines.push(format!("  {line}{times}"));
             }
-            if groups.len() > max {
-                lines.push(format!(
-                    "  and {} more (see --net-log FILE)",
-                    groups.len() - max
-                ));
+            let hidden: usize =
+                groups.iter().skip(max).map(|(_, n)| n).sum::<usize>() + i.blocked.others;
+            if hidden > 0 {
+                lines.push(format!("  and {hidden} more (see --net-log FILE)",));
             }
             lines
         })
@@ -264,5 +344,62 @@ mod tests {
         assert_eq!(s[0], "blocked 2 connections:");
         assert!(s[1].contains("example.org:443 — not in the allow-list; add it with"));
         assert!(s[1].ends_with("(2 times)"));
+    }
+
+    fn refusal(host: &str) -> Blocked {
+        Blocked {
+            host: host.into(),
+            port: 443,
+            reason: "not in the allow-list".into(),
+            fix: Some(format!("add it with `[network] allow = [\"{host}\"]`")),
+        }
+    }
+
+    /// What the sandbox sends is only counted past the first MAX_KEPT distinct refusals,
+    /// and no name is kept longer than MAX_TEXT bytes (issue 17, item 8).
+    #[test]
+    fn bookkeeping_is_bounded_whatever_the_sandbox_sends() {
+        let log = NetLog::default();
+        let long = "x".repeat(100_000);
+        log.blocked(refusal("0.example"));
+        log.blocked(refusal("0.example"));
+        for i in 0..(MAX_KEPT + 500) {
+            log.blocked(refusal(&format!("{i}.{long}")));
+        }
+        log.with(|i| {
+            assert_eq!(i.blocked.counts.len(), MAX_KEPT);
+            assert_eq!(i.blocked.others, 501);
+            assert!(i.blocked.counts.keys().all(|b| b.host.len() < MAX_TEXT + 40
+                && b.fix.as_ref().is_some_and(|f| f.len() < MAX_TEXT + 40)));
+        });
+        assert_eq!(log.blocked_count(), MAX_KEPT + 502);
+        let s = log.summary(8);
+        assert_eq!(s[0], format!("blocked {} connections:", MAX_KEPT + 502));
+        assert_eq!(s.len(), 10, "{s:?}");
+        assert!(
+            s[1].contains("0.example:443") && s[1].ends_with("(2 times)"),
+            "{s:?}"
+        );
+        // The 992 kept but not shown, and the 501 only counted.
+        assert_eq!(s[9], "  and 1493 more (see --net-log FILE)");
+        assert!(s.iter().all(|l| l.len() < 2 * MAX_TEXT + 200), "{s:?}");
+    }
+
+    /// Host names come from the sandbox: the summary reaches the terminal with each control
+    /// character escaped (issue 17, item 6).
+    #[test]
+    fn summary_escapes_control_characters() {
+        let log = NetLog::default();
+        log.blocked(refusal("evil\u{1b}]52;c;cHduZWQ=\u{7}\nkennel: forged\r"));
+        let s = log.summary(8);
+        assert_eq!(s.len(), 2);
+        assert!(
+            s.iter().all(|l| !l.chars().any(|c| c.is_control())),
+            "{s:?}"
+        );
+        assert!(
+            s[1].contains("evil\\e]52;c;cHduZWQ=\\u{7}\\nkennel: forged\\r"),
+            "{s:?}"
+        );
     }
 }

@@ -1,6 +1,9 @@
 //! The policy proxy, in the supervisor outside the sandbox. It listens on a unix socket in a
 //! private per-session directory that is bound into the sandbox: the sandbox's only way
-//! out. Each connection gets a thread; each tunnel, one more.
+//! out. Each connection gets a thread; each tunnel, one more. What the sandbox can make
+//! kennel hold is bounded (issue 17, item 8): at most [`MAX_CONNECTIONS`] at once (those
+//! beyond are closed at once and counted in the summary), and a client that does not finish
+//! its request head or TLS ClientHello within [`HANDSHAKE_TIMEOUT`] is dropped.
 //!
 //! Decision order: the name (deny list, allow list, else denied; listed localhost ports for
 //! [`crate::LOCALHOST`]), then the addresses it resolves to (those of the host refused
@@ -10,6 +13,7 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
@@ -41,6 +45,31 @@ pub struct Proxy {
 }
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// The most connections served at once: each holds a thread or two and four descriptors.
+pub const MAX_CONNECTIONS: usize = 256;
+/// How long a client may take to send its request head, and then its TLS ClientHello.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One connection being served: counted in `active` until dropped.
+struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    /// A slot if fewer than `max` are taken.
+    fn take(active: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
+        active
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Slot(Arc::clone(active)))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 impl Proxy {
     /// Listens at `path`; creates no thread (the supervisor is single-threaded until it
@@ -57,16 +86,26 @@ impl Proxy {
         thread::Builder::new()
             .name("kennel-proxy".into())
             .spawn(move || {
+                let active = Arc::new(AtomicUsize::new(0));
                 for conn in self.listener.incoming() {
                     let Ok(conn) = conn else {
                         // Out of descriptors, say: wait instead of spinning.
                         thread::sleep(Duration::from_millis(50));
                         continue;
                     };
+                    let Some(slot) = Slot::take(&active, MAX_CONNECTIONS) else {
+                        self.config.log.over_limit(MAX_CONNECTIONS);
+                        drop(conn);
+                        continue;
+                    };
                     let config = Arc::clone(&self.config);
+                    // A thread that cannot start drops its closure, and the slot with it.
                     let _ = thread::Builder::new()
                         .name("kennel-proxy-conn".into())
-                        .spawn(move || handle(conn, &config));
+                        .spawn(move || {
+                            handle(conn, &config);
+                            drop(slot);
+                        });
                 }
             })
     }
@@ -74,7 +113,13 @@ impl Proxy {
 
 /// Serves one connection to the proxy's socket: a client speaking HTTP, or a connection
 /// handed over from inside the sandbox (see [`crate::handoff`]).
-pub fn handle(mut conn: UnixStream, config: &ProxyConfig) {
+pub fn handle(conn: UnixStream, config: &ProxyConfig) {
+    handle_within(conn, config, HANDSHAKE_TIMEOUT);
+}
+
+/// [`handle`], the client having `handshake` to send its request head and ClientHello.
+fn handle_within(mut conn: UnixStream, config: &ProxyConfig, handshake: Duration) {
+    conn.limit_reads(Some(handshake));
     let mut buf = vec![0u8; 4096];
     let first = match config.receive_fd {
         Some(receive) => receive(&conn, &mut buf),
@@ -92,6 +137,7 @@ pub fn handle(mut conn: UnixStream, config: &ProxyConfig) {
             }
             let client = TcpStream::from(fd);
             let _ = client.set_nodelay(true);
+            client.limit_reads(Some(handshake));
             match buf.get(1) {
                 Some(&handoff::PROXY) => serve(client, buf.split_off(2), config, false),
                 Some(&handoff::TUNNEL) => {
@@ -180,6 +226,7 @@ fn serve_request<C: Duplex>(
         }
         Request::Plain { head, .. } => {
             config.log.allowed(&host, port, "HTTP");
+            client.limit_reads(None);
             let mut first = head;
             first.extend_from_slice(&rest);
             let _ = relay::relay(client, upstream, b"", &first);
@@ -203,13 +250,24 @@ fn blocked(host: &str, port: u16, reason: String, fix: Option<String>) -> Refusa
 
 /// The line that would allow `host:port`: the host alone for the web's ports, with the
 /// port otherwise (allowing one ssh port should not open them all).
-fn allow_fix(host: &str, port: u16) -> String {
+///
+/// None for a name that no host has (the sandbox chooses it): a quote in it would make the
+/// line the user pastes say something else (`x", "*`), and the TOML would not be kennel's.
+fn allow_fix(host: &str, port: u16) -> Option<String> {
+    let plausible = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':'));
+    if !plausible {
+        return None;
+    }
     let entry = if port == 80 || port == 443 {
         host.to_string()
     } else {
         host_port(host, port)
     };
-    format!("add it with `[network] allow = [\"{entry}\"]`")
+    Some(format!("add it with `[network] allow = [\"{entry}\"]`"))
 }
 
 /// Decides, resolves and connects.
@@ -235,7 +293,7 @@ fn open(config: &ProxyConfig, host: &str, port: u16) -> Result<TcpStream, Refusa
                     host,
                     port,
                     "not in the allow-list".into(),
-                    Some(allow_fix(host, port)),
+                    allow_fix(host, port),
                 ))
             }
             Err(d @ Denial::Denied { .. }) => return Err(blocked(host, port, d.to_string(), None)),
@@ -318,6 +376,16 @@ fn tunnel<C: Duplex>(
             }
         }
         match client.read(&mut buf) {
+            // The client went quiet before its hello was whole: letting it through would
+            // let the rest of it (another server name) pass unread.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                break Err("the TLS ClientHello did not come in time".to_string())
+            }
             Ok(0) | Err(_) => break Ok(()),
             Ok(n) => first.extend_from_slice(&buf[..n]),
         }
@@ -334,6 +402,7 @@ fn tunnel<C: Duplex>(
             upstream.close_half(std::net::Shutdown::Both);
         }
         Ok(()) => {
+            client.limit_reads(None);
             let r = upstream
                 .write_all(&first)
                 .and_then(|()| relay::pump(&mut client, &mut upstream));
@@ -484,8 +553,48 @@ mod tests {
         let head = seen.join().unwrap();
         assert_eq!(
             head,
-            "GET /x HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n"
+            format!("GET /x HTTP/1.1\r\nHost: web.test:{port}\r\nConnection: close\r\n\r\n")
         );
+    }
+
+    #[test]
+    fn connections_beyond_the_limit_get_no_slot() {
+        let active = Arc::new(AtomicUsize::new(0));
+        let slots: Vec<Slot> = (0..3).filter_map(|_| Slot::take(&active, 3)).collect();
+        assert_eq!(slots.len(), 3);
+        assert!(Slot::take(&active, 3).is_none());
+        drop(slots);
+        assert_eq!(active.load(Ordering::Acquire), 0);
+        assert!(Slot::take(&active, 3).is_some());
+        let log = NetLog::default();
+        log.over_limit(MAX_CONNECTIONS);
+        assert_eq!(
+            log.summary(8),
+            vec![
+                "closed 1 connection unserved: the sandbox had 256 open through the proxy already"
+            ]
+        );
+    }
+
+    /// A client that never finishes its request head, or its ClientHello, is let go.
+    #[test]
+    fn a_silent_client_is_dropped_after_the_handshake_timeout() {
+        let server = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = server.local_addr().unwrap().port();
+        thread::spawn(move || for _s in server.incoming() {});
+        let c = config(&["ok.test", "127.0.0.1"], vec![], "ok.test=127.0.0.1");
+        let limit = Duration::from_millis(200);
+        for request in [
+            "CONNECT ok.test:".to_string(),
+            format!("CONNECT ok.test:{port} HTTP/1.1\r\n\r\n\x16\x03\x01"),
+        ] {
+            let (mut client, server_side) = UnixStream::pair().unwrap();
+            client.write_all(request.as_bytes()).unwrap();
+            let start = std::time::Instant::now();
+            handle_within(server_side, &c, limit);
+            assert!(start.elapsed() < Duration::from_secs(5), "{request}");
+            drop(client);
+        }
     }
 
     /// A handoff whose descriptor did not come along (or a sandbox faking one) is dropped.

@@ -8,6 +8,7 @@ use std::net::{Shutdown, TcpStream};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::thread;
+use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, splice, FcntlArg, OFlag, SpliceFFlags};
@@ -16,6 +17,8 @@ use nix::fcntl::{fcntl, splice, FcntlArg, OFlag, SpliceFFlags};
 pub trait Duplex: Read + Write + AsFd + Send + Sized + 'static {
     fn duplicate(&self) -> io::Result<Self>;
     fn close_half(&self, how: Shutdown);
+    /// How long a read may wait (the socket's, shared by its duplicates); None: forever.
+    fn limit_reads(&self, limit: Option<Duration>);
 }
 
 impl Duplex for TcpStream {
@@ -25,6 +28,9 @@ impl Duplex for TcpStream {
     fn close_half(&self, how: Shutdown) {
         let _ = self.shutdown(how);
     }
+    fn limit_reads(&self, limit: Option<Duration>) {
+        let _ = self.set_read_timeout(limit);
+    }
 }
 
 impl Duplex for UnixStream {
@@ -33,6 +39,9 @@ impl Duplex for UnixStream {
     }
     fn close_half(&self, how: Shutdown) {
         let _ = self.shutdown(how);
+    }
+    fn limit_reads(&self, limit: Option<Duration>) {
+        let _ = self.set_read_timeout(limit);
     }
 }
 

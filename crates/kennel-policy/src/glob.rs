@@ -244,6 +244,40 @@ pub fn matches(pattern: &str, name: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// The matcher against a plain recursive one, on seeded random patterns and names of
+    /// a small alphabet (issue 17, item 12: the hand-written parsers are tested by mutation).
+    #[test]
+    fn matcher_agrees_with_a_reference_on_random_cases() {
+        fn reference(p: &[char], n: &[char]) -> bool {
+            match p.split_first() {
+                None => n.is_empty(),
+                Some(('*', rest)) => (0..=n.len()).any(|i| reference(rest, &n[i..])),
+                Some((&c, rest)) => n
+                    .split_first()
+                    .is_some_and(|(&m, tail)| (c == '?' || c == m) && reference(rest, tail)),
+            }
+        }
+        let mut state: u64 = 0x6b65_6e6e_656c;
+        let mut next = move |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let alphabet = ['a', 'b', '.', 'é', '*', '?'];
+        for _ in 0..20_000 {
+            let pattern: String = (0..next(8)).map(|_| alphabet[next(6)]).collect();
+            let name: String = (0..next(10)).map(|_| alphabet[next(4)]).collect();
+            let p: Vec<char> = pattern.chars().collect();
+            let n: Vec<char> = name.chars().collect();
+            assert_eq!(
+                matches(&pattern, &name),
+                reference(&p, &n),
+                "{pattern} {name}"
+            );
+        }
+    }
+
     #[test]
     fn wildcards_match_names() {
         assert!(matches(".env*", ".env"));

@@ -534,3 +534,44 @@ fn systemd_listed_localhost_port_works_and_an_unlisted_one_does_not() {
         assert!(text.contains("DIRECT refused 127.0.0.1"), "{mode}: {text}");
     }
 }
+
+/// Host names come from the sandbox: the summary at exit escapes their control characters
+/// (no terminal command, no forged `kennel:` line) and keeps a bounded part of a long one
+/// (issue 17, items 6 and 8).
+#[test]
+fn blocked_host_names_reach_the_terminal_escaped_and_bounded() {
+    let (fx, _net) = allow_list_fixture("netescape", &[]);
+    let probe = r#"python3 -c '
+import socket
+def connect(target):
+    s = socket.create_connection(("127.0.0.1", 3128), timeout=10)
+    s.sendall(b"CONNECT " + target + b" HTTP/1.1\r\n\r\n")
+    print(s.recv(200)[:12])
+connect(b"evil\x1b]52;c;cHduZWQ=\x07\xc2\x9b2K\x1b[8m:443")
+connect(b"long" + b"x" * 60000 + b".example.test:443")
+connect(b"forged\nkennel:ok\r.test:443")
+'"#;
+    let out = fx.sandboxed(probe);
+    let err = stderr(&out);
+    let text = stdout(&out);
+    assert_eq!(text.matches("403").count(), 2, "{text} {err}");
+    // A bare LF or CR in the head is refused before any decision.
+    assert!(text.contains("400"), "{text} {err}");
+    assert!(err.contains("kennel: blocked 2 connections:"), "{err}");
+    assert!(
+        err.contains(r"evil\e]52;c;chduzwq=\u{7}\u{9b}2k\e[8m:443 — not in the allow-list"),
+        "{err}"
+    );
+    // No line to paste for a name no host has: its quotes would be TOML of the sandbox's.
+    assert!(!err.contains("allow = [\"evil"), "{err}");
+    assert!(!err.contains("forged"), "{err}");
+    assert!(
+        !err.chars().any(|c| c.is_control() && c != '\n'),
+        "a raw control character reached kennel's lines: {err:?}"
+    );
+    assert!(
+        err.lines().all(|l| l.len() < 2_000),
+        "a host name is kept whole: {} bytes",
+        err.len()
+    );
+}
