@@ -34,6 +34,8 @@ pub struct NetOptions {
     pub log_file: Option<PathBuf>,
     /// Fixed answers of the proxy's resolver (tests, through a debug-build-only variable).
     pub resolver_overrides: HashMap<String, Vec<IpAddr>>,
+    /// The user's config file as shown to the user: the fix of a refusal names it.
+    pub config_name: String,
 }
 
 /// One sandbox's network session.
@@ -102,6 +104,13 @@ pub fn prepare(policy: &Policy, opts: &NetOptions) -> Result<Option<Session>, Na
         resolver: kennel_net::addr::Resolver::new(opts.resolver_overrides.clone()),
         log: log.clone(),
         receive_fd: Some(receive_fd),
+        hint: kennel_net::proxy::FixHint {
+            profile: policy.profile.clone(),
+            config: opts.config_name.clone(),
+            groups: kennel_policy::net_groups()
+                .map(|g| g.into_iter().collect())
+                .unwrap_or_default(),
+        },
     };
     let proxy = Proxy::bind(&socket, config).map_err(io_err("listening on", &socket))?;
     let mut session = Session {

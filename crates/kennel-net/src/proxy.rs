@@ -37,6 +37,54 @@ pub struct ProxyConfig {
     /// How to receive a connection handed over from inside (see [`crate::handoff`]);
     /// without it, only clients speaking HTTP are served.
     pub receive_fd: Option<handoff::ReceiveFd>,
+    /// Where the fix for a refusal goes, so that the line kennel suggests is valid config.
+    pub hint: FixHint,
+}
+
+/// What the fix of a refusal names: the table of the profile in use and the file it is in,
+/// and the named host groups (a group that has the host is suggested too).
+#[derive(Debug, Clone, Default)]
+pub struct FixHint {
+    /// The profile in use (`claude`): its table is `[profile.claude.network]`.
+    pub profile: String,
+    /// The user's config file, as shown to the user (`~/.config/kennel/config.toml`).
+    pub config: String,
+    pub groups: Vec<(String, Vec<kennel_policy::HostRule>)>,
+}
+
+impl FixHint {
+    /// `[profile.NAME.network] in FILE`, the name quoted when it is not a bare TOML key.
+    fn table(&self) -> String {
+        let name = if self.profile.is_empty() {
+            "default"
+        } else {
+            self.profile.as_str()
+        };
+        let bare = name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        let key = if bare {
+            name.to_string()
+        } else {
+            let mut quoted = String::from("\"");
+            for c in name.chars() {
+                match c {
+                    '"' => quoted.push_str("\\\""),
+                    '\\' => quoted.push_str("\\\\"),
+                    c if c.is_control() => quoted.push_str(&format!("\\u{:04X}", u32::from(c))),
+                    c => quoted.push(c),
+                }
+            }
+            quoted.push('"');
+            quoted
+        };
+        let file = if self.config.is_empty() {
+            "your config".to_string()
+        } else {
+            kennel_policy::shown(&self.config).into_owned()
+        };
+        format!("[profile.{key}.network] in {file}")
+    }
 }
 
 pub struct Proxy {
@@ -253,7 +301,7 @@ fn blocked(host: &str, port: u16, reason: String, fix: Option<String>) -> Refusa
 ///
 /// None for a name that no host has (the sandbox chooses it): a quote in it would make the
 /// line the user pastes say something else (`x", "*`), and the TOML would not be kennel's.
-fn allow_fix(host: &str, port: u16) -> Option<String> {
+fn allow_fix(host: &str, port: u16, hint: &FixHint) -> Option<String> {
     let plausible = !host.is_empty()
         && host.len() <= 253
         && host
@@ -267,7 +315,16 @@ fn allow_fix(host: &str, port: u16) -> Option<String> {
     } else {
         host_port(host, port)
     };
-    Some(format!("add it with `[network] allow = [\"{entry}\"]`"))
+    let group = hint
+        .groups
+        .iter()
+        .find(|(_, rules)| rules.iter().any(|r| r.matches(host, port)))
+        .map(|(name, _)| format!(", or the group that has it: `groups = [\"{name}\"]`"))
+        .unwrap_or_default();
+    Some(format!(
+        "add it to {}: `allow = [\"{entry}\"]`{group}",
+        hint.table()
+    ))
 }
 
 /// Decides, resolves and connects.
@@ -278,7 +335,10 @@ fn open(config: &ProxyConfig, host: &str, port: u16) -> Result<TcpStream, Refusa
                 host,
                 port,
                 "not a listed localhost port".into(),
-                Some(format!("add it with `[network] localhost = [{port}]`")),
+                Some(format!(
+                    "add it to {}: `localhost = [{port}]`",
+                    config.hint.table()
+                )),
             ));
         }
         vec![
@@ -293,7 +353,7 @@ fn open(config: &ProxyConfig, host: &str, port: u16) -> Result<TcpStream, Refusa
                     host,
                     port,
                     "not in the allow-list".into(),
-                    allow_fix(host, port),
+                    allow_fix(host, port, &config.hint),
                 ))
             }
             Err(d @ Denial::Denied { .. }) => return Err(blocked(host, port, d.to_string(), None)),
@@ -438,6 +498,11 @@ mod tests {
             ),
             log: NetLog::default(),
             receive_fd: None,
+            hint: FixHint {
+                profile: "claude".into(),
+                config: "~/.config/kennel/config.toml".into(),
+                groups: Vec::new(),
+            },
         }
     }
 
@@ -470,11 +535,26 @@ mod tests {
         let c = config(&["api.example.test"], vec![], "");
         let (text, _) = ask(&c, "CONNECT example.org:443 HTTP/1.1\r\n\r\n");
         assert!(text.starts_with("HTTP/1.1 403"), "{text}");
-        assert!(text.contains("example.org:443 — not in the allow-list; add it with `[network] allow = [\"example.org\"]`"), "{text}");
+        assert!(text.contains("example.org:443 — not in the allow-list; add it to [profile.claude.network] in ~/.config/kennel/config.toml: `allow = [\"example.org\"]`"), "{text}");
         assert_eq!(c.log.blocked_count(), 1);
         let (text, _) = ask(&c, "CONNECT example.org:22 HTTP/1.1\r\n\r\n");
+        assert!(text.contains("`allow = [\"example.org:22\"]`"), "{text}");
+    }
+
+    #[test]
+    fn the_fix_names_a_group_that_has_the_host_and_quotes_an_odd_profile_name() {
+        let mut c = config(&["api.example.test"], vec![], "");
+        c.hint.groups = vec![(
+            "pypi".into(),
+            vec![kennel_policy::HostRule::parse("pypi.org", "group pypi").unwrap()],
+        )];
+        c.hint.profile = "my \"agent\"".into();
+        let (text, _) = ask(&c, "CONNECT pypi.org:443 HTTP/1.1\r\n\r\n");
         assert!(
-            text.contains("add it with `[network] allow = [\"example.org:22\"]`"),
+            text.contains(
+                "add it to [profile.\"my \\\"agent\\\"\".network] in ~/.config/kennel/config.toml: \
+                 `allow = [\"pypi.org\"]`, or the group that has it: `groups = [\"pypi\"]`"
+            ),
             "{text}"
         );
     }

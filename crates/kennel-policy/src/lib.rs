@@ -38,7 +38,7 @@ pub use policy::{
     Policy, RuleOrigin, Terminal, TmpfsLimits,
 };
 pub use resolve::{
-    resolv_conf_target, resolve, resolve_default, CliLayer, HostFacts, ResolveInputs,
+    net_groups, resolv_conf_target, resolve, resolve_default, CliLayer, HostFacts, ResolveInputs,
 };
 pub use shown::{shown, shown_bytes, shown_path};
 pub use source::{ConfigError, SourceFile};

@@ -298,7 +298,7 @@ struct Builder<'a> {
 }
 
 /// The named host groups of `profiles/network.toml`.
-fn net_groups() -> Result<BTreeMap<String, Vec<HostRule>>, PolicyError> {
+pub fn net_groups() -> Result<BTreeMap<String, Vec<HostRule>>, PolicyError> {
     let src = SourceFile::new("profiles/network.toml", BUILTIN_NET_GROUPS);
     let raw: RawNetGroups = parse(&src)?;
     check_version(&src, &raw.version)?;

@@ -571,6 +571,7 @@ fn run_policy(
         net: kennel_native::NetOptions {
             log_file: run.net_log.clone(),
             resolver_overrides: debug_resolver_overrides()?,
+            config_name: config_name.to_string(),
         },
         pass_fds: pass_descriptors(&run.pass_fds, policy.backend)?,
     };

@@ -205,7 +205,7 @@ fn allow_list_denies_with_403_explains_at_exit_and_logs() {
     let text = stdout(&out);
     let err = stderr(&out);
     assert!(
-        text.contains("HTTP 403 kennel: blocked denied.example.test:80 — not in the allow-list; add it with `[network] allow = [\"denied.example.test\"]`"),
+        text.contains("HTTP 403 kennel: blocked denied.example.test:80 — not in the allow-list; add it to [profile.default.network] in ~/.config/kennel/config.toml: `allow = [\"denied.example.test\"]`"),
         "{text} {err}"
     );
     assert!(
@@ -219,7 +219,7 @@ fn allow_list_denies_with_403_explains_at_exit_and_logs() {
     );
     assert!(err.contains("kennel: blocked 3 connections:"), "{err}");
     assert!(
-        err.contains("denied.example.test:80 — not in the allow-list; add it with `[network] allow = [\"denied.example.test\"]`"),
+        err.contains("denied.example.test:80 — not in the allow-list; add it to [profile.default.network] in ~/.config/kennel/config.toml: `allow = [\"denied.example.test\"]`"),
         "{err}"
     );
     assert!(
@@ -230,6 +230,37 @@ fn allow_list_denies_with_403_explains_at_exit_and_logs() {
     assert!(
         logged.contains("blocked denied.example.test:80"),
         "--net-log keeps every decision: {logged}"
+    );
+}
+
+/// The fix kennel prints for a blocked host is config that kennel takes: pasted where it
+/// says, the next run gets through.
+#[test]
+fn the_printed_fix_for_a_blocked_host_pasted_into_the_config_lets_it_through() {
+    let (fx, net) = allow_list_fixture("netfix", &[]);
+    let url = format!("http:http://unlisted.example.test:{}/", net.http_port);
+    let hosts = format!("{HOSTS};unlisted.example.test=127.0.0.2");
+    let out = fx.net_probe(&["--profile", "claude"], &hosts, std::slice::from_ref(&url));
+    let err = stderr(&out);
+    let fix = err
+        .lines()
+        .find_map(|l| l.split("add it to ").nth(1))
+        .unwrap_or_else(|| panic!("no fix printed: {err}"));
+    let (table, line) = fix
+        .split_once(" in ~/.config/kennel/config.toml: `")
+        .unwrap_or_else(|| panic!("{fix}"));
+    assert_eq!(table, "[profile.claude.network]", "{fix}");
+    let line = line.trim_end_matches('`');
+    let config = fx.home.join(".config/kennel/config.toml");
+    let mut text = fs::read_to_string(&config).unwrap();
+    text.push_str(&format!("\n{table}\n{line}\n"));
+    fx.write(&config, &text);
+    let out = fx.net_probe(&["--profile", "claude"], &hosts, &[url]);
+    assert!(
+        stdout(&out).contains("HTTP 200 fake-internet"),
+        "the pasted fix did not let the host through: {} {}",
+        stdout(&out),
+        stderr(&out)
     );
 }
 
