@@ -714,6 +714,16 @@ fn explain(config: &ConfigChoice, args: ExplainArgs) -> Result<u8, Failure> {
             .map(|p| p.description)
             .unwrap_or_default();
         print!("{}", explain_text(&policy, &description));
+        if policy.backend == Backend::Auto {
+            // What `auto` is on this machine: the same probe `kennel run` meets.
+            match kennel_native::probe_user_namespaces().map_err(apparmor::with_commands) {
+                Ok(()) => println!("\non this machine, auto is the native backend"),
+                Err(e) => println!(
+                    "\non this machine, auto is the landlock backend (it keeps less: see \
+                     `kennel explain --backend landlock`): {e}"
+                ),
+            }
+        }
         if policy.backend != Backend::Systemd {
             println!("\nsystem calls refused (seccomp; EPERM unless said otherwise):");
             for (calls, why) in kennel_native::seccomp::DENIED {

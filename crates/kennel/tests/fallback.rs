@@ -94,3 +94,26 @@ fn the_native_backend_refuses_with_the_cause_and_a_fix_where_user_namespaces_are
         stderr(&out)
     );
 }
+
+/// `kennel explain` says what `auto` is on this machine, as `kennel run` meets it.
+#[test]
+fn explain_says_which_backend_auto_is_here() {
+    let fx = Fixture::new("explain-auto");
+    let here = fx.kennel().args(["explain"]).output().unwrap();
+    assert!(
+        stdout(&here).contains("on this machine, auto is the native backend"),
+        "{}",
+        stdout(&here)
+    );
+    let refused = fx
+        .user_command(deny_userns())
+        .arg(&env().kennel)
+        .arg("explain")
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&refused).contains("on this machine, auto is the landlock backend"),
+        "{}",
+        stdout(&refused)
+    );
+}
