@@ -294,18 +294,65 @@ impl Catalog {
     }
 }
 
+/// Profiles of the user's config that look like a typo of a built-in one: a
+/// `[profile.claud]` that names neither `extends` nor `program` is a new profile that
+/// nothing runs, while `[profile.claude]` was meant. One warning each, with file and line.
+pub fn profile_name_typos(src: &SourceFile) -> Vec<String> {
+    let Ok(raw) = parse::<RawConfig>(src) else {
+        return Vec::new();
+    };
+    let mut warnings = Vec::new();
+    for (name, layer) in &raw.profile {
+        let typed = name.get_ref();
+        if BUILTIN_PROFILES.iter().any(|(b, _)| b == typed)
+            || layer.extends.is_some()
+            || layer.program.is_some()
+        {
+            continue;
+        }
+        let near = BUILTIN_PROFILES
+            .iter()
+            .map(|(b, _)| (strsim::damerau_levenshtein(typed, b), *b))
+            .filter(|(d, b)| *d > 0 && *d <= 2 && b.len() > *d + 1)
+            .min();
+        if let Some((_, builtin)) = near {
+            let (line, _) = src.line_col(name.span().start);
+            warnings.push(format!(
+                "{}:{line}: [profile.{typed}] is a profile of its own (it names neither \
+                 `extends` nor `program`), which `kennel {builtin}` does not use: did you mean \
+                 [profile.{builtin}]?",
+                src.name
+            ));
+        }
+    }
+    warnings
+}
+
 fn check_profile_name(
     src: &SourceFile,
     name: &str,
     span: std::ops::Range<usize>,
 ) -> Result<(), ConfigError> {
+    // Not an option (`-x`), nor a subcommand's name, which `kennel NAME` could not reach.
     let ok = !name.is_empty()
+        && !name.starts_with('-')
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         && !matches!(
             name,
-            "run" | "explain" | "profiles" | "doctor" | "completions" | "man" | "help"
+            "run"
+                | "explain"
+                | "profiles"
+                | "doctor"
+                | "completions"
+                | "man"
+                | "help"
+                | "wrap"
+                | "unwrap"
+                | "homes"
+                | "net-connect"
+                | "internal-verify-exec"
         );
     if ok {
         Ok(())

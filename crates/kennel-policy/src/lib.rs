@@ -22,7 +22,7 @@ mod source;
 #[cfg(test)]
 mod tests;
 
-pub use catalog::{Catalog, ProfileInfo, BUILTIN_PROFILES};
+pub use catalog::{profile_name_typos, Catalog, ProfileInfo, BUILTIN_PROFILES};
 pub use context::{Context, ContextInputs, GitDirs, Workspace};
 pub use env::{env_allowed, ENV_ALLOW_LIST};
 pub use error::PolicyError;

@@ -769,3 +769,33 @@ fn tmpfs_size_errors_name_the_line_and_what_to_write() {
     let e = err(with_repo("default", "version = 1\ntmpfs-size = \"64M\"\n"));
     assert!(e.contains("`tmpfs-size` would widen"), "{e}");
 }
+
+#[test]
+fn a_profile_name_that_looks_like_a_typo_of_a_builtin_is_warned_about() {
+    let src = SourceFile::new(
+        "~/.config/kennel/config.toml",
+        "version = 1\n\
+         [profile.claud]\nread-only = [\"~/x\"]\n\
+         [profile.claude]\nread-only = [\"~/y\"]\n\
+         [profile.aidr]\nextends = \"aider\"\n\
+         [profile.mytool]\nprogram = \"mytool\"\n",
+    );
+    let warnings = crate::catalog::profile_name_typos(&src);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with("~/.config/kennel/config.toml:2: [profile.claud]")
+            && warnings[0].ends_with("did you mean [profile.claude]?"),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn a_profile_named_like_an_option_or_a_subcommand_is_refused() {
+    for name in ["-x", "homes", "wrap"] {
+        let e = err(with_config(
+            "default",
+            &format!("version = 1\n[profile.{name}]\nprogram = \"x\"\n"),
+        ));
+        assert!(e.contains("config.toml:2"), "{name}: {e}");
+    }
+}

@@ -281,7 +281,15 @@ fn user_config(
     match files::read_users_file(&path, files::MAX_CONFIG) {
         Ok(bytes) => {
             let text = config_text(&path, bytes)?;
-            Ok((name.clone(), Some(SourceFile::new(name, text))))
+            let src = SourceFile::new(name.clone(), text);
+            // Once per run, however often the config is read.
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                for warning in kennel_policy::profile_name_typos(&src) {
+                    eprintln!("kennel: warning: {warning}");
+                }
+            });
+            Ok((name, Some(src)))
         }
         Err(files::ReadError::NotFound) if !required => Ok((name, None)),
         Err(e) => Err(failure(
