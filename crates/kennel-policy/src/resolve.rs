@@ -289,7 +289,7 @@ impl<'a> Builder<'a> {
             net: NetRules::default(),
             localhost: Vec::new(),
             net_groups: None,
-            listing: glob::Listing::default(),
+            listing: glob::Listing::for_user(ctx.uid),
         }
     }
 
