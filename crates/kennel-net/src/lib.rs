@@ -22,6 +22,7 @@ pub mod client;
 pub mod dns;
 pub mod handoff;
 pub mod http;
+pub mod idle;
 pub mod inside;
 pub mod log;
 #[cfg(test)]

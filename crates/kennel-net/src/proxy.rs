@@ -23,6 +23,7 @@ use kennel_policy::{normalize_host, Denial, NetRules};
 use crate::addr::Resolver;
 use crate::handoff;
 use crate::http::{self, Request};
+use crate::idle;
 use crate::log::{host_port, Blocked, NetLog};
 use crate::relay::{self, Duplex};
 use crate::sni::{self, Hello};
@@ -277,7 +278,8 @@ fn serve_request<C: Duplex>(
             client.limit_reads(None);
             let mut first = head;
             first.extend_from_slice(&rest);
-            let _ = relay::relay(client, upstream, b"", &first);
+            // No client to server pump to count in: a plain request goes as a tunnel does.
+            tunnel_from(client, upstream, first, &host, port, config, false);
         }
     }
 }
@@ -405,23 +407,52 @@ fn open(config: &ProxyConfig, host: &str, port: u16) -> Result<TcpStream, Refusa
 /// After the `200`: server to client at once (server-first protocols such as ssh); client
 /// to server once its first bytes are known not to be TLS for another name.
 fn tunnel<C: Duplex>(
+    client: C,
+    upstream: TcpStream,
+    first: Vec<u8>,
+    host: &str,
+    port: u16,
+    config: &ProxyConfig,
+) {
+    tunnel_from(client, upstream, first, host, port, config, true);
+}
+
+/// Both ways between `client` and `upstream`, `first` sent upstream first, until both end
+/// or nothing moves for [`idle::IDLE_TIMEOUT`]. `check_hello`: refuse TLS for another name
+/// than `host`.
+fn tunnel_from<C: Duplex>(
     mut client: C,
     mut upstream: TcpStream,
     mut first: Vec<u8>,
     host: &str,
     port: u16,
     config: &ProxyConfig,
+    check_hello: bool,
 ) {
-    let (Ok(mut client_w), Ok(mut upstream_r)) = (client.duplicate(), upstream.duplicate()) else {
+    let (Ok(mut client_w), Ok(mut upstream_r), Ok(client_c), Ok(upstream_c)) = (
+        client.duplicate(),
+        upstream.duplicate(),
+        client.duplicate(),
+        upstream.duplicate(),
+    ) else {
         return;
     };
+    let watched = idle::watch().add(Box::new(move || {
+        client_c.close_half(std::net::Shutdown::Both);
+        upstream_c.close_half(std::net::Shutdown::Both);
+    }));
+    let moved = watched.moved();
+    let moved_back = watched.moved();
     let back = thread::spawn(move || {
-        let r = relay::pump(&mut upstream_r, &mut client_w);
+        let r = relay::pump_counted(&mut upstream_r, &mut client_w, &moved_back);
         client_w.close_half(std::net::Shutdown::Write);
         r
     });
     let mut buf = vec![0u8; 16 * 1024];
     let verdict = loop {
+        if !check_hello {
+            break Ok(());
+        }
         match sni::parse(&first) {
             Hello::Incomplete if first.len() < sni::MAX_HELLO => {}
             Hello::Incomplete | Hello::Malformed => {
@@ -465,7 +496,7 @@ fn tunnel<C: Duplex>(
             client.limit_reads(None);
             let r = upstream
                 .write_all(&first)
-                .and_then(|()| relay::pump(&mut client, &mut upstream));
+                .and_then(|()| relay::pump_counted(&mut client, &mut upstream, &moved));
             upstream.close_half(std::net::Shutdown::Write);
             if r.is_err() {
                 client.close_half(std::net::Shutdown::Both);

@@ -7,6 +7,7 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::Duration;
 
@@ -82,22 +83,31 @@ fn finish<F: Duplex, T: Duplex>(from: &F, to: &T, clean: bool) {
 
 /// Copies `from` to `to` until end of file; returns the bytes moved.
 pub fn pump<F: Duplex, T: Duplex>(from: &mut F, to: &mut T) -> io::Result<u64> {
-    match splice_pump(from, to) {
+    pump_counted(from, to, &AtomicU64::new(0))
+}
+
+/// [`pump`], adding the bytes to `moved` as they go (for a watch on idle tunnels).
+pub fn pump_counted<F: Duplex, T: Duplex>(
+    from: &mut F,
+    to: &mut T,
+    moved: &AtomicU64,
+) -> io::Result<u64> {
+    match splice_pump(from, to, moved) {
         Ok(n) => Ok(n),
-        Err(Fallback(n)) => Ok(n + copy_pump(from, to)?),
+        Err(Fallback(n)) => Ok(n + copy_pump(from, to, moved)?),
     }
 }
 
 /// splice(2) is not possible here; `.0` bytes were moved before that was known.
 struct Fallback(u64);
 
-fn splice_pump<F: Duplex, T: Duplex>(from: &F, to: &T) -> Result<u64, Fallback> {
+fn splice_pump<F: Duplex, T: Duplex>(from: &F, to: &T, moved: &AtomicU64) -> Result<u64, Fallback> {
     let Ok((pr, pw)) = nix::unistd::pipe2(OFlag::O_CLOEXEC) else {
         return Err(Fallback(0));
     };
     // A bigger pipe means fewer calls; the default (64 KiB) is kept when refused.
     let _ = fcntl(&pw, FcntlArg::F_SETPIPE_SZ(CHUNK as i32));
-    splice_loop(from, to, &pr, &pw)
+    splice_loop(from, to, &pr, &pw, moved)
 }
 
 fn splice_loop<F: Duplex, T: Duplex>(
@@ -105,6 +115,7 @@ fn splice_loop<F: Duplex, T: Duplex>(
     to: &T,
     pr: &OwnedFd,
     pw: &OwnedFd,
+    moved: &AtomicU64,
 ) -> Result<u64, Fallback> {
     let mut total = 0u64;
     let flags = SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_MORE;
@@ -123,6 +134,7 @@ fn splice_loop<F: Duplex, T: Duplex>(
                 Ok(m) => {
                     left -= m;
                     total += m as u64;
+                    moved.fetch_add(m as u64, Ordering::Relaxed);
                 }
                 Err(Errno::EINTR) => continue,
                 Err(_) => return Ok(total),
@@ -131,7 +143,7 @@ fn splice_loop<F: Duplex, T: Duplex>(
     }
 }
 
-fn copy_pump<F: Duplex, T: Duplex>(from: &mut F, to: &mut T) -> io::Result<u64> {
+fn copy_pump<F: Duplex, T: Duplex>(from: &mut F, to: &mut T, moved: &AtomicU64) -> io::Result<u64> {
     let mut buf = vec![0u8; 256 * 1024];
     let mut total = 0u64;
     loop {
@@ -143,6 +155,7 @@ fn copy_pump<F: Duplex, T: Duplex>(from: &mut F, to: &mut T) -> io::Result<u64> 
         };
         to.write_all(&buf[..n])?;
         total += n as u64;
+        moved.fetch_add(n as u64, Ordering::Relaxed);
     }
 }
 

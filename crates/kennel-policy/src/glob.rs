@@ -74,6 +74,9 @@ pub struct Listing {
     entries: Option<Result<Vec<PathBuf>, ExpandError>>,
     /// [`MAX_ENTRIES`] but in tests.
     budget: usize,
+    /// The user the sandbox runs as: a folder of theirs that cannot be listed is never
+    /// skipped (they can `chmod` it back inside). None: no folder is skipped.
+    user: Option<u32>,
 }
 
 impl Default for Listing {
@@ -81,16 +84,25 @@ impl Default for Listing {
         Listing {
             entries: None,
             budget: MAX_ENTRIES,
+            user: None,
         }
     }
 }
 
 impl Listing {
+    /// For a sandbox that runs as `uid`.
+    pub fn for_user(uid: u32) -> Listing {
+        Listing {
+            user: Some(uid),
+            ..Listing::default()
+        }
+    }
+
     fn all(&mut self, workspace: &Path) -> Result<&[PathBuf], ExpandError> {
-        let budget = self.budget;
+        let (budget, user) = (self.budget, self.user);
         match self
             .entries
-            .get_or_insert_with(|| walk_all(workspace, budget))
+            .get_or_insert_with(|| walk_all(workspace, budget, user))
         {
             Ok(entries) => Ok(entries),
             Err(e) => Err(e.clone()),
@@ -124,7 +136,7 @@ pub fn expand(
         }
     } else {
         let mut budget = listing.budget;
-        walk_anchored(workspace, &parts, &mut budget, &mut found)?;
+        walk_anchored(workspace, &parts, &mut budget, listing.user, &mut found)?;
     }
     found.sort();
     // A matched folder hides what it holds: one mount for it (sorted, a folder comes just
@@ -136,15 +148,28 @@ pub fn expand(
     Ok(found)
 }
 
-/// Lists `dir`; a folder that cannot be listed is an error unless it cannot be entered
-/// either (then nothing in it is reachable, by the sandbox either: it runs as the same
-/// user, without privileges).
-fn list(dir: &Path, budget: &mut usize) -> Result<Vec<(PathBuf, bool)>, ExpandError> {
+/// Lists `dir`. A folder that cannot be listed is an error, unless it cannot be entered
+/// either and belongs to someone else than `user`: then nothing in it is reachable by the
+/// sandbox either (it runs as `user`, without privileges, and cannot `chmod` it). A folder
+/// of the user's own, an earlier session may have closed (`chmod 000`) to be skipped here
+/// and opened again inside.
+fn list(
+    dir: &Path,
+    budget: &mut usize,
+    user: Option<u32>,
+) -> Result<Vec<(PathBuf, bool)>, ExpandError> {
+    use std::os::unix::fs::MetadataExt;
     let read = match fs::read_dir(dir) {
         Ok(read) => read,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(_) if fs::symlink_metadata(dir.join(".")).is_err() => return Ok(Vec::new()),
-        Err(e) => return Err(ExpandError::Unlistable(dir.to_path_buf(), e.to_string())),
+        Err(e) => {
+            let someone_elses =
+                user.is_some_and(|uid| fs::symlink_metadata(dir).is_ok_and(|m| m.uid() != uid));
+            if someone_elses && fs::symlink_metadata(dir.join(".")).is_err() {
+                return Ok(Vec::new());
+            }
+            return Err(ExpandError::Unlistable(dir.to_path_buf(), e.to_string()));
+        }
     };
     let mut out = Vec::new();
     for entry in read {
@@ -162,11 +187,15 @@ fn list(dir: &Path, budget: &mut usize) -> Result<Vec<(PathBuf, bool)>, ExpandEr
 
 /// Every entry under `root`, breadth-first without recursion (the depth is the sandbox's
 /// to choose).
-fn walk_all(root: &Path, mut budget: usize) -> Result<Vec<PathBuf>, ExpandError> {
+fn walk_all(
+    root: &Path,
+    mut budget: usize,
+    user: Option<u32>,
+) -> Result<Vec<PathBuf>, ExpandError> {
     let mut all = Vec::new();
     let mut queue = VecDeque::from([root.to_path_buf()]);
     while let Some(dir) = queue.pop_front() {
-        for (path, is_dir) in list(&dir, &mut budget)? {
+        for (path, is_dir) in list(&dir, &mut budget, user)? {
             if is_dir {
                 queue.push_back(path.clone());
             }
@@ -180,6 +209,7 @@ fn walk_anchored(
     dir: &Path,
     parts: &[String],
     budget: &mut usize,
+    user: Option<u32>,
     found: &mut Vec<PathBuf>,
 ) -> Result<(), ExpandError> {
     let Some((first, rest)) = parts.split_first() else {
@@ -191,10 +221,10 @@ fn walk_anchored(
             found.push(next);
             Ok(())
         } else {
-            walk_anchored(&next, rest, budget, found)
+            walk_anchored(&next, rest, budget, user, found)
         };
     }
-    for (path, is_dir) in list(dir, budget)? {
+    for (path, is_dir) in list(dir, budget, user)? {
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -205,7 +235,7 @@ fn walk_anchored(
         if rest.is_empty() {
             found.push(path);
         } else if is_dir {
-            walk_anchored(&path, rest, budget, found)?;
+            walk_anchored(&path, rest, budget, user, found)?;
         }
     }
     Ok(())

@@ -335,7 +335,7 @@ impl<'a> Builder<'a> {
             net: NetRules::default(),
             localhost: Vec::new(),
             net_groups: None,
-            listing: glob::Listing::default(),
+            listing: glob::Listing::for_user(ctx.uid),
         }
     }
 
@@ -539,7 +539,61 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
+    /// Gives each folder between the workspace root and a hidden path inside it a rule of
+    /// its own (read-write, as it was), so that it is a mount point inside: a mount point
+    /// cannot be renamed or removed. Without it the sandbox renames `conf` (holding a hidden
+    /// `conf/.env`) to `conf2`, the hidden file goes along, and the next session, hiding
+    /// `conf/.env`, shows `conf2/.env` (issue 17, item 9's class).
+    fn pin_folders_of_hidden_paths(&mut self) {
+        let root = &self.ctx.workspace.root;
+        let writable = |rules: &[(usize, PathRule)]| {
+            let mut at_root = rules.iter().filter(|(_, r)| r.path == *root).peekable();
+            at_root.peek().is_some() && at_root.all(|(_, r)| r.access == Access::ReadWrite)
+        };
+        if !writable(&self.rules) {
+            return;
+        }
+        let hidden: Vec<PathBuf> = self
+            .rules
+            .iter()
+            .filter(|(_, r)| r.access == Access::Hidden && r.path.starts_with(root))
+            .map(|(_, r)| r.path.clone())
+            .collect();
+        let mut pins = Vec::new();
+        for path in hidden {
+            let folders: Vec<&Path> = path
+                .ancestors()
+                .skip(1)
+                .take_while(|a| *a != root.as_path())
+                .collect();
+            // Only where the workspace's own read-write rule decides for them all.
+            if folders.iter().any(|f| self.ruled.contains(*f)) {
+                continue;
+            }
+            for folder in folders {
+                let real_dir = fs::symlink_metadata(folder).is_ok_and(|m| m.is_dir());
+                if real_dir && !pins.iter().any(|p: &PathBuf| p == folder) {
+                    pins.push(folder.to_path_buf());
+                }
+            }
+        }
+        for folder in pins {
+            self.push(PathRule::new(
+                folder,
+                Access::ReadWrite,
+                true,
+                RuleOrigin {
+                    source: "built-in".into(),
+                    reason: "holds a hidden path: a mount of its own, so that it cannot be \
+                             renamed away with what it hides"
+                        .into(),
+                },
+            ));
+        }
+    }
+
     fn finish(mut self, profile: String, command: Vec<OsString>) -> Policy {
+        self.pin_folders_of_hidden_paths();
         let ctx = self.ctx;
         self.localhost.sort_unstable();
         self.localhost.dedup();

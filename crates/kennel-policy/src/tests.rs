@@ -799,3 +799,37 @@ fn a_profile_named_like_an_option_or_a_subcommand_is_refused() {
         assert!(e.contains("config.toml:2"), "{name}: {e}");
     }
 }
+
+#[test]
+fn folders_holding_a_hidden_path_get_a_rule_of_their_own_but_links_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = std::fs::canonicalize(dir.path()).unwrap();
+    std::fs::create_dir_all(ws.join("conf/deep")).unwrap();
+    std::fs::create_dir_all(ws.join("real")).unwrap();
+    std::os::unix::fs::symlink(ws.join("real"), ws.join("link")).unwrap();
+    std::fs::write(ws.join("conf/deep/.env"), "x").unwrap();
+    let mut c = ctx();
+    c.home = ws.parent().unwrap().to_path_buf();
+    c.cwd = ws.clone();
+    c.workspace = Workspace {
+        root: ws.clone(),
+        git: None,
+    };
+    let mut i = inputs("default");
+    i.repo_config = Some(SourceFile::new(
+        ".kennel.toml",
+        "version = 1\nhidden = [\"conf/deep/.env\", \"link/.env\", \".top\"]\n",
+    ));
+    let p = resolve(&c, i).unwrap();
+    let rule = |f: &str| p.paths.iter().find(|r| r.path == ws.join(f));
+    for pinned in ["conf", "conf/deep"] {
+        let r = rule(pinned).unwrap_or_else(|| panic!("{pinned} has no rule"));
+        assert_eq!(r.access, Access::ReadWrite);
+        assert!(r.origin.reason.contains("cannot be renamed"));
+    }
+    assert!(rule("link").is_none(), "a link is never bound");
+    assert_eq!(
+        rule("conf/deep/.env").map(|r| r.access),
+        Some(Access::Hidden)
+    );
+}

@@ -188,7 +188,10 @@ fn map_rules(policy: &Policy) -> Result<Mounts, SystemdError> {
                 } else {
                     "mode=0755"
                 };
-                m.tmpfs.push(tmpfs_item(path, mode));
+                // Bounded like the native backend's (`tmpfs-size`): the manager's tmpfs
+                // pages are the host's RAM.
+                let options = format!("{mode},{}", policy.tmpfs.mount_options());
+                m.tmpfs.push(tmpfs_item(path, &options));
                 m.emptied.push(rule.path.clone());
             }
             // Already empty: a tmpfs of ProtectHome=tmpfs, or of a rule above.
@@ -458,7 +461,7 @@ mod tests {
         assert_eq!(property(&inv, "BindPaths"), Some("/home/u/p"));
         assert_eq!(
             property(&inv, "TemporaryFileSystem"),
-            Some("/home/u:mode=0700 /dev/shm:mode=1777,size=1073741824,nr_inodes=131072")
+            Some("/home/u:mode=0700,size=1073741824,nr_inodes=131072 /dev/shm:mode=1777,size=1073741824,nr_inodes=131072")
         );
         assert_eq!(property(&inv, "WorkingDirectory"), Some("/home/u/p"));
         assert!(inv.argv.iter().any(|a| a == "--pipe"));
@@ -493,7 +496,7 @@ mod tests {
         assert_eq!(property(&inv, "InaccessiblePaths"), Some("-/srv/secret"));
         assert_eq!(
             property(&inv, "TemporaryFileSystem"),
-            Some("/run:ro /home/u:mode=0700 /dev/shm:mode=1777,size=1073741824,nr_inodes=131072")
+            Some("/run:ro /home/u:mode=0700,size=1073741824,nr_inodes=131072 /dev/shm:mode=1777,size=1073741824,nr_inodes=131072")
         );
         assert_eq!(
             property(&inv, "BindReadOnlyPaths"),

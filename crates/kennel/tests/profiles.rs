@@ -221,6 +221,79 @@ fn hidden_patterns_hide_every_match_or_refuse_to_start() {
     );
 }
 
+/// A folder of the user's that cannot be listed (an earlier session's `chmod 000`, to be
+/// undone inside) is not skipped by the walk: kennel refuses to start, naming it.
+#[test]
+fn a_closed_folder_of_the_users_makes_a_hidden_pattern_refuse() {
+    let fx = Fixture::new("repo-hidden-closed");
+    fx.write(&fx.repo.join("closed/.env"), SECRET);
+    fx.write(
+        &fx.repo.join(".kennel.toml"),
+        "version = 1\nhidden = [\".env*\"]\n",
+    );
+    fs::set_permissions(fx.repo.join("closed"), fs::Permissions::from_mode(0o000)).unwrap();
+    let out = fx
+        .kennel()
+        .args([
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "chmod 700 closed; cat closed/.env; echo RAN",
+        ])
+        .output()
+        .unwrap();
+    fs::set_permissions(fx.repo.join("closed"), fs::Permissions::from_mode(0o700)).unwrap();
+    assert!(!stdout(&out).contains(SECRET), "{}", stdout(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("`.env*`") && err.contains("closed") && err.contains("chmod"),
+        "{err}"
+    );
+}
+
+/// The folders holding a hidden path cannot be renamed or removed inside: renamed, they
+/// took the hidden file along, and the next session, hiding `conf/.env`, showed
+/// `conf2/.env`. They stay writable.
+#[test]
+fn folders_of_hidden_paths_cannot_carry_them_away() {
+    let fx = Fixture::new("repo-hidden-moved");
+    fx.write(&fx.repo.join("conf/.env"), SECRET);
+    fx.write(&fx.repo.join("a/b/.env.local"), SECRET);
+    fx.write(
+        &fx.repo.join(".kennel.toml"),
+        "version = 1\nhidden = [\"conf/.env\", \".env.*\"]\n",
+    );
+    let out = fx.sandboxed(
+        r#"cd ..
+        mv conf conf2 2>/dev/null && echo "MOVED conf"
+        mv a/b a/c 2>/dev/null && echo "MOVED a/b"
+        mv a x 2>/dev/null && echo "MOVED a"
+        rm -rf conf 2>/dev/null; [ -d conf ] || echo "REMOVED conf"
+        echo new > conf/new && echo "wrote conf/new"
+        mkdir -p a/b/d && echo "made a/b/d""#,
+    );
+    let text = stdout(&out);
+    assert!(
+        !text.contains("MOVED") && !text.contains("REMOVED"),
+        "{text}"
+    );
+    assert!(
+        text.contains("wrote conf/new") && text.contains("made a/b/d"),
+        "{text} {}",
+        stderr(&out)
+    );
+    assert_eq!(
+        fs::read_to_string(fx.repo.join("conf/.env")).unwrap(),
+        SECRET
+    );
+    assert_eq!(
+        fs::read_to_string(fx.repo.join("a/b/.env.local")).unwrap(),
+        SECRET
+    );
+}
+
 /// One refused kind of widening each; the unit tests cover every key's message.
 #[test]
 fn repository_config_cannot_widen() {
