@@ -69,6 +69,8 @@ pub(crate) struct ChildArgs<'a> {
     /// Descriptors the user asked to pass to the command (`--pass-fd`); every other one
     /// the supervisor holds is closed in the child.
     pub pass_fds: &'a [RawFd],
+    /// `--tasks`: the sandbox's processes and threads, at most.
+    pub tasks: Option<u64>,
 }
 
 /// What the child needs to give the command its own terminal.
@@ -101,6 +103,7 @@ pub(crate) fn child_main(args: ChildArgs) -> ! {
         command_mask,
         terminal,
         pass_fds,
+        tasks,
     } = args;
     // This process is a copy of kennel, made without exec: it holds every descriptor of
     // the supervisor (the ephemeral home's lock, a directory of the host's mount namespace;
@@ -127,6 +130,21 @@ pub(crate) fn child_main(args: ChildArgs) -> ! {
     if let Err(message) = write_own_id_maps(uid, gid) {
         report(&status, STATUS_USERNS, &message);
         exit_now(EXIT_SETUP_FAILED);
+    }
+    // Counted in this new user namespace (Linux 5.14 and later): the sandbox's processes
+    // and threads (the init and the network helper included), not the user's others.
+    if let Some(n) = tasks {
+        use nix::sys::resource::{getrlimit, setrlimit, Resource};
+        // Never above the user's own limit, which an unprivileged process cannot raise.
+        let n = getrlimit(Resource::RLIMIT_NPROC).map_or(n, |(_, hard)| n.min(hard));
+        if let Err(e) = setrlimit(Resource::RLIMIT_NPROC, n, n) {
+            report(
+                &status,
+                STATUS_SETUP,
+                &format!("limiting the sandbox to {n} tasks: {e}"),
+            );
+            exit_now(EXIT_SETUP_FAILED);
+        }
     }
     // Non-dumpable: the command, same uid and same Landlock domain, can then neither read
     // the init's (and the network helper's) /proc/PID/environ or /proc/PID/mem nor use

@@ -57,6 +57,10 @@ pub struct Options {
     /// Descriptors of kennel's caller to pass to the command (`--pass-fd`), their
     /// close-on-exec flag already cleared. No other descriptor reaches the sandbox.
     pub pass_fds: Vec<std::os::fd::RawFd>,
+    /// `--tasks N`: at most N processes and threads in the sandbox (RLIMIT_NPROC, which the
+    /// kernel counts per user namespace from Linux 5.14 on: the sandbox's own, apart from
+    /// the user's other processes). The landlock backend refuses it.
+    pub tasks: Option<u64>,
 }
 use pty::{Pumped, RawMode, Relay, UserTerminal};
 
@@ -142,6 +146,7 @@ pub fn run(policy: &Policy, options: &Options) -> Result<i32, NativeError> {
                 command_mask: caller_mask,
                 terminal: terminal.map(|((_, socket), user)| ChildTerminal { socket, user }),
                 pass_fds: &options.pass_fds,
+                tasks: options.tasks,
             })
         }
         Ok(Some(pid)) => pid,

@@ -267,11 +267,14 @@ pub struct RunArgs {
     #[arg(long)]
     pub dry_run: bool,
 
-    /// Memory limit of the sandbox, e.g. 4G or 50% (systemd backend: MemoryMax=).
+    /// Memory limit of the sandbox, e.g. 4G or 50% (systemd backend only: MemoryMax= of
+    /// the unit's cgroup; the other backends refuse it rather than ignore it).
     #[arg(long, value_name = "BYTES")]
     pub memory: Option<String>,
 
-    /// Limit on processes and threads in the sandbox (systemd backend: TasksMax=).
+    /// Limit on processes and threads in the sandbox (systemd backend: TasksMax=; native
+    /// backend: RLIMIT_NPROC, counted in the sandbox's own user namespace, Linux 5.14 and
+    /// later; refused by the landlock backend).
     #[arg(long, value_name = "N")]
     pub tasks: Option<String>,
 

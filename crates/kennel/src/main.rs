@@ -582,9 +582,14 @@ fn run_policy(
             config_name: config_name.to_string(),
         },
         pass_fds: pass_descriptors(&run.pass_fds, policy.backend)?,
+        tasks: if policy.backend == Backend::Systemd {
+            None
+        } else {
+            systemd_backend::native_tasks(&run.systemd)?
+        },
     };
     if policy.backend != Backend::Systemd {
-        systemd_backend::refuse_systemd_only_flags(&run.systemd)?;
+        systemd_backend::refuse_systemd_only_flags(&run.systemd, policy.backend)?;
     }
     let result = match policy.backend {
         Backend::Systemd => systemd_backend::run(ctx, &policy, &run.systemd, &options.net),
@@ -600,7 +605,17 @@ fn run_policy(
                      let unprivileged users create user namespaces ({cause}). To get the native \
                      backend back, {fix}"
                 );
-                kennel_native::run_landlock_only(&policy, &options).map_err(Failure::from)
+                if options.tasks.is_some() {
+                    Err(failure(
+                        "--tasks needs the native backend (the landlock backend has no user \
+                         namespace in which to count the sandbox's processes apart from your \
+                         others): not started"
+                            .into(),
+                        exit::REFUSED,
+                    ))
+                } else {
+                    kennel_native::run_landlock_only(&policy, &options).map_err(Failure::from)
+                }
             }
             other => other.map_err(Failure::from),
         },

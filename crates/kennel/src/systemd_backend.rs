@@ -32,19 +32,49 @@ pub struct SystemdFlags {
 
 /// Resource limits and `--dry-run` only exist on the systemd backend: refuse rather than
 /// ignore them.
-pub fn refuse_systemd_only_flags(args: &SystemdFlags) -> Result<(), Failure> {
+pub fn refuse_systemd_only_flags(
+    args: &SystemdFlags,
+    backend: kennel_policy::Backend,
+) -> Result<(), Failure> {
     let flags = [
-        ("--dry-run", args.dry_run),
-        ("--memory", args.memory.is_some()),
-        ("--tasks", args.tasks.is_some()),
-        ("--cpu", args.cpu.is_some()),
+        ("--dry-run", args.dry_run, ""),
+        (
+            "--memory",
+            args.memory.is_some(),
+            " (a memory limit of the whole sandbox needs a cgroup of its own, which the \
+             systemd backend's unit has)",
+        ),
+        (
+            "--tasks",
+            args.tasks.is_some() && backend == kennel_policy::Backend::Landlock,
+            " and the native backend (the landlock backend has no user namespace in which to \
+             count the sandbox's processes apart from your others)",
+        ),
+        ("--cpu", args.cpu.is_some(), ""),
     ];
-    match flags.iter().find(|(_, given)| *given) {
-        Some((flag, _)) => Err(Failure {
-            message: format!("{flag} is only supported with --backend systemd"),
+    match flags.iter().find(|(_, given, _)| *given) {
+        Some((flag, _, why)) => Err(Failure {
+            message: format!("{flag} is only supported with --backend systemd{why}"),
             status: exit::REFUSED,
         }),
         None => Ok(()),
+    }
+}
+
+/// `--tasks N` for the native backend: a number of processes and threads.
+pub fn native_tasks(args: &SystemdFlags) -> Result<Option<u64>, Failure> {
+    let Some(value) = &args.tasks else {
+        return Ok(None);
+    };
+    match value.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(Some(n)),
+        _ => Err(Failure {
+            message: format!(
+                "--tasks {value}: give a number of processes and threads above 0 (the native \
+                 backend takes no percentage)"
+            ),
+            status: exit::REFUSED,
+        }),
     }
 }
 

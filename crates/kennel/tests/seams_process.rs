@@ -214,3 +214,65 @@ fn landlock_your_files_outside_the_home_are_hidden() {
 fn systemd_your_files_outside_the_home_are_hidden() {
     your_files_outside_the_home_are_hidden("systemd");
 }
+
+/// Forks up to 60 children that wait, counting those the kernel allowed.
+const FORK_BOMB: &str = r#"python3 -c '
+import os, signal, time
+kids = []
+for i in range(60):
+    try:
+        pid = os.fork()
+    except OSError:
+        break
+    if pid == 0:
+        time.sleep(5)
+        os._exit(0)
+    kids.append(pid)
+print("started=%d" % len(kids))
+for pid in kids:
+    os.kill(pid, signal.SIGKILL)
+print("done")
+'"#;
+
+/// `--tasks N` on the native backend: a fork bomb inside stops at N processes and threads
+/// of the sandbox (counted in its own user namespace), and kennel still ends normally.
+#[test]
+fn native_tasks_limit_stops_a_fork_bomb_inside() {
+    let fx = Fixture::new("tasks");
+    let out = fx
+        .kennel()
+        .args(["run", "--tasks", "30", "--", "sh", "-c"])
+        .arg(FORK_BOMB)
+        .output()
+        .unwrap();
+    common::assert_kennel_started(&out);
+    let text = stdout(&out);
+    assert!(text.contains("done"), "{text} {}", stderr(&out));
+    let started: usize = text
+        .lines()
+        .find_map(|l| l.strip_prefix("started="))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        started < 30,
+        "{started} processes started under --tasks 30: {text}"
+    );
+    // Without the limit, the same script starts all 60.
+    let out = fx.sandboxed(FORK_BOMB);
+    assert!(stdout(&out).contains("started=60"), "{}", stdout(&out));
+    // The landlock backend cannot count the sandbox apart: refused, never ignored.
+    let out = fx
+        .kennel()
+        .args([
+            "run",
+            "--backend",
+            "landlock",
+            "--tasks",
+            "30",
+            "--",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
