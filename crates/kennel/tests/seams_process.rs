@@ -212,6 +212,9 @@ fn landlock_your_files_outside_the_home_are_hidden() {
 
 #[test]
 fn systemd_your_files_outside_the_home_are_hidden() {
+    if common::skip_without_user_manager() {
+        return;
+    }
     your_files_outside_the_home_are_hidden("systemd");
 }
 
