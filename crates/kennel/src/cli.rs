@@ -127,11 +127,16 @@ pub enum Command {
         shell: clap_complete::Shell,
     },
 
-    /// Print kennel's man page (roff).
+    /// Print kennel's man page (roff), or write it and a page for each command to a folder.
     ///
     /// Generated from the command-line definition:
-    /// `kennel man > ~/.local/share/man/man1/kennel.1`.
-    Man,
+    /// `kennel man --dir ~/.local/share/man/man1` (kennel.1, kennel-run.1, ...).
+    Man {
+        /// Write kennel.1 and a page per command (kennel-run.1, ...) into DIR instead of
+        /// printing kennel.1; a file there that is not a page kennel wrote is left alone.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 
     /// List the homes that sandboxes left when their kennel was killed (what their
     /// commands wrote there), or remove them with --remove. Homes of running sandboxes are

@@ -89,7 +89,8 @@ fn kennel() -> u8 {
             clap_complete::generate(shell, &mut cmd, "kennel", &mut text);
             write_out(&text, "the completions")
         }
-        Command::Man => {
+        Command::Man { dir: Some(dir) } => write_man_pages(&dir),
+        Command::Man { dir: None } => {
             let cmd = <Cli as clap::CommandFactory>::command();
             let mut text = Vec::new();
             clap_mangen::Man::new(cmd)
@@ -131,6 +132,61 @@ fn kennel() -> u8 {
             failure.status
         }
     }
+}
+
+/// `kennel man --dir DIR`: kennel.1 and a page for each visible command (the pages that
+/// kennel.1 names), never over a file that is not one of kennel's pages.
+fn write_man_pages(dir: &Path) -> Result<u8, Failure> {
+    let mut cmd = <Cli as clap::CommandFactory>::command().disable_help_subcommand(true);
+    cmd.build();
+    let fail = |path: &Path, what: String| Failure {
+        message: format!("{}: {what}", kennel_policy::shown_path(path)),
+        status: 1,
+    };
+    let mut pages = Vec::new();
+    for page in std::iter::once(cmd.clone())
+        .chain(cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned())
+    {
+        let man = clap_mangen::Man::new(page);
+        let name = man.get_filename();
+        let path = dir.join(&name);
+        let mut text = Vec::new();
+        man.render(&mut text)
+            .map_err(|e| fail(&path, format!("writing the man page: {e}")))?;
+        pages.push((name, path, text));
+    }
+    // Every page checked before any is written: all or nothing.
+    for (_, path, _) in &pages {
+        match files::read_file_no_link(path, files::MAX_CONFIG) {
+            Err(files::ReadError::NotFound) => {}
+            Ok(old) if String::from_utf8_lossy(&old).contains(".TH kennel") => {}
+            Ok(_) => {
+                return Err(fail(
+                    path,
+                    "exists and is not a page of kennel's: left alone (no page was written); \
+                     remove it or choose another --dir"
+                        .into(),
+                ))
+            }
+            Err(e) => {
+                return Err(fail(
+                    path,
+                    format!(
+                        "cannot replace it ({e}): left alone (no page was written); remove it \
+                         or choose another --dir"
+                    ),
+                ))
+            }
+        }
+    }
+    for (name, path, text) in pages {
+        let tmp = dir.join(format!(".{name}.kennel-{}", std::process::id()));
+        files::create_new(&tmp, 0o644, &text)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| fail(&path, e.to_string()))?;
+        println!("{}", path.display());
+    }
+    Ok(0)
 }
 
 /// Writes `text` to standard output. A reader that closed the pipe before the end (`| head`)

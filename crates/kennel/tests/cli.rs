@@ -114,3 +114,32 @@ fn profile_completion_offers_the_profiles() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unknown profile `my-own-profile`"), "{err}");
 }
+
+/// `kennel man --dir DIR` writes the pages kennel.1 names (kennel-run.1, ...), and never
+/// replaces a file that is not one of kennel's pages.
+#[test]
+fn man_pages_for_every_command_and_none_over_a_foreign_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir_arg = dir.path().to_string_lossy().into_owned();
+    let out = kennel(&["man", "--dir", &dir_arg]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let main = std::fs::read_to_string(dir.path().join("kennel.1")).unwrap();
+    for named in main
+        .lines()
+        .filter_map(|l| l.strip_suffix("(1)"))
+        .filter(|l| l.starts_with("kennel\\-"))
+    {
+        let file = format!("{}.1", named.replace("\\-", "-"));
+        assert!(dir.path().join(&file).is_file(), "{file} is named but not written");
+    }
+    let run = std::fs::read_to_string(dir.path().join("kennel-run.1")).unwrap();
+    assert!(run.contains("pass\\-fd"), "run's options are in its page");
+    // Written again over its own pages; a file of someone else's stops it, untouched.
+    std::fs::write(dir.path().join("kennel-wrap.1"), "mine").unwrap();
+    let out = kennel(&["man", "--dir", &dir_arg]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("kennel-wrap.1")).unwrap(),
+        "mine"
+    );
+}
