@@ -6,7 +6,7 @@
 //! refs, the index and logs stay writable so that `git add` and `git commit` work.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::context::GitDirs;
 use crate::policy::{Access, PathRule, Placeholder, RuleOrigin};
@@ -22,9 +22,27 @@ fn protect(path: &Path, placeholder: Option<Placeholder>) -> PathRule {
 /// Rules that make a repository's executable git state read-only.
 ///
 /// Missing hook directories are created empty first: a read-only bind needs something to
-/// bind, and an absent `hooks/` would let the agent create one.
-pub fn git_protection_rules(workspace: &Path, git: &GitDirs) -> Vec<PathRule> {
+/// bind, and an absent `hooks/` would let the agent create one. The workspace's `.git`
+/// folder is bound onto itself so that it is a mount point, which rename(2) refuses to move:
+/// `mv .git elsewhere` cannot slip a `.git` of the agent's in its place. Pointer files that
+/// do not exist at start (`commondir`, `gitdir`, `config.worktree`) are not created: that
+/// would change the user's repository; the end-of-session check looks for them instead.
+/// Folders named by `core.hooksPath` and config files named by `include.path` that are in
+/// the workspace are read-only like `.git/hooks` (when they exist; otherwise watched).
+pub fn git_protection_rules(workspace: &Path, git: &GitDirs, home: &Path) -> Vec<PathRule> {
     let mut rules = Vec::new();
+    let dot_git = workspace.join(".git");
+    if fs::symlink_metadata(&dot_git).is_ok_and(|m| m.is_dir()) {
+        rules.push(PathRule::new(
+            &dot_git,
+            Access::ReadWrite,
+            false,
+            RuleOrigin::builtin(
+                "the repository's .git: writable for commits, and a mount point that cannot \
+                 be renamed or replaced",
+            ),
+        ));
+    }
     let protect_git_dir = |dir: &Path, rules: &mut Vec<PathRule>| {
         rules.push(protect(&dir.join("hooks"), Some(Placeholder::Dir)));
         rules.push(protect(&dir.join("info"), Some(Placeholder::Dir)));
@@ -50,11 +68,142 @@ pub fn git_protection_rules(workspace: &Path, git: &GitDirs) -> Vec<PathRule> {
         }
     }
     // A `.git` file (linked worktree, submodule) says where the git directory is.
-    let dot_git = workspace.join(".git");
     if fs::symlink_metadata(&dot_git).is_ok_and(|m| m.is_file()) {
         rules.push(protect(&dot_git, None));
     }
+    let surface = GitSurface::read(workspace, git, home);
+    for dir in &surface.hooks_dirs {
+        if dir.starts_with(workspace) && fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) {
+            rules.push(protect_with(dir, HOOKS_PATH_REASON));
+        }
+    }
+    for file in &surface.config_files {
+        if file.starts_with(workspace) && !is_in_git_dir(file, git) && file.is_file() {
+            rules.push(protect_with(file, INCLUDE_REASON));
+        }
+    }
     rules
+}
+
+const HOOKS_PATH_REASON: &str =
+    "a folder core.hooksPath names: its hooks run outside the sandbox: read-only";
+const INCLUDE_REASON: &str =
+    "a config file git includes (include.path): what it sets runs outside the sandbox: read-only";
+
+fn protect_with(path: &Path, reason: &str) -> PathRule {
+    PathRule::new(path, Access::ReadOnly, true, RuleOrigin::builtin(reason))
+}
+
+fn is_in_git_dir(path: &Path, git: &GitDirs) -> bool {
+    path.starts_with(&git.git_dir) || path.starts_with(&git.common_dir)
+}
+
+/// What the user's git reads that can make it run a command, for one repository: the
+/// config files (the user's own, the repository's, and those they include), and the
+/// folders hooks are taken from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GitSurface {
+    pub config_files: Vec<PathBuf>,
+    pub hooks_dirs: Vec<PathBuf>,
+}
+
+/// How deep `include.path` is followed (git's own limit is 10).
+const MAX_INCLUDE_DEPTH: usize = 10;
+
+impl GitSurface {
+    /// Reads the configs of the repository at `worktree` (and of the user, under `home`) to
+    /// find what they include and where hooks come from. `include.path` and `includeIf`
+    /// are followed whatever their condition: kennel would rather look at one file too many.
+    pub fn read(worktree: &Path, git: &GitDirs, home: &Path) -> GitSurface {
+        let mut surface = GitSurface::default();
+        let mut queue: Vec<(PathBuf, usize)> = vec![
+            (home.join(".gitconfig"), 0),
+            (home.join(".config/git/config"), 0),
+            (git.common_dir.join("config"), 0),
+        ];
+        if git.git_dir != git.common_dir {
+            queue.push((git.git_dir.join("config.worktree"), 0));
+        } else {
+            queue.push((git.common_dir.join("config.worktree"), 0));
+        }
+        while let Some((file, depth)) = queue.pop() {
+            if surface.config_files.contains(&file) {
+                continue;
+            }
+            let text = read_config(&file);
+            surface.config_files.push(file.clone());
+            let Some(text) = text else { continue };
+            for (name, value) in command_settings(&text) {
+                let value = unquote(&value);
+                if name == "core.hookspath" {
+                    // The last one read wins in git; any of them is worth protecting.
+                    if let Some(dir) = resolve_config_path(&value, worktree, home) {
+                        if !surface.hooks_dirs.contains(&dir) {
+                            surface.hooks_dirs.push(dir);
+                        }
+                    }
+                } else if (name == "include.path"
+                    || (name.starts_with("includeif.") && name.ends_with(".path")))
+                    && depth < MAX_INCLUDE_DEPTH
+                {
+                    let base = file.parent().unwrap_or(Path::new("/"));
+                    let target = match value.strip_prefix("~/") {
+                        Some(rest) => home.join(rest),
+                        None => base.join(&value),
+                    };
+                    queue.push((crate::paths::normalize(&target), depth + 1));
+                }
+            }
+        }
+        let default_hooks = git.common_dir.join("hooks");
+        if !surface.hooks_dirs.contains(&default_hooks) {
+            surface.hooks_dirs.insert(0, default_hooks);
+        }
+        surface
+    }
+}
+
+/// A config file's text, or nothing when it is absent, not a regular file or too large to
+/// be one a person wrote (what a sandbox left is never read without bound).
+pub fn read_config(file: &Path) -> Option<String> {
+    const LIMIT: u64 = 1 << 20;
+    let meta = fs::symlink_metadata(file).ok()?;
+    let meta = if meta.is_symlink() {
+        fs::metadata(file).ok()?
+    } else {
+        meta
+    };
+    if !meta.is_file() || meta.len() > LIMIT {
+        return None;
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut std::io::Read::take(fs::File::open(file).ok()?, LIMIT),
+        &mut text,
+    )
+    .ok()?;
+    Some(text)
+}
+
+fn unquote(value: &str) -> String {
+    let v = value.trim();
+    v.strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(v)
+        .to_string()
+}
+
+/// A path setting of git (`core.hooksPath`): `~/` is the home, a relative path is relative
+/// to the top of the work tree where git runs hooks.
+fn resolve_config_path(value: &str, worktree: &Path, home: &Path) -> Option<PathBuf> {
+    if value.is_empty() {
+        return None;
+    }
+    let path = match value.strip_prefix("~/") {
+        Some(rest) => home.join(rest),
+        None => worktree.join(value),
+    };
+    Some(crate::paths::normalize(&path))
 }
 
 #[cfg(test)]
@@ -67,7 +216,11 @@ mod tests {
             git_dir: "/w/.git".into(),
             common_dir: "/w/.git".into(),
         };
-        let rules = git_protection_rules(Path::new("/nonexistent-w"), &git);
+        let rules = git_protection_rules(
+            Path::new("/nonexistent-w"),
+            &git,
+            Path::new("/nonexistent-h"),
+        );
         let paths: Vec<_> = rules.iter().map(|r| r.path.clone()).collect();
         assert!(paths.contains(&"/w/.git/hooks".into()));
         assert!(paths.contains(&"/w/.git/config".into()));
@@ -85,7 +238,11 @@ mod tests {
             git_dir: "/m/.git/worktrees/wt".into(),
             common_dir: "/m/.git".into(),
         };
-        let rules = git_protection_rules(Path::new("/nonexistent-wt"), &git);
+        let rules = git_protection_rules(
+            Path::new("/nonexistent-wt"),
+            &git,
+            Path::new("/nonexistent-h"),
+        );
         let paths: Vec<_> = rules.iter().map(|r| r.path.clone()).collect();
         assert!(paths.contains(&"/m/.git/hooks".into()));
         assert!(paths.contains(&"/m/.git/worktrees/wt/config.worktree".into()));
@@ -97,7 +254,7 @@ mod tests {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GitRunsCommand {
     /// The file it is in.
-    pub file: std::path::PathBuf,
+    pub file: PathBuf,
     /// `core.fsmonitor`, `alias.x`, `filter.lfs.process`, `hook pre-commit`, ...
     pub what: String,
     /// The configured value (empty for hooks).
@@ -127,46 +284,89 @@ const COMMAND_KEYS: &[(&str, &str)] = &[
 ];
 
 /// What the repository's config and hooks will run when the user next types `git`
-/// outside the sandbox: kennel tells the user at launch.
-pub fn git_runs_commands(git: &GitDirs) -> Vec<GitRunsCommand> {
+/// outside the sandbox: kennel tells the user at launch. The repository's configs and what
+/// they include (a file in the work tree too), the hooks folders (`core.hooksPath` too), and
+/// the same for each submodule whose git directory is in `modules/`.
+pub fn git_runs_commands(workspace: &Path, git: &GitDirs, home: &Path) -> Vec<GitRunsCommand> {
     let mut found = Vec::new();
-    let mut configs = vec![git.common_dir.join("config")];
-    if git.git_dir != git.common_dir {
-        configs.push(git.git_dir.join("config.worktree"));
+    let surface = GitSurface::read(workspace, git, home);
+    let own = |f: &Path| f.starts_with(workspace) || is_in_git_dir(f, git);
+    for file in surface.config_files.iter().filter(|f| own(f)) {
+        config_commands(file, &mut found);
     }
-    for file in configs {
-        if let Ok(text) = fs::read_to_string(&file) {
-            for (what, value) in command_settings(&text) {
-                found.push(GitRunsCommand {
-                    file: file.clone(),
-                    what,
-                    value,
-                });
-            }
-        }
+    for dir in &surface.hooks_dirs {
+        hooks_in(dir, &mut found);
     }
-    let hooks = git.common_dir.join("hooks");
-    if let Ok(entries) = fs::read_dir(&hooks) {
-        let mut names: Vec<String> = entries
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| !n.ends_with(".sample"))
-            .collect();
-        names.sort();
-        for name in names {
-            found.push(GitRunsCommand {
-                file: hooks.join(&name),
-                what: format!("hook {name}"),
-                value: String::new(),
-            });
-        }
+    for modules in module_git_dirs(&git.common_dir) {
+        config_commands(&modules.join("config"), &mut found);
+        hooks_in(&modules.join("hooks"), &mut found);
     }
     found
 }
 
+/// The git dirs of the submodules of a repository (and theirs), at most a few levels deep.
+pub fn module_git_dirs(common_dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut queue = vec![(common_dir.join("modules"), 0)];
+    while let Some((dir, depth)) = queue.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            if !entry.file_type().is_ok_and(|t| t.is_dir()) || out.len() >= 1000 {
+                continue;
+            }
+            let path = entry.path();
+            if path.join("HEAD").exists() {
+                if depth < 8 {
+                    queue.push((path.join("modules"), depth + 1));
+                }
+                out.push(path);
+            } else if depth < 8 {
+                // A submodule named `a/b` lives at `modules/a/b`.
+                queue.push((path, depth + 1));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn config_commands(file: &Path, found: &mut Vec<GitRunsCommand>) {
+    if let Some(text) = read_config(file) {
+        for (what, value) in command_settings(&text) {
+            found.push(GitRunsCommand {
+                file: file.to_path_buf(),
+                what,
+                value,
+            });
+        }
+    }
+}
+
+/// Hooks git would run from `dir`: every entry but git's own `*.sample` files.
+pub fn hooks_in(dir: &Path, found: &mut Vec<GitRunsCommand>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let mut names: Vec<std::ffi::OsString> = entries
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| !n.as_encoded_bytes().ends_with(b".sample"))
+        .collect();
+    names.sort();
+    for name in names.into_iter().take(100) {
+        found.push(GitRunsCommand {
+            file: dir.join(&name),
+            what: format!("hook {}", crate::shown_bytes(name.as_encoded_bytes())),
+            value: String::new(),
+        });
+    }
+}
+
 /// Settings of a git config text that run commands: `(section.key, value)`.
 /// A small reader of git's format: `[section]`, `[section "sub"]`, `key = value`.
-pub(crate) fn command_settings(text: &str) -> Vec<(String, String)> {
+pub fn command_settings(text: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut section = String::new();
     let mut subsection: Option<String> = None;

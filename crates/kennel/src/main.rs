@@ -6,6 +6,7 @@
 
 mod cli;
 mod doctor;
+mod git_watch;
 mod home;
 mod program;
 mod systemd_backend;
@@ -399,17 +400,17 @@ fn shorthand(config: &ConfigChoice, argv: Vec<OsString>) -> Result<u8, Failure> 
 
 /// The repository's own config and hooks run commands when the user types `git` outside
 /// the sandbox; kennel keeps them read-only inside, and says what is already there.
-fn report_git_commands(git: &kennel_policy::GitDirs) {
-    for found in kennel_policy::git_runs_commands(git) {
+fn report_git_commands(ctx: &Context, git: &kennel_policy::GitDirs) {
+    for found in kennel_policy::git_runs_commands(&ctx.workspace.root, git, &ctx.home) {
         let value = if found.value.is_empty() {
             String::new()
         } else {
-            format!(" = {}", found.value)
+            format!(" = {}", kennel_policy::shown(&found.value))
         };
         eprintln!(
             "kennel: note: {}{value} ({}) runs a command whenever you use git in this repository",
-            found.what,
-            found.file.display()
+            kennel_policy::shown(&found.what),
+            kennel_policy::shown_path(&found.file)
         );
     }
 }
@@ -430,7 +431,7 @@ fn run_policy(
         );
     }
     if let Some(git) = &ctx.workspace.git {
-        report_git_commands(git);
+        report_git_commands(ctx, git);
     }
     let stale_homes = home::stale_homes(&std::env::temp_dir(), ctx.uid);
     if stale_homes.len() > 3 {
@@ -481,6 +482,7 @@ fn run_policy(
     if policy.backend != Backend::Systemd {
         systemd_backend::refuse_systemd_only_flags(&run.systemd)?;
     }
+    let git_watch = git_watch::begin(ctx, run.systemd.dry_run);
     let result = match policy.backend {
         Backend::Systemd => systemd_backend::run(ctx, &policy, &run.systemd),
         Backend::Native => kennel_native::run(&policy, &options).map_err(Failure::from),
@@ -506,6 +508,7 @@ fn run_policy(
     }
     // An ephemeral home's folder is removed now; the rest is left to the exit.
     drop(home);
+    git_watch::end(git_watch);
     let code = result?;
     end(u8::try_from(code).unwrap_or(exit::SETUP_FAILED))
 }

@@ -1,0 +1,288 @@
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)] // test code may panic
+//! Issue 16: git can never be turned against the user. Each test plants, inside a real
+//! sandbox, what a prompt-injected agent would to make the user's next git command run its
+//! code outside; then the user's own git runs outside, as the same user, and the test checks
+//! that nothing ran (a marker file) and that no later sandbox was widened.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+
+use common::{stderr, stdout, Fixture, SECRET};
+
+/// A script in the workspace that, run by git outside, creates `marker`: what the agent
+/// points git at. Printed as shell lines for a sandboxed script (run from `sub`).
+fn plant_script(marker: &Path) -> String {
+    format!(
+        "printf '#!/bin/sh\\ntouch {m}\\n' > ../.payload.sh && chmod +x ../.payload.sh",
+        m = marker.display()
+    )
+}
+
+/// The user's plain git commands outside the sandbox, in the repository: status, a
+/// commit (hooks), a diff.
+fn users_next_git(fx: &Fixture) -> std::process::Output {
+    fx.as_user(&format!(
+        "cd '{}' && git status >/dev/null 2>&1; echo u >> user.txt && git add user.txt && \
+         git commit -q -m by-user >/dev/null 2>&1; git diff HEAD~1 >/dev/null 2>&1; true",
+        fx.repo.display()
+    ))
+}
+
+fn assert_nothing_ran(fx: &Fixture, marker: &Path, out: &std::process::Output) {
+    let after = users_next_git(fx);
+    assert!(after.status.success(), "{}", stderr(&after));
+    assert!(
+        !marker.exists(),
+        "the agent's code ran outside at the user's next git command\nkennel said: {}",
+        stderr(out)
+    );
+}
+
+/// Door 1: `.git/commondir` created (it does not exist in a plain repository) sends git to
+/// a copy of the repository whose config runs the agent's fsmonitor.
+fn a_created_commondir_runs_nothing(backend: &'static str) {
+    let fx = Fixture::new("git-commondir").with_backend(backend);
+    let marker = fx.dir.join("ran");
+    let out = fx.sandboxed(&format!(
+        r#"{plant}
+        cd .. && mkdir evil && cp -r .git/objects .git/refs .git/HEAD evil/
+        printf '[core]\n\trepositoryformatversion = 0\n\tfsmonitor = %s/.payload.sh\n[user]\n\tname = x\n\temail = x@x\n' "$PWD" > evil/config
+        echo "$PWD/evil" > .git/commondir && echo PLANTED"#,
+        plant = plant_script(&marker)
+    ));
+    assert!(stdout(&out).contains("PLANTED"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("commondir"), "{}", stderr(&out));
+    assert_nothing_ran(&fx, &marker, &out);
+}
+
+/// Door 2: `.git` renamed and a `.git` of the agent's put in its place, its hooks and
+/// fsmonitor included. On the native backend `.git` is a mount point and cannot be moved;
+/// elsewhere the end check puts the original back.
+fn a_replaced_dot_git_runs_nothing(backend: &'static str) {
+    let fx = Fixture::new("git-replaced").with_backend(backend);
+    let marker = fx.dir.join("ran");
+    let out = fx.sandboxed(&format!(
+        r#"{plant}
+        cd .. && mv .git .git-old && echo MOVED
+        mkdir .git && cp -r .git-old/objects .git-old/refs .git-old/HEAD .git-old/index .git/ 2>/dev/null
+        mkdir -p .git/hooks && cp .payload.sh .git/hooks/pre-commit
+        printf '[core]\n\tfsmonitor = %s/.payload.sh\n' "$PWD" > .git/config
+        true"#,
+        plant = plant_script(&marker)
+    ));
+    if backend == "native" {
+        assert!(
+            !stdout(&out).contains("MOVED"),
+            "the repository's .git could be renamed"
+        );
+    } else {
+        assert!(stderr(&out).contains("replaced"), "{}", stderr(&out));
+    }
+    assert_nothing_ran(&fx, &marker, &out);
+    let log = fx.as_user(&format!("git -C '{}' log --format=%s", fx.repo.display()));
+    assert_eq!(stdout(&log), "by-user\ninitial\n", "{}", stderr(&log));
+}
+
+/// Door 3: a nested repository with its own `core.fsmonitor`, staged as a gitlink: the
+/// outer `git status` recurses into it.
+fn a_nested_repository_runs_nothing(backend: &'static str) {
+    let fx = Fixture::new("git-nested").with_backend(backend);
+    let marker = fx.dir.join("ran");
+    let out = fx.sandboxed(&format!(
+        r#"{plant}
+        cd .. && git init -q docs/.assets && cd docs/.assets
+        git config core.fsmonitor "$PWD/../../.payload.sh"
+        echo a > a && git add a && git commit -q -m nested
+        cd ../.. && git add docs/.assets && echo PLANTED"#,
+        plant = plant_script(&marker)
+    ));
+    assert!(stdout(&out).contains("PLANTED"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("core.fsmonitor"), "{}", stderr(&out));
+    assert_nothing_ran(&fx, &marker, &out);
+}
+
+/// A sibling of door 3: a nested `.git` *file* pointing to a git directory of the agent's.
+fn a_nested_git_file_runs_nothing(backend: &'static str) {
+    let fx = Fixture::new("git-nestedfile").with_backend(backend);
+    let marker = fx.dir.join("ran");
+    let out = fx.sandboxed(&format!(
+        r#"{plant}
+        cd .. && git init -q .hidden/real && git -C .hidden/real config core.fsmonitor "$PWD/.payload.sh"
+        git -C .hidden/real commit -q --allow-empty -m x
+        mkdir -p vendor/lib && cp -r .hidden/real/* vendor/lib/ 2>/dev/null
+        printf 'gitdir: %s/.hidden/real/.git\n' "$PWD" > vendor/lib/.git
+        git add vendor/lib && echo PLANTED"#,
+        plant = plant_script(&marker)
+    ));
+    assert!(stdout(&out).contains("PLANTED"), "{}", stderr(&out));
+    assert_nothing_ran(&fx, &marker, &out);
+}
+
+/// Door 4: hooks that live in the work tree (`core.hooksPath = .githooks`, as husky and
+/// lefthook set): the folder is read-only where the backend can make it so, watched where
+/// it cannot.
+fn hooks_in_the_work_tree_run_nothing(backend: &'static str) {
+    let fx = Fixture::new("git-hookspath").with_backend(backend);
+    let setup = fx.as_user(&format!(
+        "cd '{}' && mkdir .githooks && git config core.hooksPath .githooks",
+        fx.repo.display()
+    ));
+    assert!(setup.status.success(), "{}", stderr(&setup));
+    let marker = fx.dir.join("ran");
+    let out = fx.sandboxed(&format!(
+        r#"{plant}
+        cd .. && cp .payload.sh .githooks/pre-commit 2>/dev/null && echo WROTE-HOOK
+        true"#,
+        plant = plant_script(&marker)
+    ));
+    if backend != "landlock" {
+        assert!(!stdout(&out).contains("WROTE-HOOK"), "{}", stdout(&out));
+    }
+    assert_nothing_ran(&fx, &marker, &out);
+}
+
+/// Door 4 again, the folder absent at start: the agent creates it.
+fn a_hooks_folder_created_in_the_session_runs_nothing(backend: &'static str) {
+    let fx = Fixture::new("git-hookspath-new").with_backend(backend);
+    let setup = fx.as_user(&format!(
+        "cd '{}' && git config core.hooksPath .husky",
+        fx.repo.display()
+    ));
+    assert!(setup.status.success(), "{}", stderr(&setup));
+    let marker = fx.dir.join("ran");
+    let out = fx.sandboxed(&format!(
+        r#"{plant}
+        cd .. && mkdir .husky && cp .payload.sh .husky/pre-commit && echo PLANTED"#,
+        plant = plant_script(&marker)
+    ));
+    assert!(stdout(&out).contains("PLANTED"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("pre-commit"), "{}", stderr(&out));
+    assert_nothing_ran(&fx, &marker, &out);
+}
+
+/// A sibling: the repository's config includes a file of the work tree
+/// (`include.path = ../.gitconfig.shared`, a common way to share settings).
+fn an_included_config_in_the_work_tree_runs_nothing(backend: &'static str) {
+    let fx = Fixture::new("git-include").with_backend(backend);
+    let setup = fx.as_user(&format!(
+        "cd '{}' && printf '[alias]\\n\\tst = status\\n' > .gitconfig.shared && \
+         git config include.path ../.gitconfig.shared",
+        fx.repo.display()
+    ));
+    assert!(setup.status.success(), "{}", stderr(&setup));
+    let marker = fx.dir.join("ran");
+    let out = fx.sandboxed(&format!(
+        r#"{plant}
+        cd .. && printf '[core]\n\tfsmonitor = %s/.payload.sh\n' "$PWD" >> .gitconfig.shared 2>/dev/null && echo WROTE
+        true"#,
+        plant = plant_script(&marker)
+    ));
+    if backend != "landlock" {
+        assert!(!stdout(&out).contains("WROTE"), "{}", stdout(&out));
+    }
+    assert_nothing_ran(&fx, &marker, &out);
+}
+
+/// Door 5, planted by a session: pointers to `~/.ssh` (the one of the issue with a leading
+/// space, which git reads as a harmless relative path and old kennel trimmed into the real
+/// one) do not widen the next session.
+fn a_pointer_to_a_secret_folder_does_not_widen_the_next_session(backend: &'static str) {
+    let fx = Fixture::new("git-pointer").with_backend(backend);
+    let out = fx.sandboxed(
+        r#"cd .. && printf '%s\n' "$HOME/.ssh" > .git/commondir 2>/dev/null; echo done"#,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let next = fx.sandboxed("cat ~/.ssh/id_ed25519; echo next-ran");
+    assert!(!stdout(&next).contains(SECRET), "{}", stdout(&next));
+    // The user's git works as before.
+    let status = fx.as_user(&format!("git -C '{}' status --short", fx.repo.display()));
+    assert!(status.status.success(), "{}", stderr(&status));
+}
+
+/// Door 5, the pointer left where kennel's check did not see it (written outside, or by a
+/// session whose record was lost): the next session refuses, says why, and reads nothing.
+fn a_pointer_left_outside_is_refused(backend: &'static str) {
+    let fx = Fixture::new("git-pointer-left").with_backend(backend);
+    let home = fx.home.display().to_string();
+    fx.write(&fx.repo.join(".git/commondir"), &format!("{home}/.ssh\n"));
+    let out = fx.sandboxed("cat ~/.ssh/id_ed25519; echo ran");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("commondir"), "{}", stderr(&out));
+    assert!(!stdout(&out).contains(SECRET));
+    // A linked worktree whose `.git` file points to `~/.ssh`, and to " ~/.ssh" (a leading
+    // space: a relative path to git).
+    let wt = fx.home.join("wt");
+    for pointer in [format!("{home}/.ssh"), format!(" {home}/.ssh")] {
+        fx.write(&wt.join(".git"), &format!("gitdir: {pointer}\n"));
+        let out = fx.kennel_in(&wt, "cat ~/.ssh/id_ed25519; echo ran");
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(!stdout(&out).contains(SECRET));
+        assert!(stderr(&out).contains("refusing"), "{}", stderr(&out));
+    }
+}
+
+/// A session whose kennel is killed never reaches the end check: the next session in the
+/// workspace runs it first.
+fn a_killed_sessions_plant_is_found_by_the_next(backend: &'static str) {
+    let fx = Fixture::new("git-killed").with_backend(backend);
+    let marker = fx.dir.join("ran");
+    let mut child = fx.spawn_sandboxed(&format!(
+        r#"{plant}
+        cd .. && git init -q nested && git -C nested config core.fsmonitor "$PWD/.payload.sh"
+        echo READY; exec sleep 100"#,
+        plant = plant_script(&marker)
+    ));
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = lines.any(|l| l.is_ok_and(|l| l == "READY"));
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert!(ready, "the sandbox did not start");
+    let next = fx.sandboxed("true");
+    let err = stderr(&next);
+    assert!(err.contains("earlier session"), "{err}");
+    assert!(err.contains("core.fsmonitor"), "{err}");
+    assert_nothing_ran(&fx, &marker, &next);
+}
+
+/// Normal work keeps working inside, and the end check says nothing about it: branches,
+/// stash, rebase, a linked worktree inside the workspace, gc.
+fn normal_git_work_is_not_reported(backend: &'static str) {
+    let fx = Fixture::new("git-normal").with_backend(backend);
+    let out = fx.sandboxed(
+        r#"set -e; cd ..
+        git branch topic && git checkout -q topic && echo t > t && git add t && git commit -q -m topic
+        git checkout -q main && echo m > m && git add m && git commit -q -m main
+        echo s >> README && git stash -q && git stash pop -q && git checkout -q README
+        git checkout -q topic && git rebase -q main && git checkout -q main
+        git worktree add -q sub/wt -b wt-branch && (cd sub/wt && echo w > w && git add w && git commit -q -m in-wt)
+        git gc -q && echo ALL-DONE"#,
+    );
+    assert!(stdout(&out).contains("ALL-DONE"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("WARNING"), "{}", stderr(&out));
+    let log = fx.as_user(&format!(
+        "git -C '{}' log --format=%s wt-branch && git -C '{}/sub/wt' status --short",
+        fx.repo.display(),
+        fx.repo.display()
+    ));
+    assert!(log.status.success(), "{}", stderr(&log));
+    assert!(stdout(&log).starts_with("in-wt\n"), "{}", stdout(&log));
+    // A second session in the same repository starts as before.
+    let again = fx.sandboxed("git status --short >/dev/null && echo OK");
+    assert!(stdout(&again).contains("OK"), "{}", stderr(&again));
+}
+
+on_every_backend!(
+    a_created_commondir_runs_nothing,
+    a_replaced_dot_git_runs_nothing,
+    a_nested_repository_runs_nothing,
+    a_nested_git_file_runs_nothing,
+    hooks_in_the_work_tree_run_nothing,
+    a_hooks_folder_created_in_the_session_runs_nothing,
+    an_included_config_in_the_work_tree_runs_nothing,
+    a_pointer_to_a_secret_folder_does_not_widen_the_next_session,
+    a_pointer_left_outside_is_refused,
+    a_killed_sessions_plant_is_found_by_the_next,
+    normal_git_work_is_not_reported,
+);
