@@ -142,33 +142,20 @@ pub(crate) fn find_workspace(cwd: &Path, home: &Path) -> Result<Workspace, Polic
 }
 
 fn read_bytes(path: &Path) -> Result<Vec<u8>, PolicyError> {
-    // A pointer file larger than this is not one git would read either (git's own limit
-    // for a `.git` file is 1 MiB); never read without bound what a sandbox may have left.
-    const LIMIT: u64 = 1 << 20;
-    let file = fs::File::open(path).map_err(|source| PolicyError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let meta = file.metadata().map_err(|source| PolicyError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    if !meta.is_file() || meta.len() > LIMIT {
-        return Err(PolicyError::BadGitFile {
+    // git's own limit for a `.git` file is 1 MiB; never read without bound, nor block on
+    // a FIFO, what a sandbox may have left.
+    crate::git::read_small(path, 1 << 20).map_err(|source| match source.kind() {
+        std::io::ErrorKind::InvalidData => PolicyError::BadGitFile {
             path: path.to_path_buf(),
-            message: "not a small regular file, so not a pointer git would follow; remove it or \
-                      move it away"
-                .into(),
-        });
-    }
-    let mut bytes = Vec::new();
-    std::io::Read::read_to_end(&mut std::io::Read::take(file, LIMIT), &mut bytes).map_err(
-        |source| PolicyError::Io {
+            message: format!(
+                "{source}, so not a pointer git would follow; look at it, then move it away"
+            ),
+        },
+        _ => PolicyError::Io {
             path: path.to_path_buf(),
             source,
         },
-    )?;
-    Ok(bytes)
+    })
 }
 
 /// The path a pointer file holds, as git reads it: the text ends at the first NUL, and only

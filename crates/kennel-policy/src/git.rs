@@ -166,23 +166,30 @@ impl GitSurface {
 /// A config file's text, or nothing when it is absent, not a regular file or too large to
 /// be one a person wrote (what a sandbox left is never read without bound).
 pub fn read_config(file: &Path) -> Option<String> {
-    const LIMIT: u64 = 1 << 20;
-    let meta = fs::symlink_metadata(file).ok()?;
-    let meta = if meta.is_symlink() {
-        fs::metadata(file).ok()?
-    } else {
-        meta
-    };
-    if !meta.is_file() || meta.len() > LIMIT {
-        return None;
+    String::from_utf8(read_small(file, 1 << 20).ok()?).ok()
+}
+
+/// The bytes of a small regular file that a sandbox may have written: opened without
+/// blocking (a FIFO in its place would hang kennel), checked to be a regular file once open
+/// (no race with a swap), and read up to `limit` bytes (a bigger file is an error). A link
+/// is followed, as git follows it.
+pub fn read_small(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Error, ErrorKind, Read};
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(Error::new(ErrorKind::InvalidData, "not a regular file"));
     }
-    let mut text = String::new();
-    std::io::Read::read_to_string(
-        &mut std::io::Read::take(fs::File::open(file).ok()?, LIMIT),
-        &mut text,
-    )
-    .ok()?;
-    Some(text)
+    if meta.len() > limit {
+        return Err(Error::new(ErrorKind::InvalidData, "too large"));
+    }
+    let mut bytes = Vec::new();
+    file.take(limit).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 fn unquote(value: &str) -> String {

@@ -29,7 +29,7 @@ pub use error::PolicyError;
 pub use explain::explain_text;
 pub use git::{
     command_settings, git_protection_rules, git_runs_commands, hooks_in, module_git_dirs,
-    read_config, GitRunsCommand, GitSurface,
+    read_config, read_small, GitRunsCommand, GitSurface,
 };
 pub use layer::PathSpec;
 pub use network::{

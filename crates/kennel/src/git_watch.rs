@@ -30,8 +30,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kennel_policy::{
-    command_settings, module_git_dirs, parse_gitfile, read_config, shown, shown_path, Context,
-    GitDirs, GitSurface,
+    command_settings, module_git_dirs, parse_gitfile, read_config, read_small, shown, shown_path,
+    Context, GitDirs, GitSurface,
 };
 
 /// How many entries of the workspace the end check looks at before it gives up (and says so).
@@ -209,7 +209,7 @@ impl Record {
         if !meta.is_file() || meta.len() > 8192 || meta.uid() != nix::unistd::geteuid().as_raw() {
             return None;
         }
-        let bytes = fs::read(path).ok()?;
+        let bytes = read_small(path, 8192).ok()?;
         let mut parts = bytes.splitn(3, |b| *b == b'\n');
         let pid = std::str::from_utf8(parts.next()?).ok()?.parse().ok()?;
         let start: i128 = std::str::from_utf8(parts.next()?).ok()?.parse().ok()?;
@@ -272,6 +272,9 @@ struct Report {
     /// A place the walk could not look into.
     blind: Vec<String>,
     quarantine: Option<PathBuf>,
+    /// The repository's `.git` is not the one the session started with: nothing is moved
+    /// into it.
+    no_moves: bool,
 }
 
 fn check(c: &Check) -> Vec<String> {
@@ -294,32 +297,9 @@ fn check(c: &Check) -> Vec<String> {
                     None => String::new(),
                 }
             ));
-            if let Some(original) = &walk.original_dot_git {
-                // The quarantine is in the original, which goes back to `.git` next.
-                let folder = quarantine_folder(&original.join(QUARANTINE));
-                let dest = folder.join(".git");
-                let moved = if fs::symlink_metadata(&dot_git).is_ok() {
-                    fs::create_dir_all(&folder).and_then(|()| fs::rename(&dot_git, &dest))
-                } else {
-                    Ok(())
-                };
-                match moved.and_then(|()| fs::rename(original, &dot_git)) {
-                    Ok(()) => {
-                        let q = quarantine_folder(&c.git.common_dir.join(QUARANTINE));
-                        r.found.push(format!(
-                            "  put the original back at {}; the .git that took its place is in {}",
-                            shown_path(&dot_git),
-                            shown_path(&q.join(".git"))
-                        ));
-                        r.quarantine = Some(q);
-                    }
-                    Err(e) => r.found.push(format!(
-                        "  could not put the original back ({e}): move {} to {} yourself \
-                         before you use git",
-                        shown_path(original),
-                        shown_path(&dot_git)
-                    )),
-                }
+            match &walk.original_dot_git {
+                Some(original) => restore_dot_git(&mut r, original, &dot_git),
+                None => r.no_moves = true,
             }
         }
     }
@@ -360,7 +340,9 @@ fn check(c: &Check) -> Vec<String> {
             let target = if meta.is_symlink() {
                 fs::read_link(found).ok()
             } else {
-                fs::read(found).ok().and_then(|b| parse_gitfile(&b))
+                read_small(found, 1 << 20)
+                    .ok()
+                    .and_then(|b| parse_gitfile(&b))
             };
             let folder = found.parent().unwrap_or(c.root);
             if !meta.is_symlink()
@@ -449,13 +431,46 @@ fn is_own_git_dir(c: &Check, dot_git: &Path, target: &Path) -> bool {
         return target.starts_with(c.git.common_dir.join("modules"));
     };
     if target.parent() == Some(parent.as_path()) {
-        let back = fs::read(target.join("gitdir"))
+        let back = read_small(&target.join("gitdir"), 1 << 20)
             .ok()
             .and_then(|b| kennel_policy::parse_commondir(&b))
             .and_then(|p| fs::canonicalize(target.join(p)).ok());
         return back.is_some() && back == fs::canonicalize(dot_git).ok();
     }
     target.starts_with(c.git.common_dir.join("modules"))
+}
+
+/// The workspace's `.git` replaced and the original found at `original`: the one in its
+/// place goes to a quarantine inside the original, and the original back to `.git`.
+fn restore_dot_git(r: &mut Report, original: &Path, dot_git: &Path) {
+    let put_back = make_quarantine(&original.join(QUARANTINE)).and_then(|folder| {
+        if fs::symlink_metadata(dot_git).is_ok() {
+            fs::rename(dot_git, folder.join(".git"))?;
+        }
+        fs::rename(original, dot_git)?;
+        Ok(folder)
+    });
+    match put_back {
+        Ok(folder) => {
+            let name = folder.file_name().map(PathBuf::from).unwrap_or_default();
+            let q = dot_git.join(QUARANTINE).join(name);
+            r.found.push(format!(
+                "  put the original back at {}; the .git that took its place is in {}",
+                shown_path(dot_git),
+                shown_path(&q.join(".git"))
+            ));
+            r.quarantine = Some(q);
+        }
+        Err(e) => {
+            r.no_moves = true;
+            r.found.push(format!(
+                "  could not put the original back ({e}): move {} to {} yourself before you \
+                 use git",
+                shown_path(original),
+                shown_path(dot_git)
+            ));
+        }
+    }
 }
 
 fn is_git_dir_hooks(dir: &Path, git_dirs: &[(PathBuf, &str)]) -> bool {
@@ -481,7 +496,7 @@ fn check_git_dir(
     let commondir = dir.join("commondir");
     let is_worktree = dir.parent().and_then(Path::file_name) == Some("worktrees".as_ref());
     let points_home = is_worktree
-        && fs::read(&commondir)
+        && read_small(&commondir, 1 << 20)
             .ok()
             .and_then(|b| kennel_policy::parse_commondir(&b))
             .and_then(|p| fs::canonicalize(dir.join(p)).ok())
@@ -621,22 +636,57 @@ fn write_new(path: &Path, text: &str) -> std::io::Result<()> {
     file.write_all(text.as_bytes())
 }
 
-/// This check's folder in a quarantine: named after the time and kennel's process.
-fn quarantine_folder(base: &Path) -> PathBuf {
+/// This check's own folder in a quarantine, created here: named after the time and
+/// kennel's process, and new (`mkdir` fails on anything already there, a link included), in
+/// a `kennel-quarantine` that is a real folder, never a link the sandbox left to send what
+/// kennel moves somewhere else.
+fn make_quarantine(base: &Path) -> std::io::Result<PathBuf> {
+    match fs::symlink_metadata(base) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!("{} is not a folder", shown_path(base)),
+            ))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => fs::create_dir(base)?,
+        Err(e) => return Err(e),
+    }
     let stamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    base.join(format!("{stamp}-{}", std::process::id()))
+    let folder = base.join(format!("{stamp}-{}", std::process::id()));
+    fs::create_dir(&folder)?;
+    Ok(folder)
 }
 
 /// Moves `path` into the quarantine, keeping its path below it, and says so.
 fn quarantine(c: &Check, r: &mut Report, path: &Path, what: &str) {
+    if r.no_moves {
+        r.found.push(format!(
+            "  remove {} yourself before you use git (kennel moves nothing while the \
+             repository's .git is not the one it started with)",
+            shown_path(path)
+        ));
+        return;
+    }
     let folder = match &r.quarantine {
-        Some(q) => q.clone(),
-        None => {
-            let q = quarantine_folder(&c.git.common_dir.join(QUARANTINE));
+        Some(q) => Ok(q.clone()),
+        None => make_quarantine(&c.git.common_dir.join(QUARANTINE)),
+    };
+    let folder = match folder {
+        Ok(q) => {
             r.quarantine = Some(q.clone());
             q
+        }
+        Err(e) => {
+            r.found.push(format!(
+                "  could not make a quarantine folder in {} ({e}): remove {} yourself before \
+                 you use git",
+                shown_path(&c.git.common_dir),
+                shown_path(path)
+            ));
+            return;
         }
     };
     let rel: PathBuf = path

@@ -58,8 +58,8 @@ fn a_created_commondir_runs_nothing(backend: &'static str) {
 }
 
 /// Door 2: `.git` renamed and a `.git` of the agent's put in its place, its hooks and
-/// fsmonitor included. On the native backend `.git` is a mount point and cannot be moved;
-/// elsewhere the end check puts the original back.
+/// fsmonitor included. On the native and systemd backends `.git` is a mount point and
+/// cannot be moved; on the landlock backend the end check puts the original back.
 fn a_replaced_dot_git_runs_nothing(backend: &'static str) {
     let fx = Fixture::new("git-replaced").with_backend(backend);
     let marker = fx.dir.join("ran");
@@ -72,7 +72,7 @@ fn a_replaced_dot_git_runs_nothing(backend: &'static str) {
         true"#,
         plant = plant_script(&marker)
     ));
-    if backend == "native" {
+    if backend != "landlock" {
         assert!(
             !stdout(&out).contains("MOVED"),
             "the repository's .git could be renamed"
@@ -246,6 +246,32 @@ fn a_killed_sessions_plant_is_found_by_the_next(backend: &'static str) {
     assert_nothing_ran(&fx, &marker, &next);
 }
 
+/// What the end check reads was left by the sandbox: FIFOs where git looks must not hang
+/// kennel (nor a huge file fill its memory).
+fn fifos_where_git_looks_do_not_hang_kennel(backend: &'static str) {
+    let fx = Fixture::new("git-fifo").with_backend(backend);
+    let mut child = fx.spawn_sandboxed(
+        "cd .. && mkfifo .git/commondir 2>/dev/null; mkdir -p n/m && mkfifo n/.git && \
+         git init -q m2 && rm -f m2/.git/config && mkfifo m2/.git/config; echo done",
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let out = child.wait_with_output().unwrap();
+    assert!(status.is_some(), "kennel hung: {}", stderr(&out));
+    assert!(stderr(&out).contains("n/.git"), "{}", stderr(&out));
+    let git = fx.as_user(&format!("git -C '{}' status --short", fx.repo.display()));
+    assert!(git.status.success(), "{}", stderr(&git));
+}
+
 /// Normal work keeps working inside, and the end check says nothing about it: branches,
 /// stash, rebase, a linked worktree inside the workspace, gc.
 fn normal_git_work_is_not_reported(backend: &'static str) {
@@ -284,5 +310,6 @@ on_every_backend!(
     a_pointer_to_a_secret_folder_does_not_widen_the_next_session,
     a_pointer_left_outside_is_refused,
     a_killed_sessions_plant_is_found_by_the_next,
+    fifos_where_git_looks_do_not_hang_kennel,
     normal_git_work_is_not_reported,
 );
