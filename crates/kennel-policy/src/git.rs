@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use crate::context::GitDirs;
 use crate::policy::{Access, PathRule, Placeholder, RuleOrigin};
 
-const REASON: &str = "git hooks and config run commands outside the sandbox: read-only";
+pub(crate) const REASON: &str = "git hooks and config run commands outside the sandbox: read-only";
 
 fn protect(path: &Path, placeholder: Option<Placeholder>) -> PathRule {
     let mut rule = PathRule::new(path, Access::ReadOnly, true, RuleOrigin::builtin(REASON));
@@ -86,7 +86,7 @@ pub fn git_protection_rules(workspace: &Path, git: &GitDirs, home: &Path) -> Vec
 }
 
 const HOOKS_PATH_REASON: &str =
-    "a folder core.hooksPath names: its hooks run outside the sandbox: read-only";
+    "a folder core.hooksPath names: git runs its hooks outside the sandbox: read-only";
 const INCLUDE_REASON: &str =
     "a config file git includes (include.path): what it sets runs outside the sandbox: read-only";
 
