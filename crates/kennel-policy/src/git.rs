@@ -304,11 +304,40 @@ pub fn git_runs_commands(workspace: &Path, git: &GitDirs, home: &Path) -> Vec<Gi
     for dir in &surface.hooks_dirs {
         hooks_in(dir, &mut found);
     }
-    for modules in module_git_dirs(&git.common_dir) {
-        config_commands(&modules.join("config"), &mut found);
-        hooks_in(&modules.join("hooks"), &mut found);
+    let mut nested = module_git_dirs(&git.common_dir);
+    // Submodules whose git directory is in their own folder (`git submodule` of old, or a
+    // repository added by hand), as `.gitmodules` lists them. A gitlink staged without an
+    // entry there is not looked for at start (that would mean reading the whole index):
+    // the end-of-session check catches one a session adds.
+    for path in gitmodules_paths(&workspace.join(".gitmodules")) {
+        let dot_git = crate::paths::normalize(&workspace.join(path).join(".git"));
+        if dot_git.starts_with(workspace)
+            && fs::symlink_metadata(&dot_git).is_ok_and(|m| m.is_dir())
+            && !nested.contains(&dot_git)
+        {
+            nested.push(dot_git);
+        }
+    }
+    for dir in nested {
+        config_commands(&dir.join("config"), &mut found);
+        hooks_in(&dir.join("hooks"), &mut found);
     }
     found
+}
+
+/// The `path = ...` values of a `.gitmodules` file (relative to the work tree).
+fn gitmodules_paths(file: &Path) -> Vec<PathBuf> {
+    let Some(text) = read_config(file) else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|line| {
+            let (key, value) = line.split_once('=')?;
+            (key.trim().eq_ignore_ascii_case("path")).then(|| PathBuf::from(unquote(value)))
+        })
+        .filter(|p| p.is_relative())
+        .take(1000)
+        .collect()
 }
 
 /// The git dirs of the submodules of a repository (and theirs), at most a few levels deep.

@@ -272,6 +272,34 @@ fn fifos_where_git_looks_do_not_hang_kennel(backend: &'static str) {
     assert!(git.status.success(), "{}", stderr(&git));
 }
 
+/// The launch note looks at submodules and included configs too, and prints what it found
+/// escaped: a config value cannot forge kennel's lines or drive the terminal.
+fn the_launch_note_shows_submodules_and_escapes_values(backend: &'static str) {
+    let fx = Fixture::new("git-note").with_backend(backend);
+    let setup = fx.as_user(&format!(
+        r#"set -e
+        cd "$HOME" && mkdir lib && cd lib && git init -q -b main . && echo l > l && git add l && git commit -q -m lib
+        cd '{repo}' && git -c protocol.file.allow=always submodule -q add "$HOME/lib" lib && git commit -q -m 'add lib'
+        git -C lib config core.fsmonitor ./lib-watch.sh
+        git config alias.x "$(printf '!echo \033]52;c;aGk=\007\nkennel: forged')"
+        printf '[core]
+	pager = ./pager.sh
+' > shared.config && git config include.path ../shared.config"#,
+        repo = fx.repo.display()
+    ));
+    assert!(setup.status.success(), "{}", stderr(&setup));
+    let out = fx.sandboxed("true");
+    let err = stderr(&out);
+    assert!(err.contains("core.fsmonitor = ./lib-watch.sh"), "{err}");
+    assert!(err.contains("core.pager = ./pager.sh"), "{err}");
+    assert!(err.contains("alias.x"), "{err}");
+    assert!(
+        !err.contains('\u{1b}'),
+        "an escape reached the terminal: {err:?}"
+    );
+    assert!(!err.contains("\nkennel: forged"), "{err}");
+}
+
 /// Normal work keeps working inside, and the end check says nothing about it: branches,
 /// stash, rebase, a linked worktree inside the workspace, gc.
 fn normal_git_work_is_not_reported(backend: &'static str) {
@@ -311,5 +339,6 @@ on_every_backend!(
     a_pointer_left_outside_is_refused,
     a_killed_sessions_plant_is_found_by_the_next,
     fifos_where_git_looks_do_not_hang_kennel,
+    the_launch_note_shows_submodules_and_escapes_values,
     normal_git_work_is_not_reported,
 );
