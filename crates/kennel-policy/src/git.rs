@@ -76,6 +76,12 @@ pub fn git_protection_rules(workspace: &Path, git: &GitDirs, home: &Path) -> Vec
         if dir.starts_with(workspace) && fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) {
             rules.push(protect_with(dir, HOOKS_PATH_REASON));
         }
+        // A hook that is a link to a script of the work tree: the script is the hook.
+        for target in hook_link_targets(dir) {
+            if target.starts_with(workspace) && !target.starts_with(dir) {
+                rules.push(protect_with(&target, HOOK_TARGET_REASON));
+            }
+        }
     }
     for file in &surface.config_files {
         if file.starts_with(workspace) && !is_in_git_dir(file, git) && file.is_file() {
@@ -87,8 +93,23 @@ pub fn git_protection_rules(workspace: &Path, git: &GitDirs, home: &Path) -> Vec
 
 const HOOKS_PATH_REASON: &str =
     "a folder core.hooksPath names: git runs its hooks outside the sandbox: read-only";
+const HOOK_TARGET_REASON: &str =
+    "a script a git hook links to: git runs it outside the sandbox: read-only";
 const INCLUDE_REASON: &str =
     "a config file git includes (include.path): what it sets runs outside the sandbox: read-only";
+
+/// Where the hooks of `dir` that are links lead (at most a hundred hooks looked at).
+fn hook_link_targets(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .take(100)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_symlink()))
+        .filter_map(|e| fs::canonicalize(e.path()).ok())
+        .collect()
+}
 
 fn protect_with(path: &Path, reason: &str) -> PathRule {
     PathRule::new(path, Access::ReadOnly, true, RuleOrigin::builtin(reason))

@@ -104,7 +104,7 @@ impl GitWatch {
     /// repository's config (already in the page cache: the launch note read it) and a small
     /// record in kennel's state folder.
     pub fn start(ctx: &Context, state_home: Option<&Path>) -> Option<GitWatch> {
-        let git = ctx.workspace.git.clone()?;
+        let git = git_dirs_of(ctx);
         let start = Stamp::from_time(SystemTime::now().checked_sub(CLOCK_MARGIN)?);
         let root = ctx.workspace.root.clone();
         let dot_git = fs::symlink_metadata(root.join(".git"))
@@ -149,11 +149,18 @@ impl GitWatch {
     }
 }
 
+/// The workspace's git dirs; outside a repository, the `.git` a session could create in
+/// the workspace (where the user's git would find it later).
+fn git_dirs_of(ctx: &Context) -> GitDirs {
+    ctx.workspace.git.clone().unwrap_or_else(|| GitDirs {
+        git_dir: ctx.workspace.root.join(".git"),
+        common_dir: ctx.workspace.root.join(".git"),
+    })
+}
+
 /// Records of sessions in this workspace whose kennel is gone: their checks, run now.
 pub fn check_killed_sessions(ctx: &Context, state_home: Option<&Path>) -> Vec<String> {
-    let Some(git) = &ctx.workspace.git else {
-        return Vec::new();
-    };
+    let git = &git_dirs_of(ctx);
     let dir = records_dir(ctx, state_home);
     let Ok(entries) = fs::read_dir(&dir) else {
         return Vec::new();
@@ -392,7 +399,13 @@ fn check(c: &Check) -> Vec<String> {
         if !ours || main_configs.contains(&file.as_path()) || !changed(file) {
             continue;
         }
-        check_changed_config(c, &mut r, file, "a config file the repository includes");
+        check_changed_config(
+            c,
+            &mut r,
+            file,
+            "a config file the repository includes",
+            true,
+        );
     }
 
     let mut lines = Vec::new();
@@ -490,7 +503,13 @@ fn check_git_dir(
     for name in ["config", "config.worktree"] {
         let file = dir.join(name);
         if !main_configs.contains(&file.as_path()) && changed(&file) {
-            check_changed_config(c, r, &file, what);
+            // Without a copy from the start (a killed session's check), the repository's
+            // own config is moved only if the session created it: one the user had (and may
+            // have changed since) is named, not taken away.
+            let own = file == c.git.common_dir.join("config")
+                || file.starts_with(&c.git.git_dir) && name == "config.worktree";
+            let may_move = !own || born_since(&file, c.start);
+            check_changed_config(c, r, &file, what, may_move);
         }
     }
     // Only a linked worktree's git dir has a `commondir`, naming the repository's.
@@ -547,18 +566,38 @@ fn check_hooks(c: &Check, r: &mut Report, dir: &Path, what: &str) {
             // git never runs `*.sample`.
             continue;
         }
-        if fs::symlink_metadata(&path).is_ok_and(|m| Stamp::of(&m) >= c.start) {
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if Stamp::of(&meta) >= c.start {
             r.found.push(format!(
                 "hook {} (of {what}) was written during the session: git runs it",
                 shown_path(&path)
             ));
             quarantine(c, r, &path, "a hook");
+        } else if meta.is_symlink() {
+            // A hook that is a link to a script of the work tree runs what the script now
+            // says.
+            let Ok(target) = fs::canonicalize(&path) else {
+                continue;
+            };
+            if target.starts_with(c.root)
+                && fs::symlink_metadata(&target).is_ok_and(|m| Stamp::of(&m) >= c.start)
+            {
+                r.found.push(format!(
+                    "{} was changed during the session, and the hook {} (of {what}) is a link \
+                     to it: git runs it",
+                    shown_path(&target),
+                    shown_path(&path)
+                ));
+                quarantine(c, r, &target, "the script the hook runs");
+            }
         }
     }
 }
 
 /// A config changed during the session: quarantined when it now runs anything.
-fn check_changed_config(c: &Check, r: &mut Report, file: &Path, what: &str) {
+fn check_changed_config(c: &Check, r: &mut Report, file: &Path, what: &str, may_move: bool) {
     let Some(text) = read_config(file) else {
         if fs::symlink_metadata(file).is_ok() {
             r.found.push(format!(
@@ -580,7 +619,28 @@ fn check_changed_config(c: &Check, r: &mut Report, file: &Path, what: &str) {
             shown_path(file)
         ));
     }
-    quarantine(c, r, file, "a config");
+    if may_move {
+        quarantine(c, r, file, "a config");
+    } else {
+        r.found.push(format!(
+            "  kennel has no copy of it from the start, so it stays: look at it \
+             (`git config --file '{}' --list`) and remove what you did not set, before you use \
+             git",
+            shown_path(file)
+        ));
+    }
+}
+
+/// Whether `path` was created at or after `start` (its birth time, where the file system
+/// keeps one; never, where it does not).
+fn born_since(path: &Path, start: Stamp) -> bool {
+    use rustix::fs::{statx, AtFlags, StatxFlags, CWD};
+    statx(CWD, path, AtFlags::SYMLINK_NOFOLLOW, StatxFlags::BTIME).is_ok_and(|st| {
+        StatxFlags::from_bits_retain(st.stx_mask).contains(StatxFlags::BTIME)
+            && Stamp(
+                i128::from(st.stx_btime.tv_sec) * 1_000_000_000 + i128::from(st.stx_btime.tv_nsec),
+            ) >= start
+    })
 }
 
 /// The repository's own config (or config.worktree): put back as it was at start when the

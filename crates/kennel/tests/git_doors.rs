@@ -246,6 +246,58 @@ fn a_killed_sessions_plant_is_found_by_the_next(backend: &'static str) {
     assert_nothing_ran(&fx, &marker, &next);
 }
 
+/// A hook that is a link to a script of the work tree: the script is the hook.
+fn a_hook_linked_to_a_work_tree_script_runs_nothing(backend: &'static str) {
+    let fx = Fixture::new("git-hooklink").with_backend(backend);
+    let setup = fx.as_user(&format!(
+        r#"set -e; cd '{}' && mkdir scripts && printf '#!/bin/sh
+true
+' > scripts/pre-commit
+        chmod +x scripts/pre-commit && ln -s ../../scripts/pre-commit .git/hooks/pre-commit
+        git add scripts && git commit -q -m scripts"#,
+        fx.repo.display()
+    ));
+    assert!(setup.status.success(), "{}", stderr(&setup));
+    let marker = fx.dir.join("ran");
+    let out = fx.sandboxed(&format!(
+        r#"{plant}
+        cd .. && cat .payload.sh > scripts/pre-commit 2>/dev/null && echo WROTE
+        true"#,
+        plant = plant_script(&marker)
+    ));
+    if backend != "landlock" {
+        assert!(!stdout(&out).contains("WROTE"), "{}", stdout(&out));
+    }
+    assert_nothing_ran(&fx, &marker, &out);
+}
+
+/// Outside any repository the workspace is the current folder: a repository the agent
+/// creates there, with its own fsmonitor and hooks, is found when the session ends.
+fn a_repository_created_in_a_plain_folder_runs_nothing(backend: &'static str) {
+    let fx = Fixture::new("git-plain").with_backend(backend);
+    let plain = fx.home.join("plain");
+    fx.write(&plain.join("notes.txt"), "notes\n");
+    let marker = fx.dir.join("ran");
+    let out = fx.kennel_in(
+        &plain,
+        &format!(
+            r#"printf '#!/bin/sh
+touch {m}
+' > .payload.sh && chmod +x .payload.sh
+            git init -q . && git config core.fsmonitor "$PWD/.payload.sh" && cp .payload.sh .git/hooks/pre-commit
+            echo PLANTED"#,
+            m = marker.display()
+        ),
+    );
+    assert!(stdout(&out).contains("PLANTED"), "{}", stderr(&out));
+    let after = fx.as_user(&format!(
+        "cd '{}' && git status >/dev/null 2>&1; git add notes.txt && git commit -q -m x >/dev/null 2>&1; true",
+        plain.display()
+    ));
+    assert!(after.status.success(), "{}", stderr(&after));
+    assert!(!marker.exists(), "kennel said: {}", stderr(&out));
+}
+
 /// What the end check reads was left by the sandbox: FIFOs where git looks must not hang
 /// kennel (nor a huge file fill its memory).
 fn fifos_where_git_looks_do_not_hang_kennel(backend: &'static str) {
@@ -340,5 +392,7 @@ on_every_backend!(
     a_killed_sessions_plant_is_found_by_the_next,
     fifos_where_git_looks_do_not_hang_kennel,
     the_launch_note_shows_submodules_and_escapes_values,
+    a_hook_linked_to_a_work_tree_script_runs_nothing,
+    a_repository_created_in_a_plain_folder_runs_nothing,
     normal_git_work_is_not_reported,
 );
