@@ -288,7 +288,7 @@ struct Report {
 fn check(c: &Check) -> Vec<String> {
     let mut r = Report::default();
     let changed = |path: &Path| fs::symlink_metadata(path).is_ok_and(|m| Stamp::of(&m) >= c.start);
-    let walk = walk(c.root, c.dot_git);
+    let walk = walk(c.root, c.dot_git, c.start);
     r.blind.extend(walk.blind.iter().cloned());
 
     // The workspace's `.git` itself, replaced.
@@ -316,20 +316,22 @@ fn check(c: &Check) -> Vec<String> {
     for (file, before) in c.configs {
         check_repo_config(c, &mut r, file, before.as_deref());
     }
-    let mut git_dirs: Vec<(PathBuf, &str)> = vec![(c.git.common_dir.clone(), "the repository")];
+    let mut git_dirs: Vec<(PathBuf, &str, bool)> =
+        vec![(c.git.common_dir.clone(), "the repository", false)];
     if c.git.git_dir != c.git.common_dir {
-        git_dirs.push((c.git.git_dir.clone(), "this worktree"));
+        git_dirs.push((c.git.git_dir.clone(), "this worktree", false));
     }
     for module in module_git_dirs(&c.git.common_dir) {
-        git_dirs.push((module, "a submodule"));
+        git_dirs.push((module, "a submodule", false));
     }
     if let Ok(entries) = fs::read_dir(c.git.common_dir.join("worktrees")) {
         for entry in entries.flatten().take(1000) {
-            git_dirs.push((entry.path(), "a linked worktree"));
+            git_dirs.push((entry.path(), "a linked worktree", false));
         }
     }
     // `.git` entries found in the work tree, the top one included.
-    for found in &walk.dot_gits {
+    for (found, arrived) in &walk.dot_gits {
+        let arrived = *arrived;
         let meta = match fs::symlink_metadata(found) {
             Ok(m) => m,
             Err(_) => continue,
@@ -337,7 +339,7 @@ fn check(c: &Check) -> Vec<String> {
         let top = found == &dot_git;
         if meta.is_dir() {
             if !top {
-                git_dirs.push((found.clone(), "a nested repository"));
+                git_dirs.push((found.clone(), "a nested repository", arrived));
             }
             continue;
         }
@@ -378,11 +380,28 @@ fn check(c: &Check) -> Vec<String> {
                 );
             }
             quarantine(c, &mut r, found, "a .git pointer");
+        } else if arrived && !top {
+            let target = read_small(found, 1 << 20)
+                .ok()
+                .and_then(|b| parse_gitfile(&b))
+                .or_else(|| fs::read_link(found).ok());
+            let folder = found.parent().unwrap_or(c.root);
+            if !target
+                .as_deref()
+                .is_some_and(|t| is_own_git_dir(c, found, &folder.join(t)))
+            {
+                r.found.push(format!(
+                    "{} is in a folder that changed during the session (moved in?) and sends \
+                     git to {}: if you did not put it there, remove it before you use git",
+                    shown_path(found),
+                    target.as_deref().map_or("?".into(), shown_path)
+                ));
+            }
         }
     }
     let main_configs: Vec<&Path> = c.configs.iter().map(|(f, _)| f.as_path()).collect();
-    for (dir, what) in &git_dirs {
-        check_git_dir(c, &mut r, dir, what, &main_configs, &changed);
+    for (dir, what, arrived) in &git_dirs {
+        check_git_dir(c, &mut r, dir, what, *arrived, &main_configs, &changed);
     }
 
     // Hooks folders (core.hooksPath) and configs included from the workspace.
@@ -487,19 +506,27 @@ fn restore_dot_git(r: &mut Report, original: &Path, dot_git: &Path) {
     }
 }
 
-fn is_git_dir_hooks(dir: &Path, git_dirs: &[(PathBuf, &str)]) -> bool {
-    git_dirs.iter().any(|(g, _)| dir == g.join("hooks"))
+fn is_git_dir_hooks(dir: &Path, git_dirs: &[(PathBuf, &str, bool)]) -> bool {
+    git_dirs.iter().any(|(g, _, _)| dir == g.join("hooks"))
 }
 
 /// One git directory: its config, pointers, hooks and attributes.
+///
+/// `arrived`: the repository's folder changed during the session, so it may have been
+/// moved in whole with files older than the session: what it runs is named (not moved: it
+/// may be the user's own).
 fn check_git_dir(
     c: &Check,
     r: &mut Report,
     dir: &Path,
     what: &str,
+    arrived: bool,
     main_configs: &[&Path],
     changed: &dyn Fn(&Path) -> bool,
 ) {
+    if arrived {
+        report_arrived(r, dir, what, changed);
+    }
     for name in ["config", "config.worktree"] {
         let file = dir.join(name);
         if !main_configs.contains(&file.as_path()) && changed(&file) {
@@ -539,6 +566,39 @@ fn check_git_dir(
             shown_path(&attributes)
         ));
         quarantine(c, r, &attributes, "attributes");
+    }
+}
+
+/// What a repository that may have arrived during the session runs, from files the session
+/// did not change itself (those are checked, and moved, apart).
+fn report_arrived(r: &mut Report, dir: &Path, what: &str, changed: &dyn Fn(&Path) -> bool) {
+    let mut runs = Vec::new();
+    for name in ["config", "config.worktree"] {
+        let file = dir.join(name);
+        if changed(&file) {
+            continue;
+        }
+        if let Some(text) = read_config(&file) {
+            for (key, value) in command_settings(&text) {
+                runs.push(format!("{key} = {}", shown(&value)));
+            }
+        }
+    }
+    let mut hooks = Vec::new();
+    kennel_policy::hooks_in(&dir.join("hooks"), &mut hooks);
+    runs.extend(
+        hooks
+            .into_iter()
+            .filter(|h| !changed(&h.file))
+            .map(|h| h.what),
+    );
+    if !runs.is_empty() {
+        r.found.push(format!(
+            "{} ({what}) is in a folder that changed during the session (moved in?), and git \
+             runs from it: {}; if you did not put it there, remove it before you use git",
+            shown_path(dir),
+            runs.join(", ")
+        ));
     }
 }
 
@@ -776,7 +836,10 @@ fn quarantine(c: &Check, r: &mut Report, path: &Path, what: &str) {
 /// What the walk of the work tree found.
 #[derive(Default)]
 struct Walk {
-    dot_gits: Vec<PathBuf>,
+    /// Each `.git`, and whether a folder above it (below the workspace's top) changed
+    /// during the session: a repository that may have arrived whole, its files older than
+    /// the session (moved in from a place the check does not look).
+    dot_gits: Vec<(PathBuf, bool)>,
     original_dot_git: Option<PathBuf>,
     blind: Vec<String>,
 }
@@ -787,15 +850,19 @@ struct Walk {
 /// Each folder is opened relative to its parent's descriptor and listed into a reused
 /// buffer: the kernel's work (open, getdents, close) is then all there is, about 3 µs a
 /// folder, where listing by path cost half as much again (bench/README.md).
-fn walk(root: &Path, dot_git: Option<(u64, u64)>) -> Walk {
+fn walk(root: &Path, dot_git: Option<(u64, u64)>, start: Stamp) -> Walk {
     let mut w = Walk::default();
-    let mut seen = 0usize;
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     match rustix::fs::open(root, flags, Mode::empty()) {
         Ok(fd) => {
             let mut path = root.to_path_buf();
-            let mut bufs = Vec::new();
-            walk_dir(&fd, &mut path, 0, dot_git, &mut seen, &mut bufs, &mut w);
+            let mut state = WalkState {
+                dot_git,
+                start,
+                seen: 0,
+                bufs: Vec::new(),
+            };
+            walk_dir(&fd, &mut path, 0, false, &mut state, &mut w);
         }
         Err(e) => w.blind.push(format!(
             "cannot read {}: {}",
@@ -808,18 +875,34 @@ fn walk(root: &Path, dot_git: Option<(u64, u64)>) -> Walk {
 
 use rustix::fs::{FileType, Mode, OFlags};
 
-/// One folder of [`walk`]: `path` is its path (restored on return), `bufs` the listing
-/// buffers of the levels below, reused.
+/// What [`walk_dir`] carries from folder to folder.
+struct WalkState {
+    dot_git: Option<(u64, u64)>,
+    start: Stamp,
+    seen: usize,
+    /// Listing buffers of the levels below, reused.
+    bufs: Vec<Vec<std::mem::MaybeUninit<u8>>>,
+}
+
+/// One folder of [`walk`]: `path` is its path (restored on return); `fresh` whether it or
+/// a folder above it (the top aside) changed during the session.
 fn walk_dir(
     fd: &rustix::fd::OwnedFd,
     path: &mut PathBuf,
     depth: usize,
-    dot_git: Option<(u64, u64)>,
-    seen: &mut usize,
-    bufs: &mut Vec<Vec<std::mem::MaybeUninit<u8>>>,
+    fresh: bool,
+    st: &mut WalkState,
     w: &mut Walk,
 ) {
-    let mut buf = bufs
+    let dot_git = st.dot_git;
+    let fresh = fresh
+        || (depth > 0
+            && rustix::fs::fstat(fd).is_ok_and(|m| {
+                Stamp(i128::from(m.st_ctime) * 1_000_000_000 + i128::from(m.st_ctime_nsec))
+                    >= st.start
+            }));
+    let mut buf = st
+        .bufs
         .pop()
         .unwrap_or_else(|| vec![std::mem::MaybeUninit::uninit(); 16 * 1024]);
     let mut subdirs: Vec<std::ffi::OsString> = Vec::new();
@@ -841,8 +924,8 @@ fn walk_dir(
             if name == b"." || name == b".." {
                 continue;
             }
-            *seen += 1;
-            if *seen > MAX_ENTRIES {
+            st.seen += 1;
+            if st.seen > MAX_ENTRIES {
                 if !w.blind.iter().any(|b| b.contains("entries")) {
                     w.blind.push(format!(
                         "the work tree has more than {MAX_ENTRIES} entries; kennel stopped \
@@ -853,7 +936,7 @@ fn walk_dir(
             }
             let name = std::ffi::OsStr::from_bytes(name);
             if name == ".git" {
-                w.dot_gits.push(path.join(name));
+                w.dot_gits.push((path.join(name), fresh));
                 continue;
             }
             let mut kind = entry.file_type();
@@ -885,9 +968,9 @@ fn walk_dir(
             subdirs.push(name.to_os_string());
         }
     }
-    bufs.push(buf);
+    st.bufs.push(buf);
     for name in subdirs {
-        if *seen > MAX_ENTRIES {
+        if st.seen > MAX_ENTRIES {
             return;
         }
         path.push(&name);
@@ -899,7 +982,7 @@ fn walk_dir(
         } else {
             let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
             match rustix::fs::openat(fd, name.as_os_str(), flags, Mode::empty()) {
-                Ok(child) => walk_dir(&child, path, depth + 1, dot_git, seen, bufs, w),
+                Ok(child) => walk_dir(&child, path, depth + 1, fresh, st, w),
                 Err(e) => w.blind.push(format!(
                     "cannot read {}: {}",
                     shown_path(path),

@@ -298,6 +298,25 @@ touch {m}
     assert!(!marker.exists(), "kennel said: {}", stderr(&out));
 }
 
+/// A repository whose files are older than the session, moved into place during it (from a
+/// folder the check does not look into, or from elsewhere in the workspace): its config
+/// did not change, so kennel cannot tell it is the agent's; it names what it runs.
+fn a_repository_moved_in_whole_is_named(backend: &'static str) {
+    let fx = Fixture::new("git-moved").with_backend(backend);
+    let setup = fx.as_user(&format!(
+        r#"set -e; cd '{}' && mkdir -p attic && git init -q attic/inner
+        git -C attic/inner config core.fsmonitor ./watch.sh
+        git -C attic/inner commit -q --allow-empty -m x && sleep 1.2"#,
+        fx.repo.display()
+    ));
+    assert!(setup.status.success(), "{}", stderr(&setup));
+    let out = fx.sandboxed("cd .. && mkdir docs && mv attic docs/ && echo MOVED");
+    assert!(stdout(&out).contains("MOVED"), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("moved in?"), "{err}");
+    assert!(err.contains("core.fsmonitor = ./watch.sh"), "{err}");
+}
+
 /// What the end check reads was left by the sandbox: FIFOs where git looks must not hang
 /// kennel (nor a huge file fill its memory).
 fn fifos_where_git_looks_do_not_hang_kennel(backend: &'static str) {
@@ -394,5 +413,6 @@ on_every_backend!(
     the_launch_note_shows_submodules_and_escapes_values,
     a_hook_linked_to_a_work_tree_script_runs_nothing,
     a_repository_created_in_a_plain_folder_runs_nothing,
+    a_repository_moved_in_whole_is_named,
     normal_git_work_is_not_reported,
 );
