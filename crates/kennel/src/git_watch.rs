@@ -26,7 +26,7 @@
 use std::fs;
 use std::io::Write as _;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -111,14 +111,18 @@ impl GitWatch {
             .ok()
             .filter(fs::Metadata::is_dir)
             .map(|m| (m.dev(), m.ino()));
-        let mut configs = vec![(
+        // `config.worktree` is read when `extensions.worktreeConfig` is set: usually absent,
+        // so this is one failed open.
+        let configs = [
             git.common_dir.join("config"),
-            read_config(&git.common_dir.join("config")),
-        )];
-        if git.git_dir != git.common_dir {
-            let file = git.git_dir.join("config.worktree");
-            configs.push((file.clone(), read_config(&file)));
-        }
+            git.git_dir.join("config.worktree"),
+        ]
+        .into_iter()
+        .map(|file| {
+            let text = read_config(&file);
+            (file, text)
+        })
+        .collect();
         let record = write_record(&records_dir(ctx, state_home), &root, start);
         Some(GitWatch {
             root,
@@ -245,23 +249,13 @@ fn write_record(dir: &Path, workspace: &Path, start: Stamp) -> Option<PathBuf> {
         .write(true)
         .create(true)
         .truncate(true)
-        .custom_flags_nofollow()
+        .custom_flags(nix::libc::O_NOFOLLOW)
         .open(&path)
         .ok()?;
     let mut text = format!("{}\n{}\n", std::process::id(), start.0).into_bytes();
     text.extend_from_slice(workspace.as_os_str().as_encoded_bytes());
     file.write_all(&text).ok()?;
     Some(path)
-}
-
-trait NoFollow {
-    fn custom_flags_nofollow(&mut self) -> &mut Self;
-}
-
-impl NoFollow for fs::OpenOptions {
-    fn custom_flags_nofollow(&mut self) -> &mut Self {
-        std::os::unix::fs::OpenOptionsExt::custom_flags(self, nix::libc::O_NOFOLLOW)
-    }
 }
 
 struct Check<'a> {
@@ -414,8 +408,11 @@ fn check(c: &Check) -> Vec<String> {
         check_hooks(c, &mut r, hooks, "core.hooksPath");
     }
     for file in &surface.config_files {
-        let ours = file.starts_with(c.root) || main_configs.contains(&file.as_path());
-        if !ours || main_configs.contains(&file.as_path()) || !changed(file) {
+        // What the sandbox could write: the workspace and the git dirs bound into it.
+        let reachable = file.starts_with(c.root)
+            || file.starts_with(&c.git.common_dir)
+            || file.starts_with(&c.git.git_dir);
+        if !reachable || main_configs.contains(&file.as_path()) || !changed(file) {
             continue;
         }
         check_changed_config(
