@@ -208,7 +208,8 @@ pub fn read_small(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
     if meta.len() > limit {
         return Err(Error::new(ErrorKind::InvalidData, "too large"));
     }
-    let mut bytes = Vec::new();
+    // One read for the whole file (its size is known), one more to see the end.
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0) + 1);
     file.take(limit).read_to_end(&mut bytes)?;
     Ok(bytes)
 }
