@@ -187,7 +187,9 @@ impl GitSurface {
 /// A config file's text, or nothing when it is absent, not a regular file or too large to
 /// be one a person wrote (what a sandbox left is never read without bound).
 pub fn read_config(file: &Path) -> Option<String> {
-    String::from_utf8(read_small(file, 1 << 20).ok()?).ok()
+    // git takes any bytes in a value; the names that matter are ASCII.
+    let bytes = read_small(file, 1 << 20).ok()?;
+    Some(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// The bytes of a small regular file that a sandbox may have written: opened without
@@ -308,8 +310,29 @@ const COMMAND_KEYS: &[(&str, &str)] = &[
     ("credential", "helper"),
     ("credential.*", "helper"),
     ("gpg", "program"),
+    ("gpg.*", "program"),
+    ("gpg.ssh", "defaultkeycommand"),
     ("include", "path"),
     ("includeif.*", "path"),
+    ("core", "gitproxy"),
+    ("core", "alternaterefscommand"),
+    ("diff", "external"),
+    ("difftool.*", "cmd"),
+    ("mergetool.*", "cmd"),
+    ("interactive", "difffilter"),
+    ("remote.*", "uploadpack"),
+    ("remote.*", "receivepack"),
+    ("uploadpack", "packobjectshook"),
+    // Hooks defined in config (git 2.46 and later).
+    ("hook.*", "command"),
+    ("browser.*", "cmd"),
+    ("man.*", "cmd"),
+    ("sendemail", "sendmailcmd"),
+    ("sendemail", "tocmd"),
+    ("sendemail", "cccmd"),
+    // Lets `ext::` URLs (which run a command) through.
+    ("protocol", "allow"),
+    ("protocol.*", "allow"),
 ];
 
 /// What the repository's config and hooks will run when the user next types `git`
@@ -422,50 +445,34 @@ pub fn hooks_in(dir: &Path, found: &mut Vec<GitRunsCommand>) {
     }
 }
 
-/// Settings of a git config text that run commands: `(section.key, value)`.
-/// A small reader of git's format: `[section]`, `[section "sub"]`, `key = value`.
+/// Settings of a git config text that run commands: `(section.key, value)`, read as git
+/// reads the file ([`crate::git_config`]).
 pub fn command_settings(text: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut section = String::new();
-    let mut subsection: Option<String> = None;
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
-            continue;
-        }
-        if let Some(header) = line.strip_prefix('[').and_then(|l| l.split(']').next()) {
-            let mut parts = header.splitn(2, |c: char| c.is_whitespace());
-            section = parts.next().unwrap_or_default().to_ascii_lowercase();
-            subsection = parts.next().map(|s| s.trim().trim_matches('"').to_string());
-            // The old form `[section.sub]`.
-            if subsection.is_none() {
-                if let Some((s, sub)) = section.clone().split_once('.') {
-                    section = s.to_string();
-                    subsection = Some(sub.to_string());
-                }
+    crate::git_config::entries(text)
+        .into_iter()
+        .filter(runs_a_command)
+        .map(|e| (e.name(), e.value))
+        .collect()
+}
+
+fn runs_a_command(e: &crate::git_config::Entry) -> bool {
+    let (section, key, value) = (e.section.as_str(), e.key.as_str(), e.value.as_str());
+    COMMAND_KEYS.iter().any(|(sec, k)| {
+        *k == key
+            && match sec.strip_suffix(".*") {
+                Some(s) => s == section && e.subsection.is_some(),
+                None => *sec == section && e.subsection.is_none(),
             }
-            continue;
-        }
-        let (key, value) = match line.split_once('=') {
-            Some((k, v)) => (k.trim().to_ascii_lowercase(), v.trim().to_string()),
-            None => (line.to_ascii_lowercase(), "true".to_string()),
-        };
-        let name = match &subsection {
-            Some(sub) => format!("{section}.{sub}.{key}"),
-            None => format!("{section}.{key}"),
-        };
-        let runs = COMMAND_KEYS.iter().any(|(sec, k)| {
-            *k == key
-                && match sec.strip_suffix(".*") {
-                    Some(s) => s == section && subsection.is_some(),
-                    None => *sec == section && subsection.is_none(),
-                }
-        }) || (section == "alias" && value.trim_start_matches('"').starts_with('!'));
-        if runs {
-            out.push((name, value));
-        }
-    }
-    out
+    }) || (section == "alias" && value.starts_with('!'))
+        // `submodule.NAME.update = !command` (honoured from .git/config only).
+        || (section == "submodule" && key == "update" && value.starts_with('!'))
+        // `pager.log = less -R`: a pager for one command, unless just turned on or off.
+        || (section == "pager"
+            && e.subsection.is_none()
+            && !matches!(
+                value.to_ascii_lowercase().as_str(),
+                "true" | "false" | "yes" | "no" | "on" | "off" | "1" | "0" | ""
+            ))
 }
 
 #[cfg(test)]
@@ -498,6 +505,24 @@ mod config_tests {
                 "alias.boom",
                 "filter.lfs.process",
                 "include.path"
+            ]
+        );
+    }
+
+    #[test]
+    fn other_settings_that_run_commands_are_found() {
+        let text = "[remote \"o\"]\n\turl = x\n\tuploadpack = ./evil\n[hook \"lint\"]\n\tcommand = ./lint\n\tevent = pre-commit\n[pager]\n\tlog = ./p\n\tdiff = false\n[diff]\n\texternal = ./d\n[gpg \"ssh\"]\n\tprogram = ./s\n[submodule \"m\"]\n\tupdate = !./u\n\tactive = true\n[protocol \"ext\"]\n\tallow = always\n";
+        let found: Vec<String> = command_settings(text).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            found,
+            vec![
+                "remote.o.uploadpack",
+                "hook.lint.command",
+                "pager.log",
+                "diff.external",
+                "gpg.ssh.program",
+                "submodule.m.update",
+                "protocol.ext.allow"
             ]
         );
     }

@@ -10,6 +10,7 @@ mod env;
 mod error;
 mod explain;
 mod git;
+mod git_config;
 pub mod glob;
 mod layer;
 mod network;

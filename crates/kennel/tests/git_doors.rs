@@ -103,6 +103,30 @@ fn a_nested_repository_runs_nothing(backend: &'static str) {
     assert_nothing_ran(&fx, &marker, &out);
 }
 
+/// Door 3 with a config written to look harmless to a line-by-line reader: the setting on
+/// the header's line, and a section header git reads as the rest of a continued value.
+fn a_nested_config_written_to_fool_a_reader_runs_nothing(backend: &'static str) {
+    let fx = Fixture::new("git-fool").with_backend(backend);
+    let marker = fx.dir.join("ran");
+    let out = fx.sandboxed(&format!(
+        r#"{plant}
+        cd .. && git init -q vendor/a && git -C vendor/a commit -q --allow-empty -m a
+        printf '[core]
+	repositoryformatversion = 0
+	x = y \
+[alias]
+	fsmonitor = %s/.payload.sh
+' "$PWD" >> vendor/a/.git/config
+        git init -q vendor/b && git -C vendor/b commit -q --allow-empty -m b
+        printf '[core] fsmonitor = %s/.payload.sh
+' "$PWD" >> vendor/b/.git/config
+        git add vendor/a vendor/b && echo PLANTED"#,
+        plant = plant_script(&marker)
+    ));
+    assert!(stdout(&out).contains("PLANTED"), "{}", stderr(&out));
+    assert_nothing_ran(&fx, &marker, &out);
+}
+
 /// A sibling of door 3: a nested `.git` *file* pointing to a git directory of the agent's.
 fn a_nested_git_file_runs_nothing(backend: &'static str) {
     let fx = Fixture::new("git-nestedfile").with_backend(backend);
@@ -403,6 +427,7 @@ on_every_backend!(
     a_replaced_dot_git_runs_nothing,
     a_nested_repository_runs_nothing,
     a_nested_git_file_runs_nothing,
+    a_nested_config_written_to_fool_a_reader_runs_nothing,
     hooks_in_the_work_tree_run_nothing,
     a_hooks_folder_created_in_the_session_runs_nothing,
     an_included_config_in_the_work_tree_runs_nothing,
