@@ -42,6 +42,8 @@ const MAX_DEPTH: usize = 64;
 /// The kernel stamps ctime from a clock that may lag the one kennel reads by a tick: a
 /// change made just after the start must not look older than it.
 const CLOCK_MARGIN: Duration = Duration::from_secs(1);
+/// The largest config file kennel reads (and keeps a copy of).
+const CONFIG_LIMIT: u64 = 1 << 20;
 /// The folder of the repository's git directory that holds what kennel moved away.
 pub const QUARANTINE: &str = "kennel-quarantine";
 
@@ -94,7 +96,7 @@ pub struct GitWatch {
     dot_git: Option<(u64, u64)>,
     /// The repository's configs as they were at start, to put back if the session changed
     /// what they run (a killed session's check has none).
-    configs: Vec<(PathBuf, Option<String>)>,
+    configs: Vec<(PathBuf, Option<Vec<u8>>)>,
     /// The record that lets the next session check this one if kennel is killed.
     record: Option<PathBuf>,
 }
@@ -119,8 +121,8 @@ impl GitWatch {
         ]
         .into_iter()
         .map(|file| {
-            let text = read_config(&file);
-            (file, text)
+            let bytes = read_small(&file, CONFIG_LIMIT).ok();
+            (file, bytes)
         })
         .collect();
         let record = write_record(&records_dir(ctx, state_home), &root, start);
@@ -264,7 +266,7 @@ struct Check<'a> {
     home: &'a Path,
     start: Stamp,
     dot_git: Option<(u64, u64)>,
-    configs: &'a [(PathBuf, Option<String>)],
+    configs: &'a [(PathBuf, Option<Vec<u8>>)],
 }
 
 /// What the check found and did, for the user.
@@ -577,7 +579,7 @@ fn report_arrived(r: &mut Report, dir: &Path, what: &str, changed: &dyn Fn(&Path
         }
         if let Some(text) = read_config(&file) {
             for (key, value) in command_settings(&text) {
-                runs.push(format!("{key} = {}", shown(&value)));
+                runs.push(format!("{} = {}", shown(&key), shown(&value)));
             }
         }
     }
@@ -671,7 +673,8 @@ fn check_changed_config(c: &Check, r: &mut Report, file: &Path, what: &str, may_
     }
     for (key, value) in &runs {
         r.found.push(format!(
-            "{key} = {} in {} (of {what}), written during the session",
+            "{} = {} in {} (of {what}), written during the session",
+            shown(key),
             shown(value),
             shown_path(file)
         ));
@@ -702,15 +705,16 @@ fn born_since(path: &Path, start: Stamp) -> bool {
 
 /// The repository's own config (or config.worktree): put back as it was at start when the
 /// session made it run something it did not.
-fn check_repo_config(c: &Check, r: &mut Report, file: &Path, before: Option<&str>) {
-    let after = read_config(file);
+fn check_repo_config(c: &Check, r: &mut Report, file: &Path, before: Option<&[u8]>) {
+    let after = read_small(file, CONFIG_LIMIT).ok();
     let exists = fs::symlink_metadata(file).is_ok();
     if after.as_deref() == before || (!exists && after.is_none()) {
         // Unchanged, or removed (git runs nothing from a config that is not there).
         return;
     }
-    let old = before.map(command_settings).unwrap_or_default();
-    let new = after.as_deref().map(command_settings).unwrap_or_default();
+    let settings = |b: &[u8]| command_settings(&String::from_utf8_lossy(b));
+    let old = before.map(settings).unwrap_or_default();
+    let new = after.as_deref().map(settings).unwrap_or_default();
     let added: Vec<_> = new.iter().filter(|s| !old.contains(s)).collect();
     // Not a readable config any more (a link to a folder, a FIFO, a huge file).
     let odd = exists && after.is_none();
@@ -720,7 +724,8 @@ fn check_repo_config(c: &Check, r: &mut Report, file: &Path, before: Option<&str
     }
     for (key, value) in &added {
         r.found.push(format!(
-            "{key} = {} was added to {} during the session",
+            "{} = {} was added to {} during the session",
+            shown(key),
             shown(value),
             shown_path(file)
         ));
@@ -746,12 +751,12 @@ fn check_repo_config(c: &Check, r: &mut Report, file: &Path, before: Option<&str
     }
 }
 
-fn write_new(path: &Path, text: &str) -> std::io::Result<()> {
+fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut file = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(path)?;
-    file.write_all(text.as_bytes())
+    file.write_all(bytes)
 }
 
 /// This check's own folder in a quarantine, created here: named after the time and
