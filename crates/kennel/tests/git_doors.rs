@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 
@@ -207,6 +208,26 @@ fn an_included_config_in_the_work_tree_runs_nothing(backend: &'static str) {
         assert!(!stdout(&out).contains("WROTE"), "{}", stdout(&out));
     }
     assert_nothing_ran(&fx, &marker, &out);
+}
+
+/// The repository's own hooks and config: read-only where the backend can; on the landlock
+/// backend the hook is moved away and the config put back as it was, while a change that
+/// runs nothing (an upstream set by `git branch`) stays.
+fn the_repositorys_own_hooks_and_config_run_nothing(backend: &'static str) {
+    let fx = Fixture::new("git-own").with_backend(backend);
+    let marker = fx.dir.join("ran");
+    let out = fx.sandboxed(&format!(
+        r#"{plant}
+        cd .. && cp .payload.sh .git/hooks/pre-commit 2>/dev/null; cp .payload.sh .git/hooks/post-commit 2>/dev/null
+        git config core.fsmonitor "$PWD/.payload.sh" 2>/dev/null
+        echo '[alias]' >> .git/config 2>/dev/null
+        true"#,
+        plant = plant_script(&marker)
+    ));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_nothing_ran(&fx, &marker, &out);
+    let config = fs::read_to_string(fx.repo.join(".git/config")).unwrap();
+    assert!(!config.contains("fsmonitor"), "{config}");
 }
 
 /// Door 5, planted by a session: pointers to `~/.ssh` (the one of the issue with a leading
@@ -426,6 +447,7 @@ on_every_backend!(
     a_created_commondir_runs_nothing,
     a_replaced_dot_git_runs_nothing,
     a_nested_repository_runs_nothing,
+    the_repositorys_own_hooks_and_config_run_nothing,
     a_nested_git_file_runs_nothing,
     a_nested_config_written_to_fool_a_reader_runs_nothing,
     hooks_in_the_work_tree_run_nothing,
