@@ -58,10 +58,21 @@ pub fn git_protection_rules(workspace: &Path, git: &GitDirs, home: &Path) -> Vec
     }
     // Submodules keep their git directories under `modules/`; their hooks and config run
     // when the user works in the submodule.
+    // Each is bound onto itself (a mount point, which cannot be renamed to make room for a
+    // git dir of the agent's).
     for modules in [&git.common_dir, &git.git_dir] {
         if let Ok(entries) = fs::read_dir(modules.join("modules")) {
             for entry in entries.flatten() {
                 if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    rules.push(PathRule::new(
+                        entry.path(),
+                        Access::ReadWrite,
+                        true,
+                        RuleOrigin::builtin(
+                            "a submodule's git directory: writable for commits, and a mount \
+                             point that cannot be renamed or replaced",
+                        ),
+                    ));
                     protect_git_dir(&entry.path(), &mut rules);
                 }
             }

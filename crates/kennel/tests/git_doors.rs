@@ -128,6 +128,42 @@ fn a_nested_config_written_to_fool_a_reader_runs_nothing(backend: &'static str) 
     assert_nothing_ran(&fx, &marker, &out);
 }
 
+/// A submodule's git directory swapped for one of the agent's (the real one renamed):
+/// submodule git dirs are mount points where the backend can make them so; watched
+/// elsewhere.
+fn a_swapped_submodule_git_dir_runs_nothing(backend: &'static str) {
+    let fx = Fixture::new("git-swapmod").with_backend(backend);
+    let setup = fx.as_user(&format!(
+        r#"set -e
+        cd "$HOME" && mkdir lib && cd lib && git init -q -b main . && echo l > l && git add l && git commit -q -m lib
+        cd '{repo}' && git -c protocol.file.allow=always submodule -q add "$HOME/lib" lib && git commit -q -m 'add lib'"#,
+        repo = fx.repo.display()
+    ));
+    assert!(setup.status.success(), "{}", stderr(&setup));
+    let marker = fx.dir.join("ran");
+    let out = fx.sandboxed(&format!(
+        r#"{plant}
+        cd .. && mv .git/modules/lib .git/modules/lib-old && echo MOVED
+        cp -r .git/modules/lib-old .git/modules/lib
+        printf '[core]
+	fsmonitor = %s/.payload.sh
+	worktree = ../../../lib
+' "$PWD" > .git/modules/lib/config
+        cp .payload.sh .git/modules/lib/hooks/pre-commit
+        true"#,
+        plant = plant_script(&marker)
+    ));
+    if backend != "landlock" {
+        assert!(!stdout(&out).contains("MOVED"), "{}", stderr(&out));
+    }
+    let after = fx.as_user(&format!(
+        "cd '{}/lib' && git status >/dev/null 2>&1; echo x >> l && git commit -qam x >/dev/null 2>&1; true",
+        fx.repo.display()
+    ));
+    assert!(after.status.success(), "{}", stderr(&after));
+    assert!(!marker.exists(), "kennel said: {}", stderr(&out));
+}
+
 /// A sibling of door 3: a nested `.git` *file* pointing to a git directory of the agent's.
 fn a_nested_git_file_runs_nothing(backend: &'static str) {
     let fx = Fixture::new("git-nestedfile").with_backend(backend);
@@ -449,6 +485,7 @@ on_every_backend!(
     a_nested_repository_runs_nothing,
     the_repositorys_own_hooks_and_config_run_nothing,
     a_nested_git_file_runs_nothing,
+    a_swapped_submodule_git_dir_runs_nothing,
     a_nested_config_written_to_fool_a_reader_runs_nothing,
     hooks_in_the_work_tree_run_nothing,
     a_hooks_folder_created_in_the_session_runs_nothing,
