@@ -164,6 +164,28 @@ fn a_swapped_submodule_git_dir_runs_nothing(backend: &'static str) {
     assert!(!marker.exists(), "kennel said: {}", stderr(&out));
 }
 
+/// A nested repository whose git directory is elsewhere in the work tree
+/// (`git init --separate-git-dir`), its `.git` file older than the session: the session
+/// changes the config it points to.
+fn a_separate_git_dir_in_the_work_tree_runs_nothing(backend: &'static str) {
+    let fx = Fixture::new("git-separate").with_backend(backend);
+    let setup = fx.as_user(&format!(
+        r#"set -e; cd '{}' && git init -q --separate-git-dir="$PWD/.vendor-git" vendor/x
+        git -C vendor/x commit -q --allow-empty -m x && git add vendor/x && git commit -q -m vendor
+        sleep 1.2"#,
+        fx.repo.display()
+    ));
+    assert!(setup.status.success(), "{}", stderr(&setup));
+    let marker = fx.dir.join("ran");
+    let out = fx.sandboxed(&format!(
+        r#"{plant}
+        cd .. && git -C vendor/x config core.fsmonitor "$PWD/.payload.sh" && echo PLANTED"#,
+        plant = plant_script(&marker)
+    ));
+    assert!(stdout(&out).contains("PLANTED"), "{}", stderr(&out));
+    assert_nothing_ran(&fx, &marker, &out);
+}
+
 /// A sibling of door 3: a nested `.git` *file* pointing to a git directory of the agent's.
 fn a_nested_git_file_runs_nothing(backend: &'static str) {
     let fx = Fixture::new("git-nestedfile").with_backend(backend);
@@ -485,6 +507,7 @@ on_every_backend!(
     a_nested_repository_runs_nothing,
     the_repositorys_own_hooks_and_config_run_nothing,
     a_nested_git_file_runs_nothing,
+    a_separate_git_dir_in_the_work_tree_runs_nothing,
     a_swapped_submodule_git_dir_runs_nothing,
     a_nested_config_written_to_fool_a_reader_runs_nothing,
     hooks_in_the_work_tree_run_nothing,

@@ -150,6 +150,7 @@ pub(super) fn check(c: &Check) -> Vec<String> {
             }
         }
     }
+    add_pointed_git_dirs(c, &walk.dot_gits, &mut git_dirs);
     let main_configs: Vec<&Path> = c.configs.iter().map(|(f, _)| f.as_path()).collect();
     for (dir, what, arrived) in &git_dirs {
         check_git_dir(c, &mut r, dir, what, *arrived, &main_configs, &changed);
@@ -206,6 +207,54 @@ pub(super) fn check(c: &Check) -> Vec<String> {
         ));
     }
     lines
+}
+
+/// The git dirs that `.git` files and links name, and that `commondir` files name (where
+/// git takes config and hooks), when they are not in the list yet: a pointer the session
+/// did not touch may lead to a git dir it did (a `--separate-git-dir` in the work tree).
+fn add_pointed_git_dirs(
+    c: &Check,
+    dot_gits: &[(PathBuf, bool)],
+    git_dirs: &mut Vec<(PathBuf, &str, bool)>,
+) {
+    let known = |dirs: &[(PathBuf, &str, bool)], p: &Path| dirs.iter().any(|(d, _, _)| d == p);
+    for (found, arrived) in dot_gits {
+        let Ok(meta) = fs::symlink_metadata(found) else {
+            continue;
+        };
+        if meta.is_dir() {
+            continue;
+        }
+        let target = if meta.is_symlink() {
+            fs::read_link(found).ok()
+        } else {
+            read_small(found, 1 << 20)
+                .ok()
+                .and_then(|b| parse_gitfile(&b))
+        };
+        let folder = found.parent().unwrap_or(c.root);
+        if let Some(dir) = target.and_then(|t| fs::canonicalize(folder.join(t)).ok()) {
+            if dir.is_dir() && !known(git_dirs, &dir) {
+                git_dirs.push((dir, "the git directory a .git file names", *arrived));
+            }
+        }
+    }
+    // Each git dir's `commondir`, those just added included (bounded).
+    let mut i = 0;
+    while i < git_dirs.len() && git_dirs.len() < 10_000 {
+        let (dir, _, arrived) = &git_dirs[i];
+        let arrived = *arrived;
+        let common = read_small(&dir.join("commondir"), 1 << 20)
+            .ok()
+            .and_then(|b| kennel_policy::parse_commondir(&b))
+            .and_then(|p| fs::canonicalize(dir.join(p)).ok());
+        if let Some(common) = common {
+            if common.is_dir() && !known(git_dirs, &common) {
+                git_dirs.push((common, "the git directory a commondir names", arrived));
+            }
+        }
+        i += 1;
+    }
 }
 
 /// Whether `target` (what a `.git` file at `dot_git` names) is one of this repository's
