@@ -145,7 +145,8 @@ pub fn landlock_only_plan(
     if git_lost {
         lost.push(
             "read-only git hooks and config (the agent could plant a hook that your next git \
-             command runs)"
+             command runs; kennel checks when the session ends and moves away what was \
+             planted before you can run git)"
                 .to_string(),
         );
     }

@@ -39,6 +39,11 @@ pub enum PolicyError {
     #[error("{path}: {message}")]
     BadGitFile { path: PathBuf, message: String },
 
+    /// A git pointer (`.git` file, `commondir`) that leads somewhere kennel will not bind:
+    /// a sandbox of an earlier session may have written it.
+    #[error("refusing to run: {path} {why}")]
+    UntrustedGitDir { path: PathBuf, why: String },
+
     #[error("no command given and no SHELL to fall back on; name a command after `--`")]
     NoCommand,
 
@@ -58,6 +63,7 @@ impl PolicyError {
             self,
             PolicyError::WorkspaceExposesHome { .. }
                 | PolicyError::WorkspaceIsPrivate { .. }
+                | PolicyError::UntrustedGitDir { .. }
                 | PolicyError::NoCommand
                 | PolicyError::Config(_)
                 | PolicyError::Profile(_)

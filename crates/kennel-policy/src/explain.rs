@@ -9,19 +9,38 @@ const NATIVE: &[&str] = &[
     "a fresh root: the system bound read-only, nothing of /home, /root or /run/user",
     "a private /tmp and /var/tmp; a minimal /dev with its own pseudo-terminals",
     "Landlock and seccomp on top of the mount view; no capabilities, no new privileges",
-    "git hooks and config read-only: nothing planted there runs outside later",
+    "git: .git a mount point (cannot be renamed or replaced); hooks, config, pointer files \
+     and core.hooksPath folders read-only; what cannot be (pointers that do not exist yet, \
+     nested repositories) is watched (below)",
 ];
 
 const LANDLOCK: &[&str] = &[
     "Landlock: only the paths above can be read or written; seccomp; no new privileges",
     "lost without namespaces: no private /tmp, no empty home, no PID namespace, \
      no read-only git hooks",
+    "git: nothing in the workspace can be read-only, so all of it is watched (below): what \
+     the session planted is moved away, the repository's config put back, before you can \
+     run git",
 ];
 
 const SYSTEMD: &[&str] = &[
     "a transient unit of your systemd user manager: PrivateUsers, ProtectSystem=strict, \
      ProtectHome=tmpfs, PrivateTmp, NoNewPrivileges, RestrictSUIDSGID, ProtectKernel*",
     "checked from inside the unit before the command starts; `systemctl --user stop` ends it",
+    "git: .git, hooks, config, pointer files and core.hooksPath folders read-only or mount \
+     points of the unit; the rest is watched (below)",
+];
+
+/// What the end-of-session check of git looks at (crates/kennel/src/git_watch.rs).
+const WATCHED: &[&str] = &[
+    "every git directory of the workspace (the repository's, nested repositories', \
+     submodules', linked worktrees'): config, config.worktree, commondir, hooks, \
+     info/attributes",
+    "every .git file or link in the workspace, and the .git folder itself (replaced?)",
+    "folders core.hooksPath names and config files include.path names",
+    "what the session changed there and would run is moved to kennel-quarantine in the \
+     repository's git directory and named, with the way back; the repository's config is \
+     put back as it was",
 ];
 
 /// What each backend guarantees besides the paths, in a few lines.
@@ -128,6 +147,20 @@ pub fn explain_text(policy: &Policy, description: &str) -> String {
             r.origin.reason,
             r.origin.source
         );
+    }
+    if policy
+        .paths
+        .iter()
+        .any(|r| r.origin.reason == crate::git::REASON)
+    {
+        let _ = writeln!(
+            out,
+            "\nwatched (checked when the session ends, before you can run git; and at the next \
+             start if kennel was killed):"
+        );
+        for line in WATCHED {
+            let _ = writeln!(out, "  - {line}");
+        }
     }
     if !policy.copy_back.is_empty() {
         let _ = writeln!(

@@ -10,6 +10,7 @@ mod env;
 mod error;
 mod explain;
 mod git;
+mod git_config;
 pub mod glob;
 mod layer;
 mod network;
@@ -23,11 +24,14 @@ mod source;
 mod tests;
 
 pub use catalog::{profile_name_typos, Catalog, ProfileInfo, BUILTIN_PROFILES};
-pub use context::{Context, ContextInputs, GitDirs, Workspace};
+pub use context::{parse_commondir, parse_gitfile, Context, ContextInputs, GitDirs, Workspace};
 pub use env::{env_allowed, ENV_ALLOW_LIST};
 pub use error::PolicyError;
 pub use explain::explain_text;
-pub use git::{git_protection_rules, git_runs_commands, GitRunsCommand};
+pub use git::{
+    command_settings, git_protection_rules, git_runs_commands, hooks_in, module_git_dirs,
+    read_config, read_small, GitRunsCommand, GitSurface,
+};
 pub use layer::PathSpec;
 pub use network::{
     normalize_host, Denial, HostPattern, HostRule, NetMode, NetRules, BUILTIN_NET_GROUPS,

@@ -196,14 +196,43 @@ pub fn resolve(ctx: &Context, inputs: ResolveInputs) -> Result<Policy, PolicyErr
     b.apply(&cli)?;
     if let Some(git) = &ctx.workspace.git {
         b.next_layer();
-        for rule in git_protection_rules(workspace, git) {
+        for rule in git_protection_rules(workspace, git, &ctx.home) {
             b.push(rule);
         }
     }
     if let Some(repo) = &repo {
         b.apply(repo)?;
     }
-    Ok(b.finish(inputs.profile, inputs.command))
+    let policy = b.finish(inputs.profile, inputs.command);
+    check_outside_git_dirs(ctx, &policy)?;
+    Ok(policy)
+}
+
+/// A git dir outside the workspace is bound read-write; one inside a folder the policy
+/// hides would open that folder (its own rule is deeper, so it would win): refused.
+fn check_outside_git_dirs(ctx: &Context, policy: &Policy) -> Result<(), PolicyError> {
+    let Some(git) = &ctx.workspace.git else {
+        return Ok(());
+    };
+    for dir in [&git.common_dir, &git.git_dir] {
+        if is_ancestor_or_same(&ctx.workspace.root, dir) {
+            continue;
+        }
+        let above = dir.parent().and_then(|parent| policy.rule_for(parent));
+        if let Some(rule) = above.filter(|r| r.access == Access::Hidden) {
+            return Err(PolicyError::UntrustedGitDir {
+                path: dir.to_path_buf(),
+                why: format!(
+                    "is this workspace's git directory, inside {}, which the policy hides \
+                     ({}); kennel will not open a hidden folder for it: run kennel from the \
+                     main checkout, or stop hiding that folder",
+                    crate::shown_path(&rule.path),
+                    rule.origin.source
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn cli_layer(cli: &CliLayer, catalog: &Catalog) -> Result<Layer, PolicyError> {

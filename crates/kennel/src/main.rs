@@ -8,6 +8,7 @@ mod apparmor;
 mod cli;
 mod doctor;
 mod files;
+mod git_watch;
 mod home;
 mod program;
 mod systemd_backend;
@@ -558,17 +559,17 @@ fn program_paths(program: &Path, ctx: &Context, profile: &str) -> Vec<(PathBuf, 
 
 /// The repository's own config and hooks run commands when the user types `git` outside
 /// the sandbox; kennel keeps them read-only inside, and says what is already there.
-fn report_git_commands(git: &kennel_policy::GitDirs) {
-    for found in kennel_policy::git_runs_commands(git) {
+fn report_git_commands(ctx: &Context, git: &kennel_policy::GitDirs) {
+    for found in kennel_policy::git_runs_commands(&ctx.workspace.root, git, &ctx.home) {
         let value = if found.value.is_empty() {
             String::new()
         } else {
-            format!(" = {}", found.value)
+            format!(" = {}", kennel_policy::shown(&found.value))
         };
         eprintln!(
             "kennel: note: {}{value} ({}) runs a command whenever you use git in this repository",
-            found.what,
-            found.file.display()
+            kennel_policy::shown(&found.what),
+            kennel_policy::shown_path(&found.file)
         );
     }
 }
@@ -589,7 +590,7 @@ fn run_policy(
         );
     }
     if let Some(git) = &ctx.workspace.git {
-        report_git_commands(git);
+        report_git_commands(ctx, git);
     }
     let stale_homes = home::stale_homes(&std::env::temp_dir(), ctx.uid);
     if stale_homes.len() > 3 {
@@ -647,6 +648,7 @@ fn run_policy(
     if policy.backend != Backend::Systemd {
         systemd_backend::refuse_systemd_only_flags(&run.systemd, policy.backend)?;
     }
+    let git_watch = git_watch::begin(ctx, run.systemd.dry_run);
     let result = match policy.backend {
         Backend::Systemd => systemd_backend::run(ctx, &policy, &run.systemd, &options.net),
         Backend::Native => kennel_native::run(&policy, &options).map_err(Failure::from),
@@ -683,6 +685,7 @@ fn run_policy(
     }
     // An ephemeral home's folder is removed now; the rest is left to the exit.
     drop(home);
+    git_watch::end(git_watch);
     let code = result?;
     end(u8::try_from(code).unwrap_or(exit::SETUP_FAILED))
 }

@@ -122,7 +122,11 @@ fn man_pages_for_every_command_and_none_over_a_foreign_file() {
     let dir = tempfile::tempdir().unwrap();
     let dir_arg = dir.path().to_string_lossy().into_owned();
     let out = kennel(&["man", "--dir", &dir_arg]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let main = std::fs::read_to_string(dir.path().join("kennel.1")).unwrap();
     for named in main
         .lines()
@@ -130,7 +134,10 @@ fn man_pages_for_every_command_and_none_over_a_foreign_file() {
         .filter(|l| l.starts_with("kennel\\-"))
     {
         let file = format!("{}.1", named.replace("\\-", "-"));
-        assert!(dir.path().join(&file).is_file(), "{file} is named but not written");
+        assert!(
+            dir.path().join(&file).is_file(),
+            "{file} is named but not written"
+        );
     }
     let run = std::fs::read_to_string(dir.path().join("kennel-run.1")).unwrap();
     assert!(run.contains("pass\\-fd"), "run's options are in its page");

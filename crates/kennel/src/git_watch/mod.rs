@@ -1,0 +1,263 @@
+//! What the user's git would run, checked when the sandbox ends (issue 16).
+//!
+//! Mounts keep `.git/config` and the hooks read-only on the native backend, but a sandbox
+//! can still create what git reads that did not exist at start (a `commondir`, a nested
+//! repository with its own `core.fsmonitor`, a hook in a `core.hooksPath` folder), and the
+//! landlock backend cannot make a folder of the workspace read-only at all. So once the
+//! command has ended, before kennel returns to the user's shell, kennel walks the workspace
+//! and looks at everything git reads to decide what to run: every git directory (the
+//! repository's, nested repositories', submodules', linked worktrees'), their configs and
+//! pointer files, hooks folders, `info/attributes`, `.git` files and links, and the configs
+//! they include. What the session changed is told by its ctime: the kernel sets it on every
+//! change and an unprivileged process cannot set it back, so "ctime at or after the start"
+//! marks what the session touched, at no cost at start.
+//!
+//! What the session changed and would make git run a command or look elsewhere is moved
+//! into a quarantine folder (`kennel-quarantine/` in the repository's git directory, where
+//! git never looks), and each move is printed with the way back. A repository config that
+//! existed at start is put back as it was (the changed one is kept in the quarantine). The
+//! walk is bounded; when it cannot look everywhere, kennel says so instead of staying quiet.
+//!
+//! A session whose kennel was killed never reaches this check: a small record of each
+//! session (its start time and workspace) is kept in kennel's state folder and removed when
+//! the check ran; the next session in the same workspace finds a record whose kennel is
+//! gone and runs the check for it first.
+
+use std::fs;
+use std::io::Write as _;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use kennel_policy::{read_small, Context, GitDirs};
+
+mod check;
+mod quarantine;
+mod walk;
+
+use check::{check, Check};
+
+/// How many entries of the workspace the end check looks at before it gives up (and says so).
+const MAX_ENTRIES: usize = 2_000_000;
+/// How deep it goes.
+const MAX_DEPTH: usize = 64;
+/// The kernel stamps ctime from a clock that may lag the one kennel reads by a tick: a
+/// change made just after the start must not look older than it.
+const CLOCK_MARGIN: Duration = Duration::from_secs(1);
+/// The largest config file kennel reads (and keeps a copy of).
+const CONFIG_LIMIT: u64 = 1 << 20;
+/// The folder of the repository's git directory that holds what kennel moved away.
+pub const QUARANTINE: &str = "kennel-quarantine";
+
+/// A nanosecond timestamp, as ctime is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Stamp(i128);
+
+impl Stamp {
+    fn of(meta: &fs::Metadata) -> Stamp {
+        Stamp(i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()))
+    }
+
+    fn from_time(t: SystemTime) -> Stamp {
+        match t.duration_since(UNIX_EPOCH) {
+            Ok(d) => Stamp(i128::try_from(d.as_nanos()).unwrap_or(i128::MAX)),
+            Err(e) => Stamp(-i128::try_from(e.duration().as_nanos()).unwrap_or(i128::MAX)),
+        }
+    }
+}
+
+/// Before a session: the checks of earlier sessions here whose kennel was killed, printed,
+/// then this session's watch (none for a dry run, which runs nothing).
+pub fn begin(ctx: &Context, dry_run: bool) -> Option<GitWatch> {
+    if dry_run {
+        return None;
+    }
+    let state = ctx.var("XDG_STATE_HOME").map(PathBuf::from);
+    for line in check_killed_sessions(ctx, state.as_deref()) {
+        eprintln!("kennel: {line}");
+    }
+    GitWatch::start(ctx, state.as_deref())
+}
+
+/// After a session, before kennel returns: the end check, printed.
+pub fn end(watch: Option<GitWatch>) {
+    if let Some(watch) = watch {
+        for line in watch.finish() {
+            eprintln!("kennel: {line}");
+        }
+    }
+}
+
+/// One session's watch: what the end check compares with.
+pub struct GitWatch {
+    root: PathBuf,
+    git: GitDirs,
+    home: PathBuf,
+    start: Stamp,
+    /// The workspace's `.git` folder at start (device, inode): it must be the same at the end.
+    dot_git: Option<(u64, u64)>,
+    /// The repository's configs as they were at start, to put back if the session changed
+    /// what they run (a killed session's check has none).
+    configs: Vec<(PathBuf, Option<Vec<u8>>)>,
+    /// The record that lets the next session check this one if kennel is killed.
+    record: Option<PathBuf>,
+}
+
+impl GitWatch {
+    /// Starts watching the workspace's repository: a clock read, one `stat` of `.git`, the
+    /// repository's config (already in the page cache: the launch note read it) and a small
+    /// record in kennel's state folder.
+    pub fn start(ctx: &Context, state_home: Option<&Path>) -> Option<GitWatch> {
+        let git = git_dirs_of(ctx);
+        let start = Stamp::from_time(SystemTime::now().checked_sub(CLOCK_MARGIN)?);
+        let root = ctx.workspace.root.clone();
+        let dot_git = fs::symlink_metadata(root.join(".git"))
+            .ok()
+            .filter(fs::Metadata::is_dir)
+            .map(|m| (m.dev(), m.ino()));
+        // `config.worktree` is read when `extensions.worktreeConfig` is set: usually absent,
+        // so this is one failed open.
+        let configs = [
+            git.common_dir.join("config"),
+            git.git_dir.join("config.worktree"),
+        ]
+        .into_iter()
+        .map(|file| {
+            let bytes = read_small(&file, CONFIG_LIMIT).ok();
+            (file, bytes)
+        })
+        .collect();
+        let record = write_record(&records_dir(ctx, state_home), &root, start);
+        Some(GitWatch {
+            root,
+            git,
+            home: ctx.home.clone(),
+            start,
+            dot_git,
+            configs,
+            record,
+        })
+    }
+
+    /// The end check: lines for the user (each to be printed after `kennel: `), empty when
+    /// git would run nothing new.
+    pub fn finish(self) -> Vec<String> {
+        let lines = check(&Check {
+            root: &self.root,
+            git: &self.git,
+            home: &self.home,
+            start: self.start,
+            dot_git: self.dot_git,
+            configs: &self.configs,
+        });
+        if let Some(record) = &self.record {
+            let _ = fs::remove_file(record);
+        }
+        lines
+    }
+}
+
+/// The workspace's git dirs; outside a repository, the `.git` a session could create in
+/// the workspace (where the user's git would find it later).
+fn git_dirs_of(ctx: &Context) -> GitDirs {
+    ctx.workspace.git.clone().unwrap_or_else(|| GitDirs {
+        git_dir: ctx.workspace.root.join(".git"),
+        common_dir: ctx.workspace.root.join(".git"),
+    })
+}
+
+/// Records of sessions in this workspace whose kennel is gone: their checks, run now.
+pub fn check_killed_sessions(ctx: &Context, state_home: Option<&Path>) -> Vec<String> {
+    let git = &git_dirs_of(ctx);
+    let dir = records_dir(ctx, state_home);
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut lines = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Some(record) = Record::read(&path) else {
+            continue;
+        };
+        if record.workspace != ctx.workspace.root
+            || Path::new("/proc").join(record.pid.to_string()).exists()
+        {
+            continue;
+        }
+        let found = check(&Check {
+            root: &ctx.workspace.root,
+            git,
+            home: &ctx.home,
+            start: record.start,
+            dot_git: None,
+            configs: &[],
+        });
+        if !found.is_empty() {
+            lines.push(
+                "an earlier session in this workspace ended without kennel's check (its kennel \
+                 was killed); checking what it left for git now:"
+                    .to_string(),
+            );
+            lines.extend(found);
+        }
+        let _ = fs::remove_file(&path);
+    }
+    lines
+}
+
+fn records_dir(ctx: &Context, state_home: Option<&Path>) -> PathBuf {
+    state_home
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| ctx.home.join(".local/state"))
+        .join("kennel/sessions")
+}
+
+/// A session's record: `pid`, start in nanoseconds, workspace path, one per line.
+struct Record {
+    pid: u32,
+    start: Stamp,
+    workspace: PathBuf,
+}
+
+impl Record {
+    fn read(path: &Path) -> Option<Record> {
+        let meta = fs::symlink_metadata(path).ok()?;
+        if !meta.is_file() || meta.len() > 8192 || meta.uid() != nix::unistd::geteuid().as_raw() {
+            return None;
+        }
+        let bytes = read_small(path, 8192).ok()?;
+        let mut parts = bytes.splitn(3, |b| *b == b'\n');
+        let pid = std::str::from_utf8(parts.next()?).ok()?.parse().ok()?;
+        let start: i128 = std::str::from_utf8(parts.next()?).ok()?.parse().ok()?;
+        let workspace = std::os::unix::ffi::OsStrExt::from_bytes(parts.next()?);
+        let workspace: &std::ffi::OsStr = workspace;
+        // The record was written at the start it names: a record claiming an older start
+        // (written by anything but kennel) would make kennel move the user's own files.
+        let written = Stamp::of(&meta);
+        let margin = 10 * 1_000_000_000;
+        if written.0 < start || written.0 - start > margin {
+            return None;
+        }
+        Some(Record {
+            pid,
+            start: Stamp(start),
+            workspace: PathBuf::from(workspace),
+        })
+    }
+}
+
+fn write_record(dir: &Path, workspace: &Path, start: Stamp) -> Option<PathBuf> {
+    fs::create_dir_all(dir).ok()?;
+    let path = dir.join(format!("{}", std::process::id()));
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(&path)
+        .ok()?;
+    let mut text = format!("{}\n{}\n", std::process::id(), start.0).into_bytes();
+    text.extend_from_slice(workspace.as_os_str().as_encoded_bytes());
+    file.write_all(&text).ok()?;
+    Some(path)
+}
