@@ -99,6 +99,10 @@ pub struct CliLayer {
     pub home: Option<HomeMode>,
     /// `--net MODE`.
     pub network: Option<NetMode>,
+    /// `--allow HOST[:PORT]`: hosts the allow-list proxy lets through, for this run.
+    pub allow: Vec<String>,
+    /// `--localhost PORT`: host loopback ports reachable inside, for this run.
+    pub localhost: Vec<u16>,
 }
 
 /// Facts about the host that the policy depends on, found by the caller.
@@ -249,10 +253,23 @@ fn cli_layer(cli: &CliLayer, catalog: &Catalog) -> Result<Layer, PolicyError> {
         label: "command line".into(),
         backend: cli.backend,
         home: cli.home,
-        network: cli.network.map(|mode| NetLayer {
-            mode: Some(mode),
-            ..NetLayer::default()
-        }),
+        network: (cli.network.is_some() || !cli.allow.is_empty() || !cli.localhost.is_empty())
+            .then(|| -> Result<NetLayer, PolicyError> {
+                Ok(NetLayer {
+                    mode: cli.network,
+                    allow: cli
+                        .allow
+                        .iter()
+                        .map(|text| {
+                            HostRule::parse(text, "--allow (command line)")
+                                .map_err(|e| PolicyError::Profile(format!("--allow {text}: {e}")))
+                        })
+                        .collect::<Result<_, _>>()?,
+                    localhost: cli.localhost.clone(),
+                    ..NetLayer::default()
+                })
+            })
+            .transpose()?,
         env_pass: cli.pass_env.iter().map(named).collect(),
         ..Layer::default()
     };

@@ -242,6 +242,16 @@ pub struct PolicyArgs {
     /// `kennel explain`). The default is the profile's.
     #[arg(long, value_enum)]
     pub net: Option<NetChoice>,
+
+    /// Also let HOST (HOST:PORT, *.SUFFIX, an address) through the allow-list proxy, for
+    /// this run only (the allow-list network; your config keeps it for good).
+    #[arg(long = "allow", value_name = "HOST[:PORT]")]
+    pub allow: Vec<String>,
+
+    /// Also make the host's loopback port PORT reachable inside at the same port, for this
+    /// run only (with the `off` or `allow-list` network): a local model server, a database.
+    #[arg(long = "localhost", value_name = "PORT")]
+    pub localhost: Vec<u16>,
 }
 
 #[derive(Debug, clap::Args)]

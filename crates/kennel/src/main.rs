@@ -420,6 +420,8 @@ fn cli_layer(args: &PolicyArgs, ctx: &Context) -> CliLayer {
             NetChoice::Off => NetMode::Off,
             NetChoice::AllowList => NetMode::AllowList,
         }),
+        allow: args.allow.clone(),
+        localhost: args.localhost.clone(),
     }
 }
 
@@ -444,7 +446,19 @@ fn policy_for(
             resolv_conf_target: resolv_conf_target(),
         },
     };
-    Ok((resolve(ctx, inputs)?, config_name))
+    let policy = resolve(ctx, inputs)?;
+    if !args.allow.is_empty() && !matches!(policy.network, kennel_policy::Network::AllowList(_)) {
+        return Err(failure(
+            format!(
+                "--allow needs the allow-list network, and profile `{}` runs with `{}` here; add \
+                 --net allow-list",
+                policy.profile,
+                policy.network.mode_name()
+            ),
+            exit::REFUSED,
+        ));
+    }
+    Ok((policy, config_name))
 }
 
 /// How to run beyond the policy: the backend's own options.

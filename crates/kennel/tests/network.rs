@@ -649,3 +649,38 @@ print("held", len(held))
     );
     assert!(most < 256 + 40, "kennel ran {most} threads");
 }
+
+/// `--allow HOST` and `--localhost PORT` open a host or a loopback port for one run, with
+/// nothing in the config; `--allow` without the allow-list network is refused, not ignored.
+#[test]
+fn allow_and_localhost_flags_open_a_host_or_a_port_for_one_run() {
+    let (fx, net) = allow_list_fixture("netflags", &[]);
+    let service = host_service("127.0.0.1:0", "flag-service");
+    let url = format!("http:http://unlisted.example.test:{}/", net.http_port);
+    let hosts = format!("{HOSTS};unlisted.example.test=127.0.0.2");
+    let probes = [url.clone(), format!("raw:127.0.0.1,{service}")];
+    let out = fx.net_probe(&[], &hosts, &probes);
+    assert!(stdout(&out).contains("HTTP 403"), "{}", stdout(&out));
+    assert!(
+        !stdout(&out).contains("RAW flag-service"),
+        "{}",
+        stdout(&out)
+    );
+    let allow = format!("unlisted.example.test:{}", net.http_port);
+    let port = service.to_string();
+    let out = fx.net_probe(&["--allow", &allow, "--localhost", &port], &hosts, &probes);
+    let text = stdout(&out);
+    assert!(
+        text.contains("HTTP 200 fake-internet"),
+        "{text} {}",
+        stderr(&out)
+    );
+    assert!(text.contains("RAW flag-service"), "{text} {}", stderr(&out));
+    let out = fx
+        .kennel()
+        .args(["run", "--net", "on", "--allow", "example.org", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--allow needs the allow-list network"));
+}
