@@ -571,6 +571,37 @@ fn program_paths(program: &Path, ctx: &Context, profile: &str) -> Vec<(PathBuf, 
     found
 }
 
+/// Variables of the user's environment that the policy does not pass and that look like a
+/// tool's settings (keys, tokens, endpoints, proxies): names only, sorted. What an agent
+/// misses when it says `Missing environment variable`.
+fn notable_dropped(ctx: &Context, policy: &Policy) -> Vec<String> {
+    const ENDINGS: &[&str] = &[
+        "_API_KEY",
+        "_KEY",
+        "_TOKEN",
+        "_BASE_URL",
+        "_API_BASE",
+        "_ENDPOINT",
+        "_HOST",
+        "_URL",
+        "_PROXY",
+    ];
+    let mut names: Vec<String> = ctx
+        .env
+        .iter()
+        .filter_map(|(name, _)| name.to_str())
+        .filter(|name| {
+            let upper = name.to_ascii_uppercase();
+            ENDINGS.iter().any(|e| upper.ends_with(e))
+        })
+        .filter(|name| !policy.env.iter().any(|v| v.name == *name))
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// The repository's own config and hooks run commands when the user types `git` outside
 /// the sandbox; kennel keeps them read-only inside, and says what is already there.
 fn report_git_commands(ctx: &Context, git: &kennel_policy::GitDirs) {
@@ -605,6 +636,16 @@ fn run_policy(
     }
     if let Some(git) = &ctx.workspace.git {
         report_git_commands(ctx, git);
+    }
+    let dropped = notable_dropped(ctx, &policy);
+    if !dropped.is_empty() {
+        eprintln!(
+            "kennel: note: not passed into the sandbox (names only): {}; pass one with \
+             --pass-env NAME, or for good with `pass = [\"NAME\"]` in [profile.{}.env] of your \
+             config",
+            kennel_policy::shown(&dropped.join(" ")),
+            policy.profile
+        );
     }
     let stale_homes = home::stale_homes(&std::env::temp_dir(), ctx.uid);
     if stale_homes.len() > 3 {
@@ -810,6 +851,14 @@ fn explain(config: &ConfigChoice, args: ExplainArgs) -> Result<u8, Failure> {
             .map(|p| p.description)
             .unwrap_or_default();
         print!("{}", explain_text(&policy, &description));
+        let dropped = notable_dropped(&ctx, &policy);
+        if !dropped.is_empty() {
+            println!(
+                "\nnot passed from your environment (keys, tokens, endpoints, proxies; names \
+                 only): {}",
+                kennel_policy::shown(&dropped.join(" "))
+            );
+        }
         if policy.backend == Backend::Auto {
             // What `auto` is on this machine: the same probe `kennel run` meets.
             match kennel_native::probe_user_namespaces().map_err(apparmor::with_commands) {

@@ -107,3 +107,34 @@ fn an_npm_agent_on_an_nvm_node_runs_on_that_node_and_explain_shows_it() {
         "{text}"
     );
 }
+
+/// A local model or a company gateway: each agent's documented base-URL variable reaches
+/// it; a key the profile does not pass is named at start (never its value) with how to pass
+/// it.
+#[test]
+fn custom_endpoints_reach_the_agent_and_dropped_keys_are_named() {
+    let fx = Fixture::new("endpoints");
+    let out = fx
+        .kennel()
+        .env("GOOGLE_GEMINI_BASE_URL", "http://127.0.0.1:8088/gemini")
+        .env("MOCK_API_KEY", SECRET)
+        .args(["run", "--profile", "gemini", "--", "sh", "-c"])
+        .arg("echo base=$GOOGLE_GEMINI_BASE_URL; echo mock=$MOCK_API_KEY")
+        .output()
+        .unwrap();
+    common::assert_kennel_started(&out);
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert!(
+        text.contains("base=http://127.0.0.1:8088/gemini"),
+        "{text} {err}"
+    );
+    assert!(text.contains("mock=\n"), "{text}");
+    assert!(
+        err.contains("not passed into the sandbox (names only): MOCK_API_KEY"),
+        "{err}"
+    );
+    assert!(
+        !err.contains(SECRET),
+        "a value reached kennel's lines: {err}"
+    );
+}
