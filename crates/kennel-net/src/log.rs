@@ -141,12 +141,47 @@ impl Refusals {
 #[derive(Default)]
 struct Inner {
     blocked: Refusals,
+    /// Connections the policy allowed but that could not be made (no such name, refused,
+    /// TLS name mismatch): the agent got a 502, the user is told why at exit.
+    failed: Refusals,
     allowed: usize,
     /// Connections closed unserved: more than the proxy serves at once were open.
     over_limit: usize,
     /// That limit, for the summary.
     limit: usize,
     file: Option<File>,
+}
+
+/// The summary's lines for `refusals`: `{verb} N {what}`, then one line per distinct one,
+/// most frequent first, at most `max`. Escaped: these lines reach the user's terminal.
+fn grouped(refusals: &Refusals, verb: &str, what: &str, max: usize) -> Vec<String> {
+    if refusals.is_empty() {
+        return Vec::new();
+    }
+    let mut groups: Vec<(String, usize)> = refusals
+        .counts
+        .iter()
+        .map(|(b, n)| (kennel_policy::shown(&b.line()).into_owned(), *n))
+        .collect();
+    groups.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let n = refusals.len();
+    let mut lines = vec![format!(
+        "{verb} {n} {}",
+        what.replace("{}", if n == 1 { "" } else { "s" })
+    )];
+    for (line, count) in groups.iter().take(max) {
+        let times = if *count > 1 {
+            format!(" ({count} times)")
+        } else {
+            String::new()
+        };
+        lines.push(format!("  {line}{times}"));
+    }
+    let hidden: usize = groups.iter().skip(max).map(|(_, n)| n).sum::<usize>() + refusals.others;
+    if hidden > 0 {
+        lines.push(format!("  and {hidden} more (see --net-log FILE)"));
+    }
+    lines
 }
 
 /// Shared by the proxy's threads.
@@ -206,6 +241,12 @@ impl NetLog {
                     kennel_policy::shown(why)
                 );
             }
+            i.failed.push(Blocked {
+                host: host.to_string(),
+                port,
+                reason: why.to_string(),
+                fix: None,
+            });
         });
     }
 
@@ -256,34 +297,13 @@ impl NetLog {
                     i.limit
                 ));
             }
-            if i.blocked.is_empty() {
-                return lines;
-            }
-            let mut groups: Vec<(String, usize)> = i
-                .blocked
-                .counts
-                .iter()
-                .map(|(b, n)| (kennel_policy::shown(&b.line()).into_owned(), *n))
-                .collect();
-            groups.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-            let n = i.blocked.len();
-            lines.push(format!(
-                "blocked {n} connection{}:",
-                if n == 1 { "" } else { "s" }
+            lines.extend(grouped(
+                &i.failed,
+                "failed",
+                "connection{} to allowed hosts (the command got 502 Bad Gateway):",
+                max,
             ));
-            for (line, count) in groups.iter().take(max) {
-                let times = if *count > 1 {
-                    format!(" ({count} times)")
-                } else {
-                    String::new()
-                };
-                lines.push(format!("  {line}{times}"));
-            }
-            let hidden: usize =
-                groups.iter().skip(max).map(|(_, n)| n).sum::<usize>() + i.blocked.others;
-            if hidden > 0 {
-                lines.push(format!("  and {hidden} more (see --net-log FILE)",));
-            }
+            lines.extend(grouped(&i.blocked, "blocked", "connection{}:", max));
             lines
         })
     }

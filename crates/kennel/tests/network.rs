@@ -684,3 +684,31 @@ fn allow_and_localhost_flags_open_a_host_or_a_port_for_one_run() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("--allow needs the allow-list network"));
 }
+
+/// A host the allow-list lets through but that cannot be reached: the command gets 502,
+/// and kennel says at exit which host failed and why (before, only --net-log said it).
+#[test]
+fn an_allowed_host_that_fails_is_summarised_with_its_cause() {
+    let (fx, _net) = allow_list_fixture("netfail", &[]);
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.2:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let hosts = format!("{HOSTS};dead.example.test=127.0.0.2");
+    let allow = format!("dead.example.test:{closed}");
+    let out = fx.net_probe(
+        &["--allow", &allow],
+        &hosts,
+        &[format!("http:http://dead.example.test:{closed}/")],
+    );
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert!(text.contains("502"), "{text} {err}");
+    assert!(
+        err.contains("kennel: failed 1 connection to allowed hosts"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("dead.example.test:{closed} — ")),
+        "the host and its cause: {err}"
+    );
+}
