@@ -223,10 +223,10 @@ fn cannot(path: &Path, what: &str, parent: &str) -> NativeError {
 struct PrivateTmp(PathBuf);
 
 impl PrivateTmp {
-    fn create(uid: u32) -> Result<PrivateTmp, NativeError> {
-        let base = std::env::temp_dir();
+    fn create(scratch: Option<&Path>) -> Result<PrivateTmp, NativeError> {
+        let base = scratch.map_or_else(std::env::temp_dir, Path::to_path_buf);
         for attempt in 0..100u32 {
-            let path = base.join(format!("kennel-{uid}-{}-{attempt}", std::process::id()));
+            let path = base.join(format!("kennel-tmp-{}-{attempt}", std::process::id()));
             match fs::DirBuilder::new().mode(0o700).create(&path) {
                 Ok(()) => return Ok(PrivateTmp(path)),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
@@ -259,7 +259,7 @@ pub fn run_landlock_only(policy: &Policy, options: &Options) -> Result<i32, Nati
         ));
     }
     let host = HostRoot::read()?;
-    let tmp = PrivateTmp::create(policy.uid)?;
+    let tmp = PrivateTmp::create(options.net.scratch.as_deref())?;
     let mut plan = landlock_only_plan(policy, &host, &tmp.0)?;
     // What the policy says to create when missing (an agent's settings folder on its first
     // run) must exist before Landlock can grant it.

@@ -36,6 +36,10 @@ pub struct NetOptions {
     pub resolver_overrides: HashMap<String, Vec<IpAddr>>,
     /// The user's config file as shown to the user: the fix of a refusal names it.
     pub config_name: String,
+    /// kennel's own private folder (`$TMPDIR/kennel-UID`), where the session's folder is
+    /// made (a folder left there by a killed kennel is removed by the next one); the
+    /// temporary folder itself when None.
+    pub scratch: Option<PathBuf>,
 }
 
 /// One sandbox's network session.
@@ -77,13 +81,17 @@ pub fn prepare(policy: &Policy, opts: &NetOptions) -> Result<Option<Session>, Na
             Network::AllowList(rules) => Some(rules),
         };
     // Short: a unix socket's path has room for 107 bytes.
-    let dir = std::env::temp_dir().join(format!(
-        "kennel-net-{}-{:x}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos())
-    ));
+    let dir = opts
+        .scratch
+        .clone()
+        .unwrap_or_else(std::env::temp_dir)
+        .join(format!(
+            "kennel-net-{}-{:x}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos())
+        ));
     fs::DirBuilder::new()
         .mode(0o700)
         .create(&dir)

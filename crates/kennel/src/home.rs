@@ -250,6 +250,39 @@ pub fn stale_homes(temp: &Path, uid: u32) -> Vec<PathBuf> {
     stale
 }
 
+/// kennel's private folder of `uid` in `temp` (`kennel-UID`), made when missing; None when
+/// something else is in its place (another user's folder, a link): then nothing goes there.
+pub fn scratch_dir(temp: &Path, uid: u32) -> Option<PathBuf> {
+    let dir = homes_dir(temp, uid);
+    own_private_dir(&dir, uid).ok().map(|()| dir)
+}
+
+/// Removes the network sessions' and the landlock backend's temporary folders that killed
+/// kennels left in kennel's private folder (`kennel-net-PID-*`, `kennel-tmp-PID-*`, whose
+/// PID is gone). They hold a socket and a scratch `/tmp`, nothing the user keeps.
+pub fn remove_left_scratch(scratch: &Path) {
+    let Ok(entries) = fs::read_dir(scratch) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| {
+            n.strip_prefix("kennel-net-")
+                .or_else(|| n.strip_prefix("kennel-tmp-"))
+        }) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if is_dir && !Path::new("/proc").join(pid.to_string()).exists() {
+            make_removable(&entry.path(), 0);
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// `kennel homes`: the homes that killed kennels left (see [`stale_homes`]), one line each
 /// with what it holds; with `remove`, each is removed while kennel holds its lock (a kennel
 /// that started meanwhile and took it is left alone).

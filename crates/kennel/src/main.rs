@@ -120,7 +120,7 @@ fn kennel() -> u8 {
         Command::NetConnect { host, port } => net_connect(&host, port),
         Command::Homes { remove } => {
             let uid = nix::unistd::getuid().as_raw();
-            for line in home::left_homes(&std::env::temp_dir(), uid, remove) {
+            for line in home::left_homes(&temp_base(Path::new("/nonexistent")), uid, remove) {
                 println!("{line}");
             }
             Ok(0)
@@ -571,6 +571,26 @@ fn program_paths(program: &Path, ctx: &Context, profile: &str) -> Vec<(PathBuf, 
     found
 }
 
+/// The temporary folder kennel keeps its own folder in: `$TMPDIR` (as the standard library
+/// reads it), unless that is not an absolute path of a folder, or lies in the workspace (the
+/// sandbox would see and change its own home and other sessions' there): then `/tmp`, said
+/// once in one line.
+fn temp_base(workspace: &Path) -> PathBuf {
+    let temp = std::env::temp_dir();
+    let why = if !temp.is_absolute() || !temp.is_dir() {
+        "is not a folder"
+    } else if kennel_policy::is_ancestor_or_same(workspace, &temp) {
+        "is inside the workspace, where the sandbox could reach kennel's own files"
+    } else {
+        return temp;
+    };
+    eprintln!(
+        "kennel: notice: TMPDIR ({}) {why}: kennel keeps its files in /tmp instead",
+        kennel_policy::shown_path(&temp)
+    );
+    PathBuf::from("/tmp")
+}
+
 /// Variables of the user's environment that the policy does not pass and that look like a
 /// tool's settings (keys, tokens, endpoints, proxies): names only, sorted. What an agent
 /// misses when it says `Missing environment variable`.
@@ -647,12 +667,17 @@ fn run_policy(
             policy.profile
         );
     }
-    let stale_homes = home::stale_homes(&std::env::temp_dir(), ctx.uid);
+    let temp = temp_base(&ctx.workspace.root);
+    let scratch = home::scratch_dir(&temp, ctx.uid);
+    if let Some(scratch) = &scratch {
+        home::remove_left_scratch(scratch);
+    }
+    let stale_homes = home::stale_homes(&temp, ctx.uid);
     if stale_homes.len() > 3 {
         eprintln!(
             "kennel: {} more homes of earlier sandboxes were left in {}",
             stale_homes.len() - 3,
-            home::homes_dir(&std::env::temp_dir(), ctx.uid).display()
+            home::homes_dir(&temp, ctx.uid).display()
         );
     }
     for stale in stale_homes.iter().take(3) {
@@ -671,7 +696,7 @@ fn run_policy(
     let home = if run.systemd.dry_run {
         None
     } else {
-        home::prepare(&mut policy, state, std::env::temp_dir()).map_err(|e| {
+        home::prepare(&mut policy, state, temp.clone()).map_err(|e| {
             failure(
                 format!("cannot prepare the sandbox's home: {e}"),
                 exit::SETUP_FAILED,
@@ -692,6 +717,7 @@ fn run_policy(
             log_file: run.net_log.clone(),
             resolver_overrides: debug_resolver_overrides()?,
             config_name: config_name.to_string(),
+            scratch,
         },
         pass_fds: pass_descriptors(&run.pass_fds, policy.backend)?,
         tasks: if policy.backend == Backend::Systemd {

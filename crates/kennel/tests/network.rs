@@ -712,3 +712,49 @@ fn an_allowed_host_that_fails_is_summarised_with_its_cause() {
         "the host and its cause: {err}"
     );
 }
+
+/// kennel killed with SIGKILL leaves its network session's folder (the proxy's socket, a
+/// resolv.conf); the next kennel removes it. It lives in kennel's own private folder.
+#[test]
+fn a_network_session_left_by_a_killed_kennel_is_removed_by_the_next() {
+    let (fx, _net) = allow_list_fixture("netleft", &[]);
+    let mut child = fx.spawn_sandboxed("echo started; sleep 30");
+    let mut first = [0u8; 8];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    let uid = common::env()
+        .setpriv
+        .map_or_else(|| nix::unistd::getuid().as_raw(), |(uid, _)| uid);
+    let scratch = fx.dir.join("tmp").join(format!("kennel-{uid}"));
+    let sessions = || -> Vec<std::path::PathBuf> {
+        fs::read_dir(&scratch)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| {
+                        p.file_name()
+                            .is_some_and(|n| n.to_string_lossy().starts_with("kennel-net-"))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        sessions().len(),
+        1,
+        "the session's folder is in kennel's own folder"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    child.wait().unwrap();
+    common::eventually(10, || {
+        // The init dies with kennel; once it is gone, the folder is left.
+        fx.sandboxed("true");
+        sessions().is_empty()
+    });
+    assert!(sessions().is_empty(), "left: {:?}", sessions());
+    let _ = fx.kennel_with(&["homes", "--remove"]);
+}

@@ -279,3 +279,41 @@ fn native_tasks_limit_stops_a_fork_bomb_inside() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
+
+/// A TMPDIR inside the workspace would put kennel's own folder (the sandbox's home, other
+/// sessions' homes, the proxy's socket) where the sandbox can reach it: kennel keeps them
+/// in /tmp then, and says so. A TMPDIR that is no folder gets the same, in one line.
+#[test]
+fn kennel_keeps_its_files_out_of_the_workspace_whatever_tmpdir_says() {
+    let fx = Fixture::new("tmpdir-in-workspace");
+    let inside = fx.repo.join("tmp");
+    fx.as_user(&format!("mkdir -p '{}'", inside.display()));
+    let out = fx
+        .kennel()
+        .env("TMPDIR", &inside)
+        .args(["run", "--", "sh", "-c", "echo x > ~/note; echo ran"])
+        .output()
+        .unwrap();
+    common::assert_kennel_started(&out);
+    let err = stderr(&out);
+    assert!(stdout(&out).contains("ran"), "{err}");
+    assert!(err.contains("is inside the workspace"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(&inside).unwrap().flatten().collect();
+    assert!(left.is_empty(), "kennel wrote into the workspace: {left:?}");
+    let out = fx
+        .kennel()
+        .env("TMPDIR", "/nonexistent-kennel-tmpdir")
+        .args(["run", "--", "true"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out)
+            .lines()
+            .filter(|l| l.contains("TMPDIR"))
+            .count(),
+        1,
+        "{}",
+        stderr(&out)
+    );
+}
