@@ -6,7 +6,6 @@
 //! file that does not carry the marker.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use kennel_policy::{Catalog, Context};
@@ -142,8 +141,8 @@ fn write_shim(
     let shim = dir.join(name);
     let real = fs::canonicalize(real)
         .map_err(|e| io_failure(format!("the real {name} at {}", real.display()), e))?;
-    // A shim that runs itself, or another shim, would loop.
-    if is_shim(&real) || fs::canonicalize(&shim).is_ok_and(|s| s == real) {
+    // A shim that runs another shim would loop.
+    if is_shim(&real) {
         return Err(failure(
             format!(
                 "{} is a kennel shim itself: a shim running it would loop; give the real program with --bin",
@@ -152,28 +151,53 @@ fn write_shim(
             exit::REFUSED,
         ));
     }
-    if fs::symlink_metadata(&shim).is_ok() && !is_shim(&shim) {
-        return Err(failure(
-            format!(
-                "{} exists and was not written by kennel: it is left alone; remove it yourself, or choose another --dir",
-                shim.display()
-            ),
-            exit::REFUSED,
-        ));
+    // Only a regular file that kennel wrote is replaced: not a link (to the program itself,
+    // as some installers put one there, or to a shim), nor anything else of the user's.
+    if let Ok(meta) = fs::symlink_metadata(&shim) {
+        if !(meta.is_file() && is_shim(&shim)) {
+            let what = if meta.file_type().is_symlink() {
+                match fs::canonicalize(&shim) {
+                    Ok(target) if target == real => format!(
+                        "is a link to {} itself (as its installer put it there), not a shim of \
+                         kennel's",
+                        kennel_policy::shown_path(&real)
+                    ),
+                    Ok(target) => format!(
+                        "is a link to {}, not a shim of kennel's",
+                        kennel_policy::shown_path(&target)
+                    ),
+                    Err(_) => "is a link that leads nowhere, not a shim of kennel's".into(),
+                }
+            } else {
+                "was not written by kennel".into()
+            };
+            return Err(failure(
+                format!(
+                    "{} {what}: it is left alone; write the shim into a folder that comes \
+                     before it on PATH with --dir DIR, or remove it yourself",
+                    kennel_policy::shown_path(&shim)
+                ),
+                exit::REFUSED,
+            ));
+        }
     }
     let kennel = std::env::current_exe()
         .and_then(fs::canonicalize)
         .map_err(|e| io_failure("finding kennel itself".into(), e))?;
     fs::create_dir_all(dir).map_err(|e| io_failure(format!("creating {}", dir.display()), e))?;
-    // Written beside, then renamed: a half-written shim never runs.
-    let partial = dir.join(format!(".{name}.kennel-partial"));
-    fs::write(&partial, shim_text(name, profile, &real, &kennel))
-        .and_then(|()| fs::set_permissions(&partial, fs::Permissions::from_mode(0o755)))
-        .and_then(|()| fs::rename(&partial, &shim))
-        .map_err(|e| {
-            let _ = fs::remove_file(&partial);
-            io_failure(format!("writing {}", shim.display()), e)
-        })?;
+    // Written beside, as a new file (never through whatever has that name), then renamed: a
+    // half-written shim never runs.
+    let partial = dir.join(format!(".{name}.kennel-partial-{}", std::process::id()));
+    crate::files::create_new(
+        &partial,
+        0o755,
+        shim_text(name, profile, &real, &kennel).as_bytes(),
+    )
+    .map_err(|e| io_failure(format!("writing {}", partial.display()), e))?;
+    fs::rename(&partial, &shim).map_err(|e| {
+        let _ = fs::remove_file(&partial);
+        io_failure(format!("writing {}", shim.display()), e)
+    })?;
     println!(
         "{} -> kennel run --profile {profile} -- {}",
         tilde(&shim, &ctx.home),
@@ -256,11 +280,18 @@ pub fn unwrap(args: UnwrapArgs) -> Result<u8, Failure> {
             exit::REFUSED,
         ));
     }
-    if !is_shim(&shim) {
+    // A link (to a shim or not) is the user's own: only a shim file kennel wrote goes.
+    let regular = fs::symlink_metadata(&shim).is_ok_and(|m| m.is_file());
+    if !regular || !is_shim(&shim) {
         return Err(failure(
             format!(
-                "{} was not written by kennel: it is left alone",
-                shim.display()
+                "{} was not written by kennel{}: it is left alone",
+                kennel_policy::shown_path(&shim),
+                if regular {
+                    ""
+                } else {
+                    " (it is not a regular file)"
+                }
             ),
             exit::REFUSED,
         ));

@@ -187,3 +187,55 @@ fn wrap_all_wraps_what_is_installed_and_says_what_is_not() {
         );
     }
 }
+
+/// What kennel wrap and unwrap find in their way that is not a shim file they wrote: a link
+/// to the program itself (Claude Code's installer puts one in ~/.local/bin), a link of the
+/// user's to a shim, a link where the partial shim is written. Each is left alone, and the
+/// message says what it is.
+#[test]
+fn links_in_the_way_are_never_followed_replaced_or_removed() {
+    let a = agent("links");
+    let shim = a.shims.join("aider");
+    // The program's own link in the shim folder: said for what it is, with --dir offered.
+    std::os::unix::fs::symlink(&a.real, &shim).unwrap();
+    let out = a.kennel(&["wrap", "aider", "--bin", &a.real.display().to_string()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("is a link to") && err.contains("itself") && err.contains("--dir"),
+        "{err}"
+    );
+    assert!(!err.contains("would loop"), "{err}");
+    assert!(fs::symlink_metadata(&shim)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    fs::remove_file(&shim).unwrap();
+
+    // A link where the partial shim would be written: never written through.
+    let victim = a.fx.home.join(".bashrc");
+    let before = fs::read_to_string(&victim).unwrap();
+    std::os::unix::fs::symlink(&victim, a.shims.join(".aider.kennel-partial")).unwrap();
+    let out = a.kennel(&["wrap", "aider"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(fs::read_to_string(&victim).unwrap(), before);
+
+    // The user's own link to the shim: unwrap leaves it.
+    let mine = a.fx.home.join("my-aider");
+    std::os::unix::fs::symlink(&shim, &mine).unwrap();
+    let out =
+        a.fx.kennel()
+            .args([
+                "unwrap",
+                "my-aider",
+                "--dir",
+                &a.fx.home.display().to_string(),
+            ])
+            .output()
+            .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        fs::symlink_metadata(&mine).is_ok(),
+        "the user's link was removed"
+    );
+}
