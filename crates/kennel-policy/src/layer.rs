@@ -216,6 +216,30 @@ impl Ctx<'_> {
                 ),
             );
         };
+        // `~/../x`, `/etc/../home`: a path means what it says, without a way up.
+        let rest = match &spec {
+            PathSpec::Home(rel) | PathSpec::Workspace(rel) | PathSpec::Absolute(rel) => rel,
+        };
+        if rest
+            .components()
+            .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
+            || text.contains('\0')
+        {
+            return self.err(
+                span,
+                format!(
+                    "`{}`: `..`, `.` and NUL are not allowed in a path; write it in full",
+                    crate::shown(text)
+                ),
+            );
+        }
+        if matches!(&spec, PathSpec::Absolute(p) if p == Path::new("/")) {
+            return self.err(
+                span,
+                "`/` is the whole system: name the folders you mean (the system is read-only \
+                 inside, and hiding all of it leaves nothing to run)",
+            );
+        }
         if text.contains(['*', '?']) && !matches!(spec, PathSpec::Workspace(_)) {
             return self.err(
                 span,
@@ -367,6 +391,18 @@ pub fn validate(
                     "HOME is set by kennel to your home inside the sandbox",
                 );
             }
+            if !is_var_name(name) {
+                return c.err(
+                    value.span(),
+                    format!("`{}` is not a variable name", crate::shown(name)),
+                );
+            }
+            if value.get_ref().contains('\0') {
+                return c.err(
+                    value.span(),
+                    format!("the value of {name} holds a NUL byte"),
+                );
+            }
             let named = Named {
                 name: name.clone(),
                 loc: c.loc(value.span()),
@@ -440,14 +476,21 @@ fn layer_network_checks(
     Ok(())
 }
 
+/// A name a variable can have: letters, digits and `_`, not starting with a digit.
+pub fn is_var_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+        && !n.starts_with(|ch: char| ch.is_ascii_digit())
+}
+
 fn check_var_name(c: &Ctx, name: &Spanned<String>) -> Result<(), ConfigError> {
     let n = name.get_ref();
-    let ok = !n.is_empty()
-        && n.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
-        && !n.starts_with(|ch: char| ch.is_ascii_digit());
-    if ok {
+    if is_var_name(n) {
         Ok(())
     } else {
-        c.err(name.span(), format!("`{n}` is not a variable name"))
+        c.err(
+            name.span(),
+            format!("`{}` is not a variable name", crate::shown(n)),
+        )
     }
 }

@@ -148,7 +148,14 @@ impl HostRule {
                 return Err(format!("`{text}`: `{rest}` is not a host name"));
             }
             HostPattern::Suffix(rest)
-        } else if let Ok(addr) = host.trim_start_matches('[').trim_end_matches(']').parse() {
+        } else if let Ok(addr) = host.parse::<IpAddr>() {
+            // 0.0.0.0 and :: are every address of the host (its loopback services
+            // included), never one host.
+            if addr.is_unspecified() {
+                return Err(format!(
+                    "`{text}` is every address of this machine, not one host: name the host"
+                ));
+            }
             HostPattern::Addr(addr)
         } else {
             let name = normalize_host(host);
@@ -187,9 +194,10 @@ impl HostRule {
 
 fn split_port(text: &str) -> Result<(&str, Option<u16>), String> {
     let bad_port = |p: &str| format!("`{text}`: `{p}` is not a port (1-65535)");
+    // Digits only: `parse` alone would take `+80`.
     let parse_port = |p: &str| match p.parse::<u16>() {
-        Ok(0) | Err(_) => Err(bad_port(p)),
-        Ok(n) => Ok(n),
+        Ok(n) if n > 0 && p.bytes().all(|b| b.is_ascii_digit()) => Ok(n),
+        _ => Err(bad_port(p)),
     };
     if let Some(rest) = text.strip_prefix('[') {
         let Some((addr, after)) = rest.split_once(']') else {

@@ -249,6 +249,15 @@ fn cli_layer(cli: &CliLayer, catalog: &Catalog) -> Result<Layer, PolicyError> {
         name: name.clone(),
         loc: loc(),
     };
+    for name in &cli.pass_env {
+        if !crate::layer::is_var_name(name) {
+            return Err(PolicyError::Profile(format!(
+                "--pass-env {}: not a variable name (give the name alone; its value comes from \
+                 your environment)",
+                crate::shown(name)
+            )));
+        }
+    }
     let mut layer = Layer {
         label: "command line".into(),
         backend: cli.backend,

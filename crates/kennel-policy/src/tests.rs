@@ -833,3 +833,58 @@ fn folders_holding_a_hidden_path_get_a_rule_of_their_own_but_links_do_not() {
         Some(Access::Hidden)
     );
 }
+
+/// Input that was accepted silently and then meant something else (issue 20's fuzzing):
+/// each is an error naming the file and line.
+#[test]
+fn odd_values_are_errors_not_silently_something_else() {
+    for (config, expected) in [
+        (
+            "[profile.default.env]\nset = { \"A=B\" = \"1\" }\n",
+            "not a variable name",
+        ),
+        (
+            "[profile.default.env]\nset = { \"\" = \"1\" }\n",
+            "not a variable name",
+        ),
+        (
+            "[profile.default.env]\nset = { A = \"x\\u0000y\" }\n",
+            "NUL",
+        ),
+        ("[profile.default]\ncopy-back = [\"~/.\"]\n", "not allowed"),
+        (
+            "[profile.default]\ncopy-back = [\"~/../x\"]\n",
+            "not allowed",
+        ),
+        ("[profile.default]\nhidden = [\"/\"]\n", "the whole system"),
+        (
+            "[profile.default]\nread-only = [\"/etc/../home/u\"]\n",
+            "not allowed",
+        ),
+        (
+            "[profile.default.network]\nallow = [\"::1]\"]\n",
+            "not a host name",
+        ),
+        (
+            "[profile.default.network]\nallow = [\"example.com:+80\"]\n",
+            "not a port",
+        ),
+        (
+            "[profile.default.network]\nallow = [\"0.0.0.0\"]\n",
+            "every address",
+        ),
+        (
+            "[profile.default.network]\nallow = [\"[::]:80\"]\n",
+            "every address",
+        ),
+    ] {
+        let e = err(with_config("default", &format!("version = 1\n{config}")));
+        assert!(
+            e.contains("config.toml:") && e.contains(expected),
+            "{config:?}: {e}"
+        );
+    }
+    let mut i = inputs("default");
+    i.cli.pass_env = vec!["A=B".into()];
+    assert!(err(i).contains("--pass-env A=B: not a variable name"));
+}
