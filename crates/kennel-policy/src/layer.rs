@@ -172,6 +172,13 @@ impl Ctx<'_> {
         if r.create && access == Access::Hidden {
             return self.err(raw.span(), "`create` makes no sense for a hidden path");
         }
+        if r.create && !matches!(spec, PathSpec::Home(_)) {
+            return self.err(
+                raw.span(),
+                "`create` is for a folder in your home (\"~/...\"), which kennel can make; \
+                 make a folder elsewhere yourself, then name it without `create`",
+            );
+        }
         Ok(PathEntry {
             spec,
             access,

@@ -888,3 +888,15 @@ fn odd_values_are_errors_not_silently_something_else() {
     i.cli.pass_env = vec!["A=B".into()];
     assert!(err(i).contains("--pass-env A=B: not a variable name"));
 }
+
+#[test]
+fn create_is_only_for_a_folder_in_the_home() {
+    let e = err(with_config(
+        "default",
+        "version = 1\n[profile.default]\nread-write = [{ path = \"/etc/new\", create = true }]\n",
+    ));
+    assert!(
+        e.contains("config.toml:3") && e.contains("`create` is for a folder in your home"),
+        "{e}"
+    );
+}
