@@ -72,7 +72,12 @@ pub fn begin(ctx: &Context, dry_run: bool) -> Option<GitWatch> {
     if dry_run {
         return None;
     }
-    let state = ctx.var("XDG_STATE_HOME").map(PathBuf::from);
+    // A relative XDG_STATE_HOME is invalid (the XDG base directory specification says to
+    // ignore it), and could name a folder of the workspace, where the sandbox writes.
+    let state = ctx
+        .var("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute());
     for line in check_killed_sessions(ctx, state.as_deref()) {
         eprintln!("kennel: {line}");
     }
