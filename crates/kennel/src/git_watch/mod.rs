@@ -132,7 +132,7 @@ impl GitWatch {
             (file, bytes)
         })
         .collect();
-        let record = write_record(&records_dir(ctx, state_home), &root, start);
+        let record = records_dir(ctx, state_home).and_then(|d| write_record(&d, &root, start));
         Some(GitWatch {
             root,
             git,
@@ -174,7 +174,9 @@ fn git_dirs_of(ctx: &Context) -> GitDirs {
 /// Records of sessions in this workspace whose kennel is gone: their checks, run now.
 pub fn check_killed_sessions(ctx: &Context, state_home: Option<&Path>) -> Vec<String> {
     let git = &git_dirs_of(ctx);
-    let dir = records_dir(ctx, state_home);
+    let Some(dir) = records_dir(ctx, state_home) else {
+        return Vec::new();
+    };
     let Ok(entries) = fs::read_dir(&dir) else {
         return Vec::new();
     };
@@ -210,11 +212,14 @@ pub fn check_killed_sessions(ctx: &Context, state_home: Option<&Path>) -> Vec<St
     lines
 }
 
-fn records_dir(ctx: &Context, state_home: Option<&Path>) -> PathBuf {
-    state_home
+/// Where session records are kept; never in the workspace, where the sandbox could write
+/// one (a folder of kennel's state inside the workspace gets none: no killed-session check).
+fn records_dir(ctx: &Context, state_home: Option<&Path>) -> Option<PathBuf> {
+    let dir = state_home
         .map(Path::to_path_buf)
         .unwrap_or_else(|| ctx.home.join(".local/state"))
-        .join("kennel/sessions")
+        .join("kennel/sessions");
+    (!dir.starts_with(&ctx.workspace.root)).then_some(dir)
 }
 
 /// A session's record: `pid`, start in nanoseconds, workspace path, one per line.
