@@ -9,7 +9,7 @@ use kennel_policy::{
     GitDirs, GitSurface,
 };
 
-use super::quarantine::{make_quarantine, quarantine, write_new};
+use super::quarantine::{make_quarantine, quarantine, sh_quoted, write_new};
 use super::walk::walk;
 use super::{Stamp, CONFIG_LIMIT, QUARANTINE};
 
@@ -488,9 +488,9 @@ fn check_changed_config(c: &Check, r: &mut Report, file: &Path, what: &str, may_
     } else {
         r.found.push(format!(
             "  kennel has no copy of it from the start, so it stays: look at it \
-             (`git config --file '{}' --list`) and remove what you did not set, before you use \
+             (`git config --file {} --list`) and remove what you did not set, before you use \
              git",
-            shown_path(file)
+            sh_quoted(file)
         ));
     }
 }
