@@ -50,7 +50,8 @@ pub(super) fn check(c: &Check) -> Vec<String> {
             .map(|m| (m.dev(), m.ino()));
         if now != Some((dev, ino)) {
             r.found.push(format!(
-                "the repository's .git folder was replaced during the session{}",
+                "the repository's .git folder was moved, removed or replaced during the \
+                 session{}",
                 match &walk.original_dot_git {
                     Some(p) => format!(" (the original is now at {})", shown_path(p)),
                     None => String::new(),
