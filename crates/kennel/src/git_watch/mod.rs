@@ -66,22 +66,33 @@ impl Stamp {
     }
 }
 
-/// Before a session: the checks of earlier sessions here whose kennel was killed, printed,
-/// then this session's watch (none for a dry run, which runs nothing).
+/// Before a session, first of all (before the launch note lists what git runs): the checks
+/// of earlier sessions in this workspace whose kennel was killed, printed. None for a dry
+/// run, which runs nothing.
+pub fn check_killed(ctx: &Context, dry_run: bool) {
+    if dry_run {
+        return;
+    }
+    for line in check_killed_sessions(ctx, state_home(ctx).as_deref()) {
+        eprintln!("kennel: {line}");
+    }
+}
+
+/// Just before a session: its watch.
 pub fn begin(ctx: &Context, dry_run: bool) -> Option<GitWatch> {
     if dry_run {
         return None;
     }
-    // A relative XDG_STATE_HOME is invalid (the XDG base directory specification says to
-    // ignore it), and could name a folder of the workspace, where the sandbox writes.
-    let state = ctx
-        .var("XDG_STATE_HOME")
+    GitWatch::start(ctx, state_home(ctx).as_deref())
+}
+
+/// `$XDG_STATE_HOME`, when set to an absolute path. A relative one is invalid (the XDG base
+/// directory specification says to ignore it), and could name a folder of the workspace,
+/// where the sandbox writes.
+fn state_home(ctx: &Context) -> Option<PathBuf> {
+    ctx.var("XDG_STATE_HOME")
         .map(PathBuf::from)
-        .filter(|p| p.is_absolute());
-    for line in check_killed_sessions(ctx, state.as_deref()) {
-        eprintln!("kennel: {line}");
-    }
-    GitWatch::start(ctx, state.as_deref())
+        .filter(|p| p.is_absolute())
 }
 
 /// After a session, before kennel returns: the end check, printed.
