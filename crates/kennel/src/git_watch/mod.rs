@@ -282,3 +282,33 @@ fn write_record(dir: &Path, workspace: &Path, start: Stamp) -> Option<PathBuf> {
     file.write_all(&text).ok()?;
     Some(path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> Stamp {
+        Stamp::from_time(SystemTime::now())
+    }
+
+    #[test]
+    fn a_record_reads_back_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let start = Stamp(now().0 - 1_000_000_000);
+        let path = write_record(dir.path(), Path::new("/w/a b"), start).unwrap();
+        let record = Record::read(&path).unwrap();
+        assert_eq!(record.pid, std::process::id());
+        assert_eq!(record.start, start);
+        assert_eq!(record.workspace, Path::new("/w/a b"));
+    }
+
+    /// A record claiming a start long before it was written was not written by kennel at
+    /// that start: believing it would make kennel move what the user changed since.
+    #[test]
+    fn a_record_claiming_an_older_start_is_not_believed() {
+        let dir = tempfile::tempdir().unwrap();
+        let start = Stamp(now().0 - 3600 * 1_000_000_000);
+        let path = write_record(dir.path(), Path::new("/w"), start).unwrap();
+        assert!(Record::read(&path).is_none());
+    }
+}
