@@ -430,7 +430,7 @@ fn run_policy(
             ctx.workspace.root.display()
         );
     }
-    git_watch::check_killed(ctx, run.systemd.dry_run);
+    git_watch::before_session(ctx, run.systemd.dry_run);
     if let Some(git) = &ctx.workspace.git {
         report_git_commands(ctx, git);
     }

@@ -474,6 +474,24 @@ fn the_launch_note_shows_submodules_and_escapes_values(backend: &'static str) {
     assert!(!err.contains("\nkennel: forged"), "{err}");
 }
 
+/// The launch note does not walk the workspace (that would cost every start): it names what
+/// the nested repositories the last session's check found run.
+fn the_launch_note_names_nested_repositories_found_before(backend: &'static str) {
+    let fx = Fixture::new("git-note-nested").with_backend(backend);
+    let setup = fx.as_user(&format!(
+        r#"set -e; cd '{}' && git init -q tools/x && git -C tools/x config core.fsmonitor ./w.sh
+        sleep 1.2"#,
+        fx.repo.display()
+    ));
+    assert!(setup.status.success(), "{}", stderr(&setup));
+    let first = fx.sandboxed("true");
+    assert!(!stderr(&first).contains("WARNING"), "{}", stderr(&first));
+    let second = fx.sandboxed("true");
+    let err = stderr(&second);
+    assert!(err.contains("core.fsmonitor = ./w.sh"), "{err}");
+    assert!(err.contains("a nested repository"), "{err}");
+}
+
 /// Normal work keeps working inside, and the end check says nothing about it: branches,
 /// stash, rebase, a linked worktree inside the workspace, gc.
 fn normal_git_work_is_not_reported(backend: &'static str) {
@@ -518,6 +536,7 @@ on_every_backend!(
     a_killed_sessions_plant_is_found_by_the_next,
     fifos_where_git_looks_do_not_hang_kennel,
     the_launch_note_shows_submodules_and_escapes_values,
+    the_launch_note_names_nested_repositories_found_before,
     a_hook_linked_to_a_work_tree_script_runs_nothing,
     a_repository_created_in_a_plain_folder_runs_nothing,
     a_repository_moved_in_whole_is_named,

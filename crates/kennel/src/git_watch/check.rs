@@ -36,7 +36,13 @@ pub(super) struct Report {
     pub(super) no_moves: bool,
 }
 
-pub(super) fn check(c: &Check) -> Vec<String> {
+/// What one check says, and the nested repositories it found (for the next launch note).
+pub(super) struct Outcome {
+    pub(super) lines: Vec<String>,
+    pub(super) nested: Vec<PathBuf>,
+}
+
+pub(super) fn check(c: &Check) -> Outcome {
     let mut r = Report::default();
     let changed = |path: &Path| fs::symlink_metadata(path).is_ok_and(|m| Stamp::of(&m) >= c.start);
     let walk = walk(c.root, c.dot_git, c.start);
@@ -207,7 +213,16 @@ pub(super) fn check(c: &Check) -> Vec<String> {
             r.blind.join("; ")
         ));
     }
-    lines
+    let nested = git_dirs
+        .iter()
+        .filter(|(d, what, _)| {
+            d.starts_with(c.root) && (what.starts_with("a nested") || what.starts_with("the git"))
+        })
+        .map(|(d, _, _)| d.clone())
+        .filter(|d| d.is_dir())
+        .take(1000)
+        .collect();
+    Outcome { lines, nested }
 }
 
 /// The git dirs that `.git` files and links name, and that `commondir` files name (where

@@ -29,13 +29,13 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use kennel_policy::{read_small, Context, GitDirs};
+use kennel_policy::{read_small, shown, shown_path, Context, GitDirs};
 
 mod check;
 mod quarantine;
 mod walk;
 
-use check::{check, Check};
+use check::{check, Check, Outcome};
 
 /// How many entries of the workspace the end check looks at before it gives up (and says so).
 const MAX_ENTRIES: usize = 2_000_000;
@@ -66,15 +66,96 @@ impl Stamp {
     }
 }
 
-/// Before a session, first of all (before the launch note lists what git runs): the checks
-/// of earlier sessions in this workspace whose kennel was killed, printed. None for a dry
-/// run, which runs nothing.
-pub fn check_killed(ctx: &Context, dry_run: bool) {
+/// Before a session, first of all (with the launch note): the checks of earlier sessions in
+/// this workspace whose kennel was killed, and what the nested repositories the last check
+/// found run (the launch note itself does not walk the workspace: that would cost every
+/// start). Nothing for a dry run, which runs nothing.
+pub fn before_session(ctx: &Context, dry_run: bool) {
     if dry_run {
         return;
     }
-    for line in check_killed_sessions(ctx, state_home(ctx).as_deref()) {
+    let state = state_home(ctx);
+    for line in check_killed_sessions(ctx, state.as_deref()) {
         eprintln!("kennel: {line}");
+    }
+    for found in nested_notes(ctx, state.as_deref()) {
+        let value = if found.value.is_empty() {
+            String::new()
+        } else {
+            format!(" = {}", shown(&found.value))
+        };
+        eprintln!(
+            "kennel: note: {}{value} ({}, a nested repository) runs a command when git works \
+             in it (`git status` of this repository does, once it is staged)",
+            shown(&found.what),
+            shown_path(&found.file)
+        );
+    }
+}
+
+/// Where the nested repositories the last check of this workspace found are listed.
+fn nested_list(ctx: &Context, state_home: Option<&Path>) -> Option<PathBuf> {
+    use std::hash::{Hash, Hasher};
+    let dir = records_dir(ctx, state_home)?;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    ctx.workspace.root.hash(&mut h);
+    Some(dir.join(format!("nested-{:016x}", h.finish())))
+}
+
+/// What the nested repositories listed by the last check run (those still in the workspace).
+fn nested_notes(ctx: &Context, state_home: Option<&Path>) -> Vec<kennel_policy::GitRunsCommand> {
+    let mut found = Vec::new();
+    let Some(bytes) = nested_list(ctx, state_home).and_then(|f| read_small(&f, 1 << 20).ok())
+    else {
+        return found;
+    };
+    let mut lines = bytes.split(|b| *b == b'\n');
+    let root = ctx.workspace.root.as_os_str().as_encoded_bytes();
+    if lines.next() != Some(root) {
+        return found;
+    }
+    for line in lines.filter(|l| !l.is_empty()).take(1000) {
+        let dir =
+            PathBuf::from(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(line));
+        if !dir.starts_with(&ctx.workspace.root) || !dir.is_dir() {
+            continue;
+        }
+        if let Some(text) = kennel_policy::read_config(&dir.join("config")) {
+            for (what, value) in kennel_policy::command_settings(&text) {
+                found.push(kennel_policy::GitRunsCommand {
+                    file: dir.join("config"),
+                    what,
+                    value,
+                });
+            }
+        }
+        kennel_policy::hooks_in(&dir.join("hooks"), &mut found);
+    }
+    found
+}
+
+/// Lists the nested repositories a check found, for the next launch note.
+fn write_nested_list(file: &Path, root: &Path, nested: &[PathBuf]) {
+    if nested.is_empty() {
+        let _ = fs::remove_file(file);
+        return;
+    }
+    let mut text = root.as_os_str().as_encoded_bytes().to_vec();
+    for dir in nested {
+        text.push(b'\n');
+        text.extend_from_slice(dir.as_os_str().as_encoded_bytes());
+    }
+    let tmp = file.with_extension("new");
+    let written = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(&text))
+        .and_then(|()| fs::rename(&tmp, file));
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
     }
 }
 
@@ -117,6 +198,8 @@ pub struct GitWatch {
     configs: Vec<(PathBuf, Option<Vec<u8>>)>,
     /// The record that lets the next session check this one if kennel is killed.
     record: Option<PathBuf>,
+    /// Where the nested repositories found at the end are listed for the next launch note.
+    nested_list: Option<PathBuf>,
 }
 
 impl GitWatch {
@@ -144,6 +227,7 @@ impl GitWatch {
         })
         .collect();
         let record = records_dir(ctx, state_home).and_then(|d| write_record(&d, &root, start));
+        let nested_list = nested_list(ctx, state_home);
         Some(GitWatch {
             root,
             git,
@@ -152,13 +236,14 @@ impl GitWatch {
             dot_git,
             configs,
             record,
+            nested_list,
         })
     }
 
     /// The end check: lines for the user (each to be printed after `kennel: `), empty when
     /// git would run nothing new.
     pub fn finish(self) -> Vec<String> {
-        let lines = check(&Check {
+        let Outcome { lines, nested } = check(&Check {
             root: &self.root,
             git: &self.git,
             home: &self.home,
@@ -166,6 +251,9 @@ impl GitWatch {
             dot_git: self.dot_git,
             configs: &self.configs,
         });
+        if let Some(file) = &self.nested_list {
+            write_nested_list(file, &self.root, &nested);
+        }
         if let Some(record) = &self.record {
             let _ = fs::remove_file(record);
         }
@@ -209,7 +297,8 @@ pub fn check_killed_sessions(ctx: &Context, state_home: Option<&Path>) -> Vec<St
             start: record.start,
             dot_git: None,
             configs: &[],
-        });
+        })
+        .lines;
         if !found.is_empty() {
             lines.push(
                 "an earlier session in this workspace ended without kennel's check (its kennel \
