@@ -58,6 +58,45 @@ fn a_created_commondir_runs_nothing(backend: &'static str) {
     assert_nothing_ran(&fx, &marker, &out);
 }
 
+/// Door 1 in a linked worktree: a `config.worktree` created in its git dir (git reads it
+/// where `extensions.worktreeConfig` is on), and the worktree's git dir pointed elsewhere.
+fn a_worktrees_pointers_and_config_run_nothing(backend: &'static str) {
+    let fx = Fixture::new("git-wtconfig").with_backend(backend);
+    let wt = fx.home.join("wt");
+    let setup = fx.as_user(&format!(
+        "git -C '{r}' config extensions.worktreeConfig true && git -C '{r}' worktree add -q -b feature '{w}'",
+        r = fx.repo.display(),
+        w = wt.display()
+    ));
+    assert!(setup.status.success(), "{}", stderr(&setup));
+    let marker = fx.dir.join("ran");
+    let gitdir = fx.repo.join(".git/worktrees/wt");
+    let out = fx.kennel_in(
+        &wt,
+        &format!(
+            r#"printf '#!/bin/sh
+touch {m}
+' > .payload.sh && chmod +x .payload.sh
+            printf '[core]
+	fsmonitor = %s/.payload.sh
+' "$PWD" > '{g}/config.worktree' && echo PLANTED
+            echo "$HOME/.ssh" > '{g}/commondir' 2>/dev/null; true"#,
+            m = marker.display(),
+            g = gitdir.display()
+        ),
+    );
+    assert!(stdout(&out).contains("PLANTED"), "{}", stderr(&out));
+    let after = fx.as_user(&format!(
+        "cd '{}' && git status >/dev/null 2>&1; echo u > u && git add u && git commit -q -m u >/dev/null 2>&1; true",
+        wt.display()
+    ));
+    assert!(after.status.success(), "{}", stderr(&after));
+    assert!(!marker.exists(), "kennel said: {}", stderr(&out));
+    // And the next session there is not widened.
+    let next = fx.kennel_in(&wt, "cat ~/.ssh/id_ed25519; true");
+    assert!(!stdout(&next).contains(SECRET), "{}", stdout(&next));
+}
+
 /// Door 2: `.git` renamed and a `.git` of the agent's put in its place, its hooks and
 /// fsmonitor included. On the native and systemd backends `.git` is a mount point and
 /// cannot be moved; on the landlock backend the end check puts the original back.
@@ -521,6 +560,7 @@ fn normal_git_work_is_not_reported(backend: &'static str) {
 
 on_every_backend!(
     a_created_commondir_runs_nothing,
+    a_worktrees_pointers_and_config_run_nothing,
     a_replaced_dot_git_runs_nothing,
     a_nested_repository_runs_nothing,
     the_repositorys_own_hooks_and_config_run_nothing,
