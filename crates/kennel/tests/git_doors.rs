@@ -459,6 +459,31 @@ fn a_repository_moved_in_whole_is_named(backend: &'static str) {
     assert!(err.contains("core.fsmonitor = ./watch.sh"), "{err}");
 }
 
+/// A nested repository deeper than a path can name (PATH_MAX): the check cannot look at it
+/// by path, and must say so rather than stay quiet.
+fn a_repository_too_deep_to_name_is_not_passed_over(backend: &'static str) {
+    let fx = Fixture::new("git-deep").with_backend(backend);
+    // Built one folder at a time relative to the last (a shell's `cd` keeps the whole path).
+    let out = fx.sandboxed(
+        r#"cd .. && python3 -c '
+import os
+for _ in range(24):
+    os.mkdir("d" * 200)
+    os.chdir("d" * 200)
+for d in (".git", ".git/objects", ".git/refs"):
+    os.mkdir(d)
+open(".git/HEAD", "w").write("ref: refs/heads/main\n")
+open(".git/config", "w").write("[core]\n\tfsmonitor = ./x\n")
+print("PLANTED")'"#,
+    );
+    assert!(stdout(&out).contains("PLANTED"), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("core.fsmonitor") || err.contains("could not look everywhere"),
+        "{err}"
+    );
+}
+
 /// What the end check reads was left by the sandbox: FIFOs where git looks must not hang
 /// kennel (nor a huge file fill its memory).
 fn fifos_where_git_looks_do_not_hang_kennel(backend: &'static str) {
@@ -575,6 +600,7 @@ on_every_backend!(
     a_pointer_left_outside_is_refused,
     a_killed_sessions_plant_is_found_by_the_next,
     fifos_where_git_looks_do_not_hang_kennel,
+    a_repository_too_deep_to_name_is_not_passed_over,
     the_launch_note_shows_submodules_and_escapes_values,
     the_launch_note_names_nested_repositories_found_before,
     a_hook_linked_to_a_work_tree_script_runs_nothing,

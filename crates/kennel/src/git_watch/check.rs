@@ -92,7 +92,14 @@ pub(super) fn check(c: &Check) -> Outcome {
         let arrived = *arrived;
         let meta = match fs::symlink_metadata(found) {
             Ok(m) => m,
-            Err(_) => continue,
+            // Moved away by the check itself (restoring `.git`).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            // A path too long to name (deeper than PATH_MAX), or unreadable: say so.
+            Err(e) => {
+                r.blind
+                    .push(format!("cannot look at {}: {e}", shown_path(found)));
+                continue;
+            }
         };
         let top = found == &dot_git;
         if meta.is_dir() {
