@@ -343,6 +343,27 @@ fn a_pointer_to_a_secret_folder_does_not_widen_the_next_session(backend: &'stati
     assert!(status.status.success(), "{}", stderr(&status));
 }
 
+/// A link planted where kennel binds a git file read-only (a new submodule's config ->
+/// the SSH key): the next session must not see the key through it.
+fn a_link_planted_where_kennel_binds_shows_nothing(backend: &'static str) {
+    let fx = Fixture::new("git-link").with_backend(backend);
+    let out = fx.sandboxed(
+        r#"cd .. && mkdir -p .git/modules/evil/hooks && ln -s "$HOME/.ssh/id_ed25519" .git/modules/evil/config && echo PLANTED"#,
+    );
+    assert!(stdout(&out).contains("PLANTED"), "{}", stderr(&out));
+    // As if the check had not run (a kennel killed without a record): planted by hand.
+    let fx2 = Fixture::new("git-link2").with_backend(backend);
+    let setup = fx2.as_user(&format!(
+        r#"cd '{}' && mkdir -p .git/modules/evil/hooks && ln -s "$HOME/.ssh/id_ed25519" .git/modules/evil/config"#,
+        fx2.repo.display()
+    ));
+    assert!(setup.status.success(), "{}", stderr(&setup));
+    for f in [&fx, &fx2] {
+        let next = f.sandboxed("cat ../.git/modules/evil/config; true");
+        assert!(!stdout(&next).contains(SECRET), "{}", stdout(&next));
+    }
+}
+
 /// Door 5, the pointer left where kennel's check did not see it (written outside, or by a
 /// session whose record was lost): the next session refuses, says why, and reads nothing.
 fn a_pointer_left_outside_is_refused(backend: &'static str) {
@@ -598,6 +619,7 @@ on_every_backend!(
     an_included_config_in_the_work_tree_runs_nothing,
     a_pointer_to_a_secret_folder_does_not_widen_the_next_session,
     a_pointer_left_outside_is_refused,
+    a_link_planted_where_kennel_binds_shows_nothing,
     a_killed_sessions_plant_is_found_by_the_next,
     fifos_where_git_looks_do_not_hang_kennel,
     a_repository_too_deep_to_name_is_not_passed_over,

@@ -484,6 +484,21 @@ fn check_hooks(c: &Check, r: &mut Report, dir: &Path, what: &str) {
 
 /// A config changed during the session: quarantined when it now runs anything.
 fn check_changed_config(c: &Check, r: &mut Report, file: &Path, what: &str, may_move: bool) {
+    // A config made a link during the session: git would read where it leads, and a later
+    // kennel would bind it read-only into the sandbox; it is not read through.
+    if fs::symlink_metadata(file).is_ok_and(|m| m.is_symlink()) {
+        r.found.push(format!(
+            "{} (of {what}) was made a link to {} during the session",
+            shown_path(file),
+            fs::read_link(file)
+                .as_deref()
+                .map_or("?".into(), shown_path)
+        ));
+        if may_move {
+            quarantine(c, r, file, "a config link");
+        }
+        return;
+    }
     let Some(text) = read_config(file) else {
         if fs::symlink_metadata(file).is_ok() {
             r.found.push(format!(
