@@ -344,22 +344,24 @@ fn a_pointer_to_a_secret_folder_does_not_widen_the_next_session(backend: &'stati
 }
 
 /// A link planted where kennel binds a git file read-only (a new submodule's config ->
-/// the SSH key): the next session must not see the key through it.
+/// the SSH key, relative or absolute): the next session must not see the key through it.
 fn a_link_planted_where_kennel_binds_shows_nothing(backend: &'static str) {
     let fx = Fixture::new("git-link").with_backend(backend);
     let out = fx.sandboxed(
-        r#"cd .. && mkdir -p .git/modules/evil/hooks && ln -s "$HOME/.ssh/id_ed25519" .git/modules/evil/config && echo PLANTED"#,
+        r#"cd .. && mkdir -p .git/modules/evil/hooks && ln -s ../../../../.ssh/id_ed25519 .git/modules/evil/config && echo PLANTED"#,
     );
     assert!(stdout(&out).contains("PLANTED"), "{}", stderr(&out));
     // As if the check had not run (a kennel killed without a record): planted by hand.
     let fx2 = Fixture::new("git-link2").with_backend(backend);
     let setup = fx2.as_user(&format!(
-        r#"cd '{}' && mkdir -p .git/modules/evil/hooks && ln -s "$HOME/.ssh/id_ed25519" .git/modules/evil/config"#,
+        r#"cd '{}' && mkdir -p .git/modules/evil/hooks && ln -s ../../../../.ssh/id_ed25519 .git/modules/evil/config
+        mkdir -p .git/modules/evil2 && ln -s "$HOME/.ssh/id_ed25519" .git/modules/evil2/config"#,
         fx2.repo.display()
     ));
     assert!(setup.status.success(), "{}", stderr(&setup));
     for f in [&fx, &fx2] {
-        let next = f.sandboxed("cat ../.git/modules/evil/config; true");
+        let next =
+            f.sandboxed("cat ../.git/modules/evil/config ../.git/modules/evil2/config; true");
         assert!(!stdout(&next).contains(SECRET), "{}", stdout(&next));
     }
 }
