@@ -145,6 +145,10 @@ fn write_nested_list(file: &Path, root: &Path, nested: &[PathBuf]) {
         text.push(b'\n');
         text.extend_from_slice(dir.as_os_str().as_encoded_bytes());
     }
+    // Usually the same as last time: a read costs less than a new file and a rename.
+    if read_small(file, 1 << 20).is_ok_and(|old| old == text) {
+        return;
+    }
     let tmp = file.with_extension("new");
     let written = fs::OpenOptions::new()
         .write(true)
