@@ -95,11 +95,29 @@ pub fn git_protection_rules(workspace: &Path, git: &GitDirs, home: &Path) -> Vec
         }
     }
     for file in &surface.config_files {
-        if file.starts_with(workspace) && !is_in_git_dir(file, git) && file.is_file() {
+        let is_file = fs::symlink_metadata(file).is_ok_and(|m| m.is_file() || m.is_symlink());
+        if file.starts_with(workspace) && !is_in_git_dir(file, git) && is_file {
             rules.push(protect_with(file, INCLUDE_REASON));
         }
     }
+    // A bind follows a link: one planted where a rule points (`.git/modules/x/config` ->
+    // `~/.ssh/id_ed25519`) would put its target in the sandbox. Only a link to what the
+    // sandbox sees anyway is bound; another is left alone (dangling inside, and watched).
+    rules.retain(|r| binds_nothing_new(&r.path, workspace, git));
     rules
+}
+
+/// Whether binding `path` shows nothing the sandbox would not see anyway: it is not a link,
+/// or a link to something in the workspace or the repository's git dirs.
+fn binds_nothing_new(path: &Path, workspace: &Path, git: &GitDirs) -> bool {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_symlink() => fs::canonicalize(path).is_ok_and(|target| {
+            target.starts_with(workspace)
+                || target.starts_with(&git.common_dir)
+                || target.starts_with(&git.git_dir)
+        }),
+        _ => true,
+    }
 }
 
 const HOOKS_PATH_REASON: &str =
@@ -272,6 +290,35 @@ mod tests {
         assert!(rules.iter().all(|r| r.access == Access::ReadOnly));
         let hooks = rules.iter().find(|r| r.path.ends_with("hooks"));
         assert_eq!(hooks.and_then(|r| r.placeholder), Some(Placeholder::Dir));
+    }
+
+    /// A link planted where a rule points is not bound when it leads out of what the
+    /// sandbox sees: `.git/modules/x/config` -> a secret would show the secret.
+    #[test]
+    fn a_planted_link_to_a_secret_is_not_bound() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| unreachable!("{e}"));
+        let base = fs::canonicalize(dir.path()).unwrap_or_else(|e| unreachable!("{e}"));
+        let w = base.join("w");
+        let secret = base.join("secret");
+        fs::create_dir_all(w.join(".git/modules/x")).unwrap_or_else(|e| unreachable!("{e}"));
+        fs::write(&secret, "key").unwrap_or_else(|e| unreachable!("{e}"));
+        std::os::unix::fs::symlink(&secret, w.join(".git/modules/x/config"))
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        std::os::unix::fs::symlink(w.join("README"), w.join(".git/config"))
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        fs::write(w.join("README"), "x").unwrap_or_else(|e| unreachable!("{e}"));
+        let git = GitDirs {
+            git_dir: w.join(".git"),
+            common_dir: w.join(".git"),
+        };
+        let rules = git_protection_rules(&w, &git, Path::new("/nonexistent-h"));
+        let paths: Vec<_> = rules.iter().map(|r| r.path.clone()).collect();
+        assert!(
+            !paths.contains(&w.join(".git/modules/x/config")),
+            "{paths:?}"
+        );
+        // A link inside the workspace is bound: its target is protected.
+        assert!(paths.contains(&w.join(".git/config")), "{paths:?}");
     }
 
     #[test]

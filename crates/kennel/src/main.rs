@@ -654,6 +654,7 @@ fn run_policy(
             ctx.workspace.root.display()
         );
     }
+    git_watch::before_session(ctx, run.systemd.dry_run);
     if let Some(git) = &ctx.workspace.git {
         report_git_commands(ctx, git);
     }

@@ -58,6 +58,45 @@ fn a_created_commondir_runs_nothing(backend: &'static str) {
     assert_nothing_ran(&fx, &marker, &out);
 }
 
+/// Door 1 in a linked worktree: a `config.worktree` created in its git dir (git reads it
+/// where `extensions.worktreeConfig` is on), and the worktree's git dir pointed elsewhere.
+fn a_worktrees_pointers_and_config_run_nothing(backend: &'static str) {
+    let fx = Fixture::new("git-wtconfig").with_backend(backend);
+    let wt = fx.home.join("wt");
+    let setup = fx.as_user(&format!(
+        "git -C '{r}' config extensions.worktreeConfig true && git -C '{r}' worktree add -q -b feature '{w}'",
+        r = fx.repo.display(),
+        w = wt.display()
+    ));
+    assert!(setup.status.success(), "{}", stderr(&setup));
+    let marker = fx.dir.join("ran");
+    let gitdir = fx.repo.join(".git/worktrees/wt");
+    let out = fx.kennel_in(
+        &wt,
+        &format!(
+            r#"printf '#!/bin/sh
+touch {m}
+' > .payload.sh && chmod +x .payload.sh
+            printf '[core]
+	fsmonitor = %s/.payload.sh
+' "$PWD" > '{g}/config.worktree' && echo PLANTED
+            echo "$HOME/.ssh" > '{g}/commondir' 2>/dev/null; true"#,
+            m = marker.display(),
+            g = gitdir.display()
+        ),
+    );
+    assert!(stdout(&out).contains("PLANTED"), "{}", stderr(&out));
+    let after = fx.as_user(&format!(
+        "cd '{}' && git status >/dev/null 2>&1; echo u > u && git add u && git commit -q -m u >/dev/null 2>&1; true",
+        wt.display()
+    ));
+    assert!(after.status.success(), "{}", stderr(&after));
+    assert!(!marker.exists(), "kennel said: {}", stderr(&out));
+    // And the next session there is not widened.
+    let next = fx.kennel_in(&wt, "cat ~/.ssh/id_ed25519; true");
+    assert!(!stdout(&next).contains(SECRET), "{}", stdout(&next));
+}
+
 /// Door 2: `.git` renamed and a `.git` of the agent's put in its place, its hooks and
 /// fsmonitor included. On the native and systemd backends `.git` is a mount point and
 /// cannot be moved; on the landlock backend the end check puts the original back.
@@ -304,6 +343,29 @@ fn a_pointer_to_a_secret_folder_does_not_widen_the_next_session(backend: &'stati
     assert!(status.status.success(), "{}", stderr(&status));
 }
 
+/// A link planted where kennel binds a git file read-only (a new submodule's config ->
+/// the SSH key, relative or absolute): the next session must not see the key through it.
+fn a_link_planted_where_kennel_binds_shows_nothing(backend: &'static str) {
+    let fx = Fixture::new("git-link").with_backend(backend);
+    let out = fx.sandboxed(
+        r#"cd .. && mkdir -p .git/modules/evil/hooks && ln -s ../../../../.ssh/id_ed25519 .git/modules/evil/config && echo PLANTED"#,
+    );
+    assert!(stdout(&out).contains("PLANTED"), "{}", stderr(&out));
+    // As if the check had not run (a kennel killed without a record): planted by hand.
+    let fx2 = Fixture::new("git-link2").with_backend(backend);
+    let setup = fx2.as_user(&format!(
+        r#"cd '{}' && mkdir -p .git/modules/evil/hooks && ln -s ../../../../.ssh/id_ed25519 .git/modules/evil/config
+        mkdir -p .git/modules/evil2 && ln -s "$HOME/.ssh/id_ed25519" .git/modules/evil2/config"#,
+        fx2.repo.display()
+    ));
+    assert!(setup.status.success(), "{}", stderr(&setup));
+    for f in [&fx, &fx2] {
+        let next =
+            f.sandboxed("cat ../.git/modules/evil/config ../.git/modules/evil2/config; true");
+        assert!(!stdout(&next).contains(SECRET), "{}", stdout(&next));
+    }
+}
+
 /// Door 5, the pointer left where kennel's check did not see it (written outside, or by a
 /// session whose record was lost): the next session refuses, says why, and reads nothing.
 fn a_pointer_left_outside_is_refused(backend: &'static str) {
@@ -420,6 +482,31 @@ fn a_repository_moved_in_whole_is_named(backend: &'static str) {
     assert!(err.contains("core.fsmonitor = ./watch.sh"), "{err}");
 }
 
+/// A nested repository deeper than a path can name (PATH_MAX): the check cannot look at it
+/// by path, and must say so rather than stay quiet.
+fn a_repository_too_deep_to_name_is_not_passed_over(backend: &'static str) {
+    let fx = Fixture::new("git-deep").with_backend(backend);
+    // Built one folder at a time relative to the last (a shell's `cd` keeps the whole path).
+    let out = fx.sandboxed(
+        r#"cd .. && python3 -c '
+import os
+for _ in range(24):
+    os.mkdir("d" * 200)
+    os.chdir("d" * 200)
+for d in (".git", ".git/objects", ".git/refs"):
+    os.mkdir(d)
+open(".git/HEAD", "w").write("ref: refs/heads/main\n")
+open(".git/config", "w").write("[core]\n\tfsmonitor = ./x\n")
+print("PLANTED")'"#,
+    );
+    assert!(stdout(&out).contains("PLANTED"), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("core.fsmonitor") || err.contains("could not look everywhere"),
+        "{err}"
+    );
+}
+
 /// What the end check reads was left by the sandbox: FIFOs where git looks must not hang
 /// kennel (nor a huge file fill its memory).
 fn fifos_where_git_looks_do_not_hang_kennel(backend: &'static str) {
@@ -474,6 +561,24 @@ fn the_launch_note_shows_submodules_and_escapes_values(backend: &'static str) {
     assert!(!err.contains("\nkennel: forged"), "{err}");
 }
 
+/// The launch note does not walk the workspace (that would cost every start): it names what
+/// the nested repositories the last session's check found run.
+fn the_launch_note_names_nested_repositories_found_before(backend: &'static str) {
+    let fx = Fixture::new("git-note-nested").with_backend(backend);
+    let setup = fx.as_user(&format!(
+        r#"set -e; cd '{}' && git init -q tools/x && git -C tools/x config core.fsmonitor ./w.sh
+        sleep 1.2"#,
+        fx.repo.display()
+    ));
+    assert!(setup.status.success(), "{}", stderr(&setup));
+    let first = fx.sandboxed("true");
+    assert!(!stderr(&first).contains("WARNING"), "{}", stderr(&first));
+    let second = fx.sandboxed("true");
+    let err = stderr(&second);
+    assert!(err.contains("core.fsmonitor = ./w.sh"), "{err}");
+    assert!(err.contains("a nested repository"), "{err}");
+}
+
 /// Normal work keeps working inside, and the end check says nothing about it: branches,
 /// stash, rebase, a linked worktree inside the workspace, gc.
 fn normal_git_work_is_not_reported(backend: &'static str) {
@@ -503,6 +608,7 @@ fn normal_git_work_is_not_reported(backend: &'static str) {
 
 on_every_backend!(
     a_created_commondir_runs_nothing,
+    a_worktrees_pointers_and_config_run_nothing,
     a_replaced_dot_git_runs_nothing,
     a_nested_repository_runs_nothing,
     the_repositorys_own_hooks_and_config_run_nothing,
@@ -515,9 +621,12 @@ on_every_backend!(
     an_included_config_in_the_work_tree_runs_nothing,
     a_pointer_to_a_secret_folder_does_not_widen_the_next_session,
     a_pointer_left_outside_is_refused,
+    a_link_planted_where_kennel_binds_shows_nothing,
     a_killed_sessions_plant_is_found_by_the_next,
     fifos_where_git_looks_do_not_hang_kennel,
+    a_repository_too_deep_to_name_is_not_passed_over,
     the_launch_note_shows_submodules_and_escapes_values,
+    the_launch_note_names_nested_repositories_found_before,
     a_hook_linked_to_a_work_tree_script_runs_nothing,
     a_repository_created_in_a_plain_folder_runs_nothing,
     a_repository_moved_in_whole_is_named,

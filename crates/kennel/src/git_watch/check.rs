@@ -9,7 +9,7 @@ use kennel_policy::{
     GitDirs, GitSurface,
 };
 
-use super::quarantine::{make_quarantine, quarantine, write_new};
+use super::quarantine::{make_quarantine, quarantine, sh_quoted, write_new};
 use super::walk::walk;
 use super::{Stamp, CONFIG_LIMIT, QUARANTINE};
 
@@ -36,7 +36,13 @@ pub(super) struct Report {
     pub(super) no_moves: bool,
 }
 
-pub(super) fn check(c: &Check) -> Vec<String> {
+/// What one check says, and the nested repositories it found (for the next launch note).
+pub(super) struct Outcome {
+    pub(super) lines: Vec<String>,
+    pub(super) nested: Vec<PathBuf>,
+}
+
+pub(super) fn check(c: &Check) -> Outcome {
     let mut r = Report::default();
     let changed = |path: &Path| fs::symlink_metadata(path).is_ok_and(|m| Stamp::of(&m) >= c.start);
     let walk = walk(c.root, c.dot_git, c.start);
@@ -50,7 +56,8 @@ pub(super) fn check(c: &Check) -> Vec<String> {
             .map(|m| (m.dev(), m.ino()));
         if now != Some((dev, ino)) {
             r.found.push(format!(
-                "the repository's .git folder was replaced during the session{}",
+                "the repository's .git folder was moved, removed or replaced during the \
+                 session{}",
                 match &walk.original_dot_git {
                     Some(p) => format!(" (the original is now at {})", shown_path(p)),
                     None => String::new(),
@@ -85,7 +92,14 @@ pub(super) fn check(c: &Check) -> Vec<String> {
         let arrived = *arrived;
         let meta = match fs::symlink_metadata(found) {
             Ok(m) => m,
-            Err(_) => continue,
+            // Moved away by the check itself (restoring `.git`).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            // A path too long to name (deeper than PATH_MAX), or unreadable: say so.
+            Err(e) => {
+                r.blind
+                    .push(format!("cannot look at {}: {e}", shown_path(found)));
+                continue;
+            }
         };
         let top = found == &dot_git;
         if meta.is_dir() {
@@ -206,7 +220,16 @@ pub(super) fn check(c: &Check) -> Vec<String> {
             r.blind.join("; ")
         ));
     }
-    lines
+    let nested = git_dirs
+        .iter()
+        .filter(|(d, what, _)| {
+            d.starts_with(c.root) && (what.starts_with("a nested") || what.starts_with("the git"))
+        })
+        .map(|(d, _, _)| d.clone())
+        .filter(|d| d.is_dir())
+        .take(1000)
+        .collect();
+    Outcome { lines, nested }
 }
 
 /// The git dirs that `.git` files and links name, and that `commondir` files name (where
@@ -461,6 +484,21 @@ fn check_hooks(c: &Check, r: &mut Report, dir: &Path, what: &str) {
 
 /// A config changed during the session: quarantined when it now runs anything.
 fn check_changed_config(c: &Check, r: &mut Report, file: &Path, what: &str, may_move: bool) {
+    // A config made a link during the session: git would read where it leads, and a later
+    // kennel would bind it read-only into the sandbox; it is not read through.
+    if fs::symlink_metadata(file).is_ok_and(|m| m.is_symlink()) {
+        r.found.push(format!(
+            "{} (of {what}) was made a link to {} during the session",
+            shown_path(file),
+            fs::read_link(file)
+                .as_deref()
+                .map_or("?".into(), shown_path)
+        ));
+        if may_move {
+            quarantine(c, r, file, "a config link");
+        }
+        return;
+    }
     let Some(text) = read_config(file) else {
         if fs::symlink_metadata(file).is_ok() {
             r.found.push(format!(
@@ -488,9 +526,9 @@ fn check_changed_config(c: &Check, r: &mut Report, file: &Path, what: &str, may_
     } else {
         r.found.push(format!(
             "  kennel has no copy of it from the start, so it stays: look at it \
-             (`git config --file '{}' --list`) and remove what you did not set, before you use \
+             (`git config --file {} --list`) and remove what you did not set, before you use \
              git",
-            shown_path(file)
+            sh_quoted(file)
         ));
     }
 }

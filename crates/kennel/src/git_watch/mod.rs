@@ -29,13 +29,13 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use kennel_policy::{read_small, Context, GitDirs};
+use kennel_policy::{read_small, shown, shown_path, Context, GitDirs};
 
 mod check;
 mod quarantine;
 mod walk;
 
-use check::{check, Check};
+use check::{check, Check, Outcome};
 
 /// How many entries of the workspace the end check looks at before it gives up (and says so).
 const MAX_ENTRIES: usize = 2_000_000;
@@ -66,17 +66,118 @@ impl Stamp {
     }
 }
 
-/// Before a session: the checks of earlier sessions here whose kennel was killed, printed,
-/// then this session's watch (none for a dry run, which runs nothing).
+/// Before a session, first of all (with the launch note): the checks of earlier sessions in
+/// this workspace whose kennel was killed, and what the nested repositories the last check
+/// found run (the launch note itself does not walk the workspace: that would cost every
+/// start). Nothing for a dry run, which runs nothing.
+pub fn before_session(ctx: &Context, dry_run: bool) {
+    if dry_run {
+        return;
+    }
+    let state = state_home(ctx);
+    for line in check_killed_sessions(ctx, state.as_deref()) {
+        eprintln!("kennel: {line}");
+    }
+    for found in nested_notes(ctx, state.as_deref()) {
+        let value = if found.value.is_empty() {
+            String::new()
+        } else {
+            format!(" = {}", shown(&found.value))
+        };
+        eprintln!(
+            "kennel: note: {}{value} ({}, a nested repository) runs a command when git works \
+             in it (`git status` of this repository does, once it is staged)",
+            shown(&found.what),
+            shown_path(&found.file)
+        );
+    }
+}
+
+/// Where the nested repositories the last check of this workspace found are listed.
+fn nested_list(ctx: &Context, state_home: Option<&Path>) -> Option<PathBuf> {
+    use std::hash::{Hash, Hasher};
+    let dir = records_dir(ctx, state_home)?;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    ctx.workspace.root.hash(&mut h);
+    Some(dir.join(format!("nested-{:016x}", h.finish())))
+}
+
+/// What the nested repositories listed by the last check run (those still in the workspace).
+fn nested_notes(ctx: &Context, state_home: Option<&Path>) -> Vec<kennel_policy::GitRunsCommand> {
+    let mut found = Vec::new();
+    let Some(bytes) = nested_list(ctx, state_home).and_then(|f| read_small(&f, 1 << 20).ok())
+    else {
+        return found;
+    };
+    let mut lines = bytes.split(|b| *b == b'\n');
+    let root = ctx.workspace.root.as_os_str().as_encoded_bytes();
+    if lines.next() != Some(root) {
+        return found;
+    }
+    for line in lines.filter(|l| !l.is_empty()).take(1000) {
+        let dir =
+            PathBuf::from(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(line));
+        if !dir.starts_with(&ctx.workspace.root) || !dir.is_dir() {
+            continue;
+        }
+        if let Some(text) = kennel_policy::read_config(&dir.join("config")) {
+            for (what, value) in kennel_policy::command_settings(&text) {
+                found.push(kennel_policy::GitRunsCommand {
+                    file: dir.join("config"),
+                    what,
+                    value,
+                });
+            }
+        }
+        kennel_policy::hooks_in(&dir.join("hooks"), &mut found);
+    }
+    found
+}
+
+/// Lists the nested repositories a check found, for the next launch note.
+fn write_nested_list(file: &Path, root: &Path, nested: &[PathBuf]) {
+    if nested.is_empty() {
+        let _ = fs::remove_file(file);
+        return;
+    }
+    let mut text = root.as_os_str().as_encoded_bytes().to_vec();
+    for dir in nested {
+        text.push(b'\n');
+        text.extend_from_slice(dir.as_os_str().as_encoded_bytes());
+    }
+    // Usually the same as last time: a read costs less than a new file and a rename.
+    if read_small(file, 1 << 20).is_ok_and(|old| old == text) {
+        return;
+    }
+    let tmp = file.with_extension("new");
+    let written = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(&text))
+        .and_then(|()| fs::rename(&tmp, file));
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+}
+
+/// Just before a session: its watch.
 pub fn begin(ctx: &Context, dry_run: bool) -> Option<GitWatch> {
     if dry_run {
         return None;
     }
-    let state = ctx.var("XDG_STATE_HOME").map(PathBuf::from);
-    for line in check_killed_sessions(ctx, state.as_deref()) {
-        eprintln!("kennel: {line}");
-    }
-    GitWatch::start(ctx, state.as_deref())
+    GitWatch::start(ctx, state_home(ctx).as_deref())
+}
+
+/// `$XDG_STATE_HOME`, when set to an absolute path. A relative one is invalid (the XDG base
+/// directory specification says to ignore it), and could name a folder of the workspace,
+/// where the sandbox writes.
+fn state_home(ctx: &Context) -> Option<PathBuf> {
+    ctx.var("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
 }
 
 /// After a session, before kennel returns: the end check, printed.
@@ -101,6 +202,8 @@ pub struct GitWatch {
     configs: Vec<(PathBuf, Option<Vec<u8>>)>,
     /// The record that lets the next session check this one if kennel is killed.
     record: Option<PathBuf>,
+    /// Where the nested repositories found at the end are listed for the next launch note.
+    nested_list: Option<PathBuf>,
 }
 
 impl GitWatch {
@@ -127,7 +230,8 @@ impl GitWatch {
             (file, bytes)
         })
         .collect();
-        let record = write_record(&records_dir(ctx, state_home), &root, start);
+        let record = records_dir(ctx, state_home).and_then(|d| write_record(&d, &root, start));
+        let nested_list = nested_list(ctx, state_home);
         Some(GitWatch {
             root,
             git,
@@ -136,13 +240,14 @@ impl GitWatch {
             dot_git,
             configs,
             record,
+            nested_list,
         })
     }
 
     /// The end check: lines for the user (each to be printed after `kennel: `), empty when
     /// git would run nothing new.
     pub fn finish(self) -> Vec<String> {
-        let lines = check(&Check {
+        let Outcome { lines, nested } = check(&Check {
             root: &self.root,
             git: &self.git,
             home: &self.home,
@@ -150,6 +255,9 @@ impl GitWatch {
             dot_git: self.dot_git,
             configs: &self.configs,
         });
+        if let Some(file) = &self.nested_list {
+            write_nested_list(file, &self.root, &nested);
+        }
         if let Some(record) = &self.record {
             let _ = fs::remove_file(record);
         }
@@ -169,7 +277,9 @@ fn git_dirs_of(ctx: &Context) -> GitDirs {
 /// Records of sessions in this workspace whose kennel is gone: their checks, run now.
 pub fn check_killed_sessions(ctx: &Context, state_home: Option<&Path>) -> Vec<String> {
     let git = &git_dirs_of(ctx);
-    let dir = records_dir(ctx, state_home);
+    let Some(dir) = records_dir(ctx, state_home) else {
+        return Vec::new();
+    };
     let Ok(entries) = fs::read_dir(&dir) else {
         return Vec::new();
     };
@@ -191,7 +301,8 @@ pub fn check_killed_sessions(ctx: &Context, state_home: Option<&Path>) -> Vec<St
             start: record.start,
             dot_git: None,
             configs: &[],
-        });
+        })
+        .lines;
         if !found.is_empty() {
             lines.push(
                 "an earlier session in this workspace ended without kennel's check (its kennel \
@@ -205,11 +316,14 @@ pub fn check_killed_sessions(ctx: &Context, state_home: Option<&Path>) -> Vec<St
     lines
 }
 
-fn records_dir(ctx: &Context, state_home: Option<&Path>) -> PathBuf {
-    state_home
+/// Where session records are kept; never in the workspace, where the sandbox could write
+/// one (a folder of kennel's state inside the workspace gets none: no killed-session check).
+fn records_dir(ctx: &Context, state_home: Option<&Path>) -> Option<PathBuf> {
+    let dir = state_home
         .map(Path::to_path_buf)
         .unwrap_or_else(|| ctx.home.join(".local/state"))
-        .join("kennel/sessions")
+        .join("kennel/sessions");
+    (!dir.starts_with(&ctx.workspace.root)).then_some(dir)
 }
 
 /// A session's record: `pid`, start in nanoseconds, workspace path, one per line.
@@ -260,4 +374,34 @@ fn write_record(dir: &Path, workspace: &Path, start: Stamp) -> Option<PathBuf> {
     text.extend_from_slice(workspace.as_os_str().as_encoded_bytes());
     file.write_all(&text).ok()?;
     Some(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> Stamp {
+        Stamp::from_time(SystemTime::now())
+    }
+
+    #[test]
+    fn a_record_reads_back_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let start = Stamp(now().0 - 1_000_000_000);
+        let path = write_record(dir.path(), Path::new("/w/a b"), start).unwrap();
+        let record = Record::read(&path).unwrap();
+        assert_eq!(record.pid, std::process::id());
+        assert_eq!(record.start, start);
+        assert_eq!(record.workspace, Path::new("/w/a b"));
+    }
+
+    /// A record claiming a start long before it was written was not written by kennel at
+    /// that start: believing it would make kennel move what the user changed since.
+    #[test]
+    fn a_record_claiming_an_older_start_is_not_believed() {
+        let dir = tempfile::tempdir().unwrap();
+        let start = Stamp(now().0 - 3600 * 1_000_000_000);
+        let path = write_record(dir.path(), Path::new("/w"), start).unwrap();
+        assert!(Record::read(&path).is_none());
+    }
 }

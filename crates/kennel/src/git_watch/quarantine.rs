@@ -71,10 +71,16 @@ pub(super) fn quarantine(c: &Check, r: &mut Report, path: &Path, what: &str) {
             return;
         }
     };
-    let rel: PathBuf = path
-        .components()
-        .filter(|c| matches!(c, std::path::Component::Normal(_)))
-        .collect();
+    // Below the quarantine, the path it had in the workspace (or its whole path, under
+    // `outside/`, for a git dir elsewhere).
+    let rel: PathBuf = match path.strip_prefix(c.root) {
+        Ok(rel) => rel.to_path_buf(),
+        Err(_) => Path::new("outside").join(
+            path.components()
+                .filter(|c| matches!(c, std::path::Component::Normal(_)))
+                .collect::<PathBuf>(),
+        ),
+    };
     let dest = folder.join(rel);
     let moved = dest
         .parent()
@@ -82,14 +88,35 @@ pub(super) fn quarantine(c: &Check, r: &mut Report, path: &Path, what: &str) {
         .and_then(|()| fs::rename(path, &dest));
     match moved {
         Ok(()) => r.found.push(format!(
-            "  moved {what} to {} (to undo: mv '{}' '{}')",
+            "  moved {what} to {} (to undo: mv {} {})",
             shown_path(&dest),
-            shown_path(&dest),
-            shown_path(path)
+            sh_quoted(&dest),
+            sh_quoted(path)
         )),
         Err(e) => r.found.push(format!(
             "  could not move {what} {} away ({e}): remove it yourself before you use git",
             shown_path(path)
         )),
+    }
+}
+
+/// A path for a command line the user may paste: escaped for the terminal ([`shown_path`]),
+/// then single-quoted for the shell, so that a name chosen in the sandbox (`x'; rm -rf ~'`)
+/// stays one word.
+pub(super) fn sh_quoted(path: &Path) -> String {
+    format!("'{}'", shown_path(path).replace('\'', r"'\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pasted_path_stays_one_word() {
+        assert_eq!(sh_quoted(Path::new("/w/a b")), "'/w/a b'");
+        assert_eq!(
+            sh_quoted(Path::new("/w/x'; rm -rf ~; '")),
+            r"'/w/x'\''; rm -rf ~; '\'''"
+        );
     }
 }
