@@ -571,6 +571,55 @@ fn program_paths(program: &Path, ctx: &Context, profile: &str) -> Vec<(PathBuf, 
     found
 }
 
+/// A path that a rule binds, inside a folder that an earlier sandbox could write (the
+/// workspace, a read-write folder of a profile), must not lead elsewhere through a link
+/// made there: every backend binds by path and follows links, so `--ro vendor` with
+/// `vendor` made a link to `~/.ssh` would show the key. Such a rule is refused, naming the
+/// link. (kennel's own rules inside the workspace, git's and the hidden patterns', check
+/// their paths themselves.)
+fn refuse_links_in_writable_folders(policy: &Policy) -> Result<(), Failure> {
+    use kennel_policy::Access;
+    let writable: Vec<&Path> = policy
+        .paths
+        .iter()
+        .filter(|r| r.access == Access::ReadWrite)
+        .map(|r| r.path.as_path())
+        .collect();
+    for rule in policy.paths.iter().filter(|r| {
+        matches!(r.access, Access::ReadOnly | Access::ReadWrite) && r.origin.source != "built-in"
+    }) {
+        let Some(top) = writable
+            .iter()
+            .filter(|w| **w != rule.path && rule.path.starts_with(w))
+            .max_by_key(|w| w.components().count())
+        else {
+            continue;
+        };
+        let Ok(below) = rule.path.strip_prefix(top) else {
+            continue;
+        };
+        let mut at = top.to_path_buf();
+        for part in below.components() {
+            at.push(part);
+            if std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(failure(
+                    format!(
+                        "{} ({}) leads through the link {}, in {}, which the sandbox can write: \
+                         kennel does not follow it there (a sandbox could have made it point \
+                         to a secret); name the link's target instead, or remove the link",
+                        kennel_policy::shown_path(&rule.path),
+                        kennel_policy::shown(&rule.origin.source),
+                        kennel_policy::shown_path(&at),
+                        kennel_policy::shown_path(top),
+                    ),
+                    exit::REFUSED,
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The temporary folder kennel keeps its own folder in: `$TMPDIR` (as the standard library
 /// reads it), unless that is not an absolute path of a folder, or lies in the workspace (the
 /// sandbox would see and change its own home and other sessions' there): then `/tmp`, said
@@ -668,6 +717,7 @@ fn run_policy(
             policy.profile
         );
     }
+    refuse_links_in_writable_folders(&policy)?;
     let temp = temp_base(&ctx.workspace.root);
     let scratch = home::scratch_dir(&temp, ctx.uid);
     if let Some(scratch) = &scratch {

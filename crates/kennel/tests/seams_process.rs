@@ -317,3 +317,48 @@ fn kennel_keeps_its_files_out_of_the_workspace_whatever_tmpdir_says() {
         stderr(&out)
     );
 }
+
+/// A rule's path inside the workspace that an earlier session turned into a link to a
+/// secret: every backend binds by path, following links. kennel refuses, naming the link.
+fn a_rule_never_follows_a_link_the_sandbox_could_make(backend: &'static str) {
+    let fx = Fixture::new("rule-link").with_backend(backend);
+    fx.as_user("cd \"$HOME/project\" && ln -s \"$HOME/.ssh\" vendor");
+    let vendor = fx.repo.join("vendor");
+    let out = fx
+        .kennel()
+        .args(["run", "--backend", backend, "--ro"])
+        .arg(&vendor)
+        .args(["--", "sh", "-c", "cat vendor/id_ed25519; echo ran"])
+        .current_dir(&fx.repo)
+        .output()
+        .unwrap();
+    assert!(
+        !stdout(&out).contains(SECRET),
+        "{backend}: {}",
+        stdout(&out)
+    );
+    assert_eq!(out.status.code(), Some(2), "{backend}: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("leads through the link"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn native_a_rule_never_follows_a_link_the_sandbox_could_make() {
+    a_rule_never_follows_a_link_the_sandbox_could_make("native");
+}
+
+#[test]
+fn landlock_a_rule_never_follows_a_link_the_sandbox_could_make() {
+    a_rule_never_follows_a_link_the_sandbox_could_make("landlock");
+}
+
+#[test]
+fn systemd_a_rule_never_follows_a_link_the_sandbox_could_make() {
+    if common::skip_without_user_manager() {
+        return;
+    }
+    a_rule_never_follows_a_link_the_sandbox_could_make("systemd");
+}
