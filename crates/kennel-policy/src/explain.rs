@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use crate::policy::{human_size, Access, Backend, HomeMode, Network, Policy};
+use crate::shown::{shown, shown_path};
 
 const NATIVE: &[&str] = &[
     "own user, mount, PID and IPC namespaces: no signals or ptrace to processes outside",
@@ -67,7 +68,7 @@ pub fn explain_text(policy: &Policy, description: &str) -> String {
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     let _ = writeln!(out, "command    {}", command.join(" "));
-    let _ = writeln!(out, "workspace  {}", policy.workspace.display());
+    let _ = writeln!(out, "workspace  {}", shown_path(&policy.workspace));
     let _ = writeln!(out, "backend    {}", policy.backend.name());
     let _ = writeln!(
         out,
@@ -133,9 +134,9 @@ pub fn explain_text(policy: &Policy, description: &str) -> String {
             out,
             "  {:<10} {}  ({}{extra}; {})",
             short(r.access),
-            r.path.display(),
-            r.reason_text(),
-            r.origin.source
+            shown_path(&r.path),
+            shown(&r.reason_text()),
+            shown(&r.origin.source)
         );
     }
     let _ = writeln!(out, "\nhidden (absent, or empty and read-only):");
@@ -143,9 +144,9 @@ pub fn explain_text(policy: &Policy, description: &str) -> String {
         let _ = writeln!(
             out,
             "  {}  ({}; {})",
-            r.path.display(),
-            r.origin.reason,
-            r.origin.source
+            shown_path(&r.path),
+            shown(&r.origin.reason),
+            shown(&r.origin.source)
         );
     }
     if policy
@@ -168,7 +169,12 @@ pub fn explain_text(policy: &Policy, description: &str) -> String {
             "\ncopied into the home at start, back at exit when changed:"
         );
         for c in &policy.copy_back {
-            let _ = writeln!(out, "  {}  ({})", c.path.display(), c.origin.source);
+            let _ = writeln!(
+                out,
+                "  {}  ({})",
+                shown_path(&c.path),
+                shown(&c.origin.source)
+            );
         }
     }
     let names: Vec<&str> = policy.env.iter().map(|v| v.name.as_str()).collect();

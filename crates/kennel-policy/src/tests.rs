@@ -900,3 +900,18 @@ fn create_is_only_for_a_folder_in_the_home() {
         "{e}"
     );
 }
+
+#[test]
+fn explain_escapes_names_the_sandbox_could_choose() {
+    let mut p = ok(inputs("default"));
+    p.workspace = "/home/u/src/evil\u{1b}]0;owned\u{7}".into();
+    if let Some(r) = p.paths.iter_mut().find(|r| r.access == Access::ReadWrite) {
+        r.path = "/home/u/src/evil\u{1b}[2J".into();
+    }
+    let text = explain_text(&p, "");
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{7}'),
+        "{text:?}"
+    );
+    assert!(text.contains("evil\\e]0;owned\\u{7}"), "{text}");
+}
