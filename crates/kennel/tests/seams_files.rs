@@ -448,8 +448,8 @@ fn the_exit_listing_escapes_names_and_suggests_only_what_was_named() {
     let out = kennel_run(
         &fx,
         &[],
-        r#"mkdir -p "$HOME/x\"}, { path = \"~\u002F.ssh\" }, {" && echo a > "$HOME/x\"}, { path = \"~\u002F.ssh\" }, {/f";
-           mkdir -p "$HOME/y\"}, { path = \"~/.ssh\" }, {" && echo a > "$HOME/y\"}, { path = \"~/.ssh\" }, {/f";
+        r#"mkdir -p "$HOME/.x\"}, { path = \"~\u002F.ssh\" }, {" && echo a > "$HOME/.x\"}, { path = \"~\u002F.ssh\" }, {/f";
+           mkdir -p "$HOME/.y\"}, { path = \"~/.ssh\" }, {" && echo a > "$HOME/.y\"}, { path = \"~/.ssh\" }, {/f";
            mkdir -p "$HOME/$(printf 'e\033]52;c;ZXZpbA==\007')" && echo b > "$HOME/$(printf 'e\033]52;c;ZXZpbA==\007')/f";
            echo c > "$HOME/$(printf 'n\nkennel: all clear')""#,
     );
@@ -478,8 +478,8 @@ fn the_exit_listing_escapes_names_and_suggests_only_what_was_named() {
     assert_eq!(
         paths,
         [
-            r#"~/x"}, { path = "~\u002F.ssh" }, {"#,
-            r#"~/y"}, { path = "~"#
+            r#"~/.x"}, { path = "~\u002F.ssh" }, {"#,
+            r#"~/.y"}, { path = "~"#
         ],
         "{line}"
     );
@@ -504,7 +504,7 @@ fn nothing_around_the_workspace_is_suggested() {
         fx.kennel()
             .args(["run", "--", "sh", "-c"])
             .arg(
-                "mkdir -p ../x/y && echo a > ../x/y/f && echo b > ../loose && echo c > ~/.cache-me",
+                "mkdir -p ../x/y && echo a > ../x/y/f && echo b > ../loose && echo c > ~/.cache-me.json",
             )
             .current_dir(&repo),
     );
@@ -515,7 +515,7 @@ fn nothing_around_the_workspace_is_suggested() {
     assert!(!err.contains("\"~/src\""), "{err}");
     assert!(!err.contains("~/src\""), "{err}");
     assert!(err.contains("2 of them are beside the workspace"), "{err}");
-    assert!(err.contains(r#"copy-back = ["~/.cache-me"]"#), "{err}");
+    assert!(err.contains(r#"copy-back = ["~/.cache-me.json"]"#), "{err}");
 }
 
 /// What the command wrote where it would run or be trusted outside (a shell start-up file,
@@ -539,7 +539,10 @@ fn nothing_that_runs_outside_is_suggested() {
         err.contains("~/.bashrc") && err.contains("~/.ssh/known_hosts"),
         "{err}"
     );
-    assert!(err.contains("3 of them are where your shell"), "{err}");
+    assert!(
+        err.contains("3 of them are where programs outside"),
+        "{err}"
+    );
     assert!(
         !err.contains("read-write = ") && !err.contains("copy-back = "),
         "{err}"

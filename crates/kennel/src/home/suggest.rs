@@ -66,9 +66,10 @@ pub(super) fn suggestions(policy: &Policy, config_name: &str, files: &[PathBuf])
     }
     if trusted > 0 {
         lines.push(format!(
-            "{trusted} of them {} where your shell, your desktop, your credentials or kennel's \
-             own config live (such as ~/.bashrc, ~/.ssh, ~/.config/kennel): kennel suggests \
-             keeping none of it, since it would run or be trusted outside the sandbox",
+            "{trusted} of them {} where programs outside the sandbox run or trust what is \
+             written (your shell, PATH, editors, toolchains, desktop, credentials, kennel's own \
+             config: ~/.bashrc, ~/bin, ~/.cargo, ~/.ssh, ...): kennel suggests keeping none \
+             of it",
             if trusted == 1 { "is" } else { "are" }
         ));
     }
@@ -158,7 +159,44 @@ const TRUSTED: &[&str] = &[
     ".local/share/keyrings",
     ".local/share/systemd",
     ".local/state/kennel",
+    // Code that runs outside: toolchains, editors' plugins, language start-up hooks,
+    // desktop session scripts, package managers' settings (registries, credentials).
+    ".bash_aliases",
+    ".bash_functions",
+    ".cargo",
+    ".rustup",
+    ".local/lib",
+    ".local/share/nvim",
+    ".local/share/kservices5",
+    ".config/nvim",
+    ".config/plasma-workspace",
+    ".config/autostart-scripts",
+    ".config/Code",
+    ".config/direnv",
+    ".config/pip",
+    ".config/i3",
+    ".config/sway",
+    ".config/hypr",
+    ".config/openbox",
+    ".vim",
+    ".emacs.d",
+    ".vscode",
+    ".vscode-server",
+    ".oh-my-zsh",
+    ".kde",
+    ".kde4",
+    ".m2",
+    ".gradle",
+    ".npm-global",
+    ".pyenv",
+    ".nvm",
+    ".thunderbird",
 ];
+
+/// File names directly in the home that are data an agent keeps (`~/.claude.json`): only
+/// these are suggested for copy-back. Other files there (`~/.bash_aliases`, `~/.npmrc`,
+/// `~/.vimrc`) are read by programs outside as settings or code.
+const DATA_EXTENSIONS: &[&str] = &["json", "json5", "toml", "yaml", "yml"];
 
 /// Folders shared by every tool: never suggested whole.
 const SHARED: &[&str] = &[
@@ -203,6 +241,22 @@ fn keep_root(rel: &Path, workspace: Option<&Path>, bound: &[&Path]) -> Keep {
     if TRUSTED.iter().any(|t| rel.starts_with(t)) {
         return Keep::Trusted;
     }
+    // Only what a tool keeps for itself: a dot-folder of the home (`~/.tool`), or a data
+    // file directly in it. Not a plain folder (`~/bin` is on PATH, `~/go` holds binaries
+    // too), not a settings or start-up file: what the next session writes there would run,
+    // or be trusted, outside.
+    if !parts[0].starts_with('.') {
+        return Keep::Trusted;
+    }
+    if parts.len() == 1 {
+        let data = Path::new(parts[0])
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| DATA_EXTENSIONS.contains(&e));
+        if !data {
+            return Keep::Trusted;
+        }
+    }
     let mut n = match parts[0] {
         ".cache" | ".config" => 2,
         ".local" => 3,
@@ -244,7 +298,7 @@ mod tests {
             keep(".local/share/app/db"),
             Keep::Folder(".local/share/app".into())
         );
-        assert_eq!(keep("notes.txt"), Keep::File("notes.txt".into()));
+        assert_eq!(keep(".claude.json"), Keep::File(".claude.json".into()));
     }
 
     #[test]
@@ -259,7 +313,22 @@ mod tests {
         ] {
             assert_eq!(keep(rel), Keep::Trusted, "{rel}");
         }
-        assert_eq!(keep(".bashrc-notes"), Keep::File(".bashrc-notes".into()));
+        // Structure, not only the list: a plain folder of the home (on PATH, or holding
+        // binaries), a settings or start-up file directly in it.
+        for rel in [
+            "notes.txt",
+            "bin/git",
+            "go/bin/x",
+            ".bashrc-notes",
+            ".bash_aliases",
+            ".npmrc",
+            ".cargo/config.toml",
+            ".vim/plugin/x.vim",
+            ".local/lib/python3.11/site-packages/zz.pth",
+            ".config/plasma-workspace/env/x.sh",
+        ] {
+            assert_eq!(keep(rel), Keep::Trusted, "{rel}");
+        }
         assert_eq!(
             keep(".config/kennelx/f"),
             Keep::Folder(".config/kennelx".into())
