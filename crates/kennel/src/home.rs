@@ -277,8 +277,7 @@ pub fn remove_left_scratch(scratch: &Path) {
         };
         let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
         if is_dir && !Path::new("/proc").join(pid.to_string()).exists() {
-            make_removable(&entry.path(), 0);
-            let _ = fs::remove_dir_all(entry.path());
+            let _ = remove_tree(&entry.path());
         }
     }
 }
@@ -309,8 +308,7 @@ pub fn left_homes(temp: &Path, uid: u32, remove: bool) -> Vec<String> {
             lines.push(format!("{}: in use now, left alone", shown_path(&dir)));
             continue;
         };
-        make_removable(&dir, 0);
-        match fs::remove_dir_all(&dir) {
+        match remove_tree(&dir) {
             Ok(()) => lines.push(format!("removed {} ({what})", shown_path(&dir))),
             Err(e) => lines.push(format!("cannot remove {}: {e}", shown_path(&dir))),
         }
@@ -373,11 +371,7 @@ impl Drop for SandboxHome {
             return;
         }
         let dir = self.dir.clone();
-        if fs::remove_dir_all(&dir).is_ok() {
-            return;
-        }
-        make_removable(&dir, 0);
-        if let Err(e) = fs::remove_dir_all(&dir) {
+        if let Err(e) = remove_tree(&dir) {
             eprintln!(
                 "kennel: cannot remove the sandbox's home {}: {e}; look, then remove it",
                 shown_path(&dir)
@@ -386,19 +380,95 @@ impl Drop for SandboxHome {
     }
 }
 
-/// Makes every folder below `dir` (kennel's own) readable and writable by its owner,
-/// following no link, so that it can be removed.
-fn make_removable(dir: &Path, depth: usize) {
-    // Deeper than any listing: a bound on the recursion, not on what is removed in practice.
-    if depth > 4 * MAX_DEPTH * MAX_DEPTH {
-        return;
-    }
-    let _ = crate::files::make_readable(dir);
-    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
-        if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            make_removable(&entry.path(), depth + 1);
+/// Removes `dir` (kennel's own folder) and everything in it, following no link, with at
+/// most [`REMOVE_DEPTH`] folders open at once: the sandbox may have left a chain of
+/// thousands of nested folders, and a removal that holds a descriptor per level (the
+/// standard library's) fails with EMFILE. Folders deeper than that are moved up to `dir`
+/// itself and removed on the next pass; folders made unreadable are made readable first.
+pub fn remove_tree(dir: &Path) -> io::Result<()> {
+    use rustix::fs::{openat, Mode, OFlags, CWD};
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let root = openat(CWD, dir, flags, Mode::empty())?;
+    let mut moved = 0u64;
+    // Each pass empties what it can reach and moves up what lies deeper.
+    for _ in 0..10_000 {
+        if empty_below(&root, &root, 0, &mut moved)? {
+            return fs::remove_dir(dir);
         }
     }
+    Err(io::Error::other(format!(
+        "{} keeps filling up while it is removed",
+        shown_path(dir)
+    )))
+}
+
+/// How many folders deep [`remove_tree`] goes in one pass.
+const REMOVE_DEPTH: usize = 64;
+
+/// Removes what `at` holds; a folder deeper than [`REMOVE_DEPTH`] is moved to `root`
+/// instead. Whether `at` is empty now.
+fn empty_below(
+    at: &rustix::fd::OwnedFd,
+    root: &rustix::fd::OwnedFd,
+    depth: usize,
+    moved: &mut u64,
+) -> io::Result<bool> {
+    use rustix::fs::{fchmod, openat, renameat, unlinkat, AtFlags, Dir, FileType, Mode, OFlags};
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let mut left = false;
+    let names: Vec<(std::ffi::CString, FileType)> = Dir::read_from(at)?
+        .filter_map(Result::ok)
+        .filter(|e| !matches!(e.file_name().to_bytes(), b"." | b".."))
+        .map(|e| (e.file_name().to_owned(), e.file_type()))
+        .collect();
+    for (name, kind) in names {
+        let kind = if kind == FileType::Unknown {
+            rustix::fs::statat(at, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW)
+                .map(|st| FileType::from_raw_mode(st.st_mode))
+                .unwrap_or(FileType::Unknown)
+        } else {
+            kind
+        };
+        if kind != FileType::Directory {
+            unlinkat(at, name.as_c_str(), AtFlags::empty())?;
+            continue;
+        }
+        if depth >= REMOVE_DEPTH {
+            *moved += 1;
+            let up = format!(".kennel-deep-{moved}");
+            renameat(at, name.as_c_str(), root, up.as_str())?;
+            left = true;
+            continue;
+        }
+        let sub = match openat(at, name.as_c_str(), flags, Mode::empty()) {
+            Ok(fd) => fd,
+            // Made unreadable by the command: its owner may open it again.
+            Err(rustix::io::Errno::ACCESS) => {
+                // chmodat follows no link here: `kind` said a folder, not a link.
+                rustix::fs::chmodat(
+                    at,
+                    name.as_c_str(),
+                    Mode::from_raw_mode(0o700),
+                    AtFlags::empty(),
+                )?;
+                openat(at, name.as_c_str(), flags, Mode::empty())?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let _ = fchmod(&sub, Mode::from_raw_mode(0o700));
+        if empty_below(&sub, root, depth + 1, moved)? {
+            unlinkat(at, name.as_c_str(), AtFlags::REMOVEDIR)?;
+        } else {
+            left = true;
+        }
+    }
+    if left || depth > 0 {
+        return Ok(!left);
+    }
+    // The top: what was moved up to it during this pass is there now.
+    Ok(Dir::read_from(at)?
+        .filter_map(Result::ok)
+        .all(|e| matches!(e.file_name().to_bytes(), b"." | b"..")))
 }
 
 impl SandboxHome {

@@ -424,7 +424,7 @@ fn hidden_folders_are_each_empty_of_their_own() {
 fn writes_to_the_ephemeral_home_are_listed_at_exit() {
     let fx = Fixture::new("ephemeral");
     let out = fx.sandboxed(
-        "mkdir -p ~/.tool/state ~/.cache/thing && echo x > ~/.tool/state/db && echo y > ~/.cache/thing/c && echo z > ~/notes",
+        "mkdir -p ~/.tool/state ~/.cache/thing && echo x > ~/.tool/state/db && echo y > ~/.cache/thing/c && echo z > ~/.notes.json",
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let err = stderr(&out);
@@ -433,12 +433,12 @@ fn writes_to_the_ephemeral_home_are_listed_at_exit() {
         "{err}"
     );
     assert!(err.contains("~/.tool/state/db"), "{err}");
-    assert!(err.contains("~/notes"), "{err}");
+    assert!(err.contains("~/.notes.json"), "{err}");
     assert!(
         err.contains(r#"read-write = [{ path = "~/.cache/thing", create = true }, { path = "~/.tool", create = true }]"#),
         "{err}"
     );
-    assert!(err.contains(r#"copy-back = ["~/notes"]"#), "{err}");
+    assert!(err.contains(r#"copy-back = ["~/.notes.json"]"#), "{err}");
     // Nothing of it reached the real home; the workspace and bound files are not reported.
     assert!(!fx.home.join(".tool").exists());
     assert!(!err.contains("project"), "{err}");
