@@ -150,18 +150,56 @@ fn rights(access: LandlockAccess, abi: ABI) -> landlock::BitFlags<AccessFs> {
     }
 }
 
-/// Landlock's scopes alone, without a file rule: the calling process and what it starts
-/// can then neither signal a process outside this domain nor connect to an abstract unix
-/// socket made outside it (X11, some D-Bus setups). For the systemd backend, whose unit
-/// properties cannot say this. Returns whether the kernel enforces it (Landlock ABI 6).
-pub fn scope_only() -> Result<bool, NativeError> {
-    let status = Ruleset::default()
+/// For the systemd backend's step inside the unit, whose mount view is the unit's:
+/// Landlock's scopes (no signal to a process outside this domain, no abstract unix socket
+/// made outside it: X11, some D-Bus setups), and of `/dev` only `devices` (every other top-level folder
+/// keeps all its rights: the mount view decides there). The unit otherwise sees the host's
+/// whole `/dev`: the user's other terminals under `/dev/pts` could be read and written.
+/// Returns whether the kernel enforces it all (Landlock ABI 6).
+pub fn scope_and_devices(devices: &[PathBuf]) -> Result<bool, NativeError> {
+    let abi = target_abi();
+    let mut ruleset = Ruleset::default()
+        .handle_access(AccessFs::from_all(abi))
+        .map_err(err)?
         .scope(Scope::AbstractUnixSocket | Scope::Signal)
         .map_err(err)?
         .create()
-        .map_err(err)?
-        .restrict_self()
         .map_err(err)?;
+    let top = std::fs::read_dir("/").map_err(|e| NativeError::Setup(format!("listing /: {e}")))?;
+    for entry in top.flatten() {
+        if entry.file_name() == "dev" {
+            continue;
+        }
+        let Ok(fd) = open_path(&entry.path()) else {
+            continue;
+        };
+        let is_dir = nix::sys::stat::fstat(fd.as_fd())
+            .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR);
+        let access = if is_dir {
+            AccessFs::from_all(abi)
+        } else {
+            AccessFs::from_file(abi)
+        };
+        ruleset = ruleset
+            .add_rule(PathBeneath::new(fd, access))
+            .map_err(err)?;
+    }
+    for device in devices {
+        let Ok(fd) = open_path(device) else {
+            continue;
+        };
+        let is_dir = nix::sys::stat::fstat(fd.as_fd())
+            .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR);
+        let access = if is_dir {
+            AccessFs::from_all(abi)
+        } else {
+            AccessFs::from_file(abi)
+        };
+        ruleset = ruleset
+            .add_rule(PathBeneath::new(fd, access))
+            .map_err(err)?;
+    }
+    let status = ruleset.restrict_self().map_err(err)?;
     Ok(status.ruleset == RulesetStatus::FullyEnforced)
 }
 

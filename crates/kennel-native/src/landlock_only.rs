@@ -196,7 +196,7 @@ fn carve_out(
 /// typed there could be read, and written to), not `/dev/shm` (shared with every program
 /// of the user's), not the disks. The command's own pseudo-terminal is added when it has
 /// one; `/dev/ptmx` makes new ones, whose other end is reached through the master.
-const DEVICES: &[&str] = &[
+pub const DEVICES: &[&str] = &[
     "/dev/null",
     "/dev/zero",
     "/dev/full",

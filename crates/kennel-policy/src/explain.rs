@@ -30,6 +30,11 @@ const SYSTEMD: &[&str] = &[
     "checked from inside the unit before the command starts; `systemctl --user stop` ends it",
     "git: .git, hooks, config, pointer files and core.hooksPath folders read-only or mount \
      points of the unit; the rest is watched (below)",
+    "kennel's step in the unit: signals and abstract sockets scoped to the sandbox, of /dev \
+     only what programs need and the command's own terminal (Landlock); the allow-list \
+     network through kennel's proxy (for programs that use HTTP(S)_PROXY)",
+    "NOT kept: a PID namespace: your other processes and their command lines are visible \
+     inside (not signalable); the native backend hides them",
 ];
 
 /// What the end-of-session check of git looks at (crates/kennel/src/git_watch.rs).

@@ -2,6 +2,8 @@
 
 use std::ffi::OsString;
 
+use std::os::fd::AsFd;
+
 use kennel_policy::{Context, Policy};
 use kennel_systemd::{Limits, Options, SystemdError, VerifySpec};
 
@@ -164,15 +166,31 @@ pub fn verify_exec(args: &[OsString]) -> Result<u8, Failure> {
     // abstract unix socket made outside it (Landlock's scopes), and this process, which
     // stays as the command's parent, is not dumpable (its memory and descriptors are out
     // of the command's reach).
-    let scoped = kennel_native::landlock::scope_only().map_err(|e| Failure {
-        message: format!("scoping signals and abstract sockets: {e}"),
+    // Of /dev, what programs need, the unit's own /dev/shm and the command's own terminal
+    // (what systemd-run --pty gave it): not the user's other terminals.
+    let mut devices: Vec<std::path::PathBuf> = kennel_native::landlock_only::DEVICES
+        .iter()
+        .map(std::path::PathBuf::from)
+        .collect();
+    devices.push("/dev/shm".into());
+    for fd in [
+        std::io::stdin().as_fd(),
+        std::io::stdout().as_fd(),
+        std::io::stderr().as_fd(),
+    ] {
+        if let Ok(tty) = nix::unistd::ttyname(fd) {
+            devices.push(tty);
+        }
+    }
+    let scoped = kennel_native::landlock::scope_and_devices(&devices).map_err(|e| Failure {
+        message: format!("scoping signals, abstract sockets and /dev: {e}"),
         status: exit::SETUP_FAILED,
     })?;
     if !scoped {
         eprintln!(
             "kennel: notice: this kernel cannot scope signals and abstract unix sockets \
-             (Landlock ABI 6, Linux 6.12): the command can signal your other processes and \
-             reach abstract sockets (X11)"
+             (Landlock ABI 6, Linux 6.12): the command can signal your other processes, reach \
+             abstract sockets (X11) and your other terminals"
         );
     }
     nix::sys::prctl::set_dumpable(false).map_err(|e| Failure {

@@ -1,0 +1,213 @@
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)] // test code may panic
+//! An independent review's attacks, one behaviour test each, run as the unprivileged test
+//! user; regression tests now. Each failed on the code it was written against: the sandbox
+//! got through a seam (DESIGN.md, "The seams") that issues 17 and 18 did not name.
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::{stderr, stdout, Fixture};
+
+/// The user's other terminals (`/dev/pts/N` of the host: another window, an ssh session)
+/// can be neither written (forged prompts, OSC 52 clipboard writes, title changes) nor read
+/// (keystrokes typed there, a password). The native backend mounts a devpts of its own and
+/// the landlock backend grants only the command's own terminal; the systemd unit got the
+/// host's /dev whole, and kennel's step in the unit now grants only the same devices.
+fn the_users_other_terminals_are_out_of_reach(backend: &'static str) {
+    let fx = Fixture::new("other-terminal").with_backend(backend);
+    // A terminal of the user's outside any sandbox: the test holds its master, as a
+    // terminal emulator would; its slave belongs to the user, as logind and sshd make it.
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let name = nix::unistd::ttyname(&pty.slave).unwrap();
+    if common::env().setpriv.is_some() {
+        let (uid, gid) = (common::env().uid, common::env().gid);
+        nix::unistd::chown(
+            &name,
+            Some(nix::unistd::Uid::from_raw(uid)),
+            Some(nix::unistd::Gid::from_raw(gid)),
+        )
+        .unwrap();
+    }
+    // Something typed in that other window, waiting to be read by its shell.
+    nix::unistd::write(&pty.master, b"typed-password\n").unwrap();
+    let script = format!(
+        "printf 'FORGED-BY-THE-SANDBOX\\n' > {tty} 2>/dev/null && echo WROTE; \
+         timeout 2 head -c 14 {tty} 2>/dev/null; echo; echo done",
+        tty = name.display()
+    );
+    let out = fx.sandboxed(&script);
+    let text = stdout(&out);
+    assert!(text.contains("done"), "{backend}: {text} {}", stderr(&out));
+    // What reached the other terminal's screen.
+    nix::fcntl::fcntl(
+        &pty.master,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )
+    .unwrap();
+    let mut screen = vec![0u8; 4096];
+    let n = nix::unistd::read(&pty.master, &mut screen).unwrap_or(0);
+    let screen = String::from_utf8_lossy(&screen[..n]).into_owned();
+    assert!(
+        !text.contains("WROTE") && !screen.contains("FORGED"),
+        "{backend}: the sandbox wrote to another terminal of the user's ({}): {screen:?}",
+        name.display()
+    );
+    assert!(
+        !text.contains("typed-password"),
+        "{backend}: the sandbox read what was typed in another terminal of the user's: {text}"
+    );
+    drop(pty);
+}
+
+on_every_backend!(the_users_other_terminals_are_out_of_reach);
+
+/// The user's other processes are invisible: their command lines carry tokens
+/// (`mysql -pPASSWORD`, `curl -H "Authorization: ..."`). The native backend has a PID
+/// namespace; the systemd backend neither has one nor names the loss (issue 18 asked for
+/// "processes outside neither visible nor signalable"). The landlock backend names it.
+fn outside_processes_are_invisible(backend: &'static str) {
+    let fx = Fixture::new("outside-procs").with_backend(backend);
+    let marker = format!("7{}", std::process::id());
+    let mut outside = fx
+        .user_command("sh")
+        .arg("-c")
+        .arg(format!("exec sleep {marker}.5"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = fx.sandboxed(&format!(
+        "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f 2>/dev/null; echo; done \
+         | grep -c 'sleep {marker}[.]5'; echo done"
+    ));
+    let _ = outside.kill();
+    let _ = outside.wait();
+    let text = stdout(&out);
+    assert!(text.contains("done"), "{backend}: {text} {}", stderr(&out));
+    assert!(
+        text.lines().next() == Some("0"),
+        "{backend}: a process of the user's outside the sandbox, and its command line, were \
+         visible inside: {text}"
+    );
+}
+
+#[test]
+fn native_outside_processes_are_invisible() {
+    outside_processes_are_invisible("native");
+}
+
+/// The systemd backend has no PID namespace (the unit's step cannot make one: the unit
+/// refuses new namespaces): the loss is named where the user looks, not kept silently.
+#[test]
+fn systemd_names_that_outside_processes_are_visible() {
+    let fx = Fixture::new("outside-procs-named");
+    let out = fx
+        .kennel()
+        .args(["explain", "--backend", "systemd"])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains("NOT kept: a PID namespace: your other processes"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+/// The launch note ("X runs a command whenever you use git in this repository") prints
+/// git config values and hook names as they are: an escape sequence there retitles the
+/// window, erases the line and prints a forged `kennel:` line, or conceals (ESC [8m) the
+/// rest of the note, the warning about the hook included. The sandbox writes both where
+/// git is not read-only (the landlock backend), and a repository unpacked with its `.git`
+/// brings them.
+#[test]
+fn the_launch_note_escapes_git_config_values_and_hook_names() {
+    let fx = Fixture::new("git-note-escapes");
+    let out = fx.as_user(
+        "cd home/project && \
+         printf '[core]\\n\\tpager = less\\033]0;retitled\\007\\033[2K\\rkennel: all clear\\n' \
+           >> .git/config && \
+         touch \".git/hooks/pre-commit$(printf '\\033[8m')\" && echo planted",
+    );
+    assert!(stdout(&out).contains("planted"), "{}", stderr(&out));
+    let out = fx.sandboxed("true");
+    let err = stderr(&out);
+    assert!(
+        err.contains("runs a command"),
+        "no launch note at all: {err}"
+    );
+    assert!(
+        !err.contains('\u{1b}') && !err.contains('\u{7}') && !err.contains('\r'),
+        "the launch note printed control characters from .git: {err:?}"
+    );
+}
+
+/// The exit advice suggests keeping what was written to the ephemeral home by binding its
+/// folder read-write (or copying the file back): it refuses a deny-list of places that run
+/// outside (TRUSTED in home/suggest.rs), and every place that list misses is suggested.
+/// Each of these runs code outside the sandbox once the user pastes the advice and the next
+/// session writes there: `~/.bash_aliases` (sourced by Debian's and Ubuntu's ~/.bashrc),
+/// `~/bin` (put on PATH by their ~/.profile), `~/.local/lib/pythonX/site-packages/*.pth`
+/// (run by every Python start), `~/.cargo` (`~/.cargo/bin` on PATH, config aliases and
+/// runners), `~/.vim/plugin`, KDE's `~/.config/plasma-workspace/env/*.sh` (run at login).
+#[test]
+fn the_exit_advice_never_suggests_a_place_that_runs_outside() {
+    let fx = Fixture::new("suggest-runs-outside");
+    let out = fx.sandboxed(
+        "mkdir -p ~/bin ~/.local/lib/python3.11/site-packages ~/.cargo ~/.vim/plugin \
+           ~/.config/plasma-workspace/env && \
+         echo 'alias ls=x' > ~/.bash_aliases && \
+         printf '#!/bin/sh\\n' > ~/bin/git && \
+         echo 'import os' > ~/.local/lib/python3.11/site-packages/zz.pth && \
+         printf '[alias]\\nb = \"x\"\\n' > ~/.cargo/config.toml && \
+         echo '\" x' > ~/.vim/plugin/x.vim && \
+         echo 'x' > ~/.config/plasma-workspace/env/x.sh && echo done",
+    );
+    assert!(stdout(&out).contains("done"), "{}", stderr(&out));
+    let err = stderr(&out);
+    let advice: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("read-write = [") || l.contains("copy-back = ["))
+        .collect();
+    for place in [
+        "~/.bash_aliases",
+        "\"~/bin\"",
+        "~/.local/lib",
+        "\"~/.cargo\"",
+        "\"~/.vim\"",
+        "~/.config/plasma-workspace",
+    ] {
+        assert!(
+            advice.iter().all(|l| !l.contains(place)),
+            "the exit advice suggests keeping {place}, where what the next session writes runs \
+             outside the sandbox: {advice:#?}"
+        );
+    }
+}
+
+/// The ephemeral home is removed at exit whatever the sandbox left in it. A chain of 1,100
+/// nested folders (one second of `mkdir d && cd d`) makes the standard library's
+/// `remove_dir_all`, which holds a descriptor per level, fail with EMFILE under the usual
+/// desktop limit of 1,024 descriptors: the home stays in the temporary folder, every later
+/// start calls it the home of a killed kennel, and `kennel homes --remove` fails the same way.
+#[test]
+fn a_deep_tree_in_the_home_does_not_outlive_the_session() {
+    let fx = Fixture::new("deep-home");
+    let out = fx.kennel_via_shell(
+        r#"ulimit -n 1024; "$0" run -- sh -c 'cd ~; i=0; while [ $i -lt 1100 ]; do mkdir d && cd d || break; i=$((i+1)); done; echo depth=$i'"#,
+    );
+    assert!(stdout(&out).contains("depth=1100"), "{}", stderr(&out));
+    let homes = fx
+        .dir
+        .join("tmp")
+        .join(format!("kennel-{}", common::env().uid));
+    let left: Vec<_> = std::fs::read_dir(&homes)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    let _ = Command::new("rm").arg("-rf").arg(&homes).status();
+    assert!(
+        left.is_empty() && !stderr(&out).contains("cannot remove"),
+        "the sandbox's home outlived the session: {left:?}; {}",
+        stderr(&out)
+    );
+}
