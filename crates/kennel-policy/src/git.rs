@@ -94,6 +94,25 @@ pub fn git_protection_rules(workspace: &Path, git: &GitDirs, home: &Path) -> Vec
             }
         }
     }
+    // Hook managers whose hook (read-only above) runs what a file of the work tree lists:
+    // the pre-commit framework (`.pre-commit-config.yaml`: a `repo: local` hook's `entry`
+    // is a command), lefthook (`lefthook.yml`: `run:` commands). Where the repository's
+    // hooks are theirs, those files are read-only too.
+    for (marker, files) in HOOK_MANAGERS {
+        let managed = surface
+            .hooks_dirs
+            .iter()
+            .chain(std::iter::once(&git.common_dir.join("hooks")))
+            .any(|dir| hooks_mention(dir, marker));
+        if managed {
+            for name in *files {
+                let file = workspace.join(name);
+                if fs::symlink_metadata(&file).is_ok_and(|m| m.is_file()) {
+                    rules.push(protect_with(&file, HOOK_MANAGER_REASON));
+                }
+            }
+        }
+    }
     for file in &surface.config_files {
         let is_file = fs::symlink_metadata(file).is_ok_and(|m| m.is_file() || m.is_symlink());
         if file.starts_with(workspace) && !is_in_git_dir(file, git) && is_file {
@@ -118,6 +137,57 @@ fn binds_nothing_new(path: &Path, workspace: &Path, git: &GitDirs) -> bool {
         }),
         _ => true,
     }
+}
+
+/// Hook managers: a word their hooks carry, and the files of the work tree they run from.
+const HOOK_MANAGERS: &[(&str, &[&str])] = &[
+    (
+        "pre-commit",
+        &[".pre-commit-config.yaml", ".pre-commit-config.yml"],
+    ),
+    (
+        "lefthook",
+        &[
+            "lefthook.yml",
+            "lefthook.yaml",
+            ".lefthook.yml",
+            ".lefthook.yaml",
+            "lefthook-local.yml",
+            "lefthook-local.yaml",
+            ".lefthook-local.yml",
+            ".lefthook-local.yaml",
+        ],
+    ),
+];
+
+const HOOK_MANAGER_REASON: &str =
+    "the config of the hook manager the repository's git hooks run (pre-commit, lefthook): \
+     its commands run outside the sandbox: read-only";
+
+/// Whether a hook file of `dir` (the first 4 KiB of at most a hundred regular files) names
+/// `word` outside a comment-free check: enough to tell a hook manager's generated hook.
+fn hooks_mention(dir: &Path, word: &str) -> bool {
+    use std::io::Read;
+    let Ok(entries) = fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().take(100).any(|entry| {
+        if !entry.file_type().is_ok_and(|t| t.is_file())
+            || entry.file_name().to_string_lossy().ends_with(".sample")
+        {
+            return false;
+        }
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut head = Vec::new();
+        // Never blocks: a FIFO swapped in after the look above opens at once, and is empty.
+        fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+            .open(entry.path())
+            .and_then(|f| f.take(4096).read_to_end(&mut head))
+            .is_ok()
+            && String::from_utf8_lossy(&head).contains(word)
+    })
 }
 
 const HOOKS_PATH_REASON: &str =
