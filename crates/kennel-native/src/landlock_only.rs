@@ -364,27 +364,51 @@ fn start_relay(
 
 /// Kills and reaps whatever the command left behind (reparented to kennel, the subreaper).
 fn kill_descendants() {
-    for _ in 0..1000 {
-        let children = children_of_self();
-        if children.is_empty() {
+    // Every descendant, however deep (a chain of processes, each the parent of the next,
+    // once outran a kill of one generation per round): all are stopped first, so that none
+    // forks while the tree is walked again, until a walk finds no new one; then all are
+    // killed at once. Orphans come to kennel (the subreaper) and are reaped.
+    for _ in 0..100 {
+        let mut seen: Vec<Pid> = Vec::new();
+        loop {
+            let found = descendants_of_self(100_000);
+            let new: Vec<Pid> = found.into_iter().filter(|p| !seen.contains(p)).collect();
+            if new.is_empty() {
+                break;
+            }
+            for pid in &new {
+                let _ = kill(*pid, Signal::SIGSTOP);
+            }
+            seen.extend(new);
+            if seen.len() > 100_000 {
+                break;
+            }
+        }
+        if seen.is_empty() {
             return;
         }
-        for pid in &children {
+        for pid in &seen {
             let _ = kill(*pid, Signal::SIGKILL);
         }
-        for pid in children {
-            let _ = waitpid(pid, None);
-        }
-        while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-            if status == nix::sys::wait::WaitStatus::StillAlive {
-                break;
+        // Reap: the direct children, and each orphan as it is handed to kennel.
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(nix::sys::wait::WaitStatus::StillAlive) => {
+                    if children_of(Pid::this()).is_empty() {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                Ok(_) => {}
+                Err(_) => break,
             }
         }
     }
 }
 
-fn children_of_self() -> Vec<Pid> {
-    let Ok(tasks) = fs::read_dir("/proc/self/task") else {
+/// The children of `pid`, of all its threads.
+fn children_of(pid: Pid) -> Vec<Pid> {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
         return Vec::new();
     };
     tasks
@@ -397,6 +421,18 @@ fn children_of_self() -> Vec<Pid> {
                 .collect::<Vec<_>>()
         })
         .collect()
+}
+
+/// Every descendant of this process, breadth first, at most `max`.
+fn descendants_of_self(max: usize) -> Vec<Pid> {
+    let mut all = children_of(Pid::this());
+    let mut next = 0;
+    while next < all.len() && all.len() < max {
+        let more = children_of(all[next]);
+        all.extend(more);
+        next += 1;
+    }
+    all
 }
 
 #[cfg(test)]

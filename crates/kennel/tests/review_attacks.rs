@@ -60,8 +60,6 @@ fn the_users_other_terminals_are_out_of_reach(backend: &'static str) {
     drop(pty);
 }
 
-on_every_backend!(the_users_other_terminals_are_out_of_reach);
-
 /// The user's other processes are invisible: their command lines carry tokens
 /// (`mysql -pPASSWORD`, `curl -H "Authorization: ..."`). The native backend has a PID
 /// namespace; the systemd backend neither has one nor names the loss (issue 18 asked for
@@ -211,3 +209,103 @@ fn a_deep_tree_in_the_home_does_not_outlive_the_session() {
         stderr(&out)
     );
 }
+
+/// "When the command ends, every process of the sandbox dies" (DESIGN.md, promise 6). The
+/// landlock backend kills what the command left behind in at most 1,000 rounds, one
+/// generation of its children per round (`kill_descendants`): a chain of 1,010 processes,
+/// each the parent of the next, leaves the last ten running after kennel has returned,
+/// still able to write the workspace (and, without a pseudo-terminal, the user's terminal).
+#[test]
+fn landlock_no_process_of_the_sandbox_outlives_kennel() {
+    let fx = Fixture::new("survivors").with_backend("landlock");
+    let marker = format!("9{}", std::process::id() % 100_000);
+    let out = fx.sandboxed(&format!(
+        r#"export S='if [ $1 -gt 0 ]; then sh -c "$S" x $(($1-1)) & fi; exec sleep {marker}'
+        sh -c "$S" x 1010 >/dev/null 2>&1 </dev/null &
+        sleep 5; echo started"#
+    ));
+    assert!(stdout(&out).contains("started"), "{}", stderr(&out));
+    let left = common::processes_with(&marker);
+    for pid in &left {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    assert!(
+        left.is_empty(),
+        "{} processes of the sandbox outlived kennel",
+        left.len()
+    );
+}
+
+/// Persistence through git (DESIGN.md, promise 3: "nested repositories and submodules, new
+/// or old, that git status recurses into"). Only the submodules that exist at the start
+/// (`.git/modules/*`) are made read-only. The sandbox makes a new repository inside the
+/// workspace, sets its `core.fsmonitor`, and stages it in the outer index as a gitlink
+/// (`git add inner`; the index must stay writable): the user's next `git status` in the
+/// outer repository, outside the sandbox, runs the command. kennel says nothing at exit nor
+/// at the next start.
+fn a_new_nested_repository_runs_nothing_outside(backend: &'static str) {
+    let fx = Fixture::new("nested-repo").with_backend(backend);
+    let out = fx.sandboxed(
+        r#"cd .. && git init -q inner && git -C inner commit -q --allow-empty -m x &&
+        git -C inner config core.fsmonitor 'echo ran > "$HOME/RAN-OUTSIDE"; false' &&
+        git add inner 2>/dev/null && echo staged"#,
+    );
+    assert!(
+        stdout(&out).contains("staged"),
+        "{backend}: {}",
+        stderr(&out)
+    );
+    // The landlock backend names the loss of read-only git state at the start.
+    let told = stderr(&out).contains("inner") || stderr(&out).contains("read-only git hooks");
+    // The user's next git command, outside any sandbox.
+    let status = fx.as_user("cd home/project && git status --short");
+    let ran = fx.home.join("RAN-OUTSIDE").exists();
+    assert!(
+        !ran || told,
+        "{backend}: `git status` outside ran the core.fsmonitor that the sandbox set in a \
+         nested repository, and kennel said nothing: {} {}",
+        stdout(&status),
+        stderr(&out)
+    );
+}
+
+/// The same door through the user's other linked worktrees: their git directories live in
+/// the workspace's `.git/worktrees/NAME/` and only the current worktree's pointers are
+/// read-only. The sandbox points `.git/worktrees/NAME/commondir` of a worktree outside the
+/// workspace at a clone it made, whose `core.fsmonitor` runs at the user's next
+/// `git status` in that worktree.
+fn another_worktrees_pointers_stay_read_only(backend: &'static str) {
+    let fx = Fixture::new("worktree-commondir").with_backend(backend);
+    let setup =
+        fx.as_user("cd home/project && git worktree add -q ../feature -b feature && echo made");
+    assert!(stdout(&setup).contains("made"), "{}", stderr(&setup));
+    let out = fx.sandboxed(
+        r#"cd .. && git clone -q . evil && git -C evil branch -q feature origin/feature &&
+        git -C evil config core.fsmonitor 'echo ran > "$HOME/RAN-OUTSIDE"; false' &&
+        echo "$PWD/evil/.git" > .git/worktrees/feature/commondir && echo planted"#,
+    );
+    assert!(
+        stdout(&out).contains("planted"),
+        "{backend}: {}",
+        stderr(&out)
+    );
+    let told = stderr(&out).contains("worktrees") || stderr(&out).contains("read-only git hooks");
+    let status = fx.as_user("cd home/feature && git status --short");
+    let ran = fx.home.join("RAN-OUTSIDE").exists();
+    assert!(
+        !ran || told,
+        "{backend}: `git status` in another worktree of the user's ran the core.fsmonitor of a \
+         repository the sandbox made: {} {}",
+        stderr(&status),
+        stderr(&out)
+    );
+}
+
+on_every_backend!(
+    the_users_other_terminals_are_out_of_reach,
+    a_new_nested_repository_runs_nothing_outside,
+    another_worktrees_pointers_stay_read_only
+);
