@@ -98,20 +98,8 @@ pub fn git_protection_rules(workspace: &Path, git: &GitDirs, home: &Path) -> Vec
     // the pre-commit framework (`.pre-commit-config.yaml`: a `repo: local` hook's `entry`
     // is a command), lefthook (`lefthook.yml`: `run:` commands). Where the repository's
     // hooks are theirs, those files are read-only too.
-    for (marker, files) in HOOK_MANAGERS {
-        let managed = surface
-            .hooks_dirs
-            .iter()
-            .chain(std::iter::once(&git.common_dir.join("hooks")))
-            .any(|dir| hooks_mention(dir, marker));
-        if managed {
-            for name in *files {
-                let file = workspace.join(name);
-                if fs::symlink_metadata(&file).is_ok_and(|m| m.is_file()) {
-                    rules.push(protect_with(&file, HOOK_MANAGER_REASON));
-                }
-            }
-        }
+    for file in hook_manager_files(workspace, git, &surface.hooks_dirs) {
+        rules.push(protect_with(&file, HOOK_MANAGER_REASON));
     }
     for file in &surface.config_files {
         let is_file = fs::symlink_metadata(file).is_ok_and(|m| m.is_file() || m.is_symlink());
@@ -159,6 +147,28 @@ const HOOK_MANAGERS: &[(&str, &[&str])] = &[
         ],
     ),
 ];
+
+/// The files of the work tree that the repository's hook manager runs from, where its
+/// hooks (in the repository's hooks folder or one of `hooks_dirs`) are a manager's.
+pub fn hook_manager_files(workspace: &Path, git: &GitDirs, hooks_dirs: &[PathBuf]) -> Vec<PathBuf> {
+    let default = git.common_dir.join("hooks");
+    let mut found = Vec::new();
+    for (marker, files) in HOOK_MANAGERS {
+        let managed = hooks_dirs
+            .iter()
+            .chain(std::iter::once(&default))
+            .any(|dir| hooks_mention(dir, marker));
+        if managed {
+            found.extend(
+                files
+                    .iter()
+                    .map(|name| workspace.join(name))
+                    .filter(|file| fs::symlink_metadata(file).is_ok_and(|m| m.is_file())),
+            );
+        }
+    }
+    found
+}
 
 const HOOK_MANAGER_REASON: &str =
     "the config of the hook manager the repository's git hooks run (pre-commit, lefthook): \

@@ -29,8 +29,8 @@ pub use env::{env_allowed, ENV_ALLOW_LIST};
 pub use error::PolicyError;
 pub use explain::explain_text;
 pub use git::{
-    command_settings, git_protection_rules, git_runs_commands, hooks_in, module_git_dirs,
-    read_config, read_small, GitRunsCommand, GitSurface,
+    command_settings, git_protection_rules, git_runs_commands, hook_manager_files, hooks_in,
+    module_git_dirs, read_config, read_small, GitRunsCommand, GitSurface,
 };
 pub use layer::PathSpec;
 pub use network::{

@@ -255,6 +255,24 @@ impl GitWatch {
             dot_git: self.dot_git,
             configs: &self.configs,
         });
+        let mut lines = lines;
+        // The files the repository's hook manager runs from (pre-commit, lefthook): read-only
+        // where the backend can make them so; where it cannot (landlock), a change the
+        // session made is named before the user's next commit runs it.
+        let hooks_dirs =
+            kennel_policy::GitSurface::read(&self.root, &self.git, &self.home).hooks_dirs;
+        for file in kennel_policy::hook_manager_files(&self.root, &self.git, &hooks_dirs) {
+            let changed = fs::symlink_metadata(&file).is_ok_and(|m| Stamp::of(&m) >= self.start);
+            if changed {
+                let rel = file.strip_prefix(&self.root).unwrap_or(&file);
+                lines.push(format!(
+                    "warning: {} changed in this session, and your git hooks run what it lists \
+                     at your next commit: look at `git diff -- {}` first",
+                    kennel_policy::shown_path(&file),
+                    quarantine::sh_quoted(rel),
+                ));
+            }
+        }
         if let Some(file) = &self.nested_list {
             write_nested_list(file, &self.root, &nested);
         }
