@@ -685,3 +685,40 @@ fn systemd_a_hook_managers_config_runs_nothing() {
     }
     a_hook_managers_config_runs_nothing("systemd");
 }
+
+/// Door 3 in a folder the end-of-session walk does not enter (dependencies, build output):
+/// the nested repository, staged as a gitlink (`git add -f`), is found through the index.
+fn a_nested_repository_in_node_modules_runs_nothing(backend: &'static str) {
+    let fx = Fixture::new("git-nested-deps").with_backend(backend);
+    let marker = fx.dir.join("ran");
+    let out = fx.sandboxed(&format!(
+        r#"{plant}
+        cd .. && printf 'node_modules/\n' > .gitignore && mkdir -p node_modules/pkg &&
+        git init -q node_modules/pkg/inner && cd node_modules/pkg/inner &&
+        git config core.fsmonitor "$PWD/../../../.payload.sh" &&
+        echo a > a && git add a && git commit -q -m nested &&
+        cd ../../.. && git add -f node_modules/pkg/inner && echo PLANTED"#,
+        plant = plant_script(&marker)
+    ));
+    assert!(stdout(&out).contains("PLANTED"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("core.fsmonitor"), "{}", stderr(&out));
+    assert_nothing_ran(&fx, &marker, &out);
+}
+
+#[test]
+fn native_a_nested_repository_in_node_modules_runs_nothing() {
+    a_nested_repository_in_node_modules_runs_nothing("native");
+}
+
+#[test]
+fn landlock_a_nested_repository_in_node_modules_runs_nothing() {
+    a_nested_repository_in_node_modules_runs_nothing("landlock");
+}
+
+#[test]
+fn systemd_a_nested_repository_in_node_modules_runs_nothing() {
+    if common::skip_without_user_manager() {
+        return;
+    }
+    a_nested_repository_in_node_modules_runs_nothing("systemd");
+}

@@ -45,8 +45,27 @@ pub(super) struct Outcome {
 pub(super) fn check(c: &Check) -> Outcome {
     let mut r = Report::default();
     let changed = |path: &Path| fs::symlink_metadata(path).is_ok_and(|m| Stamp::of(&m) >= c.start);
-    let walk = walk(c.root, c.dot_git, c.start);
+    let mut walk = walk(c.root, c.dot_git, c.start);
     r.blind.extend(walk.blind.iter().cloned());
+    // In the folders the walk did not enter, the repositories the index stages.
+    if !walk.pruned.is_empty() {
+        let config = kennel_policy::read_small(&c.git.common_dir.join("config"), 1 << 20)
+            .unwrap_or_default();
+        let sha256 = String::from_utf8_lossy(&config)
+            .to_ascii_lowercase()
+            .contains("sha256");
+        let index =
+            kennel_policy::read_small(&c.git.git_dir.join("index"), 256 << 20).unwrap_or_default();
+        for link in super::walk::gitlinks(&index, if sha256 { 32 } else { 20 }) {
+            let repo = c.root.join(&link);
+            if walk.pruned.iter().any(|p| repo.starts_with(p)) {
+                let dot_git = repo.join(".git");
+                if fs::symlink_metadata(&dot_git).is_ok() {
+                    walk.dot_gits.push((dot_git.clone(), changed(&dot_git)));
+                }
+            }
+        }
+    }
 
     // The workspace's `.git` itself, replaced.
     let dot_git = c.root.join(".git");

@@ -17,6 +17,103 @@ pub(super) struct Walk {
     pub(super) dot_gits: Vec<(PathBuf, bool)>,
     pub(super) original_dot_git: Option<PathBuf>,
     pub(super) blind: Vec<String>,
+    /// Dependency and build folders not entered ([`PRUNED`]).
+    pub(super) pruned: Vec<PathBuf>,
+}
+
+/// Folders of dependencies and build output, each often tens of thousands of folders that
+/// the user's git ignores: the walk does not enter them, which keeps the check at the end
+/// of every session to the project's own folders (node_modules made it take 100 ms and
+/// more). A repository the session made in one of them is found through the index instead,
+/// when it is staged: only then does `git status` enter it.
+pub(super) const PRUNED: &[&str] = &[
+    "node_modules",
+    "target",
+    ".venv",
+    "venv",
+    "__pycache__",
+    ".tox",
+    ".nox",
+    ".mypy_cache",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".gradle",
+    ".next",
+    ".terraform",
+];
+
+/// The paths (relative to the work tree) of the gitlinks in the index `bytes`: submodules
+/// and nested repositories staged in the outer repository (mode 160000). Index versions 2,
+/// 3 and 4; `oid_len` is 20 (SHA-1) or 32 (SHA-256). Bounded by the bytes; what does not
+/// parse ends the list.
+pub(super) fn gitlinks(bytes: &[u8], oid_len: usize) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let u32_at = |at: usize| -> Option<u32> {
+        bytes
+            .get(at..at + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    if bytes.get(..4) != Some(b"DIRC") {
+        return out;
+    }
+    let (Some(version), Some(count)) = (u32_at(4), u32_at(8)) else {
+        return out;
+    };
+    let mut at = 12;
+    let mut previous: Vec<u8> = Vec::new();
+    for _ in 0..count {
+        let start = at;
+        let Some(mode) = u32_at(at + 24) else { break };
+        let flags_at = at + 40 + oid_len;
+        let Some(flags) = bytes
+            .get(flags_at..flags_at + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+        else {
+            break;
+        };
+        at = flags_at + 2;
+        if version >= 3 && flags & 0x4000 != 0 {
+            at += 2;
+        }
+        let name = if version == 4 {
+            // Prefix compression: how much of the previous name to drop, then the rest.
+            let Some(mut c) = bytes.get(at).copied() else {
+                break;
+            };
+            at += 1;
+            let mut drop = usize::from(c & 0x7f);
+            while c & 0x80 != 0 {
+                let Some(next) = bytes.get(at).copied() else {
+                    return out;
+                };
+                at += 1;
+                c = next;
+                drop = ((drop + 1) << 7) | usize::from(c & 0x7f);
+            }
+            let Some(len) = bytes.get(at..).and_then(|b| b.iter().position(|b| *b == 0)) else {
+                break;
+            };
+            let keep = previous.len().saturating_sub(drop);
+            let mut name = previous[..keep].to_vec();
+            name.extend_from_slice(&bytes[at..at + len]);
+            at += len + 1;
+            name
+        } else {
+            let Some(len) = bytes.get(at..).and_then(|b| b.iter().position(|b| *b == 0)) else {
+                break;
+            };
+            let name = bytes[at..at + len].to_vec();
+            // NUL-padded to a multiple of eight bytes from the entry's start.
+            let entry_len = at + len - start;
+            at = start + (entry_len + 8) / 8 * 8;
+            name
+        };
+        if mode & 0o170000 == 0o160000 {
+            out.push(PathBuf::from(std::ffi::OsStr::from_bytes(&name)));
+        }
+        previous = name;
+    }
+    out
 }
 
 /// Every `.git` (folder, file or link) in the work tree, without entering git directories
@@ -124,6 +221,13 @@ fn walk_dir(
             if kind != FileType::Directory {
                 continue;
             }
+            if PRUNED.iter().any(|p| name == *p) {
+                // A repository in there matters only staged as a gitlink (git status does
+                // not enter an ignored folder, nor `git add -A` add it): the index says
+                // where those are (see `gitlinks`).
+                w.pruned.push(path.join(name));
+                continue;
+            }
             if let Some((dev, ino)) = dot_git {
                 if entry.ino() == ino
                     && rustix::fs::statat(
@@ -164,5 +268,55 @@ fn walk_dir(
             }
         }
         path.pop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    /// The index as git writes it, versions 2, 3 and 4: the gitlinks and nothing else.
+    #[test]
+    fn gitlinks_are_read_from_every_index_version() {
+        for version in ["2", "3", "4"] {
+            let dir = tempfile::tempdir().unwrap();
+            let git = |args: &[&str]| {
+                let out = std::process::Command::new("git")
+                    .args(args)
+                    .current_dir(dir.path())
+                    .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                    .output()
+                    .unwrap();
+                assert!(out.status.success(), "{args:?}: {out:?}");
+            };
+            git(&["init", "-q", "."]);
+            std::fs::write(dir.path().join("file"), "x").unwrap();
+            git(&["add", "file"]);
+            let oid = "1234567890123456789012345678901234567890";
+            for path in ["a/node_modules/inner", "a/node_modules/other", "z"] {
+                git(&[
+                    "update-index",
+                    "--add",
+                    "--cacheinfo",
+                    &format!("160000,{oid},{path}"),
+                ]);
+            }
+            if version == "3" {
+                git(&["update-index", "--skip-worktree", "file"]);
+            }
+            git(&["update-index", "--index-version", version]);
+            let bytes = std::fs::read(dir.path().join(".git/index")).unwrap();
+            let links = gitlinks(&bytes, 20);
+            assert_eq!(
+                links,
+                ["a/node_modules/inner", "a/node_modules/other", "z"]
+                    .map(PathBuf::from)
+                    .to_vec(),
+                "index version {version}"
+            );
+        }
+        assert!(gitlinks(b"DIRC\0\0\0\x02\xff\xff\xff\xff", 20).is_empty());
+        assert!(gitlinks(b"nonsense", 20).is_empty());
     }
 }
