@@ -166,28 +166,16 @@ pub fn scope_and_devices(devices: &[PathBuf]) -> Result<bool, NativeError> {
         .create()
         .map_err(err)?;
     let top = std::fs::read_dir("/").map_err(|e| NativeError::Setup(format!("listing /: {e}")))?;
-    for entry in top.flatten() {
-        if entry.file_name() == "dev" {
-            continue;
-        }
-        let Ok(fd) = open_path(&entry.path()) else {
-            continue;
-        };
-        let is_dir = nix::sys::stat::fstat(fd.as_fd())
-            .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR);
-        let access = if is_dir {
-            AccessFs::from_all(abi)
-        } else {
-            AccessFs::from_file(abi)
-        };
-        ruleset = ruleset
-            .add_rule(PathBeneath::new(fd, access))
-            .map_err(err)?;
-    }
-    for device in devices {
-        let Ok(fd) = open_path(device) else {
+    let paths = top
+        .flatten()
+        .filter(|entry| entry.file_name() != "dev")
+        .map(|entry| entry.path())
+        .chain(devices.iter().cloned());
+    for path in paths {
+        let Ok(fd) = open_path(&path) else {
             continue;
         };
+        // All rights: the mount view decides; a file gets only those a file can have.
         let is_dir = nix::sys::stat::fstat(fd.as_fd())
             .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR);
         let access = if is_dir {
