@@ -269,7 +269,7 @@ fn setup(setup: Setup) -> Result<Pid, (u8, String)> {
     // This process is single-threaded (a clone of the single-threaded supervisor), as
     // spawn_shared needs; the init waits here until the command has been exec'd.
     let spawned =
-        spawn_shared(|| exec_command(program, exec, status, command_mask, slave.as_ref()));
+        spawn_shared(|| exec_command(program, exec, status, command_mask, slave.as_ref(), false));
     match spawned {
         Err(e) => Err((STATUS_SETUP, format!("starting the command: {e}"))),
         // The command holds the slave now; the init keeps no copy, so that the supervisor
@@ -308,10 +308,16 @@ pub(crate) fn exec_command(
     status: &OwnedFd,
     command_mask: &SigSet,
     slave: Option<&OwnedFd>,
+    in_users_session: bool,
 ) -> ! {
     let _ = command_mask.thread_set_mask();
+    // Without a terminal of its own: a process group of its own in the init's session,
+    // which has no terminal; where the caller's session is the user's (the landlock
+    // backend, whose command is kennel's child), a session of its own, so that the user's
+    // terminal is not its controlling terminal (no /dev/tty, no tcsetpgrp).
     let terminal = match slave {
         Some(slave) => setsid().and_then(|_| pty::attach(slave)),
+        None if in_users_session => setsid().map(drop),
         None => setpgid(Pid::from_raw(0), Pid::from_raw(0)),
     }
     .and_then(|_| default_sigpipe());

@@ -325,7 +325,14 @@ pub fn run_landlock_only(policy: &Policy, options: &Options) -> Result<i32, Nati
                 crate::sys::exit_now(crate::child::EXIT_SETUP_FAILED);
             }
             let program = find_program(&exec.argv[0], &exec.path);
-            exec_command(program, &exec, &status_write, &caller_mask, slave.as_ref())
+            exec_command(
+                program,
+                &exec,
+                &status_write,
+                &caller_mask,
+                slave.as_ref(),
+                true,
+            )
         }
         ForkResult::Parent { child } => child,
     };

@@ -210,6 +210,35 @@ fn a_deep_tree_in_the_home_does_not_outlive_the_session() {
     );
 }
 
+/// "Piped or redirected, the streams pass through byte for byte and the command has no
+/// controlling terminal" (README). On the landlock backend the command stays in kennel's
+/// session, whose controlling terminal is the user's, and `/dev/tty` is among the devices it
+/// may open: it writes to the user's terminal around the redirection, and (ignoring SIGTTOU,
+/// then `tcsetpgrp`) takes the foreground and reads what the user types. Processes that
+/// outlive kennel (see above) keep doing so at the user's shell prompt.
+#[test]
+fn landlock_a_redirected_command_has_no_controlling_terminal() {
+    if common::skip_unless(common::have_program("script"), "script is not installed") {
+        return;
+    }
+    let fx = Fixture::new("landlock-dev-tty").with_backend("landlock");
+    let line = format!(
+        "{} run --backend landlock --no-pty -- sh -c 'echo VIA-DEV-TTY > /dev/tty; echo done' \
+         > /dev/null",
+        common::env().kennel.display()
+    );
+    let out = fx
+        .user_command("script")
+        .args(["-qec", &line, "/dev/null"])
+        .output()
+        .unwrap();
+    let seen = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        !seen.contains("VIA-DEV-TTY"),
+        "the sandboxed command wrote to the user's terminal through /dev/tty: {seen:?}"
+    );
+}
+
 /// "When the command ends, every process of the sandbox dies" (DESIGN.md, promise 6). The
 /// landlock backend kills what the command left behind in at most 1,000 rounds, one
 /// generation of its children per round (`kill_descendants`): a chain of 1,010 processes,
