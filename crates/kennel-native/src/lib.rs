@@ -200,13 +200,28 @@ pub fn run(policy: &Policy, options: &Options) -> Result<i32, NativeError> {
             Err(e)
         }
     };
-    for line in net.iter().flat_map(|n| n.summary()) {
+    let summary: Vec<String> = net.iter().flat_map(|n| n.summary()).collect();
+    if !summary.is_empty() {
+        plain_attributes();
+    }
+    for line in summary {
         eprintln!("kennel: {line}");
     }
     // Not freed: the sandbox's init, a copy of this process, shares these pages until
     // kennel exits, which it is about to do; freeing would copy each page it writes to.
     std::mem::forget((plan, exec, filters, host));
     status
+}
+
+/// Before kennel's own lines at exit: the command may have left the terminal's colours set
+/// to conceal (`ESC [8m`) or to look like something else; they are reset first, where
+/// standard error is a terminal.
+pub fn plain_attributes() {
+    use std::io::{IsTerminal, Write};
+    let mut err = std::io::stderr();
+    if err.is_terminal() {
+        let _ = err.write_all(b"\x1b[0m");
+    }
 }
 
 /// What the supervisor watches once the command runs: its signals (blocked since before

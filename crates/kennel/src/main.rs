@@ -811,7 +811,11 @@ fn run_policy(
         },
     };
     if let Some(home) = &home {
-        for line in home.finish(&policy, config_name) {
+        let lines = home.finish(&policy, config_name);
+        if !lines.is_empty() {
+            kennel_native::plain_attributes();
+        }
+        for line in lines {
             eprintln!("kennel: {line}");
         }
     }

@@ -152,7 +152,11 @@ pub fn run(
         session.start()?;
     }
     let status = kennel_systemd::run(&invocation);
-    for line in session.iter().flat_map(|s| s.summary()) {
+    let summary: Vec<String> = session.iter().flat_map(|s| s.summary()).collect();
+    if !summary.is_empty() {
+        kennel_native::plain_attributes();
+    }
+    for line in summary {
         eprintln!("kennel: {line}");
     }
     Ok(status?)

@@ -333,8 +333,101 @@ fn another_worktrees_pointers_stay_read_only(backend: &'static str) {
     );
 }
 
+/// The `.git` folder itself replaced (DESIGN.md, promise 3, names it): the read-only binds
+/// are mounts inside `.git`, and renaming `.git` moves them along (only a mount point
+/// itself cannot be renamed). A fresh `.git` in its place, copied from the old one, holds
+/// whatever config and hooks the sandbox writes: the user's next `git status` runs its
+/// `core.fsmonitor`. Nothing is said at exit.
+fn a_replaced_git_folder_runs_nothing_outside(backend: &'static str) {
+    let fx = Fixture::new("git-replaced").with_backend(backend);
+    let out = fx.sandboxed(
+        r#"cd .. && mv .git .git-old && cp -r .git-old .git &&
+        git config core.fsmonitor 'echo ran > "$HOME/RAN-OUTSIDE"; false' && echo replaced"#,
+    );
+    if !stdout(&out).contains("replaced") {
+        // Prevented: `.git` is a mount point of the sandbox, which cannot be renamed.
+        assert!(
+            stderr(&out).contains("Device or resource busy"),
+            "{backend}: {}",
+            stderr(&out)
+        );
+        return;
+    }
+    let told = stderr(&out).contains("fsmonitor") || stderr(&out).contains("read-only git hooks");
+    let status = fx.as_user("cd home/project && git status --short");
+    let ran = fx.home.join("RAN-OUTSIDE").exists();
+    assert!(
+        !ran || told,
+        "{backend}: `git status` outside ran the core.fsmonitor of the .git folder the sandbox \
+         put in place of the protected one: {} {}",
+        stdout(&status),
+        stderr(&out)
+    );
+}
+
+/// `core.hooksPath` pointing into the work tree (husky's `.husky`, lefthook): DESIGN.md,
+/// promise 3, names it, but only `.git/hooks` is made read-only. The sandbox rewrites
+/// `.husky/pre-commit` and the user's next `git commit` outside runs it; the launch note
+/// only says that `core.hookspath = .husky` exists, nothing is said at exit.
+fn hooks_in_the_work_tree_stay_read_only(backend: &'static str) {
+    let fx = Fixture::new("husky").with_backend(backend);
+    let setup = fx.as_user(
+        "cd home/project && git config core.hooksPath .husky && mkdir .husky && \
+         printf '#!/bin/sh\\n' > .husky/pre-commit && chmod +x .husky/pre-commit && echo made",
+    );
+    assert!(stdout(&setup).contains("made"), "{}", stderr(&setup));
+    let out = fx.sandboxed(
+        r#"cd .. && echo 'echo ran > "$HOME/RAN-OUTSIDE"' >> .husky/pre-commit && echo planted"#,
+    );
+    let planted = stdout(&out).contains("planted");
+    let told =
+        stderr(&out).contains(".husky/pre-commit") || stderr(&out).contains("read-only git hooks");
+    let commit = fx.as_user("cd home/project && git commit -q --allow-empty -m by-user");
+    let ran = fx.home.join("RAN-OUTSIDE").exists();
+    assert!(
+        !(planted && ran) || told,
+        "{backend}: the user's next `git commit` outside ran what the sandbox wrote into \
+         .husky/pre-commit (core.hooksPath): {} {}",
+        stderr(&commit),
+        stderr(&out)
+    );
+}
+
 on_every_backend!(
     the_users_other_terminals_are_out_of_reach,
     a_new_nested_repository_runs_nothing_outside,
-    another_worktrees_pointers_stay_read_only
+    another_worktrees_pointers_stay_read_only,
+    a_replaced_git_folder_runs_nothing_outside,
+    hooks_in_the_work_tree_stay_read_only
 );
+
+/// A command that ends with the terminal's colours set to conceal (`ESC [8m`) would hide
+/// kennel's own lines at exit (what was written to the home, the network summary, git's
+/// warnings): kennel resets the colours before them, where standard error is a terminal.
+#[test]
+fn kennels_exit_lines_are_never_concealed_by_the_commands_colours() {
+    if common::skip_unless(common::have_program("script"), "script is not installed") {
+        return;
+    }
+    let fx = Fixture::new("concealed-exit");
+    let line = format!(
+        "{} run --no-pty -- sh -c 'echo x > ~/left; printf \"\\033[8m\"'",
+        common::env().kennel.display()
+    );
+    let out = fx
+        .user_command("script")
+        .args(["-qec", &line, "/dev/null"])
+        .current_dir(&fx.repo)
+        .output()
+        .unwrap();
+    let seen = String::from_utf8_lossy(&out.stdout).into_owned();
+    let conceal = seen.find("\u{1b}[8m").unwrap_or_else(|| panic!("{seen:?}"));
+    let listing = seen
+        .find("kennel: 1 file written")
+        .unwrap_or_else(|| panic!("{seen:?}"));
+    let reset = seen[conceal..listing].find("\u{1b}[0m");
+    assert!(
+        reset.is_some(),
+        "kennel's lines were left concealed: {seen:?}"
+    );
+}

@@ -183,7 +183,11 @@ fn state_home(ctx: &Context) -> Option<PathBuf> {
 /// After a session, before kennel returns: the end check, printed.
 pub fn end(watch: Option<GitWatch>) {
     if let Some(watch) = watch {
-        for line in watch.finish() {
+        let lines = watch.finish();
+        if !lines.is_empty() {
+            kennel_native::plain_attributes();
+        }
+        for line in lines {
             eprintln!("kennel: {line}");
         }
     }
