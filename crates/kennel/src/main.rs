@@ -781,6 +781,10 @@ fn run_policy(
         systemd_backend::refuse_systemd_only_flags(&run.systemd, policy.backend)?;
     }
     let git_watch = git_watch::begin(ctx, run.systemd.dry_run);
+    // The repository's config, where it was missing: the sandbox may make one (it cannot
+    // widen the next sandbox, only narrow it, but the user did not write it).
+    let repo_config = ctx.workspace.root.join(".kennel.toml");
+    let repo_config_was_there = std::fs::symlink_metadata(&repo_config).is_ok();
     let result = match policy.backend {
         Backend::Systemd => systemd_backend::run(ctx, &policy, &run.systemd, &options.net),
         Backend::Native => kennel_native::run(&policy, &options).map_err(Failure::from),
@@ -822,6 +826,14 @@ fn run_policy(
     // An ephemeral home's folder is removed now; the rest is left to the exit.
     drop(home);
     git_watch::end(git_watch);
+    if !repo_config_was_there && std::fs::symlink_metadata(&repo_config).is_ok() {
+        eprintln!(
+            "kennel: note: {} was created in this session: it narrows every later sandbox of \
+             this repository (hidden paths, variables, the network); look at it, and remove it \
+             if you did not ask for it",
+            kennel_policy::shown_path(&repo_config)
+        );
+    }
     let code = result?;
     end(u8::try_from(code).unwrap_or(exit::SETUP_FAILED))
 }

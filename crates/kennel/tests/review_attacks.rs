@@ -431,3 +431,17 @@ fn kennels_exit_lines_are_never_concealed_by_the_commands_colours() {
         "kennel's lines were left concealed: {seen:?}"
     );
 }
+
+/// The repository's `.kennel.toml` can only narrow a sandbox, but one the sandbox made
+/// where there was none narrows every later session without the user having written it:
+/// named at exit.
+#[test]
+fn a_repository_config_made_by_the_sandbox_is_named() {
+    let fx = Fixture::new("made-kennel-toml");
+    let out = fx.sandboxed("printf 'version = 1\\nhidden = [\"src\"]\\n' > ../.kennel.toml");
+    assert!(
+        stderr(&out).contains(".kennel.toml was created in this session"),
+        "{}",
+        stderr(&out)
+    );
+}
