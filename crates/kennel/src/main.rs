@@ -83,7 +83,7 @@ fn kennel() -> u8 {
         Command::Profiles { config: after } => profiles(&config(&after)),
         Command::Shorthand(argv) => shorthand(&config(&ConfigArgs::default()), argv),
         Command::Completions { shell } => {
-            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut cmd = completion_command();
             // Into memory first: clap_complete panics when its writer fails (a reader that
             // closed the pipe early, `kennel completions fish | true`).
             let mut text = Vec::new();
@@ -133,6 +133,41 @@ fn kennel() -> u8 {
             failure.status
         }
     }
+}
+
+/// The command line as completion offers it: without the hidden commands (kennel's own step
+/// inside a systemd unit), and with a command for each built-in agent (`kennel cl<TAB>`),
+/// whose arguments are the agent's own.
+fn completion_command() -> clap::Command {
+    let full = <Cli as clap::CommandFactory>::command();
+    let visible: Vec<clap::Command> = full
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set())
+        .cloned()
+        .collect();
+    let agents = kennel_policy::BUILTIN_PROFILES
+        .iter()
+        .filter(|(name, _)| *name != "default")
+        .map(|(name, _)| {
+            clap::Command::new(*name)
+                .about(format!(
+                    "Run {name} sandboxed (its profile; the arguments are its own)"
+                ))
+                .arg(
+                    clap::Arg::new("args")
+                        .num_args(0..)
+                        .trailing_var_arg(true)
+                        .allow_hyphen_values(true),
+                )
+        });
+    let mut plain = clap::Command::new("kennel");
+    if let Some(about) = full.get_about() {
+        plain = plain.about(about.clone());
+    }
+    plain
+        .args(full.get_arguments().cloned())
+        .subcommands(visible)
+        .subcommands(agents)
 }
 
 /// `kennel man --dir DIR`: kennel.1 and a page for each visible command (the pages that

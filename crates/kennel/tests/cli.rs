@@ -110,6 +110,15 @@ fn profile_completion_offers_the_profiles() {
         text.contains("compgen -W \"default aider claude codex gemini goose opencode pi\""),
         "{text}"
     );
+    // The hidden step of the systemd backend is not offered; the agents are (`kennel cl<TAB>`).
+    assert!(!text.contains("internal-verify-exec"), "{text}");
+    let top = text
+        .lines()
+        .find(|l| l.contains("opts=\"") && l.contains(" run "))
+        .unwrap_or_else(|| panic!("{text}"));
+    for agent in ["aider", "claude", "codex", "gemini", "goose", "opencode", "pi"] {
+        assert!(top.contains(&format!(" {agent} ")), "{agent}: {top}");
+    }
     let out = kennel(&["explain", "my-own-profile"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unknown profile `my-own-profile`"), "{err}");
