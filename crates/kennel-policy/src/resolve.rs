@@ -675,7 +675,16 @@ impl<'a> Builder<'a> {
                     .is_some_and(|(_, r)| r.path == ctx.home && r.access == Access::Tmpfs)
             })
             .collect();
-        let env = environment(ctx, &self.pass, &self.set, &self.dropped);
+        let mut env = environment(ctx, &self.pass, &self.set, &self.dropped);
+        // What shows, inside, that this is kennel's sandbox and which profile: for a shell's
+        // prompt (`${KENNEL_SANDBOX:+[kennel:$KENNEL_SANDBOX] }`). Nothing of kennel trusts
+        // it (shims look for a file only the sandbox's own /run can hold).
+        env.retain(|v| v.name != "KENNEL_SANDBOX");
+        env.push(EnvVar {
+            name: "KENNEL_SANDBOX".into(),
+            value: profile.clone().into(),
+        });
+        env.sort_by(|a, b| a.name.cmp(&b.name));
         let mut policy = Policy {
             profile,
             workspace: ctx.workspace.root.clone(),
@@ -844,8 +853,12 @@ mod tests {
     fn environment_is_an_allow_list() -> Result<(), PolicyError> {
         let p = resolve_default(&ctx("/home/u", "/home/u/p"), vec![])?;
         let names: Vec<&str> = p.env.iter().map(|v| v.name.as_str()).collect();
-        assert_eq!(names, vec!["HOME", "LC_ALL", "PATH"]);
+        assert_eq!(names, vec!["HOME", "KENNEL_SANDBOX", "LC_ALL", "PATH"]);
         assert_eq!(p.env_value("HOME"), Some(&OsString::from("/home/u")));
+        assert_eq!(
+            p.env_value("KENNEL_SANDBOX"),
+            Some(&OsString::from("default"))
+        );
         Ok(())
     }
 

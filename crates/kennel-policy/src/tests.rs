@@ -361,7 +361,7 @@ fn env_pass_set_and_drop() {
     ));
     assert_eq!(
         env_names(&p),
-        vec!["EDITOR", "HOME", "OPENAI_API_KEY", "PATH"]
+        vec!["EDITOR", "HOME", "KENNEL_SANDBOX", "OPENAI_API_KEY", "PATH"]
     );
 }
 

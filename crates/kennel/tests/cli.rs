@@ -116,7 +116,9 @@ fn profile_completion_offers_the_profiles() {
         .lines()
         .find(|l| l.contains("opts=\"") && l.contains(" run "))
         .unwrap_or_else(|| panic!("{text}"));
-    for agent in ["aider", "claude", "codex", "gemini", "goose", "opencode", "pi"] {
+    for agent in [
+        "aider", "claude", "codex", "gemini", "goose", "opencode", "pi",
+    ] {
         assert!(top.contains(&format!(" {agent} ")), "{agent}: {top}");
     }
     let out = kennel(&["explain", "my-own-profile"]);

@@ -138,3 +138,26 @@ fn custom_endpoints_reach_the_agent_and_dropped_keys_are_named() {
         "a value reached kennel's lines: {err}"
     );
 }
+
+/// Something inside shows that this is kennel's sandbox, and which profile: a variable a
+/// shell's prompt can show (kennel itself never trusts it).
+#[test]
+fn the_sandbox_says_it_is_one() {
+    let fx = Fixture::new("says-sandbox");
+    let out = fx.sandboxed("echo in=$KENNEL_SANDBOX");
+    assert!(stdout(&out).contains("in=default"), "{}", stderr(&out));
+    let out = fx
+        .kennel()
+        .args([
+            "run",
+            "--profile",
+            "claude",
+            "--",
+            "sh",
+            "-c",
+            "echo in=$KENNEL_SANDBOX",
+        ])
+        .output()
+        .unwrap();
+    assert!(stdout(&out).contains("in=claude"), "{}", stderr(&out));
+}
