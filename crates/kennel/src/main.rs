@@ -470,6 +470,8 @@ fn policy_for(
 ) -> Result<(Policy, String), Failure> {
     let (config_name, user) = user_config(config, ctx)?;
     let mut cli = cli_layer(args, ctx);
+    cli.pass_env
+        .extend(agent_named_variables(&args.profile, ctx));
     cli.program_paths = program_paths;
     let inputs = ResolveInputs {
         profile: args.profile.clone(),
@@ -653,6 +655,48 @@ fn refuse_links_in_writable_folders(policy: &Policy) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// Variables an agent's own config says it reads, which the profile cannot list ahead:
+/// Codex's custom providers name theirs (`[model_providers.NAME] env_key = "..."` in
+/// `~/.codex/config.toml`). Passed when set, each said once with where it is named.
+fn agent_named_variables(profile: &str, ctx: &Context) -> Vec<String> {
+    // (profile, config under the home, the table of entries, the key each names).
+    const NAMED: &[(&str, &str, &str, &str)] =
+        &[("codex", ".codex/config.toml", "model_providers", "env_key")];
+    let mut names = Vec::new();
+    for (owner, file, table, key) in NAMED {
+        if *owner != profile {
+            continue;
+        }
+        let path = ctx.home.join(file);
+        let Ok(bytes) = files::read_users_file(&path, files::MAX_CONFIG) else {
+            continue;
+        };
+        let Ok(parsed) = String::from_utf8_lossy(&bytes).parse::<toml::Table>() else {
+            continue;
+        };
+        let Some(entries) = parsed.get(*table).and_then(|t| t.as_table()) else {
+            continue;
+        };
+        for (entry, value) in entries {
+            let Some(name) = value.get(*key).and_then(|v| v.as_str()) else {
+                continue;
+            };
+            let valid = !name.is_empty()
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                && !name.starts_with(|c: char| c.is_ascii_digit());
+            if valid && ctx.var(name).is_some() {
+                eprintln!(
+                    "kennel: note: passing {name}: {} names it ([{table}.{}] {key})",
+                    tilde(&path, &ctx.home),
+                    kennel_policy::shown(entry)
+                );
+                names.push(name.to_string());
+            }
+        }
+    }
+    names
 }
 
 /// The temporary folder kennel keeps its own folder in: `$TMPDIR` (as the standard library

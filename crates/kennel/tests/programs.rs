@@ -161,3 +161,40 @@ fn the_sandbox_says_it_is_one() {
         .unwrap();
     assert!(stdout(&out).contains("in=claude"), "{}", stderr(&out));
 }
+
+/// Codex's custom provider names the variable of its key in Codex's own config
+/// (`model_providers.NAME.env_key`): kennel reads that and passes the variable, saying so.
+#[test]
+fn a_variable_codex_config_names_is_passed() {
+    let fx = Fixture::new("codex-env-key");
+    fx.write(
+        &fx.home.join(".codex/config.toml"),
+        "model = \"m\"\n[model_providers.mock]\nname = \"Mock\"\nbase_url = \"http://127.0.0.1:9/v1\"\nenv_key = \"MOCK_API_KEY\"\n",
+    );
+    fx.chown(&fx.home);
+    let out = fx
+        .kennel()
+        .env("MOCK_API_KEY", "mock-key-value")
+        .args([
+            "run",
+            "--profile",
+            "codex",
+            "--",
+            "sh",
+            "-c",
+            "echo key=$MOCK_API_KEY",
+        ])
+        .output()
+        .unwrap();
+    common::assert_kennel_started(&out);
+    assert!(
+        stdout(&out).contains("key=mock-key-value"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("passing MOCK_API_KEY: ~/.codex/config.toml names it"),
+        "{}",
+        stderr(&out)
+    );
+}
