@@ -36,6 +36,8 @@ pub struct NetOptions {
     pub resolver_overrides: HashMap<String, Vec<IpAddr>>,
     /// The user's config file as shown to the user: the fix of a refusal names it.
     pub config_name: String,
+    /// The user's own proxy, which the allowed connections go through.
+    pub upstream: Option<kennel_net::proxy::Upstream>,
     /// kennel's own private folder (`$TMPDIR/kennel-UID`), where the session's folder is
     /// made (a folder left there by a killed kennel is removed by the next one); the
     /// temporary folder itself when None.
@@ -112,6 +114,7 @@ pub fn prepare(policy: &Policy, opts: &NetOptions) -> Result<Option<Session>, Na
         resolver: kennel_net::addr::Resolver::new(opts.resolver_overrides.clone()),
         log: log.clone(),
         receive_fd: Some(receive_fd),
+        upstream: opts.upstream.clone(),
         hint: kennel_net::proxy::FixHint {
             profile: policy.profile.clone(),
             config: opts.config_name.clone(),

@@ -40,6 +40,139 @@ pub struct ProxyConfig {
     pub receive_fd: Option<handoff::ReceiveFd>,
     /// Where the fix for a refusal goes, so that the line kennel suggests is valid config.
     pub hint: FixHint,
+    /// The user's own proxy (a company's, `HTTPS_PROXY` of kennel's environment): the
+    /// allowed connections go through it, by CONNECT, unless `NO_PROXY` names the host.
+    pub upstream: Option<Upstream>,
+}
+
+/// An HTTP proxy that kennel's proxy goes through for the hosts it allows.
+#[derive(Debug, Clone, Default)]
+pub struct Upstream {
+    pub host: String,
+    pub port: u16,
+    /// `Proxy-Authorization` when the proxy's URL carries `user:password@`.
+    pub authorization: Option<String>,
+    /// Names (`example.org`, `.example.org`, `*`) and addresses reached directly.
+    pub no_proxy: Vec<String>,
+}
+
+impl Upstream {
+    /// From `HTTPS_PROXY`'s value (`http://[user:password@]host[:port][/]`) and `NO_PROXY`'s.
+    pub fn parse(url: &str, no_proxy: &str) -> Option<Upstream> {
+        let rest = url.trim();
+        let rest = rest.strip_prefix("http://").unwrap_or(rest);
+        if rest.contains("://") {
+            return None; // https:// or socks proxies: not spoken here
+        }
+        let rest = rest.trim_end_matches('/');
+        let (userinfo, hostport) = match rest.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, rest),
+        };
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
+                (h.to_string(), p.parse().ok()?)
+            }
+            _ => (hostport.to_string(), 80),
+        };
+        if host.is_empty() {
+            return None;
+        }
+        let authorization = userinfo.map(|u| format!("Basic {}", base64(u.as_bytes())));
+        let no_proxy = no_proxy
+            .split(',')
+            .map(|n| n.trim().to_ascii_lowercase())
+            .filter(|n| !n.is_empty())
+            .collect();
+        Some(Upstream {
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+            port,
+            authorization,
+            no_proxy,
+        })
+    }
+
+    /// Whether `host` is reached directly (NO_PROXY).
+    fn bypassed(&self, host: &str) -> bool {
+        self.no_proxy.iter().any(|n| {
+            n == "*"
+                || n == host
+                || n.strip_prefix('.')
+                    .or(Some(n.as_str()))
+                    .is_some_and(|suffix| host.ends_with(&format!(".{suffix}")))
+        })
+    }
+
+    /// A tunnel to `host:port` through this proxy.
+    fn connect(&self, config: &ProxyConfig, host: &str, port: u16) -> Result<TcpStream, Refusal> {
+        use std::io::{Read, Write};
+        let via = host_port(&self.host, self.port);
+        let fail = |why: String| Refusal::Failed(format!("through your proxy {via}: {why}"));
+        let addrs = config
+            .resolver
+            .resolve(&self.host, self.port)
+            .map_err(|e| fail(format!("cannot resolve it: {e}")))?;
+        let mut stream = addrs
+            .iter()
+            .find_map(|a| TcpStream::connect_timeout(a, CONNECT_TIMEOUT).ok())
+            .ok_or_else(|| fail("cannot connect to it".into()))?;
+        let _ = stream.set_read_timeout(Some(CONNECT_TIMEOUT));
+        let target = host_port(host, port);
+        let mut request = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n");
+        if let Some(auth) = &self.authorization {
+            request.push_str(&format!("Proxy-Authorization: {auth}\r\n"));
+        }
+        request.push_str("\r\n");
+        stream
+            .write_all(request.as_bytes())
+            .map_err(|e| fail(e.to_string()))?;
+        // Its answer's head, a byte at a time: nothing of the tunnel's is read past it.
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if head.len() > 8192 {
+                return Err(fail("its answer is too long".into()));
+            }
+            match stream.read(&mut byte) {
+                Ok(1) => head.push(byte[0]),
+                Ok(_) => return Err(fail("it closed the connection".into())),
+                Err(e) => return Err(fail(e.to_string())),
+            }
+        }
+        let status = String::from_utf8_lossy(&head);
+        let line = status.lines().next().unwrap_or_default().to_string();
+        if line.split_whitespace().nth(1) != Some("200") {
+            return Err(fail(format!("it answered `{line}`")));
+        }
+        let _ = stream.set_read_timeout(None);
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+}
+
+/// Standard base64 of `bytes` (for `Proxy-Authorization: Basic`).
+fn base64(bytes: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(TABLE[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// What the fix of a refusal names: the table of the profile in use and the file it is in,
@@ -360,6 +493,11 @@ fn open(config: &ProxyConfig, host: &str, port: u16) -> Result<TcpStream, Refusa
             }
             Err(d @ Denial::Denied { .. }) => return Err(blocked(host, port, d.to_string(), None)),
         }
+        // Through the user's own proxy: it resolves and connects (a company's network often
+        // resolves no outside name itself).
+        if let Some(upstream) = config.upstream.as_ref().filter(|u| !u.bypassed(host)) {
+            return upstream.connect(config, host, port);
+        }
         let resolved = config
             .resolver
             .resolve(host, port)
@@ -534,6 +672,7 @@ mod tests {
                 config: "~/.config/kennel/config.toml".into(),
                 groups: Vec::new(),
             },
+            upstream: None,
         }
     }
 
@@ -559,6 +698,29 @@ mod tests {
                 client.try_clone().unwrap(),
             )
         })
+    }
+
+    #[test]
+    fn the_users_proxy_is_read_from_its_url_and_no_proxy() {
+        let u = Upstream::parse(
+            "http://alice:s3cret@proxy.corp:3128/",
+            "localhost,.corp, example.org",
+        )
+        .unwrap();
+        assert_eq!((u.host.as_str(), u.port), ("proxy.corp", 3128));
+        assert_eq!(u.authorization.as_deref(), Some("Basic YWxpY2U6czNjcmV0"));
+        assert!(u.bypassed("git.corp") && u.bypassed("example.org") && u.bypassed("a.example.org"));
+        assert!(!u.bypassed("api.openai.com") && !u.bypassed("corp"));
+        let u = Upstream::parse("proxy:8080", "").unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.authorization),
+            ("proxy", 8080, None)
+        );
+        assert!(Upstream::parse("socks5://proxy:1080", "").is_none());
+        assert!(Upstream::parse("https://proxy:443", "").is_none());
+        assert_eq!(base64(b"a"), "YQ==");
+        assert_eq!(base64(b"ab"), "YWI=");
+        assert_eq!(base64(b"abc"), "YWJj");
     }
 
     #[test]

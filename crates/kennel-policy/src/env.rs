@@ -23,6 +23,26 @@ pub const ENV_ALLOW_LIST: &[&str] = &[
     "CLICOLOR",
     "COLUMNS",
     "LINES",
+    // Where the certificate authorities are (a company's own CA behind its proxy): paths,
+    // not secrets. A file they name under the home is made readable (see the binary).
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "NODE_EXTRA_CA_CERTS",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "GIT_SSL_CAINFO",
+    "PIP_CERT",
+];
+
+/// The variables of [`ENV_ALLOW_LIST`] that name a certificate file or folder.
+pub const CA_VARIABLES: &[&str] = &[
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "NODE_EXTRA_CA_CERTS",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "GIT_SSL_CAINFO",
+    "PIP_CERT",
 ];
 
 /// True when the variable `name` passes the built-in allow-list (`LC_*` included).

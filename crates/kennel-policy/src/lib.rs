@@ -25,7 +25,7 @@ mod tests;
 
 pub use catalog::{profile_name_typos, Catalog, ProfileInfo, BUILTIN_PROFILES};
 pub use context::{parse_commondir, parse_gitfile, Context, ContextInputs, GitDirs, Workspace};
-pub use env::{env_allowed, ENV_ALLOW_LIST};
+pub use env::{env_allowed, CA_VARIABLES, ENV_ALLOW_LIST};
 pub use error::PolicyError;
 pub use explain::explain_text;
 pub use git::{

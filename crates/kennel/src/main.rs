@@ -473,6 +473,17 @@ fn policy_for(
     cli.pass_env
         .extend(agent_named_variables(&args.profile, ctx));
     cli.program_paths = program_paths;
+    // A certificate file a CA variable names under the (hidden) home: readable inside.
+    for name in kennel_policy::CA_VARIABLES {
+        let Some(value) = ctx.var(name) else { continue };
+        let path = PathBuf::from(value);
+        if path.is_absolute() && path.starts_with(&ctx.home) && path != ctx.home {
+            cli.program_paths.push((
+                path,
+                format!("the certificates {name} names (your company's CA, say)"),
+            ));
+        }
+    }
     let inputs = ResolveInputs {
         profile: args.profile.clone(),
         command,
@@ -699,6 +710,48 @@ fn agent_named_variables(profile: &str, ctx: &Context) -> Vec<String> {
     names
 }
 
+/// The user's own proxy (`HTTPS_PROXY`, else `HTTP_PROXY`, with `NO_PROXY`), which the
+/// allow-list proxy goes through, said once; a proxy kennel cannot speak to is said too.
+fn users_proxy(ctx: &Context, policy: &Policy) -> Option<kennel_net::proxy::Upstream> {
+    if !matches!(policy.network, kennel_policy::Network::AllowList(_)) {
+        return None;
+    }
+    let var = |names: &[&str]| {
+        names
+            .iter()
+            .find_map(|n| ctx.var(n).filter(|v| !v.is_empty()))
+    };
+    let (name, url) = [
+        ("HTTPS_PROXY", ["HTTPS_PROXY", "https_proxy"]),
+        ("HTTP_PROXY", ["HTTP_PROXY", "http_proxy"]),
+    ]
+    .iter()
+    .find_map(|(name, names)| var(names).map(|v| (*name, v)))?;
+    let no_proxy = var(&["NO_PROXY", "no_proxy"]).unwrap_or_default();
+    match kennel_net::proxy::Upstream::parse(url, no_proxy) {
+        Some(upstream) => {
+            eprintln!(
+                "kennel: note: the allowed hosts are reached through your proxy {}:{} ({name}{})",
+                kennel_policy::shown(&upstream.host),
+                upstream.port,
+                if no_proxy.is_empty() {
+                    ""
+                } else {
+                    "; NO_PROXY is kept"
+                }
+            );
+            Some(upstream)
+        }
+        None => {
+            eprintln!(
+                "kennel: warning: {name} is not an http:// proxy kennel can go through; the \
+                 allowed hosts are reached directly"
+            );
+            None
+        }
+    }
+}
+
 /// The temporary folder kennel keeps its own folder in: `$TMPDIR` (as the standard library
 /// reads it), unless that is not an absolute path of a folder, or lies in the workspace (the
 /// sandbox would see and change its own home and other sessions' there): then `/tmp`, said
@@ -847,6 +900,7 @@ fn run_policy(
             log_file: run.net_log.clone(),
             resolver_overrides: debug_resolver_overrides()?,
             config_name: config_name.to_string(),
+            upstream: users_proxy(ctx, &policy),
             scratch,
         },
         pass_fds: pass_descriptors(&run.pass_fds, policy.backend)?,

@@ -758,3 +758,81 @@ fn a_network_session_left_by_a_killed_kennel_is_removed_by_the_next() {
     assert!(sessions().is_empty(), "left: {:?}", sessions());
     let _ = fx.kennel_with(&["homes", "--remove"]);
 }
+
+/// A company's proxy: kennel's proxy goes through the user's HTTPS_PROXY (by CONNECT, with
+/// the credentials of its URL) for the hosts it allows, and says so; what it refuses never
+/// reaches the company's proxy.
+#[test]
+fn the_allowed_hosts_are_reached_through_the_users_own_proxy() {
+    use std::io::{Read, Write};
+    let (fx, net) = allow_list_fixture("netupstream", &[]);
+    let company = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let company_port = company.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let log = std::sync::Arc::clone(&seen);
+    let http_port = net.http_port;
+    std::thread::spawn(move || {
+        for conn in company.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let text = String::from_utf8_lossy(&head).into_owned();
+            log.lock().unwrap().push(text.clone());
+            // Only the fake internet's web host, whatever name was asked for.
+            let Ok(mut origin) = std::net::TcpStream::connect(("127.0.0.2", http_port)) else {
+                continue;
+            };
+            let _ = conn.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+            let (mut a, mut b) = (conn.try_clone().unwrap(), origin.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut a, &mut origin);
+            });
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut b, &mut conn);
+            });
+        }
+    });
+    // net_probe writes netprobe.py into the repository (and probes nothing here).
+    let _ = fx.net_probe(&[], HOSTS, &[]);
+    let out = fx
+        .kennel()
+        .env("KENNEL_DEBUG_NET_HOSTS", HOSTS)
+        .env(
+            "HTTPS_PROXY",
+            format!("http://alice:s3cret@127.0.0.1:{company_port}"),
+        )
+        .args(["run", "--", "python3", "netprobe.py"])
+        .arg(format!("http:http://api.example.test:{http_port}/"))
+        .arg("http:http://denied.example.test/")
+        .current_dir(&fx.repo)
+        .output()
+        .unwrap();
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert!(text.contains("HTTP 200 fake-internet"), "{text} {err}");
+    assert!(text.contains("HTTP 403"), "{text} {err}");
+    assert!(
+        err.contains(&format!(
+            "through your proxy 127.0.0.1:{company_port} (HTTPS_PROXY"
+        )),
+        "{err}"
+    );
+    assert!(
+        !err.contains("s3cret"),
+        "the proxy's password was printed: {err}"
+    );
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        seen.iter().any(
+            |h| h.starts_with(&format!("CONNECT api.example.test:{http_port} "))
+                && h.contains("Proxy-Authorization: Basic YWxpY2U6czNjcmV0")
+        ),
+        "{seen:?}"
+    );
+    assert!(
+        !seen.iter().any(|h| h.contains("denied.example.test")),
+        "a refused host reached the company's proxy: {seen:?}"
+    );
+}
