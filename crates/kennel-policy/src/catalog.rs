@@ -161,31 +161,34 @@ impl Catalog {
     pub fn list(&self) -> Result<Vec<ProfileInfo>, PolicyError> {
         self.names()
             .into_iter()
-            .map(|name| {
-                let chain = self.chain(&name, None)?;
-                let all = chain.builtin.iter().chain(&chain.user);
-                let description = all
-                    .clone()
-                    .filter_map(|l| l.description.clone())
-                    .next_back()
-                    .unwrap_or_default();
-                let program = all.filter_map(|l| l.program.clone()).next_back();
-                let source = match (
-                    self.builtin.contains_key(&name),
-                    self.user.contains_key(&name),
-                ) {
-                    (true, false) => "built-in",
-                    (true, true) => "built-in, changed by your config",
-                    _ => "your config",
-                };
-                Ok(ProfileInfo {
-                    name,
-                    description,
-                    program,
-                    source: source.into(),
-                })
-            })
+            .map(|name| self.info(name))
             .collect()
+    }
+
+    /// What `kennel profiles` says of the profile `name`.
+    pub fn info(&self, name: String) -> Result<ProfileInfo, PolicyError> {
+        let chain = self.chain(&name, None)?;
+        let all = chain.builtin.iter().chain(&chain.user);
+        let description = all
+            .clone()
+            .filter_map(|l| l.description.clone())
+            .next_back()
+            .unwrap_or_default();
+        let program = all.filter_map(|l| l.program.clone()).next_back();
+        let source = match (
+            self.builtin.contains_key(&name),
+            self.user.contains_key(&name),
+        ) {
+            (true, false) => "built-in",
+            (true, true) => "built-in, changed by your config",
+            _ => "your config",
+        };
+        Ok(ProfileInfo {
+            name,
+            description,
+            program,
+            source: source.into(),
+        })
     }
 
     /// The program that `kennel NAME` runs, if the profile names one.
@@ -210,11 +213,14 @@ impl Catalog {
             builtin: Vec::new(),
             user: Vec::new(),
         };
+        // In order for the message, and in a set for the look-up: a chain of thousands of
+        // `extends` once took 30 s to check.
         let mut seen = Vec::new();
+        let mut seen_set = std::collections::HashSet::new();
         let mut current = name.to_string();
         let mut at = asked_at.cloned();
         loop {
-            if seen.contains(&current) {
+            if !seen_set.insert(current.clone()) {
                 let message = format!(
                     "profile `{current}` extends itself (through {})",
                     seen.join(" -> ")
@@ -252,6 +258,46 @@ impl Catalog {
         Ok(chain)
     }
 
+    /// What [`Catalog::chain`] checks of `name` (it exists, and so does every profile it
+    /// extends, without a cycle), stopping at a profile of `sound`; adds what it walked.
+    fn check_chain(
+        &self,
+        name: &str,
+        at: &Loc,
+        sound: &mut std::collections::HashSet<String>,
+    ) -> Result<(), PolicyError> {
+        let mut walked = std::collections::HashSet::new();
+        let mut current = name.to_string();
+        let mut at = Some(at.clone());
+        while !sound.contains(&current) {
+            if !walked.insert(current.clone()) {
+                // A cycle: the full walk says where, as at run time.
+                return self.chain(&current, at.as_ref()).map(drop);
+            }
+            let builtin = self.builtin_layer(&current)?;
+            let user = self.user.get(&current);
+            if builtin.is_none() && user.is_none() {
+                return Err(self.unknown(&current, at.as_ref()));
+            }
+            let parent = user
+                .and_then(|l| l.extends.clone())
+                .or_else(|| builtin.and_then(|l| l.extends.clone()));
+            match parent {
+                Some(p) => {
+                    current = p.name;
+                    at = Some(p.loc);
+                }
+                None if current != "default" => {
+                    current = "default".into();
+                    at = None;
+                }
+                None => break,
+            }
+        }
+        sound.extend(walked);
+        Ok(())
+    }
+
     pub(crate) fn unknown(&self, name: &str, at: Option<&Loc>) -> PolicyError {
         let message = format!(
             "unknown profile `{name}`; known profiles: {}",
@@ -273,9 +319,12 @@ impl Catalog {
             }
         }
         layers.extend(self.user.values().chain(self.defaults.iter()));
+        // Each profile's chain walked once: where a walk reaches a profile already found
+        // sound, it stops (a chain of n `extends` is checked in n steps, not n * n).
+        let mut sound = std::collections::HashSet::new();
         for layer in layers {
             if let Some(parent) = &layer.extends {
-                self.chain(&parent.name, Some(&parent.loc))?;
+                self.check_chain(&parent.name, &parent.loc, &mut sound)?;
             }
             for cache in &layer.caches {
                 if !self.caches()?.contains_key(&cache.name) {

@@ -8,7 +8,7 @@ use crate::shown::shown;
 
 /// A configuration file's name (as the user should read it) and its text. The caller reads
 /// the file; the policy crate only parses.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct SourceFile {
     /// How errors and `kennel explain` name the file, e.g. `~/.config/kennel/config.toml`.
     pub name: String,
@@ -16,6 +16,14 @@ pub struct SourceFile {
     /// Where each line starts, found once: every rule records its line, and counting the
     /// newlines before each one made loading a profile quadratic in its length.
     line_starts: OnceLock<Vec<usize>>,
+    /// The last column found: (line start, offset, characters from the line start).
+    last_column: std::sync::Mutex<(usize, usize, usize)>,
+}
+
+impl Clone for SourceFile {
+    fn clone(&self) -> Self {
+        SourceFile::new(self.name.clone(), self.text.clone())
+    }
 }
 
 impl SourceFile {
@@ -24,6 +32,7 @@ impl SourceFile {
             name: name.into(),
             text: text.into(),
             line_starts: OnceLock::new(),
+            last_column: std::sync::Mutex::new((0, 0, 0)),
         }
     }
 
@@ -38,14 +47,20 @@ impl SourceFile {
         // The last line start at or before the offset.
         let line = starts.partition_point(|&start| start <= offset);
         let line_start = starts.get(line - 1).copied().unwrap_or(0);
-        let column = self
-            .text
-            .get(line_start..offset)
-            .unwrap_or("")
-            .chars()
-            .count()
-            + 1;
-        (line, column)
+        // Counted on from the last offset asked for on the same line, when it was before
+        // this one: rules are located in order, and counting from the line's start each
+        // time was quadratic on a long line (thousands of paths in one array).
+        let mut last = self
+            .last_column
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (from, counted) = match *last {
+            (start, at, n) if start == line_start && at <= offset => (at, n),
+            _ => (line_start, 0),
+        };
+        let column = counted + self.text.get(from..offset).unwrap_or("").chars().count();
+        *last = (line_start, offset, column);
+        (line, column + 1)
     }
 
     pub fn error(&self, span: Option<Range<usize>>, message: impl Into<String>) -> ConfigError {
@@ -114,5 +129,25 @@ mod tests {
         // Columns count characters, not bytes.
         let s = SourceFile::new("f", "x\né = [1]\n");
         assert_eq!(s.line_col(6), (2, 4));
+    }
+}
+
+#[cfg(test)]
+mod line_col_tests {
+    use super::SourceFile;
+
+    /// Columns are characters, whatever order offsets are asked in (they are counted on
+    /// from the last one on the same line).
+    #[test]
+    fn columns_are_characters_in_any_order() {
+        let src = SourceFile::new("f", "ab\nxé[1, 2, \"ü\", 3]\nz");
+        let at = |needle: &str| src.text.find(needle).unwrap_or(0);
+        assert_eq!(src.line_col(at("3")), (2, 15));
+        assert_eq!(src.line_col(at("1")), (2, 4));
+        assert_eq!(src.line_col(at("2")), (2, 7));
+        assert_eq!(src.line_col(at("3")), (2, 15));
+        assert_eq!(src.line_col(at("z")), (3, 1));
+        assert_eq!(src.line_col(at("b")), (1, 2));
+        assert_eq!(src.clone().line_col(at("3")), (2, 15));
     }
 }

@@ -1071,9 +1071,7 @@ fn explain(config: &ConfigChoice, args: ExplainArgs) -> Result<u8, Failure> {
         println!("{json}");
     } else {
         let description = catalog
-            .list()?
-            .into_iter()
-            .find(|p| p.name == policy.profile)
+            .info(policy.profile.clone())
             .map(|p| p.description)
             .unwrap_or_default();
         print!("{}", explain_text(&policy, &description));
