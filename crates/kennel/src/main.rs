@@ -11,6 +11,7 @@ mod files;
 mod git_watch;
 mod home;
 mod program;
+mod said;
 mod systemd_backend;
 mod wrap;
 
@@ -805,18 +806,22 @@ fn notable_dropped(ctx: &Context, policy: &Policy) -> Vec<String> {
 
 /// The repository's own config and hooks run commands when the user types `git` outside
 /// the sandbox; kennel keeps them read-only inside, and says what is already there.
-fn report_git_commands(ctx: &Context, git: &kennel_policy::GitDirs) {
+fn report_git_commands(ctx: &Context, git: &kennel_policy::GitDirs, said: &mut said::Said) {
     for found in kennel_policy::git_runs_commands(&ctx.workspace.root, git, &ctx.home) {
         let value = if found.value.is_empty() {
             String::new()
         } else {
             format!(" = {}", kennel_policy::shown(&found.value))
         };
-        eprintln!(
-            "kennel: note: {}{value} ({}) runs a command whenever you use git in this repository",
+        let line = format!(
+            "note: {}{value} ({}) runs a command whenever you use git in this repository",
             kennel_policy::shown(&found.what),
             kennel_policy::shown_path(&found.file)
         );
+        // Once per repository, and again when it changes (a new value, a new hook).
+        if said.first_time(&line) {
+            eprintln!("kennel: {line}");
+        }
     }
 }
 
@@ -836,18 +841,21 @@ fn run_policy(
         );
     }
     git_watch::before_session(ctx, run.systemd.dry_run);
+    let mut said = said::Said::load(ctx);
     if let Some(git) = &ctx.workspace.git {
-        report_git_commands(ctx, git);
+        report_git_commands(ctx, git, &mut said);
     }
     let dropped = notable_dropped(ctx, &policy);
     if !dropped.is_empty() {
-        eprintln!(
-            "kennel: note: not passed into the sandbox (names only): {}; pass one with \
-             --pass-env NAME, or for good with `pass = [\"NAME\"]` in [profile.{}.env] of your \
-             config",
+        let line = format!(
+            "note: not passed into the sandbox (names only): {}; pass one with --pass-env \
+             NAME, or for good with `pass = [\"NAME\"]` in [profile.{}.env] of your config",
             kennel_policy::shown(&dropped.join(" ")),
             policy.profile
         );
+        if said.first_time(&line) {
+            eprintln!("kennel: {line}");
+        }
     }
     refuse_links_in_writable_folders(&policy)?;
     let temp = temp_base(&ctx.workspace.root);
@@ -948,9 +956,22 @@ fn run_policy(
         },
     };
     if let Some(home) = &home {
-        let lines = home.finish(&policy, config_name);
+        let mut lines = home.finish(&policy, config_name);
         if !lines.is_empty() {
             kennel_native::plain_attributes();
+            // The listing of the same files as the last time (an interactive shell's
+            // history): its first line only, what to keep was said then. What copy-back
+            // says, before it, is always said.
+            if let Some(at) = lines
+                .iter()
+                .position(|l| l.contains("written to the sandbox's temporary home"))
+            {
+                if !said.first_time(&lines[at..].join("\n")) {
+                    lines.truncate(at + 1);
+                    let first = lines[at].trim_end_matches(':').to_string();
+                    lines[at] = format!("{first} (the same as the last time here: named then)");
+                }
+            }
         }
         for line in lines {
             eprintln!("kennel: {line}");
@@ -959,6 +980,7 @@ fn run_policy(
     // An ephemeral home's folder is removed now; the rest is left to the exit.
     drop(home);
     git_watch::end(git_watch);
+    said.save();
     if !repo_config_was_there && std::fs::symlink_metadata(&repo_config).is_ok() {
         eprintln!(
             "kennel: note: {} was created in this session: it narrows every later sandbox of \

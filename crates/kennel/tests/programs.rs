@@ -198,3 +198,35 @@ fn a_variable_codex_config_names_is_passed() {
         stderr(&out)
     );
 }
+
+/// What would be the same at every start is said once per repository, and again when it
+/// changes: what the repository's git runs, and the files a shell leaves in the home.
+#[test]
+fn the_same_note_is_said_once_per_repository() {
+    let fx = Fixture::new("said-once");
+    fx.as_user(&format!(
+        "cd '{}' && git config core.pager 'less -R'",
+        fx.repo.display()
+    ));
+    let first = fx.sandboxed("echo ls >> ~/.bash_history");
+    let second = fx.sandboxed("echo ls >> ~/.bash_history");
+    let (e1, e2) = (stderr(&first), stderr(&second));
+    assert!(e1.contains("core.pager = less -R"), "{e1}");
+    assert!(!e2.contains("core.pager"), "said twice: {e2}");
+    assert!(e1.contains("~/.bash_history"), "{e1}");
+    assert!(
+        e2.contains("the same as the last time here") && !e2.contains("~/.bash_history"),
+        "{e2}"
+    );
+    // Changed: said again.
+    fx.as_user(&format!(
+        "cd '{}' && git config core.pager 'more'",
+        fx.repo.display()
+    ));
+    let third = fx.sandboxed("true");
+    assert!(
+        stderr(&third).contains("core.pager = more"),
+        "{}",
+        stderr(&third)
+    );
+}
