@@ -844,6 +844,15 @@ fn run_policy(
     let mut said = said::Said::load(ctx);
     if let Some(git) = &ctx.workspace.git {
         report_git_commands(ctx, git, &mut said);
+        // Once per repository, to a person at a terminal (not in a script's output): why
+        // some git commands fail inside.
+        let line = "note: inside, the repository's .git/config, .git/hooks and .git/info are \
+                    read-only (what is there runs outside the sandbox): `git config`, `git \
+                    remote add` and hook changes fail inside with \"Device or resource busy\" \
+                    or \"Read-only file system\"; run them outside kennel";
+        if ctx.stdin_is_tty && policy.backend != Backend::Landlock && said.first_time(line) {
+            eprintln!("kennel: {line}");
+        }
     }
     let dropped = notable_dropped(ctx, &policy);
     if !dropped.is_empty() {

@@ -230,3 +230,35 @@ fn the_same_note_is_said_once_per_repository() {
         stderr(&third)
     );
 }
+
+/// Why `git config` or `git remote add` fails inside is said, once per repository, to a
+/// person at a terminal (a script's output stays as it was).
+#[test]
+fn why_git_config_fails_inside_is_said_once() {
+    if common::skip_unless(common::have_program("script"), "script is not installed") {
+        return;
+    }
+    let fx = Fixture::new("git-readonly-note");
+    let at_terminal = || {
+        let line = format!("{} run -- true", common::env().kennel.display());
+        let out = fx
+            .user_command("script")
+            .args(["-qec", &line, "/dev/null"])
+            .current_dir(&fx.repo)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let scripted = fx.sandboxed("true");
+    assert!(
+        !stderr(&scripted).contains("are read-only"),
+        "{}",
+        stderr(&scripted)
+    );
+    let first = at_terminal();
+    assert!(
+        first.contains(".git/config, .git/hooks and .git/info are read-only"),
+        "{first}"
+    );
+    assert!(!at_terminal().contains("are read-only"), "said twice");
+}
