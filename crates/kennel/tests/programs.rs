@@ -60,6 +60,27 @@ fn a_pipx_agent_on_a_pyenv_python_runs_with_no_config() {
         "the rest of the home stays hidden: {text}"
     );
     assert!(!text.contains(SECRET));
+    // As pipx installs it: a link in ~/.local/bin, on PATH; `kennel aider` with no config.
+    let bin = fx.home.join(".local/bin");
+    fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(venv.join("bin/agent"), bin.join("aider")).unwrap();
+    fx.chown(&fx.home);
+    let out = fx
+        .kennel()
+        .env(
+            "PATH",
+            format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display()),
+        )
+        .arg("aider")
+        .output()
+        .unwrap();
+    common::assert_kennel_started(&out);
+    assert!(
+        stdout(&out).contains("agent ran on"),
+        "{} {}",
+        stdout(&out),
+        stderr(&out)
+    );
 }
 
 #[test]
