@@ -5,7 +5,10 @@ Runs every variant in one interleaved loop (round-robin, shuffled each round), s
 whatever else the machine does weighs on all of them alike. Prints medians, the time each
 adds to a bare run, and ratios. Also samples the supervisor's memory while a command runs.
 
-    python3 bench/startup.py [--kennel PATH] [--rounds 300]
+    python3 bench/startup.py [--kennel PATH] [--rounds 300] [--workspace DIR]
+
+The headline case (issue 19) is an ordinary user with the repository under their home: run
+the script as that user with --workspace pointing there (see bench/README.md).
 
 --kennel defaults to the newest release build under target/.
 """
@@ -128,7 +131,12 @@ def main():
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--also", action="append", default=[], metavar="NAME=PATH",
                         help="another kennel build to time in the same run (A/B comparisons)")
+    parser.add_argument("--workspace", default=None,
+                        help="the repository every variant runs in (default: this checkout)")
     args = parser.parse_args()
+    if args.workspace:
+        root = os.path.abspath(args.workspace)
+        os.chdir(root)
     if not os.access(args.kennel, os.X_OK):
         sys.exit(f"{args.kennel} is not built: run `cargo build --release` first")
 
@@ -146,7 +154,11 @@ def main():
     # page faults its start takes, and two byte-identical copies made at different times
     # have measured 0.1 to 0.2 ms apart (bench/README.md). Beside the build, not in /tmp,
     # which may be mounted noexec.
-    copies = tempfile.TemporaryDirectory(prefix="bench-copies-", dir=os.path.dirname(kennel))
+    # Beside the build when this user may write there, else beside the workspace.
+    beside = os.path.dirname(kennel)
+    if not os.access(beside, os.W_OK):
+        beside = os.path.dirname(root)
+    copies = tempfile.TemporaryDirectory(prefix="bench-copies-", dir=beside)
     for name in ["kennel"] + [a.partition("=")[0] for a in args.also]:
         copy = os.path.join(copies.name, name)
         shutil.copyfile(runs[name][0], copy)
