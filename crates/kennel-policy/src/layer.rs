@@ -87,6 +87,7 @@ pub struct Layer {
     pub backend: Option<Backend>,
     /// Bytes, validated (see [`crate::policy::TmpfsLimits`]).
     pub tmpfs_size: Option<u64>,
+    pub checkpoint: Option<bool>,
     pub paths: Vec<PathEntry>,
     pub copy_back: Vec<(PathSpec, Loc)>,
     pub env_pass: Vec<Named>,
@@ -300,6 +301,12 @@ pub fn validate(
         c.refuse("backend", &raw.backend, widen)?;
         c.refuse("home", &raw.home, widen)?;
         c.refuse("tmpfs-size", &raw.tmpfs_size, widen)?;
+        c.refuse(
+            "checkpoint",
+            &raw.checkpoint,
+            "is yours to set: a repository's .kennel.toml, which a sandbox can write, cannot \
+             turn off the checkpoints that undo what a sandbox did; put it in your own config",
+        )?;
         c.refuse("program", &raw.program, widen)?;
         c.refuse("extends", &raw.extends, widen)?;
         if let Some(env) = &raw.env {
@@ -338,6 +345,7 @@ pub fn validate(
             RawBackend::Landlock => Backend::Landlock,
             RawBackend::Systemd => Backend::Systemd,
         }),
+        checkpoint: raw.checkpoint.as_ref().map(|c| *c.get_ref()),
         ..Layer::default()
     };
     if let Some(size) = &raw.tmpfs_size {

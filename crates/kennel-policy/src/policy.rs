@@ -255,6 +255,10 @@ pub struct Policy {
     pub backend: Backend,
     pub home_mode: HomeMode,
     pub tmpfs: TmpfsLimits,
+    /// `checkpoint` of the config or the profile; unset, agent profiles take one and the
+    /// `default` profile does not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<bool>,
     /// Names of the variables the profile passes when the caller has them (values never).
     pub env_pass: Vec<String>,
     pub copy_back: Vec<CopyBack>,
@@ -291,6 +295,7 @@ impl Policy {
             backend: Backend::Auto,
             home_mode: HomeMode::Ephemeral,
             tmpfs: TmpfsLimits::default(),
+            checkpoint: None,
             env_pass: vec![],
             copy_back: vec![],
             home_source: None,

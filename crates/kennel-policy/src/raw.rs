@@ -181,6 +181,8 @@ pub struct RawLayer {
     pub backend: Option<Spanned<RawBackend>>,
     /// The size of each writable tmpfs of the sandbox (`/tmp`, `/var/tmp`, `/dev/shm`...).
     pub tmpfs_size: Option<Spanned<RawSize>>,
+    /// A checkpoint of the workspace at the start of each session (`kennel undo`).
+    pub checkpoint: Option<Spanned<bool>>,
     pub read_write: Option<Spanned<Vec<Spanned<RawPath>>>>,
     pub read_only: Option<Spanned<Vec<Spanned<RawPath>>>>,
     pub hidden: Option<Spanned<Vec<Spanned<RawPath>>>>,

@@ -338,6 +338,7 @@ struct Builder<'a> {
     description: Option<String>,
     home_mode: HomeMode,
     tmpfs_size: u64,
+    checkpoint: Option<bool>,
     backend: Backend,
     copy_back: Vec<CopyBack>,
     pass: BTreeSet<String>,
@@ -381,6 +382,7 @@ impl<'a> Builder<'a> {
             description: None,
             home_mode: HomeMode::Ephemeral,
             tmpfs_size: TmpfsLimits::DEFAULT_SIZE,
+            checkpoint: None,
             backend: Backend::Auto,
             copy_back: Vec::new(),
             pass: BTreeSet::new(),
@@ -481,6 +483,9 @@ impl<'a> Builder<'a> {
         }
         if let Some(size) = layer.tmpfs_size {
             self.tmpfs_size = size;
+        }
+        if let Some(c) = layer.checkpoint {
+            self.checkpoint = Some(c);
         }
         for entry in &layer.paths {
             let targets = match &entry.spec {
@@ -700,6 +705,7 @@ impl<'a> Builder<'a> {
             backend: self.backend,
             home_mode: self.home_mode,
             tmpfs: TmpfsLimits::of_size(self.tmpfs_size),
+            checkpoint: self.checkpoint,
             env_pass: self.pass.into_iter().collect(),
             copy_back,
             home_source: None,

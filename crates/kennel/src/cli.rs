@@ -147,6 +147,41 @@ pub enum Command {
         remove: bool,
     },
 
+    /// List the sessions recorded for this repository: number, start, profile, what changed.
+    ///
+    /// Agent profiles take a checkpoint of the workspace (files git does not ignore, refs,
+    /// HEAD and the history they reach) at each session's start, kept in
+    /// $XDG_STATE_HOME/kennel/checkpoints, out of the sandbox's reach. The newest 20 are
+    /// kept; --prune drops older ones and frees what only they held.
+    Sessions {
+        /// Drop all but the newest --keep sessions and free the space they alone used.
+        #[arg(long)]
+        prune: bool,
+        /// How many sessions --prune keeps.
+        #[arg(long, default_value_t = 20, requires = "prune")]
+        keep: usize,
+    },
+
+    /// Show what a session changed: refs moved, created or deleted, then the files' diff.
+    Diff {
+        /// The session's number (`kennel sessions`); the latest when omitted.
+        session: Option<u64>,
+    },
+
+    /// Put the workspace's files and the repository's refs back as they were at a
+    /// session's start.
+    ///
+    /// The present is recorded first, as a session of its own: an undo can be undone.
+    /// Files git ignores (node_modules, target) are never touched, nor the staging area.
+    /// Refused while a sandbox runs in this workspace.
+    Undo {
+        /// The session's number (`kennel sessions`); the latest when omitted.
+        session: Option<u64>,
+        /// Say what would change, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+
     /// Check what this machine supports and try escapes in a live sandbox.
     ///
     /// Shows which protections this machine supports and which backend `auto` picks, then
@@ -311,6 +346,16 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_pty: bool,
 
+    /// Take a checkpoint of the workspace before the command and say what it changed after
+    /// (`kennel diff`, `kennel undo`). The default for agent profiles; `checkpoint = false`
+    /// in your config turns it off.
+    #[arg(long, conflicts_with = "no_checkpoint")]
+    pub checkpoint: bool,
+
+    /// No checkpoint of the workspace for this session.
+    #[arg(long)]
+    pub no_checkpoint: bool,
+
     /// The command and its arguments.
     #[arg(
         trailing_var_arg = true,
@@ -411,6 +456,15 @@ pub struct UnwrapArgs {
 }
 
 impl RunArgs {
+    /// `--checkpoint` or `--no-checkpoint`, if given.
+    pub fn checkpoint(&self) -> Option<bool> {
+        match (self.checkpoint, self.no_checkpoint) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        }
+    }
+
     /// The terminal the user asked for, if any; otherwise kennel chooses from stdin.
     pub fn terminal(&self) -> Option<Terminal> {
         if self.pty {

@@ -5,6 +5,7 @@
 #![deny(unsafe_code)]
 
 mod apparmor;
+mod checkpoint;
 mod cli;
 mod doctor;
 mod files;
@@ -119,6 +120,11 @@ fn kennel() -> u8 {
         Command::Wrap(args) => wrap::wrap(&config(&args.config), args),
         Command::Unwrap(args) => wrap::unwrap(args),
         Command::NetConnect { host, port } => net_connect(&host, port),
+        Command::Sessions { prune, keep } => checkpoints(|ctx| checkpoint::list(ctx, prune, keep)),
+        Command::Diff { session } => checkpoints(|ctx| checkpoint::diff(ctx, session)),
+        Command::Undo { session, dry_run } => {
+            checkpoints(|ctx| checkpoint::undo(ctx, session, dry_run))
+        }
         Command::Homes { remove } => {
             let uid = nix::unistd::getuid().as_raw();
             for line in home::left_homes(&temp_base(Path::new("/nonexistent")), uid, remove) {
@@ -519,6 +525,8 @@ struct RunOptions {
     best_effort: bool,
     /// `--pass-fd`: descriptors of kennel's caller that the command gets.
     pass_fds: Vec<std::os::fd::RawFd>,
+    /// `--checkpoint` / `--no-checkpoint`; the config and the profile decide otherwise.
+    checkpoint: Option<bool>,
     systemd: systemd_backend::SystemdFlags,
 }
 
@@ -533,11 +541,13 @@ fn run(config: &ConfigChoice, args: RunArgs) -> Result<u8, Failure> {
         .map(|found| program_paths(&found, &ctx, &args.policy.profile))
         .unwrap_or_default();
     let terminal = args.terminal();
+    let checkpoint = args.checkpoint();
     let (policy, config_name) = policy_for(config, &ctx, &args.policy, args.command, install)?;
     let options = RunOptions {
         net_log: args.net_log.map(|f| ctx.cwd.join(f)),
         terminal,
         best_effort: args.best_effort,
+        checkpoint,
         pass_fds: args.pass_fds,
         systemd: systemd_backend::SystemdFlags {
             dry_run: args.dry_run,
@@ -547,6 +557,13 @@ fn run(config: &ConfigChoice, args: RunArgs) -> Result<u8, Failure> {
         },
     };
     run_policy(&ctx, policy, &config_name, &options)
+}
+
+/// `kennel sessions`, `diff` and `undo`: the workspace's checkpoints.
+fn checkpoints(action: impl FnOnce(&Context) -> Result<(), String>) -> Result<u8, Failure> {
+    let ctx = context()?;
+    action(&ctx).map_err(|e| failure(e, exit::REFUSED))?;
+    Ok(0)
 }
 
 /// `kennel PROFILE ARGS...` = `kennel run --profile PROFILE -- PROGRAM ARGS...`.
@@ -930,6 +947,18 @@ fn run_policy(
     if policy.backend != Backend::Systemd {
         systemd_backend::refuse_systemd_only_flags(&run.systemd, policy.backend)?;
     }
+    // A checkpoint of the workspace (`kennel undo`): by default for an agent's profile,
+    // not for `default`, which runs one command at a time.
+    let checkpoint = run
+        .checkpoint
+        .or(policy.checkpoint)
+        .unwrap_or(policy.profile != "default")
+        && !run.systemd.dry_run;
+    let checkpoint = if checkpoint {
+        checkpoint::begin(ctx, &policy.profile)
+    } else {
+        None
+    };
     let git_watch = git_watch::begin(ctx, run.systemd.dry_run);
     // The repository's config, where it was missing: the sandbox may make one (it cannot
     // widen the next sandbox, only narrow it, but the user did not write it).
@@ -989,6 +1018,9 @@ fn run_policy(
     // An ephemeral home's folder is removed now; the rest is left to the exit.
     drop(home);
     git_watch::end(git_watch);
+    if let Some(session) = checkpoint {
+        checkpoint::end(session);
+    }
     said.save();
     if !repo_config_was_there && std::fs::symlink_metadata(&repo_config).is_ok() {
         eprintln!(

@@ -23,7 +23,7 @@ pub struct Said {
 }
 
 /// FNV-1a: stable across Rust versions, unlike the standard library's hasher.
-fn hash(text: &str) -> u64 {
+pub(crate) fn hash(text: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in text.as_bytes() {
         h ^= u64::from(*b);

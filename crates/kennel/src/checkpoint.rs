@@ -1,0 +1,1102 @@
+//! Checkpoints of the workspace: what a session changed, and how to undo it.
+//!
+//! Before an agent's session kennel records the workspace's files (tracked and untracked,
+//! not those git ignores) and the repository's refs and HEAD; after it, the same again, and
+//! says in one line what changed. `kennel diff` shows a session's changes, `kennel undo`
+//! puts the files and refs back as they were at its start (after a checkpoint of the
+//! present, so that an undo is itself a session that can be undone).
+//!
+//! Everything is kept by git's own object store, in a bare repository of kennel's per
+//! workspace (`$XDG_STATE_HOME/kennel/checkpoints/NAME-HASH/repo.git`), outside the
+//! sandbox's reach: the files by `git add -A` into an index of kennel's own (the next
+//! checkpoint only looks at what changed), the history by fetching every ref of the
+//! workspace's repository into it (only new objects are copied). A snapshot is one commit
+//! whose tree holds `files` (the work tree) and `refs` (a list of `OID NAME`, HEAD first),
+//! under `refs/kennel/N/start` and `refs/kennel/N/end`; the history each reached under
+//! `refs/kennel/N/{start,end}-refs/`.
+//!
+//! git runs with no system or global config, hooks off, and the store's attributes
+//! (`* -text -filter -ident`...) over the workspace's: what is recorded is the bytes on
+//! disk, and nothing a sandbox wrote into `.gitattributes` or `.git/config` runs here.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use kennel_policy::{shown, shown_path, Context, GitDirs};
+use nix::fcntl::{Flock, FlockArg};
+
+/// Sessions kept per workspace; older ones are dropped at the end of a session, and their
+/// objects freed by `kennel sessions --prune`.
+pub const KEEP: usize = 20;
+
+/// What the store's attributes say of every path: record and restore the bytes as they are.
+const ATTRIBUTES: &str = "* -text -eol -filter -ident -working-tree-encoding\n";
+
+/// A workspace's checkpoint store.
+pub struct Store {
+    dir: PathBuf,
+    repo: PathBuf,
+    root: PathBuf,
+    git: GitDirs,
+}
+
+/// One snapshot: the commit, its files' tree, and the refs it recorded.
+struct Snapshot {
+    commit: String,
+    files: String,
+    refs: Refs,
+}
+
+/// `HEAD` (a symbolic `ref: NAME` or an OID) and each ref's OID.
+#[derive(Default, PartialEq)]
+struct Refs {
+    head: String,
+    refs: BTreeMap<String, String>,
+}
+
+/// Held by a running session: `kennel undo` refuses while one is held.
+pub struct Running(#[allow(dead_code)] Flock<File>);
+
+impl Store {
+    /// The store of `ctx`'s workspace (made on first use); `None` outside a repository or
+    /// where kennel's state folder lies inside the workspace (the sandbox could write it).
+    pub fn open(ctx: &Context) -> Result<Option<Store>, String> {
+        let Some(git) = ctx.workspace.git.clone() else {
+            return Ok(None);
+        };
+        let state = ctx
+            .var("XDG_STATE_HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .unwrap_or_else(|| ctx.home.join(".local/state"));
+        let root = ctx.workspace.root.clone();
+        let name = root
+            .file_name()
+            .map_or_else(|| "root".into(), |n| n.to_string_lossy().into_owned());
+        let dir = state.join("kennel/checkpoints").join(format!(
+            "{name}-{:016x}",
+            crate::said::hash(&root.to_string_lossy())
+        ));
+        if dir.starts_with(&root) {
+            return Ok(None);
+        }
+        let store = Store {
+            repo: dir.join("repo.git"),
+            dir,
+            root,
+            git,
+        };
+        store.init()?;
+        Ok(Some(store))
+    }
+
+    fn init(&self) -> Result<(), String> {
+        if !self.repo.join("HEAD").exists() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&self.dir)
+                .map_err(|e| format!("cannot create {}: {e}", shown_path(&self.dir)))?;
+            run(self
+                .store_git()
+                .args(["init", "-q", "--bare"])
+                .arg(&self.repo))?;
+            for (key, value) in [
+                ("uploadpack.allowAnySHA1InWant", "true"),
+                ("core.logAllRefUpdates", "false"),
+            ] {
+                run(self.store_git().args(["config", key, value]))?;
+            }
+        }
+        let info = self.repo.join("info");
+        fs::create_dir_all(&info).map_err(|e| format!("{}: {e}", shown_path(&info)))?;
+        fs::write(info.join("attributes"), ATTRIBUTES)
+            .map_err(|e| format!("{}: {e}", shown_path(&info)))?;
+        Ok(())
+    }
+
+    /// git on the store, with nothing of the user's or the workspace's config.
+    fn store_git(&self) -> Command {
+        let mut cmd = plain_git();
+        cmd.arg("--git-dir").arg(&self.repo);
+        cmd
+    }
+
+    /// git on the store with the workspace as its work tree and kennel's own index.
+    fn tree_git(&self) -> Command {
+        let mut cmd = self.store_git();
+        cmd.arg("--work-tree")
+            .arg(&self.root)
+            .current_dir(&self.root)
+            .env("GIT_INDEX_FILE", self.dir.join("index"));
+        cmd
+    }
+
+    /// git on the workspace's repository, its objects looked up in the store: it reads the
+    /// refs even where the repository's own objects are gone.
+    fn refs_git(&self) -> Command {
+        let mut cmd = plain_git();
+        cmd.env("GIT_DIR", &self.git.git_dir)
+            .env("GIT_OBJECT_DIRECTORY", self.repo.join("objects"));
+        cmd
+    }
+
+    /// git in the workspace's repository itself (for putting refs and objects back).
+    fn workspace_git(&self) -> Command {
+        let mut cmd = plain_git();
+        cmd.env("GIT_DIR", &self.git.git_dir);
+        cmd
+    }
+
+    fn lock(&self, name: &str, how: FlockArg) -> Result<Flock<File>, nix::errno::Errno> {
+        let path = self.dir.join(name);
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)))?;
+        Flock::lock(file, how).map_err(|(_, errno)| errno)
+    }
+
+    /// Marks a session running in this workspace until the value is dropped.
+    pub fn running(&self) -> Option<Running> {
+        self.lock("running", FlockArg::LockShared).ok().map(Running)
+    }
+
+    /// The numbers of the sessions kept, oldest first.
+    fn sessions(&self) -> Result<Vec<u64>, String> {
+        let out =
+            run(self
+                .store_git()
+                .args(["for-each-ref", "--format=%(refname)", "refs/kennel/"]))?;
+        let mut numbers: Vec<u64> = out
+            .lines()
+            .filter_map(|r| r.strip_prefix("refs/kennel/"))
+            .filter_map(|r| r.split('/').next())
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        Ok(numbers)
+    }
+
+    /// Records the workspace as session `n`'s `kind` (`start` or `end`), with `subject` as
+    /// its commit's first line.
+    fn snapshot(&self, n: u64, kind: &str, subject: &str) -> Result<Snapshot, String> {
+        self.write_excludes();
+        let add = self
+            .tree_git()
+            .args(["add", "-A", "--ignore-errors", "--", "."])
+            .output()
+            .map_err(|e| format!("cannot run git: {e}"))?;
+        if !add.status.success() && !String::from_utf8_lossy(&add.stderr).contains("unable to") {
+            return Err(format!(
+                "git add failed: {}",
+                shown(String::from_utf8_lossy(&add.stderr).trim())
+            ));
+        }
+        let unreadable = String::from_utf8_lossy(&add.stderr)
+            .lines()
+            .filter(|l| l.contains("unable to"))
+            .count();
+        if unreadable > 0 {
+            eprintln!(
+                "kennel: warning: {unreadable} file(s) of the workspace could not be read into \
+                 the checkpoint (not yours to read?)"
+            );
+        }
+        let files = run(self.tree_git().arg("write-tree"))?.trim().to_string();
+        let refs = self.read_refs()?;
+        // The history the refs reach, copied into the store (only what is new).
+        let history = format!("+refs/*:refs/kennel/{n}/{kind}-refs/*");
+        let fetched = self
+            .store_git()
+            .args([
+                "fetch",
+                "-q",
+                "--no-tags",
+                "--no-write-fetch-head",
+                "--no-auto-gc",
+                "--no-recurse-submodules",
+            ])
+            .arg(&self.git.git_dir)
+            .arg(&history)
+            .output()
+            .map_err(|e| format!("cannot run git: {e}"))?;
+        if !fetched.status.success() && !refs.refs.is_empty() {
+            eprintln!(
+                "kennel: warning: the repository's history could not be read into the \
+                 checkpoint (its refs are recorded, not the commits they reach): {}",
+                shown(
+                    String::from_utf8_lossy(&fetched.stderr)
+                        .lines()
+                        .next()
+                        .unwrap_or_default()
+                )
+            );
+        }
+        let refs_blob = hash_object(self, refs.text().as_bytes())?;
+        let top = format!("100644 blob {refs_blob}\trefs\n040000 tree {files}\tfiles\n");
+        let tree = {
+            let mut child = self
+                .store_git()
+                .arg("mktree")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .map_err(|e| format!("cannot run git: {e}"))?;
+            if let Some(mut input) = child.stdin.take() {
+                let _ = input.write_all(top.as_bytes());
+            }
+            checked(child.wait_with_output())?.trim().to_string()
+        };
+        let commit = run(self.store_git().args(["commit-tree", &tree, "-m", subject]))?
+            .trim()
+            .to_string();
+        run(self
+            .store_git()
+            .args(["update-ref", &format!("refs/kennel/{n}/{kind}"), &commit]))?;
+        Ok(Snapshot {
+            commit,
+            files,
+            refs,
+        })
+    }
+
+    /// The workspace's ignore files, for the store: `.gitignore` files are read from the
+    /// work tree, the repository's `info/exclude` and your global `core.excludesFile` are
+    /// copied into the store's `info/exclude`.
+    fn write_excludes(&self) {
+        let mut text = fs::read(self.git.common_dir.join("info/exclude")).unwrap_or_default();
+        let global = Command::new("git")
+            .args(["config", "--global", "--path", "--get", "core.excludesFile"])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output();
+        if let Ok(out) = global {
+            let file = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if out.status.success() && !file.is_empty() {
+                text.push(b'\n');
+                text.extend(fs::read(file).unwrap_or_default());
+            }
+        }
+        let _ = fs::write(self.repo.join("info/exclude"), text);
+    }
+
+    fn read_refs(&self) -> Result<Refs, String> {
+        let listing = run(self
+            .refs_git()
+            .args(["for-each-ref", "--format=%(objectname) %(refname)"]))?;
+        let refs = listing
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(oid, name)| (name.to_string(), oid.to_string()))
+            .collect();
+        let head = match run(self.refs_git().args(["symbolic-ref", "-q", "HEAD"])) {
+            Ok(name) => format!("ref: {}", name.trim()),
+            Err(_) => run(self
+                .refs_git()
+                .args(["rev-parse", "-q", "--verify", "HEAD"]))
+            .map(|o| o.trim().to_string())
+            .unwrap_or_default(),
+        };
+        Ok(Refs { head, refs })
+    }
+
+    /// Session `n`'s snapshot of `kind`, if kept.
+    fn load(&self, n: u64, kind: &str) -> Result<Option<Snapshot>, String> {
+        let name = format!("refs/kennel/{n}/{kind}");
+        let Ok(commit) = run(self
+            .store_git()
+            .args(["rev-parse", "-q", "--verify", &name]))
+        else {
+            return Ok(None);
+        };
+        let commit = commit.trim().to_string();
+        let files = run(self
+            .store_git()
+            .args(["rev-parse", &format!("{commit}:files")]))?
+        .trim()
+        .to_string();
+        let text = run(self
+            .store_git()
+            .args(["cat-file", "blob", &format!("{commit}:refs")]))?;
+        Ok(Some(Snapshot {
+            commit,
+            files,
+            refs: Refs::parse(&text),
+        }))
+    }
+
+    /// What changed from `a` to `b`, in one line.
+    fn summary(&self, a: &Snapshot, b: &Snapshot, n: u64) -> Result<String, String> {
+        let status = run(self.store_git().args([
+            "diff-tree",
+            "-r",
+            "--no-renames",
+            "--name-status",
+            &a.files,
+            &b.files,
+        ]))?;
+        let (mut added, mut changed, mut deleted) = (0, 0, 0);
+        for line in status.lines() {
+            match line.chars().next() {
+                Some('A') => added += 1,
+                Some('D') => deleted += 1,
+                Some(_) => changed += 1,
+                None => {}
+            }
+        }
+        let stat = run(self.store_git().args([
+            "diff-tree",
+            "-r",
+            "--no-renames",
+            "--numstat",
+            &a.files,
+            &b.files,
+        ]))?;
+        let (mut plus, mut minus) = (0u64, 0u64);
+        for line in stat.lines() {
+            let mut parts = line.split('\t');
+            plus += parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+            minus += parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        }
+        let mut parts = Vec::new();
+        let files = added + changed + deleted;
+        if files > 0 {
+            parts.push(format!(
+                "{files} file{} ({added} added, {changed} changed, {deleted} deleted; +{plus} -{minus} lines)",
+                plural(files)
+            ));
+        }
+        let moves = ref_moves(&a.refs, &b.refs);
+        parts.extend(moves.summary());
+        let commits = self.new_commits(a, b, n);
+        if commits > 0 {
+            parts.push(format!("{commits} new commit{}", plural(commits)));
+        }
+        if a.refs.head != b.refs.head {
+            parts.push("HEAD moved".into());
+        }
+        Ok(if parts.is_empty() {
+            "nothing changed".into()
+        } else {
+            parts.join(", ")
+        })
+    }
+
+    /// Commits reachable from `b`'s refs and not from `a`'s (those the store holds).
+    fn new_commits(&self, a: &Snapshot, b: &Snapshot, n: u64) -> usize {
+        let _ = n;
+        let mut input = String::new();
+        for oid in b.refs.refs.values() {
+            input.push_str(oid);
+            input.push('\n');
+        }
+        for oid in a.refs.refs.values() {
+            input.push('^');
+            input.push_str(oid);
+            input.push('\n');
+        }
+        let Ok(mut child) = self
+            .store_git()
+            .args(["rev-list", "--count", "--ignore-missing", "--stdin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+        else {
+            return 0;
+        };
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(input.as_bytes());
+        }
+        checked(child.wait_with_output())
+            .ok()
+            .and_then(|o| o.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Drops the sessions older than the newest `keep`.
+    fn drop_old(&self, keep: usize) -> Result<usize, String> {
+        let sessions = self.sessions()?;
+        let old = sessions.len().saturating_sub(keep);
+        let mut input = String::new();
+        let listing =
+            run(self
+                .store_git()
+                .args(["for-each-ref", "--format=%(refname)", "refs/kennel/"]))?;
+        for name in listing.lines() {
+            let number = name
+                .strip_prefix("refs/kennel/")
+                .and_then(|r| r.split('/').next())
+                .and_then(|n| n.parse::<u64>().ok());
+            if number.is_some_and(|n| sessions[..old].contains(&n)) {
+                input.push_str(&format!("delete {name}\n"));
+            }
+        }
+        if !input.is_empty() {
+            let mut child = self
+                .store_git()
+                .args(["update-ref", "--stdin"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .map_err(|e| format!("cannot run git: {e}"))?;
+            if let Some(mut stdin) = child.stdin.take() {
+                let _ = stdin.write_all(input.as_bytes());
+            }
+            checked(child.wait_with_output())?;
+        }
+        Ok(old)
+    }
+}
+
+impl Refs {
+    fn text(&self) -> String {
+        let mut text = format!("HEAD {}\n", self.head);
+        for (name, oid) in &self.refs {
+            text.push_str(&format!("{oid} {name}\n"));
+        }
+        text
+    }
+
+    fn parse(text: &str) -> Refs {
+        let mut refs = Refs::default();
+        for line in text.lines() {
+            if let Some(head) = line.strip_prefix("HEAD ") {
+                refs.head = head.to_string();
+            } else if let Some((oid, name)) = line.split_once(' ') {
+                refs.refs.insert(name.to_string(), oid.to_string());
+            }
+        }
+        refs
+    }
+}
+
+/// How the refs moved between two snapshots.
+struct RefMoves {
+    created: Vec<String>,
+    moved: Vec<String>,
+    deleted: Vec<String>,
+}
+
+fn ref_moves(a: &Refs, b: &Refs) -> RefMoves {
+    let mut moves = RefMoves {
+        created: Vec::new(),
+        moved: Vec::new(),
+        deleted: Vec::new(),
+    };
+    for (name, oid) in &b.refs {
+        match a.refs.get(name) {
+            None => moves.created.push(name.clone()),
+            Some(old) if old != oid => moves.moved.push(name.clone()),
+            Some(_) => {}
+        }
+    }
+    for name in a.refs.keys() {
+        if !b.refs.contains_key(name) {
+            moves.deleted.push(name.clone());
+        }
+    }
+    moves
+}
+
+impl RefMoves {
+    fn summary(&self) -> Vec<String> {
+        let mut parts = Vec::new();
+        for (list, what) in [
+            (&self.created, "created"),
+            (&self.moved, "moved"),
+            (&self.deleted, "deleted"),
+        ] {
+            if !list.is_empty() {
+                let names: Vec<String> = list.iter().map(|r| short_ref(r)).collect();
+                parts.push(format!("{what} {}", shown(&names.join(" "))));
+            }
+        }
+        parts
+    }
+}
+
+/// `main` for `refs/heads/main`, `tag v1` for a tag; other refs by their full name.
+fn short_ref(name: &str) -> String {
+    if let Some(branch) = name.strip_prefix("refs/heads/") {
+        format!("branch {branch}")
+    } else if let Some(tag) = name.strip_prefix("refs/tags/") {
+        format!("tag {tag}")
+    } else {
+        name.to_string()
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// git with nothing of the caller's git environment or config: no system or global config
+/// (no filters, fsmonitor or pager settings), hooks off, automatic maintenance off.
+fn plain_git() -> Command {
+    let mut cmd = Command::new("git");
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("GIT_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_AUTHOR_NAME", "kennel")
+        .env("GIT_AUTHOR_EMAIL", "kennel@localhost")
+        .env("GIT_COMMITTER_NAME", "kennel")
+        .env("GIT_COMMITTER_EMAIL", "kennel@localhost")
+        .args([
+            "-c",
+            "core.hooksPath=/dev/null",
+            "-c",
+            "core.fsmonitor=false",
+            "-c",
+            "core.untrackedCache=false",
+            "-c",
+            "gc.auto=0",
+            "-c",
+            "maintenance.auto=false",
+            "-c",
+            "advice.addEmbeddedRepo=false",
+            "-c",
+            "core.quotePath=false",
+            "-c",
+            "fetch.writeCommitGraph=false",
+            "-c",
+            "protocol.file.allow=always",
+        ])
+        .stdin(Stdio::null());
+    cmd
+}
+
+fn checked(out: std::io::Result<Output>) -> Result<String, String> {
+    let out = out.map_err(|e| format!("cannot run git: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(shown(String::from_utf8_lossy(&out.stderr).trim()).into_owned())
+    }
+}
+
+fn run(cmd: &mut Command) -> Result<String, String> {
+    checked(cmd.output())
+}
+
+fn hash_object(store: &Store, bytes: &[u8]) -> Result<String, String> {
+    let mut child = store
+        .store_git()
+        .args(["hash-object", "-w", "--stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(bytes);
+    }
+    Ok(checked(child.wait_with_output())?.trim().to_string())
+}
+
+/// A session's checkpoint, taken at its start.
+pub struct Session {
+    store: Store,
+    n: u64,
+    start: Snapshot,
+    _running: Option<Running>,
+}
+
+/// Takes the checkpoint of a session starting with `profile`; `None` (said why) when none
+/// can be taken: the session runs without.
+pub fn begin(ctx: &Context, profile: &str) -> Option<Session> {
+    let attempt = || -> Result<Option<Session>, String> {
+        let Some(store) = Store::open(ctx)? else {
+            return Ok(None);
+        };
+        let _guard = store
+            .lock("write", FlockArg::LockExclusive)
+            .map_err(|e| format!("cannot lock the checkpoint store: {e}"))?;
+        let running = store.running();
+        let n = store.sessions()?.last().map_or(1, |n| n + 1);
+        let start = store.snapshot(n, "start", &format!("profile {profile}"))?;
+        Ok(Some(Session {
+            store,
+            n,
+            start,
+            _running: running,
+        }))
+    };
+    match attempt() {
+        Ok(session) => session,
+        Err(e) => {
+            eprintln!("kennel: warning: no checkpoint of the workspace was taken: {e}");
+            None
+        }
+    }
+}
+
+/// After the session: its end snapshot and the line that says what changed.
+pub fn end(session: Session) {
+    let Session {
+        store, n, start, ..
+    } = session;
+    let attempt = || -> Result<String, String> {
+        let _guard = store
+            .lock("write", FlockArg::LockExclusive)
+            .map_err(|e| format!("cannot lock the checkpoint store: {e}"))?;
+        let end = store.snapshot(n, "end", "end")?;
+        let summary = store.summary(&start, &end, n)?;
+        // The summary, kept as the end's subject for `kennel sessions`.
+        let tree = run(store
+            .store_git()
+            .args(["rev-parse", &format!("{}^{{tree}}", end.commit)]))?;
+        let commit = run(store
+            .store_git()
+            .args(["commit-tree", tree.trim(), "-m", &summary]))?;
+        run(store.store_git().args([
+            "update-ref",
+            &format!("refs/kennel/{n}/end"),
+            commit.trim(),
+        ]))?;
+        store.drop_old(KEEP)?;
+        Ok(summary)
+    };
+    match attempt() {
+        Ok(summary) if summary == "nothing changed" => {}
+        Ok(summary) => eprintln!(
+            "kennel: session {n} changed {summary}; `kennel diff {n}` shows it, `kennel undo {n}` undoes it"
+        ),
+        Err(e) => eprintln!("kennel: warning: the session's end was not recorded: {e}"),
+    }
+}
+
+fn open_existing(ctx: &Context) -> Result<Store, String> {
+    Store::open(ctx)?.ok_or_else(|| {
+        "no checkpoints here: kennel keeps them for git repositories (run it inside one)"
+            .to_string()
+    })
+}
+
+fn pick(store: &Store, session: Option<u64>) -> Result<u64, String> {
+    let sessions = store.sessions()?;
+    match session {
+        Some(n) if sessions.contains(&n) => Ok(n),
+        Some(n) => Err(format!(
+            "no session {n} kept for this repository; `kennel sessions` lists them"
+        )),
+        None => sessions.last().copied().ok_or_else(|| {
+            "no session recorded for this repository yet (agent profiles take a checkpoint \
+             at start; `kennel run --checkpoint` for others)"
+                .to_string()
+        }),
+    }
+}
+
+/// `kennel sessions [--prune]`.
+pub fn list(ctx: &Context, prune: bool, keep: usize) -> Result<(), String> {
+    let store = open_existing(ctx)?;
+    if prune {
+        let _guard = store
+            .lock("write", FlockArg::LockExclusive)
+            .map_err(|e| format!("cannot lock the checkpoint store: {e}"))?;
+        let dropped = store.drop_old(keep)?;
+        run(store
+            .store_git()
+            .args(["gc", "-q", "--prune=now"])
+            .arg("--no-detach"))
+        .or_else(|_| run(store.store_git().args(["gc", "-q", "--prune=now"])))?;
+        println!(
+            "dropped {dropped} session(s), kept the newest {keep}; unreferenced objects freed"
+        );
+    }
+    let listing = run(store.store_git().args([
+        "for-each-ref",
+        "--format=%(refname)\t%(committerdate:format:%Y-%m-%d %H:%M)\t%(contents:subject)",
+        "refs/kennel/",
+    ]))?;
+    let mut rows: BTreeMap<u64, (String, String, String)> = BTreeMap::new();
+    for line in listing.lines() {
+        let mut parts = line.splitn(3, '\t');
+        let (Some(name), Some(date), Some(subject)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let Some((n, kind)) = name
+            .strip_prefix("refs/kennel/")
+            .and_then(|r| r.split_once('/'))
+        else {
+            continue;
+        };
+        let Ok(n) = n.parse::<u64>() else { continue };
+        let row = rows.entry(n).or_default();
+        match kind {
+            "start" => {
+                row.0 = date.to_string();
+                row.1 = subject.trim_start_matches("profile ").to_string();
+            }
+            "end" => row.2 = subject.to_string(),
+            _ => {}
+        }
+    }
+    if rows.is_empty() {
+        println!("no sessions recorded for this repository");
+    }
+    for (n, (date, profile, summary)) in rows {
+        let summary = if summary.is_empty() {
+            "(did not end: killed, or still running)".to_string()
+        } else {
+            summary
+        };
+        println!("{n:>4}  {date}  {:<12}  {summary}", shown(&profile));
+    }
+    Ok(())
+}
+
+/// `kennel diff [N]`: what session N changed (to the workspace now when it did not end).
+pub fn diff(ctx: &Context, session: Option<u64>) -> Result<(), String> {
+    let store = open_existing(ctx)?;
+    let n = pick(&store, session)?;
+    let start = store
+        .load(n, "start")?
+        .ok_or_else(|| format!("session {n} has no start checkpoint"))?;
+    let end = match store.load(n, "end")? {
+        Some(end) => end,
+        None => {
+            println!("session {n} did not end (killed, or still running): compared with the workspace now");
+            let _guard = store
+                .lock("write", FlockArg::LockExclusive)
+                .map_err(|e| format!("cannot lock the checkpoint store: {e}"))?;
+            store.snapshot(n, "end", "end (taken by kennel diff)")?
+        }
+    };
+    println!("session {n}: {}", store.summary(&start, &end, n)?);
+    if start.refs.head != end.refs.head {
+        println!(
+            "HEAD: {} -> {}",
+            shown(&start.refs.head),
+            shown(&end.refs.head)
+        );
+    }
+    let moves = ref_moves(&start.refs, &end.refs);
+    for name in &moves.created {
+        println!("created {} at {}", shown(name), end.refs.refs[name]);
+    }
+    for name in &moves.moved {
+        println!(
+            "moved {} from {} to {}",
+            shown(name),
+            start.refs.refs[name],
+            end.refs.refs[name]
+        );
+    }
+    for name in &moves.deleted {
+        println!("deleted {} (was {})", shown(name), start.refs.refs[name]);
+    }
+    let status = store
+        .store_git()
+        .args([
+            "--no-pager",
+            "diff",
+            "--stat",
+            "-p",
+            &start.files,
+            &end.files,
+        ])
+        .stdin(Stdio::null())
+        .status()
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    if !status.success() {
+        return Err("git diff failed".into());
+    }
+    Ok(())
+}
+
+/// `kennel undo [N] [--dry-run]`: the workspace's files and refs back to session N's start.
+pub fn undo(ctx: &Context, session: Option<u64>, dry_run: bool) -> Result<(), String> {
+    let store = open_existing(ctx)?;
+    let n = pick(&store, session)?;
+    let Ok(_alone) = store.lock("running", FlockArg::LockExclusiveNonblock) else {
+        return Err(format!(
+            "a sandbox is running in {}: undo once it has ended (nothing was changed)",
+            shown_path(&store.root)
+        ));
+    };
+    let _guard = store
+        .lock("write", FlockArg::LockExclusive)
+        .map_err(|e| format!("cannot lock the checkpoint store: {e}"))?;
+    let target = store
+        .load(n, "start")?
+        .ok_or_else(|| format!("session {n} has no start checkpoint"))?;
+    // The present, kept as a session of its own: the undo can be undone.
+    let m = store.sessions()?.last().map_or(1, |l| l + 1);
+    let present = if dry_run {
+        store.write_excludes();
+        run(store
+            .tree_git()
+            .args(["add", "-A", "--ignore-errors", "--", "."]))
+        .ok();
+        Snapshot {
+            commit: String::new(),
+            files: run(store.tree_git().arg("write-tree"))?.trim().to_string(),
+            refs: store.read_refs()?,
+        }
+    } else {
+        store.snapshot(m, "start", &format!("profile undo of {n}"))?
+    };
+    let changes = run(store.store_git().args([
+        "diff-tree",
+        "-r",
+        "--no-renames",
+        "--name-status",
+        &present.files,
+        &target.files,
+    ]))?;
+    let moves = ref_moves(&present.refs, &target.refs);
+    let verb = if dry_run { "would" } else { "will" };
+    let mut said = Vec::new();
+    for line in changes.lines() {
+        let Some((status, path)) = line.split_once('\t') else {
+            continue;
+        };
+        let what = match status {
+            "A" => "restore",
+            "D" => "delete",
+            _ => "put back",
+        };
+        said.push(format!("{what} {}", shown(path)));
+    }
+    for name in &moves.created {
+        said.push(format!(
+            "restore {} at {}",
+            shown(name),
+            target.refs.refs[name]
+        ));
+    }
+    for name in &moves.moved {
+        said.push(format!("set {} to {}", shown(name), target.refs.refs[name]));
+    }
+    for name in &moves.deleted {
+        said.push(format!("delete {}", shown(name)));
+    }
+    if present.refs.head != target.refs.head {
+        said.push(format!("set HEAD to {}", shown(&target.refs.head)));
+    }
+    if said.is_empty() {
+        println!("the workspace is as it was at the start of session {n}: nothing to undo");
+        if !dry_run {
+            let _ = store.snapshot(m, "end", "nothing changed");
+        }
+        return Ok(());
+    }
+    println!(
+        "undo of session {n} {verb} ({} change{}; ignored files are left alone):",
+        said.len(),
+        plural(said.len())
+    );
+    for line in &said {
+        println!("  {line}");
+    }
+    if dry_run {
+        return Ok(());
+    }
+    // The files: a two-tree read-tree from the present (the index, just refreshed) to the
+    // target; git refuses to overwrite a file it does not track (an ignored file, here)
+    // and never writes through a link.
+    let files = store
+        .tree_git()
+        .args(["read-tree", "-m", "-u", &present.files, &target.files])
+        .output()
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    if !files.status.success() {
+        return Err(format!(
+            "the files could not be put back (nothing was changed in them): {}",
+            shown(String::from_utf8_lossy(&files.stderr).trim())
+        ));
+    }
+    keep_ignored(&store, &present, &changes)?;
+    restore_refs(&store, n, &present.refs, &target.refs)?;
+    let end = store.snapshot(m, "end", "end")?;
+    let summary = store.summary(&present, &end, m)?;
+    let commit = run(store.store_git().args([
+        "commit-tree",
+        &format!("{}^{{tree}}", end.commit),
+        "-m",
+        &summary,
+    ]))?;
+    run(store
+        .store_git()
+        .args(["update-ref", &format!("refs/kennel/{m}/end"), commit.trim()]))?;
+    println!("undone; this undo is session {m}: `kennel undo {m}` undoes it");
+    Ok(())
+}
+
+/// A file the undo removed because the target does not have it, but that the restored
+/// ignore rules ignore, is an ignored file (a build output, a `.env`) that the target did
+/// not record: it is written back from the present's snapshot, as it was.
+fn keep_ignored(store: &Store, present: &Snapshot, changes: &str) -> Result<(), String> {
+    let removed: Vec<&str> = changes
+        .lines()
+        .filter_map(|l| l.strip_prefix("D\t"))
+        .collect();
+    if removed.is_empty() {
+        return Ok(());
+    }
+    store.write_excludes();
+    let mut child = store
+        .tree_git()
+        .args(["check-ignore", "--no-index", "--stdin", "-z"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(removed.join("\0").as_bytes());
+    }
+    // Exit 1: none is ignored.
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    let ignored: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .split('\0')
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect();
+    if ignored.is_empty() {
+        return Ok(());
+    }
+    let index = store.dir.join("index.ignored");
+    let with_index = |cmd: &mut Command| {
+        cmd.env("GIT_INDEX_FILE", &index);
+    };
+    let mut read = store.tree_git();
+    with_index(&mut read);
+    run(read.args(["read-tree", &present.files]))?;
+    let mut checkout = store.tree_git();
+    with_index(&mut checkout);
+    let result = run(checkout.args(["checkout-index", "-f", "--"]).args(&ignored));
+    let _ = fs::remove_file(&index);
+    result.map(|_| ())
+}
+
+/// Puts the refs and HEAD of the workspace's repository back to `target`, with the history
+/// they reach (from the store), even where its objects were deleted.
+fn restore_refs(store: &Store, n: u64, present: &Refs, target: &Refs) -> Result<(), String> {
+    if present == target {
+        return Ok(());
+    }
+    let common = &store.git.common_dir;
+    for dir in ["objects/info", "objects/pack", "refs/heads", "refs/tags"] {
+        fs::create_dir_all(common.join(dir))
+            .map_err(|e| format!("cannot create {}: {e}", shown_path(&common.join(dir))))?;
+    }
+    let head = store.git.git_dir.join("HEAD");
+    if !head.exists() {
+        let text = if target.head.starts_with("ref: ") {
+            format!("{}\n", target.head)
+        } else {
+            "ref: refs/heads/main\n".to_string()
+        };
+        fs::write(&head, text).map_err(|e| format!("{}: {e}", shown_path(&head)))?;
+    }
+    // The history: every target OID fetched from the store by its id.
+    let wanted: Vec<&String> = {
+        let mut all: Vec<&String> = target.refs.values().collect();
+        all.sort();
+        all.dedup();
+        all
+    };
+    if !wanted.is_empty() {
+        let fetch = |refetch: bool| {
+            let mut cmd = store.workspace_git();
+            cmd.args(["fetch", "-q", "--no-tags", "--no-write-fetch-head"])
+                .args(["--no-auto-gc", "--no-recurse-submodules"]);
+            if refetch {
+                cmd.arg("--refetch");
+            }
+            cmd.arg(&store.repo).args(wanted.iter().map(|s| s.as_str()));
+            cmd.output()
+        };
+        let first = fetch(false).map_err(|e| format!("cannot run git: {e}"))?;
+        let connected = first.status.success()
+            && store
+                .workspace_git()
+                .args([
+                    "fsck",
+                    "--connectivity-only",
+                    "--no-dangling",
+                    "--no-progress",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+        if !connected {
+            let second = fetch(true).map_err(|e| format!("cannot run git: {e}"))?;
+            if !second.status.success() {
+                return Err(format!(
+                    "the history of session {n}'s refs could not be put back: {}",
+                    shown(String::from_utf8_lossy(&second.stderr).trim())
+                ));
+            }
+        }
+    }
+    let mut input = String::new();
+    for (name, oid) in &target.refs {
+        if present.refs.get(name) != Some(oid) {
+            input.push_str(&format!("update {name} {oid}\n"));
+        }
+    }
+    for name in present.refs.keys() {
+        if !target.refs.contains_key(name) {
+            input.push_str(&format!("delete {name}\n"));
+        }
+    }
+    if !input.is_empty() {
+        let mut child = store
+            .workspace_git()
+            .args(["update-ref", "--no-deref", "--create-reflog", "--stdin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run git: {e}"))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(input.as_bytes());
+        }
+        checked(child.wait_with_output())
+            .map_err(|e| format!("the refs could not be put back: {e}"))?;
+    }
+    if present.head != target.head && !target.head.is_empty() {
+        let set = match target.head.strip_prefix("ref: ") {
+            Some(name) => run(store.workspace_git().args(["symbolic-ref", "HEAD", name])),
+            None => {
+                run(store
+                    .workspace_git()
+                    .args(["update-ref", "--no-deref", "HEAD", &target.head]))
+            }
+        };
+        set.map_err(|e| format!("HEAD could not be put back: {e}"))?;
+    }
+    // Reflog entries of commits that are gone (made in the session, then deleted with the
+    // repository's objects) would make `git fsck` fail: they are dropped.
+    let _ = store
+        .workspace_git()
+        .args(["reflog", "expire", "--stale-fix", "--expire=never", "--all"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    Ok(())
+}

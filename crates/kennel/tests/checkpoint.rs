@@ -1,0 +1,402 @@
+#![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)] // test code may panic
+//! Issue 21: nothing lost in the workspace. A real agent-like session, in a real sandbox,
+//! as the test user, damages the workspace and the repository's history; `kennel diff`
+//! shows it, `kennel undo` brings every file and ref back byte for byte, and undoing the
+//! undo returns to the damaged state.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::Output;
+
+use common::{stderr, stdout, Fixture};
+
+/// The workspace's files (not `.git`), each with its hash, and the repository's refs and
+/// HEAD: what an undo must give back exactly.
+fn state(fx: &Fixture) -> String {
+    let out = fx.as_user(&format!(
+        "cd '{}' && find . -path ./.git -prune -o \\( -type f -o -type l \\) -print | LC_ALL=C sort | \
+         while read -r f; do if [ -L \"$f\" ]; then echo \"$f -> $(readlink \"$f\")\"; \
+         else sha256sum \"$f\"; fi; done; \
+         git for-each-ref --format='%(objectname) %(refname)' 2>/dev/null; \
+         git symbolic-ref HEAD 2>/dev/null; true",
+        fx.repo.display()
+    ));
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+}
+
+/// Only the files, for a repository whose refs git cannot read (its objects are gone).
+fn files(fx: &Fixture) -> String {
+    state(fx)
+        .lines()
+        .filter(|l| l.starts_with(|c: char| c.is_ascii_hexdigit()) && l.contains("  ./"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn kennel(fx: &Fixture, args: &[&str]) -> Output {
+    fx.kennel()
+        .args(args)
+        .current_dir(&fx.repo)
+        .output()
+        .unwrap()
+}
+
+/// A repository with history beyond one branch: a second branch, a tag, a stash, untracked
+/// and ignored files.
+fn project(name: &str, backend: &'static str) -> Fixture {
+    let fx = Fixture::new(name).with_backend(backend);
+    let out = fx.as_user(&format!(
+        r#"set -e; cd '{}'
+        mkdir -p src build
+        printf 'fn main() {{}}\n' > src/main.rs; printf 'one\ntwo\n' > src/lib.rs
+        printf 'build/\n*.log\n' > .gitignore
+        git add -A && git commit -q -m code
+        git checkout -q -b feature && echo f > feature.txt && git add feature.txt && git commit -q -m feature
+        git checkout -q main && git tag v1
+        echo stashed >> README && git stash -q
+        echo notes > notes.txt; printf '\001\002binary' > build/out.bin; echo log > run.log
+        chmod +x src/main.rs"#,
+        fx.repo.display()
+    ));
+    assert!(out.status.success(), "{}", stderr(&out));
+    fx
+}
+
+/// What a careless (or prompt-injected) agent does: commits, resets the branch back, deletes
+/// a branch and a tag, edits, deletes and adds files, and deletes the repository's objects.
+const DAMAGE: &str = "git commit -q --allow-empty -m by-agent && git reset -q --hard HEAD~1 && \
+    git branch -q -D feature 2>/dev/null; git tag -d v1 >/dev/null; git stash drop -q; \
+    rm -rf src notes.txt && echo edited >> README && echo new > added.txt && \
+    rm -rf .git/objects && echo DAMAGED";
+
+fn a_session_is_undone_byte_for_byte(backend: &'static str) {
+    let fx = project("checkpoint-undo", backend);
+    let ignored = fx.repo.join("build/out.bin");
+    // The default profile takes no checkpoint unless asked.
+    let out = fx.kennel_in(&fx.repo, "echo plain >> notes.txt");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        !stderr(&out).contains("kennel undo"),
+        "the default profile took a checkpoint: {}",
+        stderr(&out)
+    );
+    let before = state(&fx);
+    let before_files = files(&fx);
+    let out = fx
+        .kennel()
+        .args([
+            "run",
+            "--checkpoint",
+            "--backend",
+            backend,
+            "--",
+            "sh",
+            "-c",
+            DAMAGE,
+        ])
+        .current_dir(&fx.repo)
+        .output()
+        .unwrap();
+    common::assert_kennel_started(&out);
+    assert!(stdout(&out).contains("DAMAGED"), "{}", stderr(&out));
+    let said = stderr(&out);
+    assert!(
+        said.contains("session 1 changed")
+            && said.contains("deleted branch feature")
+            && said.contains("`kennel undo 1`"),
+        "the end line: {said}"
+    );
+    let damaged = files(&fx);
+    assert_ne!(damaged, before_files);
+
+    let diff = kennel(&fx, &["diff", "1"]);
+    assert!(diff.status.success(), "{}", stderr(&diff));
+    for expected in [
+        "deleted refs/heads/feature",
+        "deleted refs/tags/v1",
+        "deleted refs/stash",
+        "added.txt",
+        "+edited",
+        "src/lib.rs",
+    ] {
+        assert!(
+            stdout(&diff).contains(expected),
+            "{expected}: {}",
+            stdout(&diff)
+        );
+    }
+
+    let dry = kennel(&fx, &["undo", "--dry-run"]);
+    assert!(dry.status.success(), "{}", stderr(&dry));
+    assert!(stdout(&dry).contains("would"), "{}", stdout(&dry));
+    assert_eq!(files(&fx), damaged, "--dry-run changed the workspace");
+
+    let undo = kennel(&fx, &["undo", "1"]);
+    assert!(
+        undo.status.success(),
+        "{}\n{}",
+        stdout(&undo),
+        stderr(&undo)
+    );
+    assert_eq!(
+        state(&fx),
+        before,
+        "undo did not give back every file and ref"
+    );
+    let fsck = fx.as_user(&format!("cd '{}' && git fsck 2>&1", fx.repo.display()));
+    assert!(fsck.status.success(), "git fsck: {}", stdout(&fsck));
+    assert_eq!(
+        std::fs::read(&ignored).unwrap(),
+        b"\x01\x02binary",
+        "an ignored file was touched"
+    );
+    let stash = fx.as_user(&format!(
+        "cd '{}' && git stash show -p | grep -c stashed",
+        fx.repo.display()
+    ));
+    assert_eq!(stdout(&stash).trim(), "1", "the stash is not back");
+
+    // Undoing the undo returns to the damaged files and refs.
+    assert!(stdout(&undo).contains("kennel undo 2"), "{}", stdout(&undo));
+    let again = kennel(&fx, &["undo", "2"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(files(&fx), damaged, "undoing the undo");
+    let branches = fx.as_user(&format!(
+        "cd '{}' && git for-each-ref --format='%(refname)'",
+        fx.repo.display()
+    ));
+    assert_eq!(
+        stdout(&branches).trim(),
+        "refs/heads/main",
+        "{}",
+        stderr(&branches)
+    );
+
+    let list = kennel(&fx, &["sessions"]);
+    assert!(list.status.success(), "{}", stderr(&list));
+    let text = stdout(&list);
+    assert!(
+        text.contains("   1  ") && text.contains("undo of 1") && text.contains("undo of 2"),
+        "{text}"
+    );
+}
+
+on_every_backend!(a_session_is_undone_byte_for_byte);
+
+/// A file the agent replaced by a link to a secret folder: the undo writes the folder back
+/// in the workspace, never through the link.
+#[test]
+fn undo_never_writes_through_a_link_the_agent_made() {
+    let fx = project("checkpoint-link", "native");
+    let ssh = fx.home.join(".ssh");
+    let script = format!("rm -rf src && ln -s '{}' src && echo LINKED", ssh.display());
+    let out = fx
+        .kennel()
+        .args(["run", "--checkpoint", "--", "sh", "-c", &script])
+        .current_dir(&fx.repo)
+        .output()
+        .unwrap();
+    common::assert_kennel_started(&out);
+    assert!(stdout(&out).contains("LINKED"), "{}", stderr(&out));
+    let undo = kennel(&fx, &["undo"]);
+    assert!(undo.status.success(), "{}", stderr(&undo));
+    assert!(!ssh.join("main.rs").exists() && !ssh.join("lib.rs").exists());
+    let src = fx.repo.join("src");
+    assert!(std::fs::symlink_metadata(&src).unwrap().is_dir());
+    assert_eq!(
+        std::fs::read_to_string(src.join("lib.rs")).unwrap(),
+        "one\ntwo\n"
+    );
+}
+
+/// What the agent writes in `.gitattributes` names a filter of the user's global config:
+/// the checkpoint, which runs outside, never runs it.
+#[test]
+fn a_checkpoint_runs_no_filter_the_workspace_names() {
+    let fx = project("checkpoint-filter", "native");
+    let marker = fx.dir.join("filter-ran");
+    let out = fx.as_user(&format!(
+        "printf '[filter \"x\"]\\n\\tclean = touch {m}; cat\\n\\tsmudge = touch {m}; cat\\n' >> '{home}/.gitconfig'",
+        m = marker.display(),
+        home = fx.home.display()
+    ));
+    assert!(out.status.success());
+    let out = fx
+        .kennel()
+        .args([
+            "run",
+            "--checkpoint",
+            "--",
+            "sh",
+            "-c",
+            "echo '* filter=x' > .gitattributes && echo changed > notes.txt",
+        ])
+        .current_dir(&fx.repo)
+        .output()
+        .unwrap();
+    common::assert_kennel_started(&out);
+    assert!(stderr(&out).contains("kennel undo 1"), "{}", stderr(&out));
+    let undo = kennel(&fx, &["undo"]);
+    assert!(undo.status.success(), "{}", stderr(&undo));
+    assert!(!marker.exists(), "a filter ran outside the sandbox");
+    assert_eq!(
+        std::fs::read_to_string(fx.repo.join("notes.txt")).unwrap(),
+        "notes\n"
+    );
+    assert!(!fx.repo.join(".gitattributes").exists());
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_changes_nothing() {
+    let fx = project("checkpoint-errors", "native");
+    // Before any session.
+    let out = kennel(&fx, &["undo"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no session recorded"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = fx
+        .kennel()
+        .args([
+            "run",
+            "--checkpoint",
+            "--",
+            "sh",
+            "-c",
+            "echo more >> notes.txt",
+        ])
+        .current_dir(&fx.repo)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let out = kennel(&fx, &["undo", "99"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no session 99") && stderr(&out).contains("kennel sessions"),
+        "{}",
+        stderr(&out)
+    );
+
+    // While a sandbox runs in this workspace.
+    let mut child = fx
+        .kennel()
+        .args([
+            "run",
+            "--no-checkpoint",
+            "--",
+            "sh",
+            "-c",
+            "echo started; sleep 30",
+        ])
+        .current_dir(&fx.repo)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "started");
+    let _ = child.kill();
+    let _ = child.wait();
+    let notes = std::fs::read_to_string(fx.repo.join("notes.txt")).unwrap();
+
+    let mut child = fx
+        .kennel()
+        .args([
+            "run",
+            "--checkpoint",
+            "--",
+            "sh",
+            "-c",
+            "echo started; sleep 30",
+        ])
+        .current_dir(&fx.repo)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let out = kennel(&fx, &["undo", "1"]);
+    let _ = nix_kill(child.id());
+    let _ = child.wait();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("a sandbox is running"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(fx.repo.join("notes.txt")).unwrap(),
+        notes
+    );
+
+    // A corrupt store: a clear error, the workspace left as it is.
+    let store = checkpoint_store(&fx);
+    let out = fx.as_user(&format!(
+        "find '{}/repo.git/objects' -type f -name '*' ! -name '*.idx' -exec sh -c 'chmod u+w \"$1\"; echo garbage > \"$1\"' _ {{}} \\;",
+        store.display()
+    ));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = kennel(&fx, &["undo", "1"]);
+    assert_ne!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    assert!(stderr(&out).starts_with("kennel: "), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(fx.repo.join("notes.txt")).unwrap(),
+        notes
+    );
+    // A session still runs, said to be without a checkpoint.
+    let out = fx
+        .kennel()
+        .args(["run", "--checkpoint", "--", "sh", "-c", "echo RAN"])
+        .current_dir(&fx.repo)
+        .output()
+        .unwrap();
+    assert!(stdout(&out).contains("RAN"), "{}", stderr(&out));
+}
+
+fn nix_kill(pid: u32) -> std::io::Result<()> {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()?;
+    assert!(status.success());
+    Ok(())
+}
+
+fn checkpoint_store(fx: &Fixture) -> std::path::PathBuf {
+    let dir = fx.home.join(".local/state/kennel/checkpoints");
+    let entries: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .flatten()
+        .collect();
+    assert_eq!(entries.len(), 1);
+    entries[0].path()
+}
+
+/// The repository's `.kennel.toml`, which a sandbox can write, cannot turn checkpoints off.
+#[test]
+fn a_repository_config_cannot_turn_checkpoints_off() {
+    let fx = project("checkpoint-repo-config", "native");
+    fx.write(
+        &fx.repo.join(".kennel.toml"),
+        "version = 1\ncheckpoint = false\n",
+    );
+    let out = kennel(&fx, &["run", "--checkpoint", "--", "true"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(".kennel.toml") && stderr(&out).contains("`checkpoint`"),
+        "{}",
+        stderr(&out)
+    );
+}
