@@ -26,7 +26,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-use kennel_policy::{shown, shown_path, Context, GitDirs};
+use kennel_policy::{shown, shown_path, Context, GitDirs, Policy};
 use nix::fcntl::{Flock, FlockArg};
 
 /// Sessions kept per workspace; older ones are dropped at the end of a session, and their
@@ -188,28 +188,19 @@ impl Store {
     /// Records the workspace as session `n`'s `kind` (`start` or `end`), with `subject` as
     /// its commit's first line.
     fn snapshot(&self, n: u64, kind: &str, subject: &str) -> Result<Snapshot, String> {
-        self.write_excludes();
-        let add = self
-            .tree_git()
-            .args(["add", "-A", "--ignore-errors", "--", "."])
-            .output()
-            .map_err(|e| format!("cannot run git: {e}"))?;
-        if !add.status.success() && !String::from_utf8_lossy(&add.stderr).contains("unable to") {
-            return Err(format!(
-                "git add failed: {}",
-                shown(String::from_utf8_lossy(&add.stderr).trim())
-            ));
-        }
-        let unreadable = String::from_utf8_lossy(&add.stderr)
-            .lines()
-            .filter(|l| l.contains("unable to"))
-            .count();
-        if unreadable > 0 {
-            eprintln!(
-                "kennel: warning: {unreadable} file(s) of the workspace could not be read into \
-                 the checkpoint (not yours to read?)"
-            );
-        }
+        self.snapshot_with(n, kind, subject, None)
+    }
+
+    /// [`Store::snapshot`], also recording the files at the paths of `also` (a tree) that
+    /// the workspace's rules now ignore: an undo then replaces none it did not record.
+    fn snapshot_with(
+        &self,
+        n: u64,
+        kind: &str,
+        subject: &str,
+        also: Option<&str>,
+    ) -> Result<Snapshot, String> {
+        self.record_files(also)?;
         let files = run(self.tree_git().arg("write-tree"))?.trim().to_string();
         let refs = self.read_refs()?;
         // The history the refs reach, copied into the store (only what is new).
@@ -268,6 +259,66 @@ impl Store {
         })
     }
 
+    /// The workspace's files into kennel's index: all that git does not ignore, and those of
+    /// `also`'s paths that exist.
+    fn record_files(&self, also: Option<&str>) -> Result<(), String> {
+        self.write_excludes();
+        let add = self
+            .tree_git()
+            .args(["add", "-A", "--ignore-errors", "--", "."])
+            .output()
+            .map_err(|e| format!("cannot run git: {e}"))?;
+        if !add.status.success() && !String::from_utf8_lossy(&add.stderr).contains("unable to") {
+            return Err(format!(
+                "git add failed: {}",
+                shown(String::from_utf8_lossy(&add.stderr).trim())
+            ));
+        }
+        let unreadable = String::from_utf8_lossy(&add.stderr)
+            .lines()
+            .filter(|l| l.contains("unable to"))
+            .count();
+        if unreadable > 0 {
+            eprintln!(
+                "kennel: warning: {unreadable} file(s) of the workspace could not be read into \
+                 the checkpoint (not yours to read?)"
+            );
+        }
+        let Some(tree) = also else {
+            return Ok(());
+        };
+        let listed = run(self
+            .store_git()
+            .args(["ls-tree", "-r", "-z", "--name-only", tree]))?;
+        let ignored: Vec<&str> = listed
+            .split('\0')
+            .filter(|p| !p.is_empty() && fs::symlink_metadata(self.root.join(p)).is_ok())
+            .collect();
+        if ignored.is_empty() {
+            return Ok(());
+        }
+        let mut child = self
+            .tree_git()
+            .args([
+                "add",
+                "-f",
+                "--ignore-errors",
+                "--pathspec-from-file=-",
+                "--pathspec-file-nul",
+                "--literal-pathspecs",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot run git: {e}"))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(ignored.join("\0").as_bytes());
+        }
+        let _ = child.wait();
+        Ok(())
+    }
+
     /// The workspace's ignore files, for the store: `.gitignore` files are read from the
     /// work tree, the repository's `info/exclude` and your global `core.excludesFile` are
     /// copied into the store's `info/exclude`.
@@ -288,10 +339,23 @@ impl Store {
         let _ = fs::write(self.repo.join("info/exclude"), text);
     }
 
+    /// The repository's refs and HEAD; none, said, where git cannot read them (a sandbox
+    /// broke `.git/HEAD` or the refs): the files are still recorded.
     fn read_refs(&self) -> Result<Refs, String> {
-        let listing = run(self
+        let listing = match run(self
             .refs_git()
-            .args(["for-each-ref", "--format=%(objectname) %(refname)"]))?;
+            .args(["for-each-ref", "--format=%(objectname) %(refname)"]))
+        {
+            Ok(listing) => listing,
+            Err(e) => {
+                eprintln!(
+                    "kennel: warning: the repository's refs could not be read (recorded as \
+                     none): {}",
+                    e.lines().next().unwrap_or_default()
+                );
+                return Ok(Refs::default());
+            }
+        };
         let refs = listing
             .lines()
             .filter_map(|l| l.split_once(' '))
@@ -620,11 +684,25 @@ pub struct Session {
 
 /// Takes the checkpoint of a session starting with `profile`; `None` (said why) when none
 /// can be taken: the session runs without.
-pub fn begin(ctx: &Context, profile: &str) -> Option<Session> {
+pub fn begin(ctx: &Context, policy: &Policy) -> Option<Session> {
+    let profile = &policy.profile;
     let attempt = || -> Result<Option<Session>, String> {
         let Some(store) = Store::open(ctx)? else {
             return Ok(None);
         };
+        // A store the sandbox could write could be made to lie, or to run code through
+        // its git config when kennel uses it outside.
+        if let Some(rule) = policy.paths.iter().find(|r| {
+            r.access == kennel_policy::Access::ReadWrite && store.dir.starts_with(&r.path)
+        }) {
+            return Err(format!(
+                "its store {} is inside {}, which the sandbox can write ({}); set \
+                 XDG_STATE_HOME elsewhere",
+                shown_path(&store.dir),
+                shown_path(&rule.path),
+                shown(&rule.origin.source)
+            ));
+        }
         let _guard = store
             .lock("write", FlockArg::LockExclusive)
             .map_err(|e| format!("cannot lock the checkpoint store: {e}"))?;
@@ -809,6 +887,8 @@ pub fn diff(ctx: &Context, session: Option<u64>) -> Result<(), String> {
         .args([
             "--no-pager",
             "diff",
+            "--no-ext-diff",
+            "--no-textconv",
             "--stat",
             "-p",
             &start.files,
@@ -842,18 +922,19 @@ pub fn undo(ctx: &Context, session: Option<u64>, dry_run: bool) -> Result<(), St
     // The present, kept as a session of its own: the undo can be undone.
     let m = store.sessions()?.last().map_or(1, |l| l + 1);
     let present = if dry_run {
-        store.write_excludes();
-        run(store
-            .tree_git()
-            .args(["add", "-A", "--ignore-errors", "--", "."]))
-        .ok();
+        store.record_files(Some(&target.files))?;
         Snapshot {
             commit: String::new(),
             files: run(store.tree_git().arg("write-tree"))?.trim().to_string(),
             refs: store.read_refs()?,
         }
     } else {
-        store.snapshot(m, "start", &format!("profile undo of {n}"))?
+        store.snapshot_with(
+            m,
+            "start",
+            &format!("profile undo of {n}"),
+            Some(&target.files),
+        )?
     };
     let changes = run(store.store_git().args([
         "diff-tree",
@@ -1003,7 +1084,8 @@ fn restore_refs(store: &Store, n: u64, present: &Refs, target: &Refs) -> Result<
             .map_err(|e| format!("cannot create {}: {e}", shown_path(&common.join(dir))))?;
     }
     let head = store.git.git_dir.join("HEAD");
-    if !head.exists() {
+    let readable = run(store.refs_git().args(["rev-parse", "--git-dir"])).is_ok();
+    if !readable || !head.exists() {
         let text = if target.head.starts_with("ref: ") {
             format!("{}\n", target.head)
         } else {

@@ -580,7 +580,7 @@ fn shorthand(config: &ConfigChoice, argv: Vec<OsString>) -> Result<u8, Failure> 
     if !catalog.names().contains(&name) {
         return Err(failure(
             format!(
-                "unknown command or profile `{name}`; commands: run, explain, profiles, doctor, completions, man; profiles: {}",
+                "unknown command or profile `{name}`; commands: run, explain, profiles, sessions, diff, undo, homes, doctor, wrap, unwrap, completions, man; profiles: {}",
                 catalog.names().join(", ")
             ),
             exit::REFUSED,
@@ -955,7 +955,7 @@ fn run_policy(
         .unwrap_or(policy.profile != "default")
         && !run.systemd.dry_run;
     let checkpoint = if checkpoint {
-        checkpoint::begin(ctx, &policy.profile)
+        checkpoint::begin(ctx, &policy)
     } else {
         None
     };

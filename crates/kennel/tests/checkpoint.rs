@@ -400,3 +400,76 @@ fn a_repository_config_cannot_turn_checkpoints_off() {
         stderr(&out)
     );
 }
+
+/// An agent that ignores everything (`*` in `.gitignore`) and breaks `.git/HEAD` hides its
+/// changes from the end checkpoint and from git: the undo still brings the files and refs
+/// back, and writes over no file it did not first record.
+#[test]
+fn an_agent_cannot_make_its_changes_unrecoverable() {
+    let fx = project("checkpoint-hide", "native");
+    let before = state(&fx);
+    let out = fx
+        .kennel()
+        .args([
+            "run",
+            "--checkpoint",
+            "--",
+            "sh",
+            "-c",
+            "echo '*' > .gitignore && echo overwritten > src/lib.rs && echo overwritten > notes.txt && \
+             echo new > added.txt && echo garbage > .git/HEAD && echo HIDDEN",
+        ])
+        .current_dir(&fx.repo)
+        .output()
+        .unwrap();
+    common::assert_kennel_started(&out);
+    assert!(stdout(&out).contains("HIDDEN"), "{}", stderr(&out));
+    let undo = kennel(&fx, &["undo", "1"]);
+    assert!(
+        undo.status.success(),
+        "{}\n{}",
+        stdout(&undo),
+        stderr(&undo)
+    );
+    let after = state(&fx);
+    // added.txt was hidden by `*` from every checkpoint: never recorded, it is left alone.
+    let without_added: String = after
+        .lines()
+        .filter(|l| !l.ends_with("./added.txt"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(without_added, before, "the files and refs are not back");
+    // What the undo overwrote was recorded first: undoing the undo gives it back.
+    let again = kennel(&fx, &["undo", "2"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(
+        std::fs::read_to_string(fx.repo.join("src/lib.rs")).unwrap(),
+        "overwritten\n"
+    );
+}
+
+/// A checkpoint store that the sandbox could write (`XDG_STATE_HOME` in a read-write
+/// folder) is not used: the session runs without a checkpoint, and says why.
+#[test]
+fn a_store_the_sandbox_can_write_is_not_used() {
+    let fx = project("checkpoint-writable-store", "native");
+    let state_dir = fx.home.join("shared-state");
+    fx.as_user(&format!("mkdir -p '{}'", state_dir.display()));
+    let out = fx
+        .kennel()
+        .env("XDG_STATE_HOME", &state_dir)
+        .args(["run", "--checkpoint", "--rw"])
+        .arg(&state_dir)
+        .args(["--", "sh", "-c", "echo x >> notes.txt"])
+        .current_dir(&fx.repo)
+        .output()
+        .unwrap();
+    common::assert_kennel_started(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no checkpoint") && stderr(&out).contains("the sandbox can write"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("kennel undo"), "{}", stderr(&out));
+}
