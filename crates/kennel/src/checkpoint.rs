@@ -42,17 +42,18 @@ pub struct Store {
     repo: PathBuf,
     root: PathBuf,
     git: GitDirs,
+    /// Your global `core.excludesFile`, asked of git once.
+    global_excludes: std::sync::OnceLock<Option<PathBuf>>,
 }
 
 /// One snapshot: the commit, its files' tree, and the refs it recorded.
 struct Snapshot {
-    commit: String,
     files: String,
     refs: Refs,
 }
 
 /// `HEAD` (a symbolic `ref: NAME` or an OID) and each ref's OID.
-#[derive(Default, PartialEq)]
+#[derive(Default, Clone, PartialEq)]
 struct Refs {
     head: String,
     refs: BTreeMap<String, String>,
@@ -89,6 +90,7 @@ impl Store {
             dir,
             root,
             git,
+            global_excludes: std::sync::OnceLock::new(),
         };
         store.init()?;
         Ok(Some(store))
@@ -114,8 +116,11 @@ impl Store {
         }
         let info = self.repo.join("info");
         fs::create_dir_all(&info).map_err(|e| format!("{}: {e}", shown_path(&info)))?;
-        fs::write(info.join("attributes"), ATTRIBUTES)
-            .map_err(|e| format!("{}: {e}", shown_path(&info)))?;
+        let attributes = info.join("attributes");
+        if fs::read(&attributes).ok().as_deref() != Some(ATTRIBUTES.as_bytes()) {
+            fs::write(&attributes, ATTRIBUTES)
+                .map_err(|e| format!("{}: {e}", shown_path(&info)))?;
+        }
         Ok(())
     }
 
@@ -187,23 +192,96 @@ impl Store {
 
     /// Records the workspace as session `n`'s `kind` (`start` or `end`), with `subject` as
     /// its commit's first line.
-    fn snapshot(&self, n: u64, kind: &str, subject: &str) -> Result<Snapshot, String> {
-        self.snapshot_with(n, kind, subject, None)
+    /// The workspace as it is now, to be kept with [`Store::record`] as `keep` (session,
+    /// `start` or `end`), whose history is kept first: its files then need not be written
+    /// again. Its files' tree also records the files at the paths of `also` (a tree) that
+    /// the workspace's rules now ignore, so that an undo replaces none it did not record.
+    fn capture(&self, keep: Option<(u64, &str)>, also: Option<&str>) -> Result<Snapshot, String> {
+        let refs = || -> Result<Refs, String> {
+            let refs = self.read_refs()?;
+            if let Some((n, kind)) = keep {
+                self.keep_history(n, kind, &refs);
+            }
+            Ok(refs)
+        };
+        let files = || -> Result<String, String> {
+            self.record_files(also)?;
+            Ok(run(self.tree_git().arg("write-tree"))?.trim().to_string())
+        };
+        // The first time, the history first: `git add` then finds most files' objects
+        // there and writes none. Later, both at once (two processes of git), joined before
+        // the sandbox starts.
+        let (files, refs) = if self.sessions_kept() {
+            std::thread::scope(|scope| {
+                let refs = scope.spawn(refs);
+                let files = files();
+                let refs = refs
+                    .join()
+                    .unwrap_or_else(|_| Err("reading the refs failed".into()));
+                (files, refs)
+            })
+        } else {
+            let refs = refs();
+            (files(), refs)
+        };
+        Ok(Snapshot {
+            files: files?,
+            refs: refs?,
+        })
     }
 
-    /// [`Store::snapshot`], also recording the files at the paths of `also` (a tree) that
-    /// the workspace's rules now ignore: an undo then replaces none it did not record.
-    fn snapshot_with(
-        &self,
-        n: u64,
-        kind: &str,
-        subject: &str,
-        also: Option<&str>,
-    ) -> Result<Snapshot, String> {
-        self.record_files(also)?;
-        let files = run(self.tree_git().arg("write-tree"))?.trim().to_string();
-        let refs = self.read_refs()?;
-        // The history the refs reach, copied into the store (only what is new).
+    /// Keeps `snap` as session `n`'s `kind` (`start` or `end`), with `subject` as the first
+    /// line of its commit.
+    fn record(&self, n: u64, kind: &str, snap: &Snapshot, subject: &str) -> Result<(), String> {
+        // One commit whose tree holds `files` and `refs`, made and named by fast-import.
+        let refs = snap.refs.text();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let subject = subject.replace('\n', " ");
+        let stream = format!(
+            "commit refs/kennel/{n}/{kind}\ncommitter kennel <kennel@localhost> {now} +0000\n\
+             data {}\n{subject}\nM 040000 {} files\nM 100644 inline refs\ndata {}\n{refs}\n\
+             done\n",
+            subject.len(),
+            snap.files,
+            refs.len()
+        );
+        let mut child = self
+            .store_git()
+            .args(["fast-import", "--quiet", "--force", "--done"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run git: {e}"))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(stream.as_bytes());
+        }
+        checked(child.wait_with_output()).map(|_| ())
+    }
+
+    /// The history `refs` reach, kept under `refs/kennel/N/KIND-refs/`: made at once when
+    /// the store has every tip already (the usual case: nothing new since the last
+    /// checkpoint); otherwise what is new is fetched from the repository.
+    fn keep_history(&self, n: u64, kind: &str, refs: &Refs) {
+        if refs.refs.is_empty() {
+            return;
+        }
+        // The refs made at once when the store has every tip: `update-ref` refuses an
+        // object it lacks, and an object of the store came whole (by a fetch, which checks
+        // that all a tip reaches came too, or by `write-tree`).
+        let made: String = refs
+            .refs
+            .iter()
+            .map(|(name, oid)| {
+                let rest = name.strip_prefix("refs/").unwrap_or(name);
+                format!("update refs/kennel/{n}/{kind}-refs/{rest} {oid}\n")
+            })
+            .collect();
+        if self.update_refs(&made).is_ok() {
+            return;
+        }
         let history = format!("+refs/*:refs/kennel/{n}/{kind}-refs/*");
         let fetched = self
             .store_git()
@@ -217,46 +295,42 @@ impl Store {
             ])
             .arg(&self.git.git_dir)
             .arg(&history)
-            .output()
-            .map_err(|e| format!("cannot run git: {e}"))?;
-        if !fetched.status.success() && !refs.refs.is_empty() {
-            eprintln!(
+            .output();
+        match fetched {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => eprintln!(
                 "kennel: warning: the repository's history could not be read into the \
                  checkpoint (its refs are recorded, not the commits they reach): {}",
                 shown(
-                    String::from_utf8_lossy(&fetched.stderr)
+                    String::from_utf8_lossy(&out.stderr)
                         .lines()
                         .next()
                         .unwrap_or_default()
                 )
-            );
+            ),
+            Err(e) => eprintln!("kennel: warning: cannot run git: {e}"),
         }
-        let refs_blob = hash_object(self, refs.text().as_bytes())?;
-        let top = format!("100644 blob {refs_blob}\trefs\n040000 tree {files}\tfiles\n");
-        let tree = {
-            let mut child = self
-                .store_git()
-                .arg("mktree")
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .spawn()
-                .map_err(|e| format!("cannot run git: {e}"))?;
-            if let Some(mut input) = child.stdin.take() {
-                let _ = input.write_all(top.as_bytes());
-            }
-            checked(child.wait_with_output())?.trim().to_string()
-        };
-        let commit = run(self.store_git().args(["commit-tree", &tree, "-m", subject]))?
-            .trim()
-            .to_string();
-        run(self
+    }
+
+    /// Whether the store keeps any session yet (a first checkpoint copies the history).
+    fn sessions_kept(&self) -> bool {
+        self.repo.join("packed-refs").exists()
+            || fs::read_dir(self.repo.join("refs/kennel")).is_ok_and(|mut d| d.next().is_some())
+    }
+
+    fn update_refs(&self, input: &str) -> Result<(), String> {
+        let mut child = self
             .store_git()
-            .args(["update-ref", &format!("refs/kennel/{n}/{kind}"), &commit]))?;
-        Ok(Snapshot {
-            commit,
-            files,
-            refs,
-        })
+            .args(["update-ref", "--stdin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run git: {e}"))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(input.as_bytes());
+        }
+        checked(child.wait_with_output()).map(|_| ())
     }
 
     /// The workspace's files into kennel's index: all that git does not ignore, and those of
@@ -324,19 +398,24 @@ impl Store {
     /// copied into the store's `info/exclude`.
     fn write_excludes(&self) {
         let mut text = fs::read(self.git.common_dir.join("info/exclude")).unwrap_or_default();
-        let global = Command::new("git")
-            .args(["config", "--global", "--path", "--get", "core.excludesFile"])
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .output();
-        if let Ok(out) = global {
+        let global = self.global_excludes.get_or_init(|| {
+            let out = Command::new("git")
+                .args(["config", "--global", "--path", "--get", "core.excludesFile"])
+                .stdin(Stdio::null())
+                .stderr(Stdio::null())
+                .output()
+                .ok()?;
             let file = String::from_utf8_lossy(&out.stdout).trim().to_string();
-            if out.status.success() && !file.is_empty() {
-                text.push(b'\n');
-                text.extend(fs::read(file).unwrap_or_default());
-            }
+            (out.status.success() && !file.is_empty()).then(|| PathBuf::from(file))
+        });
+        if let Some(file) = global {
+            text.push(b'\n');
+            text.extend(fs::read(file).unwrap_or_default());
         }
-        let _ = fs::write(self.repo.join("info/exclude"), text);
+        let path = self.repo.join("info/exclude");
+        if fs::read(&path).ok().as_ref() != Some(&text) {
+            let _ = fs::write(path, text);
+        }
     }
 
     /// The repository's refs and HEAD; none, said, where git cannot read them (a sandbox
@@ -361,6 +440,17 @@ impl Store {
             .filter_map(|l| l.split_once(' '))
             .map(|(oid, name)| (name.to_string(), oid.to_string()))
             .collect();
+        // HEAD as the file says, when it says it plainly; git otherwise.
+        let file = crate::files::read_users_file(&self.git.git_dir.join("HEAD"), 4096)
+            .map(|b| String::from_utf8_lossy(&b).trim_end().to_string())
+            .unwrap_or_default();
+        let plain = file
+            .strip_prefix("ref: refs/")
+            .is_some_and(|r| !r.is_empty() && r.bytes().all(|b| b > b' ' && b != 0x7f))
+            || (file.len() >= 40 && file.bytes().all(|b| b.is_ascii_hexdigit()));
+        if plain {
+            return Ok(Refs { head: file, refs });
+        }
         let head = match run(self.refs_git().args(["symbolic-ref", "-q", "HEAD"])) {
             Ok(name) => format!("ref: {}", name.trim()),
             Err(_) => run(self
@@ -391,7 +481,6 @@ impl Store {
             .store_git()
             .args(["cat-file", "blob", &format!("{commit}:refs")]))?;
         Ok(Some(Snapshot {
-            commit,
             files,
             refs: Refs::parse(&text),
         }))
@@ -399,36 +488,36 @@ impl Store {
 
     /// What changed from `a` to `b`, in one line.
     fn summary(&self, a: &Snapshot, b: &Snapshot, n: u64) -> Result<String, String> {
-        let status = run(self.store_git().args([
-            "diff-tree",
-            "-r",
-            "--no-renames",
-            "--name-status",
-            &a.files,
-            &b.files,
-        ]))?;
+        // Raw lines (`:MODE MODE OID OID STATUS\tPATH`) then numstat lines (`+\t-\tPATH`).
+        let diff = if a.files == b.files {
+            String::new()
+        } else {
+            run(self.store_git().args([
+                "diff-tree",
+                "-r",
+                "--no-renames",
+                "--raw",
+                "--numstat",
+                &a.files,
+                &b.files,
+            ]))?
+        };
         let (mut added, mut changed, mut deleted) = (0, 0, 0);
-        for line in status.lines() {
-            match line.chars().next() {
-                Some('A') => added += 1,
-                Some('D') => deleted += 1,
-                Some(_) => changed += 1,
-                None => {}
-            }
-        }
-        let stat = run(self.store_git().args([
-            "diff-tree",
-            "-r",
-            "--no-renames",
-            "--numstat",
-            &a.files,
-            &b.files,
-        ]))?;
         let (mut plus, mut minus) = (0u64, 0u64);
-        for line in stat.lines() {
-            let mut parts = line.split('\t');
-            plus += parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-            minus += parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        for line in diff.lines() {
+            if let Some(raw) = line.strip_prefix(':') {
+                let status = raw.split('\t').next().and_then(|m| m.split(' ').nth(4));
+                match status.and_then(|s| s.chars().next()) {
+                    Some('A') => added += 1,
+                    Some('D') => deleted += 1,
+                    Some(_) => changed += 1,
+                    None => {}
+                }
+            } else {
+                let mut parts = line.split('\t');
+                plus += parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+                minus += parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+            }
         }
         let mut parts = Vec::new();
         let files = added + changed + deleted;
@@ -440,7 +529,11 @@ impl Store {
         }
         let moves = ref_moves(&a.refs, &b.refs);
         parts.extend(moves.summary());
-        let commits = self.new_commits(a, b, n);
+        let commits = if a.refs.refs == b.refs.refs {
+            0
+        } else {
+            self.new_commits(a, b, n)
+        };
         if commits > 0 {
             parts.push(format!("{commits} new commit{}", plural(commits)));
         }
@@ -660,20 +753,6 @@ fn run(cmd: &mut Command) -> Result<String, String> {
     checked(cmd.output())
 }
 
-fn hash_object(store: &Store, bytes: &[u8]) -> Result<String, String> {
-    let mut child = store
-        .store_git()
-        .args(["hash-object", "-w", "--stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run git: {e}"))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(bytes);
-    }
-    Ok(checked(child.wait_with_output())?.trim().to_string())
-}
-
 /// A session's checkpoint, taken at its start.
 pub struct Session {
     store: Store,
@@ -708,7 +787,8 @@ pub fn begin(ctx: &Context, policy: &Policy) -> Option<Session> {
             .map_err(|e| format!("cannot lock the checkpoint store: {e}"))?;
         let running = store.running();
         let n = store.sessions()?.last().map_or(1, |n| n + 1);
-        let start = store.snapshot(n, "start", &format!("profile {profile}"))?;
+        let start = store.capture(Some((n, "start")), None)?;
+        store.record(n, "start", &start, &format!("profile {profile}"))?;
         Ok(Some(Session {
             store,
             n,
@@ -734,21 +814,13 @@ pub fn end(session: Session) {
         let _guard = store
             .lock("write", FlockArg::LockExclusive)
             .map_err(|e| format!("cannot lock the checkpoint store: {e}"))?;
-        let end = store.snapshot(n, "end", "end")?;
+        let end = store.capture(Some((n, "end")), None)?;
         let summary = store.summary(&start, &end, n)?;
-        // The summary, kept as the end's subject for `kennel sessions`.
-        let tree = run(store
-            .store_git()
-            .args(["rev-parse", &format!("{}^{{tree}}", end.commit)]))?;
-        let commit = run(store
-            .store_git()
-            .args(["commit-tree", tree.trim(), "-m", &summary]))?;
-        run(store.store_git().args([
-            "update-ref",
-            &format!("refs/kennel/{n}/end"),
-            commit.trim(),
-        ]))?;
-        store.drop_old(KEEP)?;
+        // The summary is the end's subject, for `kennel sessions`.
+        store.record(n, "end", &end, &summary)?;
+        if n > KEEP as u64 {
+            store.drop_old(KEEP)?;
+        }
         Ok(summary)
     };
     match attempt() {
@@ -856,7 +928,9 @@ pub fn diff(ctx: &Context, session: Option<u64>) -> Result<(), String> {
             let _guard = store
                 .lock("write", FlockArg::LockExclusive)
                 .map_err(|e| format!("cannot lock the checkpoint store: {e}"))?;
-            store.snapshot(n, "end", "end (taken by kennel diff)")?
+            let end = store.capture(Some((n, "end")), None)?;
+            store.record(n, "end", &end, "(the workspace when kennel diff looked)")?;
+            end
         }
     };
     println!("session {n}: {}", store.summary(&start, &end, n)?);
@@ -922,19 +996,11 @@ pub fn undo(ctx: &Context, session: Option<u64>, dry_run: bool) -> Result<(), St
     // The present, kept as a session of its own: the undo can be undone.
     let m = store.sessions()?.last().map_or(1, |l| l + 1);
     let present = if dry_run {
-        store.record_files(Some(&target.files))?;
-        Snapshot {
-            commit: String::new(),
-            files: run(store.tree_git().arg("write-tree"))?.trim().to_string(),
-            refs: store.read_refs()?,
-        }
+        store.capture(None, Some(&target.files))?
     } else {
-        store.snapshot_with(
-            m,
-            "start",
-            &format!("profile undo of {n}"),
-            Some(&target.files),
-        )?
+        let present = store.capture(Some((m, "start")), Some(&target.files))?;
+        store.record(m, "start", &present, &format!("profile undo of {n}"))?;
+        present
     };
     let changes = run(store.store_git().args([
         "diff-tree",
@@ -977,7 +1043,11 @@ pub fn undo(ctx: &Context, session: Option<u64>, dry_run: bool) -> Result<(), St
     if said.is_empty() {
         println!("the workspace is as it was at the start of session {n}: nothing to undo");
         if !dry_run {
-            let _ = store.snapshot(m, "end", "nothing changed");
+            let same = Snapshot {
+                files: present.files.clone(),
+                refs: present.refs.clone(),
+            };
+            let _ = store.record(m, "end", &same, "nothing changed");
         }
         return Ok(());
     }
@@ -1008,17 +1078,9 @@ pub fn undo(ctx: &Context, session: Option<u64>, dry_run: bool) -> Result<(), St
     }
     keep_ignored(&store, &present, &changes)?;
     restore_refs(&store, n, &present.refs, &target.refs)?;
-    let end = store.snapshot(m, "end", "end")?;
+    let end = store.capture(Some((m, "end")), None)?;
     let summary = store.summary(&present, &end, m)?;
-    let commit = run(store.store_git().args([
-        "commit-tree",
-        &format!("{}^{{tree}}", end.commit),
-        "-m",
-        &summary,
-    ]))?;
-    run(store
-        .store_git()
-        .args(["update-ref", &format!("refs/kennel/{m}/end"), commit.trim()]))?;
+    store.record(m, "end", &end, &summary)?;
     println!("undone; this undo is session {m}: `kennel undo {m}` undoes it");
     Ok(())
 }
