@@ -21,7 +21,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -397,7 +397,11 @@ impl Store {
     /// work tree, the repository's `info/exclude` and your global `core.excludesFile` are
     /// copied into the store's `info/exclude`.
     fn write_excludes(&self) {
-        let mut text = fs::read(self.git.common_dir.join("info/exclude")).unwrap_or_default();
+        let mut text = crate::files::read_file_no_link(
+            &self.git.common_dir.join("info/exclude"),
+            crate::files::MAX_CONFIG,
+        )
+        .unwrap_or_default();
         let global = self.global_excludes.get_or_init(|| {
             let out = Command::new("git")
                 .args(["config", "--global", "--path", "--get", "core.excludesFile"])
@@ -441,7 +445,7 @@ impl Store {
             .map(|(oid, name)| (name.to_string(), oid.to_string()))
             .collect();
         // HEAD as the file says, when it says it plainly; git otherwise.
-        let file = crate::files::read_users_file(&self.git.git_dir.join("HEAD"), 4096)
+        let file = crate::files::read_file_no_link(&self.git.git_dir.join("HEAD"), 4096)
             .map(|b| String::from_utf8_lossy(&b).trim_end().to_string())
             .unwrap_or_default();
         let plain = file
@@ -690,6 +694,21 @@ fn short_ref(name: &str) -> String {
     } else {
         name.to_string()
     }
+}
+
+/// A line of a diff for a terminal: tabs and backslashes as they are (it is code), every
+/// other control character and the bidirectional overrides as visible escapes.
+fn terminal_safe(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    for c in line.chars() {
+        if c == '\t' || c == '\\' {
+            out.push(c);
+        } else {
+            let one = c.to_string();
+            out.push_str(&shown(&one));
+        }
+    }
+    out
 }
 
 fn plural(n: usize) -> &'static str {
@@ -956,21 +975,45 @@ pub fn diff(ctx: &Context, session: Option<u64>) -> Result<(), String> {
     for name in &moves.deleted {
         println!("deleted {} (was {})", shown(name), start.refs.refs[name]);
     }
-    let status = store
+    // The files' diff: what the sandbox wrote, shown to a terminal with its control
+    // characters escaped (an escape sequence in a file must not drive your terminal); to a
+    // pipe or a file byte for byte, as a patch.
+    let to_terminal = std::io::stdout().is_terminal();
+    let mut child = store
         .store_git()
         .args([
             "--no-pager",
             "diff",
             "--no-ext-diff",
             "--no-textconv",
+            "--no-color",
             "--stat",
             "-p",
             &start.files,
             &end.files,
         ])
         .stdin(Stdio::null())
-        .status()
+        .stdout(if to_terminal {
+            Stdio::piped()
+        } else {
+            Stdio::inherit()
+        })
+        .spawn()
         .map_err(|e| format!("cannot run git: {e}"))?;
+    if let Some(out) = child.stdout.take() {
+        let mut stdout = std::io::stdout().lock();
+        let mut reader = std::io::BufReader::new(out);
+        let mut line = Vec::new();
+        while std::io::BufRead::read_until(&mut reader, b'\n', &mut line).unwrap_or(0) > 0 {
+            let text = String::from_utf8_lossy(&line);
+            let body = text.strip_suffix('\n').unwrap_or(&text);
+            if writeln!(stdout, "{}", terminal_safe(body)).is_err() {
+                break;
+            }
+            line.clear();
+        }
+    }
+    let status = child.wait().map_err(|e| format!("cannot run git: {e}"))?;
     if !status.success() {
         return Err("git diff failed".into());
     }

@@ -473,3 +473,47 @@ fn a_store_the_sandbox_can_write_is_not_used() {
     );
     assert!(!stderr(&out).contains("kennel undo"), "{}", stderr(&out));
 }
+
+/// `kennel diff` to a terminal shows what the sandbox wrote in a file with its escape
+/// sequences made visible (an OSC 52 clipboard write, a title); to a pipe, byte for byte.
+#[test]
+fn diff_to_a_terminal_escapes_what_the_sandbox_wrote() {
+    let fx = project("checkpoint-diff-escape", "native");
+    let out = fx
+        .kennel()
+        .args([
+            "run",
+            "--checkpoint",
+            "--",
+            "sh",
+            "-c",
+            "printf 'x\\033]52;c;cHduZWQ=\\007y\\tz\\n' > notes.txt",
+        ])
+        .current_dir(&fx.repo)
+        .output()
+        .unwrap();
+    common::assert_kennel_started(&out);
+    assert!(stderr(&out).contains("kennel undo 1"), "{}", stderr(&out));
+    // `script` gives kennel a terminal as its standard output.
+    let tty = fx
+        .user_command("script")
+        .args(["-q", "-e", "-c"])
+        .arg(format!("{} diff 1", common::env().kennel.display()))
+        .arg("/dev/null")
+        .current_dir(&fx.repo)
+        .output()
+        .unwrap();
+    let shown = stdout(&tty);
+    assert!(tty.status.success(), "{shown}{}", stderr(&tty));
+    assert!(
+        !shown.contains('\u{1b}') && !shown.contains('\u{7}'),
+        "{shown:?}"
+    );
+    assert!(shown.contains("+x\\e]52;c;cHduZWQ=\\u{7}y\tz"), "{shown:?}");
+    let piped = kennel(&fx, &["diff", "1"]);
+    assert!(
+        stdout(&piped).contains("+x\u{1b}]52;c;cHduZWQ=\u{7}y\tz"),
+        "{}",
+        stdout(&piped)
+    );
+}
