@@ -517,3 +517,61 @@ fn diff_to_a_terminal_escapes_what_the_sandbox_wrote() {
         stdout(&piped)
     );
 }
+
+/// A full store (a 256 KiB tmpfs as `XDG_STATE_HOME`): the checkpoint fails with a clear
+/// warning, the session still runs, and nothing of the workspace is lost.
+#[test]
+fn a_full_store_is_said_and_loses_nothing() {
+    if common::skip_unless_root("mounting a small tmpfs") {
+        return;
+    }
+    let fx = project("checkpoint-full", "native");
+    let state_dir = fx.dir.join("full-state");
+    std::fs::create_dir_all(&state_dir).unwrap();
+    let mount = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs"])
+        .arg(&state_dir)
+        .status()
+        .unwrap();
+    assert!(mount.success());
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(state_dir.clone());
+    fx.chown(&state_dir);
+    // Incompressible content, larger than the store's room.
+    let big = fx.as_user(&format!(
+        "head -c 1048576 /dev/urandom > '{}/big.bin'",
+        fx.repo.display()
+    ));
+    assert!(big.status.success());
+    let before = state(&fx);
+    let out = fx
+        .kennel()
+        .env("XDG_STATE_HOME", &state_dir)
+        .args(["run", "--checkpoint", "--", "sh", "-c", "echo RAN"])
+        .current_dir(&fx.repo)
+        .output()
+        .unwrap();
+    common::assert_kennel_started(&out);
+    assert!(stdout(&out).contains("RAN"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no checkpoint of the workspace was taken"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    assert_eq!(state(&fx), before, "the workspace changed");
+    let undo = fx
+        .kennel()
+        .env("XDG_STATE_HOME", &state_dir)
+        .args(["undo"])
+        .current_dir(&fx.repo)
+        .output()
+        .unwrap();
+    assert_eq!(undo.status.code(), Some(2), "{}", stderr(&undo));
+    assert_eq!(state(&fx), before, "a failed undo changed the workspace");
+}
