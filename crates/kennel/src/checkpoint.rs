@@ -22,7 +22,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{IsTerminal, Write};
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
@@ -173,21 +173,39 @@ impl Store {
         self.lock("running", FlockArg::LockShared).ok().map(Running)
     }
 
-    /// The numbers of the sessions kept, oldest first.
-    fn sessions(&self) -> Result<Vec<u64>, String> {
+    /// The numbers of the sessions kept (those whose start was recorded), oldest first, and
+    /// the number the next session takes (past any half-made one).
+    fn sessions_and_next(&self) -> Result<(Vec<u64>, u64), String> {
         let out =
             run(self
                 .store_git()
                 .args(["for-each-ref", "--format=%(refname)", "refs/kennel/"]))?;
-        let mut numbers: Vec<u64> = out
-            .lines()
-            .filter_map(|r| r.strip_prefix("refs/kennel/"))
-            .filter_map(|r| r.split('/').next())
-            .filter_map(|n| n.parse().ok())
-            .collect();
+        let mut numbers = Vec::new();
+        let mut next = 1;
+        for rest in out.lines().filter_map(|r| r.strip_prefix("refs/kennel/")) {
+            let mut parts = rest.splitn(2, '/');
+            let (Some(n), Some(kind)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            let Ok(n) = n.parse::<u64>() else { continue };
+            next = next.max(n + 1);
+            if kind == "start" {
+                numbers.push(n);
+            }
+        }
         numbers.sort_unstable();
         numbers.dedup();
-        Ok(numbers)
+        Ok((numbers, next))
+    }
+
+    /// The numbers of the sessions kept, oldest first.
+    fn sessions(&self) -> Result<Vec<u64>, String> {
+        Ok(self.sessions_and_next()?.0)
+    }
+
+    /// The number of the next session.
+    fn next_session(&self) -> Result<u64, String> {
+        Ok(self.sessions_and_next()?.1)
     }
 
     /// Records the workspace as session `n`'s `kind` (`start` or `end`), with `subject` as
@@ -342,20 +360,21 @@ impl Store {
             .args(["add", "-A", "--ignore-errors", "--", "."])
             .output()
             .map_err(|e| format!("cannot run git: {e}"))?;
-        if !add.status.success() && !String::from_utf8_lossy(&add.stderr).contains("unable to") {
-            return Err(format!(
-                "git add failed: {}",
-                shown(String::from_utf8_lossy(&add.stderr).trim())
-            ));
-        }
-        let unreadable = String::from_utf8_lossy(&add.stderr)
+        // A path git cannot add (unreadable, an empty repository inside) is one error line,
+        // and the others are still added: said, not fatal. Anything else is.
+        let errors = String::from_utf8_lossy(&add.stderr);
+        let fatal = errors
             .lines()
-            .filter(|l| l.contains("unable to"))
-            .count();
-        if unreadable > 0 {
+            .find(|l| l.starts_with("fatal:") && !l.contains("adding files failed"));
+        if let Some(fatal) = fatal.filter(|_| !add.status.success()) {
+            return Err(format!("git add failed: {}", shown(fatal)));
+        }
+        let skipped: Vec<&str> = errors.lines().filter(|l| l.starts_with("error:")).collect();
+        if let Some(first) = skipped.first() {
             eprintln!(
-                "kennel: warning: {unreadable} file(s) of the workspace could not be read into \
-                 the checkpoint (not yours to read?)"
+                "kennel: warning: {} path(s) of the workspace are not in the checkpoint ({})",
+                skipped.len(),
+                shown(first.trim_start_matches("error: "))
             );
         }
         let Some(tree) = also else {
@@ -393,15 +412,21 @@ impl Store {
         Ok(())
     }
 
+    /// The repository's own `info/exclude` (empty when there is none or it is not a plain
+    /// file).
+    fn repository_excludes(&self) -> Vec<u8> {
+        crate::files::read_file_no_link(
+            &self.git.common_dir.join("info/exclude"),
+            crate::files::MAX_CONFIG,
+        )
+        .unwrap_or_default()
+    }
+
     /// The workspace's ignore files, for the store: `.gitignore` files are read from the
     /// work tree, the repository's `info/exclude` and your global `core.excludesFile` are
     /// copied into the store's `info/exclude`.
     fn write_excludes(&self) {
-        let mut text = crate::files::read_file_no_link(
-            &self.git.common_dir.join("info/exclude"),
-            crate::files::MAX_CONFIG,
-        )
-        .unwrap_or_default();
+        let mut text = self.repository_excludes();
         let global = self.global_excludes.get_or_init(|| {
             let out = Command::new("git")
                 .args(["config", "--global", "--path", "--get", "core.excludesFile"])
@@ -451,7 +476,8 @@ impl Store {
         let plain = file
             .strip_prefix("ref: refs/")
             .is_some_and(|r| !r.is_empty() && r.bytes().all(|b| b > b' ' && b != 0x7f))
-            || (file.len() >= 40 && file.bytes().all(|b| b.is_ascii_hexdigit()));
+            || ((file.len() == 40 || file.len() == 64)
+                && file.bytes().all(|b| b.is_ascii_hexdigit()));
         if plain {
             return Ok(Refs { head: file, refs });
         }
@@ -583,7 +609,7 @@ impl Store {
             .unwrap_or(0)
     }
 
-    /// Drops the sessions older than the newest `keep`.
+    /// Drops the sessions older than the newest `keep`, and what half-made ones left.
     fn drop_old(&self, keep: usize) -> Result<usize, String> {
         let sessions = self.sessions()?;
         let old = sessions.len().saturating_sub(keep);
@@ -597,7 +623,10 @@ impl Store {
                 .strip_prefix("refs/kennel/")
                 .and_then(|r| r.split('/').next())
                 .and_then(|n| n.parse::<u64>().ok());
-            if number.is_some_and(|n| sessions[..old].contains(&n)) {
+            // The older sessions, and refs of a session whose start was never recorded
+            // (its checkpoint failed half-way; none is being made: the caller holds the
+            // store's lock).
+            if number.is_some_and(|n| !sessions[old..].contains(&n)) {
                 input.push_str(&format!("delete {name}\n"));
             }
         }
@@ -753,6 +782,10 @@ fn plain_git() -> Command {
             "-c",
             "fetch.writeCommitGraph=false",
             "-c",
+            "protocol.allow=never",
+            "-c",
+            "protocol.ext.allow=never",
+            "-c",
             "protocol.file.allow=always",
         ])
         .stdin(Stdio::null());
@@ -777,6 +810,8 @@ pub struct Session {
     store: Store,
     n: u64,
     start: Snapshot,
+    /// The repository's `info/exclude` at the start: what checkpoints leave out.
+    exclude: Vec<u8>,
     _running: Option<Running>,
 }
 
@@ -805,13 +840,15 @@ pub fn begin(ctx: &Context, policy: &Policy) -> Option<Session> {
             .lock("write", FlockArg::LockExclusive)
             .map_err(|e| format!("cannot lock the checkpoint store: {e}"))?;
         let running = store.running();
-        let n = store.sessions()?.last().map_or(1, |n| n + 1);
+        let n = store.next_session()?;
         let start = store.capture(Some((n, "start")), None)?;
         store.record(n, "start", &start, &format!("profile {profile}"))?;
+        let exclude = store.repository_excludes();
         Ok(Some(Session {
             store,
             n,
             start,
+            exclude,
             _running: running,
         }))
     };
@@ -827,14 +864,28 @@ pub fn begin(ctx: &Context, policy: &Policy) -> Option<Session> {
 /// After the session: its end snapshot and the line that says what changed.
 pub fn end(session: Session) {
     let Session {
-        store, n, start, ..
+        store,
+        n,
+        start,
+        exclude,
+        ..
     } = session;
     let attempt = || -> Result<String, String> {
         let _guard = store
             .lock("write", FlockArg::LockExclusive)
             .map_err(|e| format!("cannot lock the checkpoint store: {e}"))?;
         let end = store.capture(Some((n, "end")), None)?;
-        let summary = store.summary(&start, &end, n)?;
+        let mut summary = store.summary(&start, &end, n)?;
+        // What checkpoints leave out was changed (where a sandbox can write it): said, so
+        // that a file later left out of every checkpoint is not a surprise.
+        if store.repository_excludes() != exclude {
+            let part = "changed .git/info/exclude (files it names are left out of checkpoints)";
+            summary = if summary == "nothing changed" {
+                part.to_string()
+            } else {
+                format!("{summary}, {part}")
+            };
+        }
         // The summary is the end's subject, for `kennel sessions`.
         store.record(n, "end", &end, &summary)?;
         if n > KEEP as u64 {
@@ -1033,11 +1084,19 @@ pub fn undo(ctx: &Context, session: Option<u64>, dry_run: bool) -> Result<(), St
     let _guard = store
         .lock("write", FlockArg::LockExclusive)
         .map_err(|e| format!("cannot lock the checkpoint store: {e}"))?;
+    if let Some(link) = link_in_git_dirs(&store.git) {
+        return Err(format!(
+            "{} is a link (a sandbox may have made it, to send what an undo writes \
+             elsewhere): kennel does not follow it; look at it, remove it, and undo again \
+             (nothing was changed)",
+            shown_path(&link)
+        ));
+    }
     let target = store
         .load(n, "start")?
         .ok_or_else(|| format!("session {n} has no start checkpoint"))?;
     // The present, kept as a session of its own: the undo can be undone.
-    let m = store.sessions()?.last().map_or(1, |l| l + 1);
+    let m = store.next_session()?;
     let present = if dry_run {
         store.capture(None, Some(&target.files))?
     } else {
@@ -1045,27 +1104,17 @@ pub fn undo(ctx: &Context, session: Option<u64>, dry_run: bool) -> Result<(), St
         store.record(m, "start", &present, &format!("profile undo of {n}"))?;
         present
     };
-    let changes = run(store.store_git().args([
-        "diff-tree",
-        "-r",
-        "--no-renames",
-        "--name-status",
-        &present.files,
-        &target.files,
-    ]))?;
+    let changes = changed_paths(&store, &present.files, &target.files)?;
     let moves = ref_moves(&present.refs, &target.refs);
     let verb = if dry_run { "would" } else { "will" };
     let mut said = Vec::new();
-    for line in changes.lines() {
-        let Some((status, path)) = line.split_once('\t') else {
-            continue;
-        };
+    for (status, path) in &changes {
         let what = match status {
-            "A" => "restore",
-            "D" => "delete",
+            b'A' => "restore",
+            b'D' => "delete",
             _ => "put back",
         };
-        said.push(format!("{what} {}", shown(path)));
+        said.push(format!("{what} {}", kennel_policy::shown_bytes(path)));
     }
     for name in &moves.created {
         said.push(format!(
@@ -1131,10 +1180,15 @@ pub fn undo(ctx: &Context, session: Option<u64>, dry_run: bool) -> Result<(), St
 /// A file the undo removed because the target does not have it, but that the restored
 /// ignore rules ignore, is an ignored file (a build output, a `.env`) that the target did
 /// not record: it is written back from the present's snapshot, as it was.
-fn keep_ignored(store: &Store, present: &Snapshot, changes: &str) -> Result<(), String> {
-    let removed: Vec<&str> = changes
-        .lines()
-        .filter_map(|l| l.strip_prefix("D\t"))
+fn keep_ignored(
+    store: &Store,
+    present: &Snapshot,
+    changes: &[(u8, Vec<u8>)],
+) -> Result<(), String> {
+    let removed: Vec<&[u8]> = changes
+        .iter()
+        .filter(|(status, _)| *status == b'D')
+        .map(|(_, path)| path.as_slice())
         .collect();
     if removed.is_empty() {
         return Ok(());
@@ -1149,16 +1203,17 @@ fn keep_ignored(store: &Store, present: &Snapshot, changes: &str) -> Result<(), 
         .spawn()
         .map_err(|e| format!("cannot run git: {e}"))?;
     if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(removed.join("\0").as_bytes());
+        let _ = stdin.write_all(&removed.join(&b'\0'));
     }
     // Exit 1: none is ignored.
     let out = child
         .wait_with_output()
         .map_err(|e| format!("cannot run git: {e}"))?;
-    let ignored: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .split('\0')
+    let ignored: Vec<&std::ffi::OsStr> = out
+        .stdout
+        .split(|b| *b == 0)
         .filter(|p| !p.is_empty())
-        .map(str::to_string)
+        .map(std::os::unix::ffi::OsStrExt::from_bytes)
         .collect();
     if ignored.is_empty() {
         return Ok(());
@@ -1177,6 +1232,107 @@ fn keep_ignored(store: &Store, present: &Snapshot, changes: &str) -> Result<(), 
     result.map(|_| ())
 }
 
+/// A ref name as git takes one (`git check-ref-format`), under `refs/`.
+fn valid_ref_name(name: &str) -> bool {
+    name.starts_with("refs/")
+        && plain_git()
+            .args(["check-ref-format", name])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+}
+
+/// What changes from tree `a` to tree `b`: each path (bytes, as git has it) with its status
+/// (`A`, `D`, `M`, `T`).
+fn changed_paths(store: &Store, a: &str, b: &str) -> Result<Vec<(u8, Vec<u8>)>, String> {
+    let out = store
+        .store_git()
+        .args([
+            "diff-tree",
+            "-r",
+            "--no-renames",
+            "--name-status",
+            "-z",
+            a,
+            b,
+        ])
+        .output()
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    if !out.status.success() {
+        return Err(shown(String::from_utf8_lossy(&out.stderr).trim()).into_owned());
+    }
+    let mut fields = out.stdout.split(|b| *b == 0);
+    let mut changes = Vec::new();
+    while let (Some(status), Some(path)) = (fields.next(), fields.next()) {
+        if let Some(first) = status.first() {
+            changes.push((*first, path.to_vec()));
+        }
+    }
+    Ok(changes)
+}
+
+/// The first link in the repository's git folders where an undo writes (HEAD, refs, logs,
+/// objects, packed-refs): a sandbox could have made one to send kennel's writes elsewhere
+/// (another repository, a file of your home). git follows them; kennel refuses instead.
+fn link_in_git_dirs(git: &GitDirs) -> Option<PathBuf> {
+    let is_link =
+        |p: &std::path::Path| fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink());
+    let mut bases = vec![git.git_dir.clone()];
+    if git.common_dir != git.git_dir {
+        bases.push(git.common_dir.clone());
+    }
+    let mut budget = 200_000usize;
+    for base in &bases {
+        for name in [
+            "HEAD",
+            "packed-refs",
+            "index",
+            "refs",
+            "logs",
+            "objects",
+            "commondir",
+            "ORIG_HEAD",
+            "FETCH_HEAD",
+        ] {
+            let path = base.join(name);
+            if is_link(&path) {
+                return Some(path);
+            }
+        }
+        // Every entry under refs and logs, and the folders of objects.
+        let mut stack = vec![base.join("refs"), base.join("logs")];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                budget = budget.saturating_sub(1);
+                if budget == 0 {
+                    return Some(dir);
+                }
+                let Ok(kind) = entry.file_type() else {
+                    continue;
+                };
+                if kind.is_symlink() {
+                    return Some(entry.path());
+                }
+                if kind.is_dir() {
+                    stack.push(entry.path());
+                }
+            }
+        }
+        if let Ok(entries) = fs::read_dir(base.join("objects")) {
+            for entry in entries.flatten() {
+                if entry.file_type().is_ok_and(|k| k.is_symlink()) {
+                    return Some(entry.path());
+                }
+            }
+        }
+    }
+    None
+}
+
 /// Puts the refs and HEAD of the workspace's repository back to `target`, with the history
 /// they reach (from the store), even where its objects were deleted.
 fn restore_refs(store: &Store, n: u64, present: &Refs, target: &Refs) -> Result<(), String> {
@@ -1191,53 +1347,59 @@ fn restore_refs(store: &Store, n: u64, present: &Refs, target: &Refs) -> Result<
     let head = store.git.git_dir.join("HEAD");
     let readable = run(store.refs_git().args(["rev-parse", "--git-dir"])).is_ok();
     if !readable || !head.exists() {
-        let text = if target.head.starts_with("ref: ") {
-            format!("{}\n", target.head)
-        } else {
-            "ref: refs/heads/main\n".to_string()
+        // git does not see a repository without a HEAD it can read: one is written, in
+        // place of what is there (a regular file: links were refused before).
+        let text = match target.head.strip_prefix("ref: ") {
+            Some(name) if valid_ref_name(name) => format!("{}\n", target.head),
+            _ => "ref: refs/heads/main\n".to_string(),
         };
-        fs::write(&head, text).map_err(|e| format!("{}: {e}", shown_path(&head)))?;
+        if fs::symlink_metadata(&head).is_ok_and(|m| m.is_file()) {
+            fs::remove_file(&head).map_err(|e| format!("{}: {e}", shown_path(&head)))?;
+        }
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+            .open(&head)
+            .map_err(|e| format!("{}: {e}", shown_path(&head)))?;
+        file.write_all(text.as_bytes())
+            .map_err(|e| format!("{}: {e}", shown_path(&head)))?;
     }
-    // The history: every target OID fetched from the store by its id.
-    let wanted: Vec<&String> = {
+    // The history: everything the target's refs reach, packed from the store and indexed
+    // into the repository (no transport, nothing of the repository's config in between).
+    let wanted: String = {
         let mut all: Vec<&String> = target.refs.values().collect();
         all.sort();
         all.dedup();
-        all
+        all.iter().map(|oid| format!("{oid}\n")).collect()
     };
     if !wanted.is_empty() {
-        let fetch = |refetch: bool| {
-            let mut cmd = store.workspace_git();
-            cmd.args(["fetch", "-q", "--no-tags", "--no-write-fetch-head"])
-                .args(["--no-auto-gc", "--no-recurse-submodules"]);
-            if refetch {
-                cmd.arg("--refetch");
-            }
-            cmd.arg(&store.repo).args(wanted.iter().map(|s| s.as_str()));
-            cmd.output()
-        };
-        let first = fetch(false).map_err(|e| format!("cannot run git: {e}"))?;
-        let connected = first.status.success()
-            && store
-                .workspace_git()
-                .args([
-                    "fsck",
-                    "--connectivity-only",
-                    "--no-dangling",
-                    "--no-progress",
-                ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-        if !connected {
-            let second = fetch(true).map_err(|e| format!("cannot run git: {e}"))?;
-            if !second.status.success() {
-                return Err(format!(
-                    "the history of session {n}'s refs could not be put back: {}",
-                    shown(String::from_utf8_lossy(&second.stderr).trim())
-                ));
-            }
+        let mut pack = store
+            .store_git()
+            .args(["pack-objects", "--stdout", "--revs", "-q"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run git: {e}"))?;
+        let packed = pack.stdout.take().map_or_else(Stdio::null, Stdio::from);
+        let index = store
+            .workspace_git()
+            .args(["index-pack", "--stdin"])
+            .stdin(packed)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run git: {e}"))?;
+        if let Some(mut stdin) = pack.stdin.take() {
+            let _ = stdin.write_all(wanted.as_bytes());
+        }
+        let packed = checked(pack.wait_with_output());
+        let indexed = checked(index.wait_with_output());
+        if let Err(e) = packed.and(indexed) {
+            return Err(format!(
+                "the history of session {n}'s refs could not be put back: {e}"
+            ));
         }
     }
     let mut input = String::new();
@@ -1268,6 +1430,9 @@ fn restore_refs(store: &Store, n: u64, present: &Refs, target: &Refs) -> Result<
     }
     if present.head != target.head && !target.head.is_empty() {
         let set = match target.head.strip_prefix("ref: ") {
+            Some(name) if !valid_ref_name(name) => {
+                Err(format!("the recorded HEAD {} is not a branch", shown(name)))
+            }
             Some(name) => run(store.workspace_git().args(["symbolic-ref", "HEAD", name])),
             None => {
                 run(store

@@ -562,6 +562,9 @@ fn run(config: &ConfigChoice, args: RunArgs) -> Result<u8, Failure> {
 /// `kennel sessions`, `diff` and `undo`: the workspace's checkpoints.
 fn checkpoints(action: impl FnOnce(&Context) -> Result<(), String>) -> Result<u8, Failure> {
     let ctx = context()?;
+    // A session that was killed is checked first, as at a start: what it planted in the
+    // repository (a config, a pointer) is put aside before kennel's git reads it.
+    git_watch::before_session(&ctx, false);
     action(&ctx).map_err(|e| failure(e, exit::REFUSED))?;
     Ok(0)
 }
