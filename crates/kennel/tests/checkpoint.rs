@@ -575,3 +575,152 @@ fn a_full_store_is_said_and_loses_nothing() {
     assert_eq!(undo.status.code(), Some(2), "{}", stderr(&undo));
     assert_eq!(state(&fx), before, "a failed undo changed the workspace");
 }
+
+/// Attack review, issue 21: what a sandbox leaves in the repository's git folders must not
+/// turn an undo into a write elsewhere. A link as `.git/HEAD` (to a file of the home) and
+/// a link as `.git/refs` (to another repository's refs): the undo refuses and writes
+/// nothing there.
+#[test]
+fn undo_refuses_links_in_the_git_folders() {
+    for (name, plant) in [
+        (
+            "head",
+            "rm .git/HEAD && ln -s \"$VICTIM/victim.txt\" .git/HEAD && rm notes.txt",
+        ),
+        (
+            "refs",
+            "mv .git/refs .git/refs.old && ln -s \"$VICTIM/refs\" .git/refs && rm notes.txt",
+        ),
+    ] {
+        let fx = project(&format!("checkpoint-link-{name}"), "native");
+        let victim = fx.home.join("victim");
+        let out = fx.as_user(&format!(
+            "mkdir -p '{v}/refs/heads' && echo precious > '{v}/victim.txt'",
+            v = victim.display()
+        ));
+        assert!(out.status.success());
+        let out = fx
+            .kennel()
+            .env("VICTIM", &victim)
+            .args(["run", "--checkpoint", "--rw"])
+            .arg(&victim)
+            .args(["--", "sh", "-c", plant])
+            .current_dir(&fx.repo)
+            .output()
+            .unwrap();
+        common::assert_kennel_started(&out);
+        let undo = kennel(&fx, &["undo", "1"]);
+        assert_eq!(undo.status.code(), Some(2), "{name}: {}", stderr(&undo));
+        assert!(
+            stderr(&undo).contains("is a link") && stderr(&undo).contains("nothing was changed"),
+            "{name}: {}",
+            stderr(&undo)
+        );
+        assert_eq!(
+            std::fs::read_to_string(victim.join("victim.txt")).unwrap(),
+            "precious\n",
+            "{name}"
+        );
+        let listed = fx.as_user(&format!("find '{}/refs' -type f", victim.display()));
+        assert_eq!(stdout(&listed), "", "{name}: the undo wrote refs elsewhere");
+        assert!(
+            !fx.repo.join("notes.txt").exists(),
+            "{name}: the undo changed files"
+        );
+    }
+}
+
+/// An empty repository made inside the workspace (`git init vendor`) is one path git cannot
+/// add: a warning, and every other file is still recorded and undone.
+#[test]
+fn a_nested_empty_repository_does_not_stop_checkpoints() {
+    let fx = project("checkpoint-nested", "native");
+    let out = fx
+        .kennel()
+        .args([
+            "run",
+            "--checkpoint",
+            "--",
+            "sh",
+            "-c",
+            "git init -q vendor && echo changed > notes.txt",
+        ])
+        .current_dir(&fx.repo)
+        .output()
+        .unwrap();
+    common::assert_kennel_started(&out);
+    assert!(stderr(&out).contains("kennel undo 1"), "{}", stderr(&out));
+    let undo = kennel(&fx, &["undo", "1"]);
+    assert!(undo.status.success(), "{}", stderr(&undo));
+    assert_eq!(
+        std::fs::read_to_string(fx.repo.join("notes.txt")).unwrap(),
+        "notes\n"
+    );
+}
+
+/// An ignored file whose name git quotes (a `"`, a tab, bytes that are not UTF-8) is left
+/// alone by an undo like any other ignored file.
+#[test]
+fn ignored_files_with_quoted_names_are_kept() {
+    let fx = project("checkpoint-quoted", "native");
+    let out = fx.as_user(&format!(
+        "cd '{}' && echo '*.env' >> .gitignore && git commit -qam ignore-env && \
+         echo a > 'my \"prod\".env' && printf b > \"$(printf 'tab\\there.env')\" && \
+         printf c > \"$(printf 'latin\\351.env')\"",
+        fx.repo.display()
+    ));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = fx
+        .kennel()
+        .args([
+            "run",
+            "--checkpoint",
+            "--",
+            "sh",
+            "-c",
+            "printf '' > .gitignore",
+        ])
+        .current_dir(&fx.repo)
+        .output()
+        .unwrap();
+    common::assert_kennel_started(&out);
+    let undo = kennel(&fx, &["undo", "1"]);
+    assert!(undo.status.success(), "{}", stderr(&undo));
+    assert_eq!(
+        std::fs::read_to_string(fx.repo.join("my \"prod\".env")).unwrap(),
+        "a\n"
+    );
+    assert_eq!(std::fs::read(fx.repo.join("tab\there.env")).unwrap(), b"b");
+    let path = fx
+        .repo
+        .join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"latin\xe9.env"));
+    assert_eq!(std::fs::read(path).unwrap(), b"c");
+}
+
+/// On the landlock backend the repository's `info/exclude` is writable: a session that
+/// changes it (what every later checkpoint leaves out) says so at its end.
+#[test]
+fn a_changed_info_exclude_is_said() {
+    let fx = project("checkpoint-exclude", "landlock");
+    let out = fx
+        .kennel()
+        .args([
+            "run",
+            "--checkpoint",
+            "--backend",
+            "landlock",
+            "--",
+            "sh",
+            "-c",
+            "echo '*.txt' >> .git/info/exclude",
+        ])
+        .current_dir(&fx.repo)
+        .output()
+        .unwrap();
+    common::assert_kennel_started(&out);
+    assert!(
+        stderr(&out).contains("changed .git/info/exclude"),
+        "{}",
+        stderr(&out)
+    );
+}
