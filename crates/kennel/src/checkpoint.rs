@@ -69,26 +69,13 @@ impl Store {
         let Some(git) = ctx.workspace.git.clone() else {
             return Ok(None);
         };
-        let state = ctx
-            .var("XDG_STATE_HOME")
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute())
-            .unwrap_or_else(|| ctx.home.join(".local/state"));
-        let root = ctx.workspace.root.clone();
-        let name = root
-            .file_name()
-            .map_or_else(|| "root".into(), |n| n.to_string_lossy().into_owned());
-        let dir = state.join("kennel/checkpoints").join(format!(
-            "{name}-{:016x}",
-            crate::said::hash(&root.to_string_lossy())
-        ));
-        if dir.starts_with(&root) {
+        let Some(dir) = store_dir(ctx) else {
             return Ok(None);
-        }
+        };
         let store = Store {
             repo: dir.join("repo.git"),
             dir,
-            root,
+            root: ctx.workspace.root.clone(),
             git,
             global_excludes: std::sync::OnceLock::new(),
         };
@@ -163,14 +150,10 @@ impl Store {
             .create(true)
             .truncate(false)
             .write(true)
+            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
             .open(&path)
             .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)))?;
         Flock::lock(file, how).map_err(|(_, errno)| errno)
-    }
-
-    /// Marks a session running in this workspace until the value is dropped.
-    pub fn running(&self) -> Option<Running> {
-        self.lock("running", FlockArg::LockShared).ok().map(Running)
     }
 
     /// The numbers of the sessions kept (those whose start was recorded), oldest first, and
@@ -265,18 +248,12 @@ impl Store {
             snap.files,
             refs.len()
         );
-        let mut child = self
-            .store_git()
-            .args(["fast-import", "--quiet", "--force", "--done"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot run git: {e}"))?;
-        if let Some(mut stdin) = child.stdin.take() {
-            let _ = stdin.write_all(stream.as_bytes());
-        }
-        checked(child.wait_with_output()).map(|_| ())
+        checked(feed(
+            self.store_git()
+                .args(["fast-import", "--quiet", "--force", "--done"]),
+            stream.as_bytes(),
+        ))
+        .map(|_| ())
     }
 
     /// The history `refs` reach, kept under `refs/kennel/N/KIND-refs/`: made at once when
@@ -337,18 +314,11 @@ impl Store {
     }
 
     fn update_refs(&self, input: &str) -> Result<(), String> {
-        let mut child = self
-            .store_git()
-            .args(["update-ref", "--stdin"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot run git: {e}"))?;
-        if let Some(mut stdin) = child.stdin.take() {
-            let _ = stdin.write_all(input.as_bytes());
-        }
-        checked(child.wait_with_output()).map(|_| ())
+        checked(feed(
+            self.store_git().args(["update-ref", "--stdin"]),
+            input.as_bytes(),
+        ))
+        .map(|_| ())
     }
 
     /// The workspace's files into kennel's index: all that git does not ignore, and those of
@@ -380,35 +350,38 @@ impl Store {
         let Some(tree) = also else {
             return Ok(());
         };
-        let listed = run(self
+        let listed = self
             .store_git()
-            .args(["ls-tree", "-r", "-z", "--name-only", tree]))?;
-        let ignored: Vec<&str> = listed
-            .split('\0')
-            .filter(|p| !p.is_empty() && fs::symlink_metadata(self.root.join(p)).is_ok())
+            .args(["ls-tree", "-r", "-z", "--name-only", tree])
+            .output()
+            .map_err(|e| format!("cannot run git: {e}"))?;
+        let ignored: Vec<&[u8]> = listed
+            .stdout
+            .split(|b| *b == 0)
+            .filter(|p| {
+                !p.is_empty()
+                    && fs::symlink_metadata(
+                        self.root
+                            .join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(p)),
+                    )
+                    .is_ok()
+            })
             .collect();
         if ignored.is_empty() {
             return Ok(());
         }
-        let mut child = self
-            .tree_git()
-            .args([
+        // Paths git cannot add are left out, as above.
+        let _ = feed(
+            self.tree_git().args([
                 "add",
                 "-f",
                 "--ignore-errors",
                 "--pathspec-from-file=-",
                 "--pathspec-file-nul",
                 "--literal-pathspecs",
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot run git: {e}"))?;
-        if let Some(mut stdin) = child.stdin.take() {
-            let _ = stdin.write_all(ignored.join("\0").as_bytes());
-        }
-        let _ = child.wait();
+            ]),
+            &ignored.join(&b'\0'),
+        );
         Ok(())
     }
 
@@ -590,23 +563,14 @@ impl Store {
             input.push_str(oid);
             input.push('\n');
         }
-        let Ok(mut child) = self
-            .store_git()
-            .args(["rev-list", "--count", "--ignore-missing", "--stdin"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-        else {
-            return 0;
-        };
-        if let Some(mut stdin) = child.stdin.take() {
-            let _ = stdin.write_all(input.as_bytes());
-        }
-        checked(child.wait_with_output())
-            .ok()
-            .and_then(|o| o.trim().parse().ok())
-            .unwrap_or(0)
+        checked(feed(
+            self.store_git()
+                .args(["rev-list", "--count", "--ignore-missing", "--stdin"]),
+            input.as_bytes(),
+        ))
+        .ok()
+        .and_then(|o| o.trim().parse().ok())
+        .unwrap_or(0)
     }
 
     /// Drops the sessions older than the newest `keep`, and what half-made ones left.
@@ -631,17 +595,7 @@ impl Store {
             }
         }
         if !input.is_empty() {
-            let mut child = self
-                .store_git()
-                .args(["update-ref", "--stdin"])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .spawn()
-                .map_err(|e| format!("cannot run git: {e}"))?;
-            if let Some(mut stdin) = child.stdin.take() {
-                let _ = stdin.write_all(input.as_bytes());
-            }
-            checked(child.wait_with_output())?;
+            self.update_refs(&input)?;
         }
         Ok(old)
     }
@@ -801,8 +755,66 @@ fn checked(out: std::io::Result<Output>) -> Result<String, String> {
     }
 }
 
+/// Runs `cmd` with `input` on its standard input (written from a thread, so that a large
+/// input and a large output cannot block each other), its output collected.
+fn feed(cmd: &mut Command, input: &[u8]) -> std::io::Result<Output> {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stdin = child.stdin.take();
+    std::thread::scope(|scope| {
+        if let Some(mut stdin) = stdin {
+            scope.spawn(move || {
+                let _ = stdin.write_all(input);
+            });
+        }
+        child.wait_with_output()
+    })
+}
+
 fn run(cmd: &mut Command) -> Result<String, String> {
     checked(cmd.output())
+}
+
+/// Where the store of `ctx`'s workspace is (`None` outside a repository, or where kennel's
+/// state folder lies inside the workspace, which the sandbox can write).
+fn store_dir(ctx: &Context) -> Option<PathBuf> {
+    ctx.workspace.git.as_ref()?;
+    let state = ctx
+        .var("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .unwrap_or_else(|| ctx.home.join(".local/state"));
+    let root = &ctx.workspace.root;
+    let name = root
+        .file_name()
+        .map_or_else(|| "root".into(), |n| n.to_string_lossy().into_owned());
+    let dir = state.join("kennel/checkpoints").join(format!(
+        "{name}-{:016x}",
+        crate::said::hash(&root.to_string_lossy())
+    ));
+    (!dir.starts_with(root)).then_some(dir)
+}
+
+/// Marks a sandbox running in `ctx`'s workspace (every session, with a checkpoint or not)
+/// until the value is dropped: `kennel undo` refuses meanwhile.
+pub fn running(ctx: &Context) -> Option<Running> {
+    let dir = store_dir(ctx)?;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .ok()?;
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .open(dir.join("running"))
+        .ok()?;
+    Flock::lock(file, FlockArg::LockShared).ok().map(Running)
 }
 
 /// A session's checkpoint, taken at its start.
@@ -812,7 +824,6 @@ pub struct Session {
     start: Snapshot,
     /// The repository's `info/exclude` at the start: what checkpoints leave out.
     exclude: Vec<u8>,
-    _running: Option<Running>,
 }
 
 /// Takes the checkpoint of a session starting with `profile`; `None` (said why) when none
@@ -839,7 +850,6 @@ pub fn begin(ctx: &Context, policy: &Policy) -> Option<Session> {
         let _guard = store
             .lock("write", FlockArg::LockExclusive)
             .map_err(|e| format!("cannot lock the checkpoint store: {e}"))?;
-        let running = store.running();
         let n = store.next_session()?;
         let start = store.capture(Some((n, "start")), None)?;
         store.record(n, "start", &start, &format!("profile {profile}"))?;
@@ -849,7 +859,6 @@ pub fn begin(ctx: &Context, policy: &Policy) -> Option<Session> {
             n,
             start,
             exclude,
-            _running: running,
         }))
     };
     match attempt() {
@@ -1194,21 +1203,14 @@ fn keep_ignored(
         return Ok(());
     }
     store.write_excludes();
-    let mut child = store
-        .tree_git()
-        .args(["check-ignore", "--no-index", "--stdin", "-z"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot run git: {e}"))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(&removed.join(&b'\0'));
-    }
     // Exit 1: none is ignored.
-    let out = child
-        .wait_with_output()
-        .map_err(|e| format!("cannot run git: {e}"))?;
+    let out = feed(
+        store
+            .tree_git()
+            .args(["check-ignore", "--no-index", "--stdin", "-z"]),
+        &removed.join(&b'\0'),
+    )
+    .map_err(|e| format!("cannot run git: {e}"))?;
     let ignored: Vec<&std::ffi::OsStr> = out
         .stdout
         .split(|b| *b == 0)
@@ -1414,19 +1416,13 @@ fn restore_refs(store: &Store, n: u64, present: &Refs, target: &Refs) -> Result<
         }
     }
     if !input.is_empty() {
-        let mut child = store
-            .workspace_git()
-            .args(["update-ref", "--no-deref", "--create-reflog", "--stdin"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot run git: {e}"))?;
-        if let Some(mut stdin) = child.stdin.take() {
-            let _ = stdin.write_all(input.as_bytes());
-        }
-        checked(child.wait_with_output())
-            .map_err(|e| format!("the refs could not be put back: {e}"))?;
+        checked(feed(
+            store
+                .workspace_git()
+                .args(["update-ref", "--no-deref", "--create-reflog", "--stdin"]),
+            input.as_bytes(),
+        ))
+        .map_err(|e| format!("the refs could not be put back: {e}"))?;
     }
     if present.head != target.head && !target.head.is_empty() {
         let set = match target.head.strip_prefix("ref: ") {

@@ -957,6 +957,9 @@ fn run_policy(
         .or(policy.checkpoint)
         .unwrap_or(policy.profile != "default")
         && !run.systemd.dry_run;
+    let _running = (!run.systemd.dry_run)
+        .then(|| checkpoint::running(ctx))
+        .flatten();
     let checkpoint = if checkpoint {
         checkpoint::begin(ctx, &policy)
     } else {

@@ -35,6 +35,20 @@ fn files(fx: &Fixture) -> String {
         .join("\n")
 }
 
+/// `kennel run --checkpoint EXTRA... -- sh -c SCRIPT` in the repository, started.
+fn session(fx: &Fixture, extra: &[&str], script: &str) -> Output {
+    let out = fx
+        .kennel()
+        .args(["run", "--checkpoint"])
+        .args(extra)
+        .args(["--", "sh", "-c", script])
+        .current_dir(&fx.repo)
+        .output()
+        .unwrap();
+    common::assert_kennel_started(&out);
+    out
+}
+
 fn kennel(fx: &Fixture, args: &[&str]) -> Output {
     fx.kennel()
         .args(args)
@@ -84,22 +98,7 @@ fn a_session_is_undone_byte_for_byte(backend: &'static str) {
     );
     let before = state(&fx);
     let before_files = files(&fx);
-    let out = fx
-        .kennel()
-        .args([
-            "run",
-            "--checkpoint",
-            "--backend",
-            backend,
-            "--",
-            "sh",
-            "-c",
-            DAMAGE,
-        ])
-        .current_dir(&fx.repo)
-        .output()
-        .unwrap();
-    common::assert_kennel_started(&out);
+    let out = session(&fx, &["--backend", backend], DAMAGE);
     assert!(stdout(&out).contains("DAMAGED"), "{}", stderr(&out));
     let said = stderr(&out);
     assert!(
@@ -223,20 +222,11 @@ fn a_checkpoint_runs_no_filter_the_workspace_names() {
         home = fx.home.display()
     ));
     assert!(out.status.success());
-    let out = fx
-        .kennel()
-        .args([
-            "run",
-            "--checkpoint",
-            "--",
-            "sh",
-            "-c",
-            "echo '* filter=x' > .gitattributes && echo changed > notes.txt",
-        ])
-        .current_dir(&fx.repo)
-        .output()
-        .unwrap();
-    common::assert_kennel_started(&out);
+    let out = session(
+        &fx,
+        &[],
+        "echo '* filter=x' > .gitattributes && echo changed > notes.txt",
+    );
     assert!(stderr(&out).contains("kennel undo 1"), "{}", stderr(&out));
     let undo = kennel(&fx, &["undo"]);
     assert!(undo.status.success(), "{}", stderr(&undo));
@@ -304,29 +294,8 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
         .read_line(&mut line)
         .unwrap();
     assert_eq!(line.trim(), "started");
-    let _ = child.kill();
-    let _ = child.wait();
+    // Any sandbox, with a checkpoint of its own or not.
     let notes = std::fs::read_to_string(fx.repo.join("notes.txt")).unwrap();
-
-    let mut child = fx
-        .kennel()
-        .args([
-            "run",
-            "--checkpoint",
-            "--",
-            "sh",
-            "-c",
-            "echo started; sleep 30",
-        ])
-        .current_dir(&fx.repo)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
     let out = kennel(&fx, &["undo", "1"]);
     let _ = nix_kill(child.id());
     let _ = child.wait();
@@ -479,20 +448,11 @@ fn a_store_the_sandbox_can_write_is_not_used() {
 #[test]
 fn diff_to_a_terminal_escapes_what_the_sandbox_wrote() {
     let fx = project("checkpoint-diff-escape", "native");
-    let out = fx
-        .kennel()
-        .args([
-            "run",
-            "--checkpoint",
-            "--",
-            "sh",
-            "-c",
-            "printf 'x\\033]52;c;cHduZWQ=\\007y\\tz\\n' > notes.txt",
-        ])
-        .current_dir(&fx.repo)
-        .output()
-        .unwrap();
-    common::assert_kennel_started(&out);
+    let out = session(
+        &fx,
+        &[],
+        "printf 'x\\033]52;c;cHduZWQ=\\007y\\tz\\n' > notes.txt",
+    );
     assert!(stderr(&out).contains("kennel undo 1"), "{}", stderr(&out));
     // `script` gives kennel a terminal as its standard output.
     let tty = fx
@@ -635,20 +595,7 @@ fn undo_refuses_links_in_the_git_folders() {
 #[test]
 fn a_nested_empty_repository_does_not_stop_checkpoints() {
     let fx = project("checkpoint-nested", "native");
-    let out = fx
-        .kennel()
-        .args([
-            "run",
-            "--checkpoint",
-            "--",
-            "sh",
-            "-c",
-            "git init -q vendor && echo changed > notes.txt",
-        ])
-        .current_dir(&fx.repo)
-        .output()
-        .unwrap();
-    common::assert_kennel_started(&out);
+    let out = session(&fx, &[], "git init -q vendor && echo changed > notes.txt");
     assert!(stderr(&out).contains("kennel undo 1"), "{}", stderr(&out));
     let undo = kennel(&fx, &["undo", "1"]);
     assert!(undo.status.success(), "{}", stderr(&undo));
@@ -670,20 +617,7 @@ fn ignored_files_with_quoted_names_are_kept() {
         fx.repo.display()
     ));
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = fx
-        .kennel()
-        .args([
-            "run",
-            "--checkpoint",
-            "--",
-            "sh",
-            "-c",
-            "printf '' > .gitignore",
-        ])
-        .current_dir(&fx.repo)
-        .output()
-        .unwrap();
-    common::assert_kennel_started(&out);
+    session(&fx, &[], "printf '' > .gitignore");
     let undo = kennel(&fx, &["undo", "1"]);
     assert!(undo.status.success(), "{}", stderr(&undo));
     assert_eq!(
@@ -702,22 +636,11 @@ fn ignored_files_with_quoted_names_are_kept() {
 #[test]
 fn a_changed_info_exclude_is_said() {
     let fx = project("checkpoint-exclude", "landlock");
-    let out = fx
-        .kennel()
-        .args([
-            "run",
-            "--checkpoint",
-            "--backend",
-            "landlock",
-            "--",
-            "sh",
-            "-c",
-            "echo '*.txt' >> .git/info/exclude",
-        ])
-        .current_dir(&fx.repo)
-        .output()
-        .unwrap();
-    common::assert_kennel_started(&out);
+    let out = session(
+        &fx,
+        &["--backend", "landlock"],
+        "echo '*.txt' >> .git/info/exclude",
+    );
     assert!(
         stderr(&out).contains("changed .git/info/exclude"),
         "{}",
