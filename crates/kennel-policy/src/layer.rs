@@ -88,6 +88,7 @@ pub struct Layer {
     /// Bytes, validated (see [`crate::policy::TmpfsLimits`]).
     pub tmpfs_size: Option<u64>,
     pub checkpoint: Option<bool>,
+    pub checkpoint_keep: Option<usize>,
     pub paths: Vec<PathEntry>,
     pub copy_back: Vec<(PathSpec, Loc)>,
     pub env_pass: Vec<Named>,
@@ -302,6 +303,12 @@ pub fn validate(
         c.refuse("home", &raw.home, widen)?;
         c.refuse("tmpfs-size", &raw.tmpfs_size, widen)?;
         c.refuse(
+            "checkpoint-keep",
+            &raw.checkpoint_keep,
+            "is yours to set: a repository's .kennel.toml, which a sandbox can write, cannot \
+             drop the checkpoints that undo what a sandbox did; put it in your own config",
+        )?;
+        c.refuse(
             "checkpoint",
             &raw.checkpoint,
             "is yours to set: a repository's .kennel.toml, which a sandbox can write, cannot \
@@ -348,6 +355,18 @@ pub fn validate(
         checkpoint: raw.checkpoint.as_ref().map(|c| *c.get_ref()),
         ..Layer::default()
     };
+    if let Some(keep) = &raw.checkpoint_keep {
+        layer.checkpoint_keep = match usize::try_from(*keep.get_ref()) {
+            Ok(n) if (1..=10_000).contains(&n) => Some(n),
+            _ => {
+                return c.err(
+                    keep.span(),
+                    "`checkpoint-keep` is how many sessions' checkpoints are kept per \
+                     repository: a number from 1 to 10000 (default 20)",
+                )
+            }
+        };
+    }
     if let Some(size) = &raw.tmpfs_size {
         layer.tmpfs_size =
             Some(match parse_size(size.get_ref()) {

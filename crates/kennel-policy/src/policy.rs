@@ -259,6 +259,9 @@ pub struct Policy {
     /// `default` profile does not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checkpoint: Option<bool>,
+    /// `checkpoint-keep`: sessions kept per repository (kennel's default when unset).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint_keep: Option<usize>,
     /// Names of the variables the profile passes when the caller has them (values never).
     pub env_pass: Vec<String>,
     pub copy_back: Vec<CopyBack>,
@@ -296,6 +299,7 @@ impl Policy {
             home_mode: HomeMode::Ephemeral,
             tmpfs: TmpfsLimits::default(),
             checkpoint: None,
+            checkpoint_keep: None,
             env_pass: vec![],
             copy_back: vec![],
             home_source: None,

@@ -183,6 +183,8 @@ pub struct RawLayer {
     pub tmpfs_size: Option<Spanned<RawSize>>,
     /// A checkpoint of the workspace at the start of each session (`kennel undo`).
     pub checkpoint: Option<Spanned<bool>>,
+    /// How many sessions' checkpoints are kept per repository.
+    pub checkpoint_keep: Option<Spanned<i64>>,
     pub read_write: Option<Spanned<Vec<Spanned<RawPath>>>>,
     pub read_only: Option<Spanned<Vec<Spanned<RawPath>>>>,
     pub hidden: Option<Spanned<Vec<Spanned<RawPath>>>>,

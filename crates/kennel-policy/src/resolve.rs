@@ -339,6 +339,7 @@ struct Builder<'a> {
     home_mode: HomeMode,
     tmpfs_size: u64,
     checkpoint: Option<bool>,
+    checkpoint_keep: Option<usize>,
     backend: Backend,
     copy_back: Vec<CopyBack>,
     pass: BTreeSet<String>,
@@ -383,6 +384,7 @@ impl<'a> Builder<'a> {
             home_mode: HomeMode::Ephemeral,
             tmpfs_size: TmpfsLimits::DEFAULT_SIZE,
             checkpoint: None,
+            checkpoint_keep: None,
             backend: Backend::Auto,
             copy_back: Vec::new(),
             pass: BTreeSet::new(),
@@ -486,6 +488,9 @@ impl<'a> Builder<'a> {
         }
         if let Some(c) = layer.checkpoint {
             self.checkpoint = Some(c);
+        }
+        if let Some(keep) = layer.checkpoint_keep {
+            self.checkpoint_keep = Some(keep);
         }
         for entry in &layer.paths {
             let targets = match &entry.spec {
@@ -706,6 +711,7 @@ impl<'a> Builder<'a> {
             home_mode: self.home_mode,
             tmpfs: TmpfsLimits::of_size(self.tmpfs_size),
             checkpoint: self.checkpoint,
+            checkpoint_keep: self.checkpoint_keep,
             env_pass: self.pass.into_iter().collect(),
             copy_back,
             home_source: None,

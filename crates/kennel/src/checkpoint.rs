@@ -29,8 +29,8 @@ use std::process::{Command, Output, Stdio};
 use kennel_policy::{shown, shown_path, Context, GitDirs, Policy};
 use nix::fcntl::{Flock, FlockArg};
 
-/// Sessions kept per workspace; older ones are dropped at the end of a session, and their
-/// objects freed by `kennel sessions --prune`.
+/// Sessions kept per workspace unless the config says (`checkpoint-keep`); older ones are
+/// dropped at the end of a session, and their objects freed by `kennel sessions --prune`.
 pub const KEEP: usize = 20;
 
 /// What the store's attributes say of every path: record and restore the bytes as they are.
@@ -824,6 +824,8 @@ pub struct Session {
     start: Snapshot,
     /// The repository's `info/exclude` at the start: what checkpoints leave out.
     exclude: Vec<u8>,
+    /// How many sessions are kept (`checkpoint-keep`).
+    keep: usize,
 }
 
 /// Takes the checkpoint of a session starting with `profile`; `None` (said why) when none
@@ -859,6 +861,7 @@ pub fn begin(ctx: &Context, policy: &Policy) -> Option<Session> {
             n,
             start,
             exclude,
+            keep: policy.checkpoint_keep.unwrap_or(KEEP),
         }))
     };
     match attempt() {
@@ -877,7 +880,7 @@ pub fn end(session: Session) {
         n,
         start,
         exclude,
-        ..
+        keep,
     } = session;
     let attempt = || -> Result<String, String> {
         let _guard = store
@@ -897,8 +900,8 @@ pub fn end(session: Session) {
         }
         // The summary is the end's subject, for `kennel sessions`.
         store.record(n, "end", &end, &summary)?;
-        if n > KEEP as u64 {
-            store.drop_old(KEEP)?;
+        if n > keep as u64 {
+            store.drop_old(keep)?;
         }
         Ok(summary)
     };

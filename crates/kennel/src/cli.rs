@@ -157,9 +157,10 @@ pub enum Command {
         /// Drop all but the newest --keep sessions and free the space they alone used.
         #[arg(long)]
         prune: bool,
-        /// How many sessions --prune keeps.
-        #[arg(long, default_value_t = 20, requires = "prune")]
-        keep: usize,
+        /// How many sessions --prune keeps (default: `checkpoint-keep` of your config's
+        /// [defaults], or 20).
+        #[arg(long, requires = "prune")]
+        keep: Option<usize>,
     },
 
     /// Show what a session changed: refs moved, created or deleted, then the files' diff.

@@ -120,7 +120,28 @@ fn kennel() -> u8 {
         Command::Wrap(args) => wrap::wrap(&config(&args.config), args),
         Command::Unwrap(args) => wrap::unwrap(args),
         Command::NetConnect { host, port } => net_connect(&host, port),
-        Command::Sessions { prune, keep } => checkpoints(|ctx| checkpoint::list(ctx, prune, keep)),
+        Command::Sessions { prune, keep } => {
+            let config = config(&ConfigArgs::default());
+            checkpoints(|ctx| {
+                // The rule of the config's defaults, as the end of a session applies it.
+                let keep = match keep {
+                    Some(keep) => keep,
+                    None if !prune => checkpoint::KEEP,
+                    None => {
+                        let defaults = PolicyArgs {
+                            profile: "default".into(),
+                            ..PolicyArgs::default()
+                        };
+                        policy_for(&config, ctx, &defaults, vec![], vec![])
+                            .map_err(|f| f.message)?
+                            .0
+                            .checkpoint_keep
+                            .unwrap_or(checkpoint::KEEP)
+                    }
+                };
+                checkpoint::list(ctx, prune, keep)
+            })
+        }
         Command::Diff { session } => checkpoints(|ctx| checkpoint::diff(ctx, session)),
         Command::Undo { session, dry_run } => {
             checkpoints(|ctx| checkpoint::undo(ctx, session, dry_run))

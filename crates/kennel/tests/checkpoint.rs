@@ -647,3 +647,46 @@ fn a_changed_info_exclude_is_said() {
         stderr(&out)
     );
 }
+
+/// `checkpoint-keep` in the user's config: the sessions past it are dropped at the end of
+/// a session; `--prune` frees their space; a repository's `.kennel.toml` cannot set it.
+#[test]
+fn the_keep_rule_of_the_config_is_applied() {
+    let fx = project("checkpoint-keep", "native");
+    fx.write(
+        &fx.home.join(".config/kennel/config.toml"),
+        "[defaults]\ncheckpoint-keep = 2\n",
+    );
+    for n in 1..=4 {
+        let out = session(&fx, &[], &format!("echo {n} >> notes.txt"));
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let list = kennel(&fx, &["sessions"]);
+    let text = stdout(&list);
+    let rows: Vec<&str> = text.lines().map(str::trim_start).collect();
+    assert!(
+        rows.len() == 2 && rows[0].starts_with("3 ") && rows[1].starts_with("4 "),
+        "{text}"
+    );
+    let prune = kennel(&fx, &["sessions", "--prune"]);
+    assert!(prune.status.success(), "{}", stderr(&prune));
+    assert!(
+        stdout(&prune).contains("kept the newest 2"),
+        "{}",
+        stdout(&prune)
+    );
+    let undo = kennel(&fx, &["undo", "1"]);
+    assert_eq!(undo.status.code(), Some(2), "{}", stderr(&undo));
+
+    fx.write(
+        &fx.repo.join(".kennel.toml"),
+        "version = 1\ncheckpoint-keep = 1\n",
+    );
+    let out = kennel(&fx, &["run", "--", "true"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("`checkpoint-keep`"),
+        "{}",
+        stderr(&out)
+    );
+}
