@@ -690,3 +690,73 @@ fn the_keep_rule_of_the_config_is_applied() {
         stderr(&out)
     );
 }
+
+/// A linked worktree as the workspace: its files, its branch (in the main repository's
+/// refs) and its HEAD are recorded and put back; the main worktree's files are not touched.
+#[test]
+fn a_linked_worktree_is_undone() {
+    let fx = project("checkpoint-worktree", "native");
+    let wt = fx.home.join("wt");
+    let out = fx.as_user(&format!(
+        "cd '{}' && git worktree add -q -b side '{}'",
+        fx.repo.display(),
+        wt.display()
+    ));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let main_before = state(&fx);
+    let branch = |fx: &Fixture| {
+        stdout(&fx.as_user(&format!(
+            "git -C '{}' rev-parse refs/heads/side",
+            fx.repo.display()
+        )))
+    };
+    let side_before = branch(&fx);
+    let out = fx
+        .kennel()
+        .args([
+            "run",
+            "--checkpoint",
+            "--",
+            "sh",
+            "-c",
+            "echo wt >> README && git commit -qam in-worktree && rm src/lib.rs && echo DONE",
+        ])
+        .current_dir(&wt)
+        .output()
+        .unwrap();
+    common::assert_kennel_started(&out);
+    assert!(stdout(&out).contains("DONE"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("moved branch side"),
+        "{}",
+        stderr(&out)
+    );
+    assert_ne!(branch(&fx), side_before);
+    let undo = fx
+        .kennel()
+        .args(["undo"])
+        .current_dir(&wt)
+        .output()
+        .unwrap();
+    assert!(
+        undo.status.success(),
+        "{}\n{}",
+        stdout(&undo),
+        stderr(&undo)
+    );
+    assert_eq!(
+        branch(&fx),
+        side_before,
+        "the worktree's branch is not back"
+    );
+    assert_eq!(
+        std::fs::read_to_string(wt.join("README")).unwrap(),
+        "hello\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(wt.join("src/lib.rs")).unwrap(),
+        "one\ntwo\n"
+    );
+    // The main worktree: its files as they were (its refs include `side`, now back too).
+    assert_eq!(state(&fx), main_before);
+}
