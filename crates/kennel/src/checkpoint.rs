@@ -782,20 +782,8 @@ fn run(cmd: &mut Command) -> Result<String, String> {
 /// state folder lies inside the workspace, which the sandbox can write).
 fn store_dir(ctx: &Context) -> Option<PathBuf> {
     ctx.workspace.git.as_ref()?;
-    let state = ctx
-        .var("XDG_STATE_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .unwrap_or_else(|| ctx.home.join(".local/state"));
-    let root = &ctx.workspace.root;
-    let name = root
-        .file_name()
-        .map_or_else(|| "root".into(), |n| n.to_string_lossy().into_owned());
-    let dir = state.join("kennel/checkpoints").join(format!(
-        "{name}-{:016x}",
-        crate::said::hash(&root.to_string_lossy())
-    ));
-    (!dir.starts_with(root)).then_some(dir)
+    let dir = crate::said::workspace_state(ctx, "checkpoints");
+    (!dir.starts_with(&ctx.workspace.root)).then_some(dir)
 }
 
 /// Marks a sandbox running in `ctx`'s workspace (every session, with a checkpoint or not)

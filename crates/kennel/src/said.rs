@@ -23,7 +23,7 @@ pub struct Said {
 }
 
 /// FNV-1a: stable across Rust versions, unlike the standard library's hasher.
-pub(crate) fn hash(text: &str) -> u64 {
+fn hash(text: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in text.as_bytes() {
         h ^= u64::from(*b);
@@ -32,21 +32,29 @@ pub(crate) fn hash(text: &str) -> u64 {
     h
 }
 
+/// kennel's state about `ctx`'s workspace in `kind` (`said`, `checkpoints`):
+/// `$XDG_STATE_HOME/kennel/KIND/NAME-HASH` (`~/.local/state` when unset or relative), the
+/// workspace's folder name and a hash of its path.
+pub fn workspace_state(ctx: &Context, kind: &str) -> PathBuf {
+    let state = ctx
+        .var("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .unwrap_or_else(|| ctx.home.join(".local/state"));
+    let root = &ctx.workspace.root;
+    let name = root
+        .file_name()
+        .map_or_else(|| "root".into(), |n| n.to_string_lossy().into_owned());
+    state
+        .join("kennel")
+        .join(kind)
+        .join(format!("{name}-{:016x}", hash(&root.to_string_lossy())))
+}
+
 impl Said {
     /// What was said about `ctx`'s workspace before (nothing, when it cannot be read).
     pub fn load(ctx: &Context) -> Said {
-        let state = ctx
-            .var("XDG_STATE_HOME")
-            .map(PathBuf::from)
-            .filter(|p| p.is_absolute())
-            .unwrap_or_else(|| ctx.home.join(".local/state"));
-        let root = &ctx.workspace.root;
-        let name = root
-            .file_name()
-            .map_or_else(|| "root".into(), |n| n.to_string_lossy().into_owned());
-        let file = state
-            .join("kennel/said")
-            .join(format!("{name}-{:016x}", hash(&root.to_string_lossy())));
+        let file = workspace_state(ctx, "said");
         let known = crate::files::read_users_file(&file, 256 << 10)
             .map(|bytes| {
                 String::from_utf8_lossy(&bytes)
