@@ -152,7 +152,8 @@ pub enum Command {
     /// Agent profiles take a checkpoint of the workspace (files git does not ignore, refs,
     /// HEAD and the history they reach) at each session's start, kept in
     /// $XDG_STATE_HOME/kennel/checkpoints, out of the sandbox's reach. The newest 20 are
-    /// kept; --prune drops older ones and frees what only they held.
+    /// kept (`checkpoint-keep` in your config); --prune drops older ones and frees what
+    /// only they held.
     Sessions {
         /// Drop all but the newest --keep sessions and free the space they alone used.
         #[arg(long)]

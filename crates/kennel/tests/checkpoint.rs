@@ -49,6 +49,18 @@ fn session(fx: &Fixture, extra: &[&str], script: &str) -> Output {
     out
 }
 
+/// `kennel ARGS` in the repository, which must succeed.
+fn undone(fx: &Fixture, args: &[&str]) -> Output {
+    let out = kennel(fx, args);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    out
+}
+
+/// A file of the repository, as text.
+fn text(fx: &Fixture, rel: &str) -> String {
+    std::fs::read_to_string(fx.repo.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
 fn kennel(fx: &Fixture, args: &[&str]) -> Output {
     fx.kennel()
         .args(args)
@@ -110,8 +122,7 @@ fn a_session_is_undone_byte_for_byte(backend: &'static str) {
     let damaged = files(&fx);
     assert_ne!(damaged, before_files);
 
-    let diff = kennel(&fx, &["diff", "1"]);
-    assert!(diff.status.success(), "{}", stderr(&diff));
+    let diff = undone(&fx, &["diff", "1"]);
     for expected in [
         "deleted refs/heads/feature",
         "deleted refs/tags/v1",
@@ -127,8 +138,7 @@ fn a_session_is_undone_byte_for_byte(backend: &'static str) {
         );
     }
 
-    let dry = kennel(&fx, &["undo", "--dry-run"]);
-    assert!(dry.status.success(), "{}", stderr(&dry));
+    let dry = undone(&fx, &["undo", "--dry-run"]);
     assert!(stdout(&dry).contains("would"), "{}", stdout(&dry));
     assert_eq!(files(&fx), damaged, "--dry-run changed the workspace");
 
@@ -159,8 +169,7 @@ fn a_session_is_undone_byte_for_byte(backend: &'static str) {
 
     // Undoing the undo returns to the damaged files and refs.
     assert!(stdout(&undo).contains("kennel undo 2"), "{}", stdout(&undo));
-    let again = kennel(&fx, &["undo", "2"]);
-    assert!(again.status.success(), "{}", stderr(&again));
+    undone(&fx, &["undo", "2"]);
     assert_eq!(files(&fx), damaged, "undoing the undo");
     let branches = fx.as_user(&format!(
         "cd '{}' && git for-each-ref --format='%(refname)'",
@@ -173,8 +182,7 @@ fn a_session_is_undone_byte_for_byte(backend: &'static str) {
         stderr(&branches)
     );
 
-    let list = kennel(&fx, &["sessions"]);
-    assert!(list.status.success(), "{}", stderr(&list));
+    let list = undone(&fx, &["sessions"]);
     let text = stdout(&list);
     assert!(
         text.contains("   1  ") && text.contains("undo of 1") && text.contains("undo of 2"),
@@ -199,8 +207,7 @@ fn undo_never_writes_through_a_link_the_agent_made() {
         .unwrap();
     common::assert_kennel_started(&out);
     assert!(stdout(&out).contains("LINKED"), "{}", stderr(&out));
-    let undo = kennel(&fx, &["undo"]);
-    assert!(undo.status.success(), "{}", stderr(&undo));
+    undone(&fx, &["undo"]);
     assert!(!ssh.join("main.rs").exists() && !ssh.join("lib.rs").exists());
     let src = fx.repo.join("src");
     assert!(std::fs::symlink_metadata(&src).unwrap().is_dir());
@@ -228,13 +235,9 @@ fn a_checkpoint_runs_no_filter_the_workspace_names() {
         "echo '* filter=x' > .gitattributes && echo changed > notes.txt",
     );
     assert!(stderr(&out).contains("kennel undo 1"), "{}", stderr(&out));
-    let undo = kennel(&fx, &["undo"]);
-    assert!(undo.status.success(), "{}", stderr(&undo));
+    undone(&fx, &["undo"]);
     assert!(!marker.exists(), "a filter ran outside the sandbox");
-    assert_eq!(
-        std::fs::read_to_string(fx.repo.join("notes.txt")).unwrap(),
-        "notes\n"
-    );
+    assert_eq!(text(&fx, "notes.txt"), "notes\n");
     assert!(!fx.repo.join(".gitattributes").exists());
 }
 
@@ -295,7 +298,7 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
         .unwrap();
     assert_eq!(line.trim(), "started");
     // Any sandbox, with a checkpoint of its own or not.
-    let notes = std::fs::read_to_string(fx.repo.join("notes.txt")).unwrap();
+    let notes = text(&fx, "notes.txt");
     let out = kennel(&fx, &["undo", "1"]);
     let _ = nix_kill(child.id());
     let _ = child.wait();
@@ -305,10 +308,7 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
         "{}",
         stderr(&out)
     );
-    assert_eq!(
-        std::fs::read_to_string(fx.repo.join("notes.txt")).unwrap(),
-        notes
-    );
+    assert_eq!(text(&fx, "notes.txt"), notes);
 
     // A corrupt store: a clear error, the workspace left as it is.
     let store = checkpoint_store(&fx);
@@ -321,10 +321,7 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
     assert_ne!(out.status.code(), Some(0), "{}", stdout(&out));
     assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
     assert!(stderr(&out).starts_with("kennel: "), "{}", stderr(&out));
-    assert_eq!(
-        std::fs::read_to_string(fx.repo.join("notes.txt")).unwrap(),
-        notes
-    );
+    assert_eq!(text(&fx, "notes.txt"), notes);
     // A session still runs, said to be without a checkpoint.
     let out = fx
         .kennel()
@@ -409,12 +406,8 @@ fn an_agent_cannot_make_its_changes_unrecoverable() {
         .collect();
     assert_eq!(without_added, before, "the files and refs are not back");
     // What the undo overwrote was recorded first: undoing the undo gives it back.
-    let again = kennel(&fx, &["undo", "2"]);
-    assert!(again.status.success(), "{}", stderr(&again));
-    assert_eq!(
-        std::fs::read_to_string(fx.repo.join("src/lib.rs")).unwrap(),
-        "overwritten\n"
-    );
+    undone(&fx, &["undo", "2"]);
+    assert_eq!(text(&fx, "src/lib.rs"), "overwritten\n");
 }
 
 /// A checkpoint store that the sandbox could write (`XDG_STATE_HOME` in a read-write
@@ -597,12 +590,8 @@ fn a_nested_empty_repository_does_not_stop_checkpoints() {
     let fx = project("checkpoint-nested", "native");
     let out = session(&fx, &[], "git init -q vendor && echo changed > notes.txt");
     assert!(stderr(&out).contains("kennel undo 1"), "{}", stderr(&out));
-    let undo = kennel(&fx, &["undo", "1"]);
-    assert!(undo.status.success(), "{}", stderr(&undo));
-    assert_eq!(
-        std::fs::read_to_string(fx.repo.join("notes.txt")).unwrap(),
-        "notes\n"
-    );
+    undone(&fx, &["undo", "1"]);
+    assert_eq!(text(&fx, "notes.txt"), "notes\n");
 }
 
 /// An ignored file whose name git quotes (a `"`, a tab, bytes that are not UTF-8) is left
@@ -618,8 +607,7 @@ fn ignored_files_with_quoted_names_are_kept() {
     ));
     assert!(out.status.success(), "{}", stderr(&out));
     session(&fx, &[], "printf '' > .gitignore");
-    let undo = kennel(&fx, &["undo", "1"]);
-    assert!(undo.status.success(), "{}", stderr(&undo));
+    undone(&fx, &["undo", "1"]);
     assert_eq!(
         std::fs::read_to_string(fx.repo.join("my \"prod\".env")).unwrap(),
         "a\n"
@@ -668,8 +656,7 @@ fn the_keep_rule_of_the_config_is_applied() {
         rows.len() == 2 && rows[0].starts_with("3 ") && rows[1].starts_with("4 "),
         "{text}"
     );
-    let prune = kennel(&fx, &["sessions", "--prune"]);
-    assert!(prune.status.success(), "{}", stderr(&prune));
+    let prune = undone(&fx, &["sessions", "--prune"]);
     assert!(
         stdout(&prune).contains("kept the newest 2"),
         "{}",
@@ -759,4 +746,87 @@ fn a_linked_worktree_is_undone() {
     );
     // The main worktree: its files as they were (its refs include `side`, now back too).
     assert_eq!(state(&fx), main_before);
+}
+
+/// An agent's profile takes a checkpoint without being asked; `checkpoint = false` in the
+/// user's config turns it off; `--checkpoint` turns it back on for one run.
+#[test]
+fn agent_profiles_checkpoint_unless_the_config_says_not() {
+    let fx = project("checkpoint-agent", "native");
+    let agent = |extra: &[&str]| {
+        let out = fx
+            .kennel()
+            .args(["run", "--profile", "aider"])
+            .args(extra)
+            .args(["--", "sh", "-c", "echo agent >> notes.txt"])
+            .current_dir(&fx.repo)
+            .output()
+            .unwrap();
+        common::assert_kennel_started(&out);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stderr(&out)
+    };
+    assert!(
+        agent(&[]).contains("kennel undo 1"),
+        "no checkpoint by default"
+    );
+    fx.write(
+        &fx.home.join(".config/kennel/config.toml"),
+        "[profile.aider]\ncheckpoint = false\n",
+    );
+    let said = agent(&[]);
+    assert!(!said.contains("kennel undo"), "{said}");
+    assert!(agent(&["--checkpoint"]).contains("kennel undo 2"));
+}
+
+/// What `kennel undo` lists names files the sandbox made: their control characters are
+/// printed as escapes.
+#[test]
+fn undo_lists_file_names_escaped() {
+    let fx = project("checkpoint-names", "native");
+    session(&fx, &[], "touch \"$(printf 'evil\\033]0;owned\\007.txt')\"");
+    let dry = undone(&fx, &["undo", "--dry-run"]);
+    let listed = stdout(&dry);
+    assert!(
+        !listed.contains('\u{1b}') && !listed.contains('\u{7}'),
+        "{listed:?}"
+    );
+    assert!(
+        listed.contains("delete evil\\e]0;owned\\u{7}.txt"),
+        "{listed}"
+    );
+}
+
+/// What kennel's outside git reads in the workspace: a FIFO does not hang the checkpoint,
+/// and a link to a secret of the home is recorded as a link, never as the secret.
+#[test]
+fn a_fifo_and_a_link_to_a_secret_are_recorded_as_what_they_are() {
+    let fx = project("checkpoint-fifo-link", "native");
+    let key = fx.home.join(".ssh/id_ed25519");
+    let out = session(
+        &fx,
+        &[],
+        &format!("mkfifo pipe && ln -s '{}' key && echo DONE", key.display()),
+    );
+    assert!(stdout(&out).contains("DONE"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("kennel undo 1"), "{}", stderr(&out));
+    let diff = undone(&fx, &["diff", "1"]);
+    let shown = stdout(&diff);
+    assert!(
+        shown.contains("key") && !shown.contains(common::SECRET),
+        "{shown}"
+    );
+    assert!(shown.contains(&format!("+{}", key.display())), "{shown}");
+    let store = checkpoint_store(&fx);
+    let grep = fx.as_user(&format!(
+        "git --git-dir '{}/repo.git' grep -q {} $(git --git-dir '{}/repo.git' for-each-ref --format='%(objectname)' refs/kennel/) --",
+        store.display(),
+        common::SECRET,
+        store.display()
+    ));
+    assert_eq!(grep.status.code(), Some(1), "the secret is in the store");
+    undone(&fx, &["undo", "1"]);
+    // The link is removed; the FIFO, which git does not record, is left as it is.
+    assert!(std::fs::symlink_metadata(fx.repo.join("key")).is_err());
+    assert!(std::fs::symlink_metadata(fx.repo.join("pipe")).is_ok());
 }
