@@ -127,7 +127,12 @@ pub fn run(policy: &Policy, options: &Options) -> Result<i32, NativeError> {
         flags |= CloneFlags::CLONE_NEWNET;
     }
     let pid = match sys::clone_into_namespaces(flags) {
-        Err(errno) => return Err(user_namespaces_denied(errno)),
+        Err(errno) => {
+            // Nothing was started: the caller's mask comes back, so that a fallback (the
+            // landlock backend) starts its command with the signals the user's shell gave.
+            let _ = caller_mask.thread_set_mask();
+            return Err(user_namespaces_denied(errno));
+        }
         Ok(None) => {
             drop(sync_write);
             drop(status_read);

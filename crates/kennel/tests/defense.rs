@@ -360,6 +360,11 @@ fn landlock_other_terminals_and_shared_memory_are_out_of_reach() {
     other_terminals_and_shared_memory_are_out_of_reach("landlock");
 }
 
+#[test]
+fn auto_without_user_namespaces_other_terminals_and_shared_memory_are_out_of_reach() {
+    other_terminals_and_shared_memory_are_out_of_reach(common::AUTO);
+}
+
 /// A process of the user's outside the sandbox cannot be signalled from inside (own PID
 /// namespace on native; Landlock's signal scope on landlock and, by kennel's step inside
 /// the unit, on systemd).

@@ -7,32 +7,7 @@
 
 mod common;
 
-use std::fs;
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
-use std::sync::OnceLock;
-
-use common::{env, stderr, stdout, Fixture, SECRET};
-
-/// The helper, staged beside kennel where the test user can run it.
-fn deny_userns() -> &'static PathBuf {
-    static STAGED: OnceLock<PathBuf> = OnceLock::new();
-    STAGED.get_or_init(|| {
-        let built = PathBuf::from(env!("CARGO_BIN_EXE_kennel"))
-            .parent()
-            .unwrap()
-            .join("examples/deny_userns");
-        let staged = env().base.join("deny_userns");
-        fs::copy(&built, &staged).unwrap_or_else(|e| {
-            panic!(
-                "{}: {e} (built by `cargo test`, which builds the examples)",
-                built.display()
-            )
-        });
-        fs::set_permissions(&staged, fs::Permissions::from_mode(0o755)).unwrap();
-        staged
-    })
-}
+use common::{deny_userns, env, stderr, stdout, Fixture, SECRET};
 
 const PROBE: &str = r#"
 cat "$HOME/.ssh/id_ed25519" 2>/dev/null

@@ -112,7 +112,7 @@ fn a_replaced_dot_git_runs_nothing(backend: &'static str) {
         true"#,
         plant = plant_script(&marker)
     ));
-    if backend != "landlock" {
+    if !common::is_landlock(backend) {
         assert!(
             !stdout(&out).contains("MOVED"),
             "the repository's .git could be renamed"
@@ -192,7 +192,7 @@ fn a_swapped_submodule_git_dir_runs_nothing(backend: &'static str) {
         true"#,
         plant = plant_script(&marker)
     ));
-    if backend != "landlock" {
+    if !common::is_landlock(backend) {
         assert!(!stdout(&out).contains("MOVED"), "{}", stderr(&out));
     }
     let after = fx.as_user(&format!(
@@ -259,7 +259,7 @@ fn hooks_in_the_work_tree_run_nothing(backend: &'static str) {
         true"#,
         plant = plant_script(&marker)
     ));
-    if backend != "landlock" {
+    if !common::is_landlock(backend) {
         assert!(!stdout(&out).contains("WROTE-HOOK"), "{}", stdout(&out));
     }
     assert_nothing_ran(&fx, &marker, &out);
@@ -301,7 +301,7 @@ fn an_included_config_in_the_work_tree_runs_nothing(backend: &'static str) {
         true"#,
         plant = plant_script(&marker)
     ));
-    if backend != "landlock" {
+    if !common::is_landlock(backend) {
         assert!(!stdout(&out).contains("WROTE"), "{}", stdout(&out));
     }
     assert_nothing_ran(&fx, &marker, &out);
@@ -430,7 +430,7 @@ true
         true"#,
         plant = plant_script(&marker)
     ));
-    if backend != "landlock" {
+    if !common::is_landlock(backend) {
         assert!(!stdout(&out).contains("WROTE"), "{}", stdout(&out));
     }
     assert_nothing_ran(&fx, &marker, &out);
@@ -653,7 +653,7 @@ fn a_hook_managers_config_runs_nothing(backend: &'static str) {
         "echo 'touch {}' >> ../.pre-commit-config.yaml && echo WROTE-CONFIG; true",
         marker.display()
     ));
-    if backend == "landlock" {
+    if common::is_landlock(backend) {
         // Landlock cannot make a file of the workspace read-only: the change is named
         // before the user's next commit, with the look to take.
         assert!(
@@ -671,6 +671,11 @@ fn a_hook_managers_config_runs_nothing(backend: &'static str) {
 #[test]
 fn landlock_a_hook_managers_config_changed_is_named() {
     a_hook_managers_config_runs_nothing("landlock");
+}
+
+#[test]
+fn auto_without_user_namespaces_a_hook_managers_config_changed_is_named() {
+    a_hook_managers_config_runs_nothing(common::AUTO);
 }
 
 #[test]
@@ -713,6 +718,11 @@ fn native_a_nested_repository_in_node_modules_runs_nothing() {
 #[test]
 fn landlock_a_nested_repository_in_node_modules_runs_nothing() {
     a_nested_repository_in_node_modules_runs_nothing("landlock");
+}
+
+#[test]
+fn auto_without_user_namespaces_a_nested_repository_in_node_modules_runs_nothing() {
+    a_nested_repository_in_node_modules_runs_nothing(common::AUTO);
 }
 
 #[test]

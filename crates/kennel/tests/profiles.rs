@@ -44,7 +44,7 @@ fn each_agent_profile_writes_its_state_and_sees_no_secret(backend: &'static str)
         // Agent profiles default to the allow-list network, which the native and systemd
         // backends build; the landlock backend refuses it (never a silent `on`), so it is
         // asked for `on`.
-        let net = if backend == "landlock" {
+        let net = if common::is_landlock(backend) {
             "on"
         } else {
             "allow-list"

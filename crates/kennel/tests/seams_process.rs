@@ -72,6 +72,11 @@ fn landlock_supervisors_environment_and_memory_are_unreadable() {
     environment_of_kennels_processes_is_unreadable("landlock", "on");
 }
 
+#[test]
+fn auto_without_user_namespaces_supervisors_environment_and_memory_are_unreadable() {
+    environment_of_kennels_processes_is_unreadable(common::AUTO, "on");
+}
+
 /// What the init holds (the home's lock, a directory of the host's mount namespace; the
 /// pipe that reports the command's status; the net log) through /proc/1/fd and
 /// pidfd_getfd.
@@ -149,6 +154,11 @@ fn landlock_inherited_descriptors_stay_outside() {
 }
 
 #[test]
+fn auto_without_user_namespaces_inherited_descriptors_stay_outside() {
+    inherited_descriptors_stay_outside(common::AUTO);
+}
+
+#[test]
 fn a_descriptor_passes_when_asked() {
     let fx = Fixture::new("pass-fd");
     fx.as_user("echo shared-with-the-sandbox > \"$HOME/project/shared\"");
@@ -208,6 +218,11 @@ fn native_your_files_outside_the_home_are_hidden() {
 #[test]
 fn landlock_your_files_outside_the_home_are_hidden() {
     your_files_outside_the_home_are_hidden("landlock");
+}
+
+#[test]
+fn auto_without_user_namespaces_your_files_outside_the_home_are_hidden() {
+    your_files_outside_the_home_are_hidden(common::AUTO);
 }
 
 #[test]
@@ -353,6 +368,11 @@ fn native_a_rule_never_follows_a_link_the_sandbox_could_make() {
 #[test]
 fn landlock_a_rule_never_follows_a_link_the_sandbox_could_make() {
     a_rule_never_follows_a_link_the_sandbox_could_make("landlock");
+}
+
+#[test]
+fn auto_without_user_namespaces_a_rule_never_follows_a_link_the_sandbox_could_make() {
+    a_rule_never_follows_a_link_the_sandbox_could_make(common::AUTO);
 }
 
 #[test]

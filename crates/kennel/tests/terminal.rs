@@ -392,16 +392,31 @@ fn ctrl_z_and_fg_stop_and_continue_the_job_in_piped_mode_with_landlock() {
     ctrl_z_in_piped_mode("landlock", "5759");
 }
 
+/// The same where user namespaces are refused: `--backend auto` falls back to landlock
+/// after its native attempt, which must leave the signals as the shell gave them.
+#[test]
+fn ctrl_z_and_fg_stop_and_continue_the_job_in_piped_mode_after_a_fallback() {
+    ctrl_z_in_piped_mode(common::AUTO, "5761");
+}
+
 fn ctrl_z_in_piped_mode(backend: &str, tag: &str) {
     let fx = Fixture::new(&format!("piped-ctrl-z-{backend}"));
     let Some(tmux) = Tmux::start(&fx, 160, 40) else {
         return;
     };
     let marker = format!("{tag}.{}", std::process::id());
+    let kennel = if backend == common::AUTO {
+        format!(
+            "{} {}",
+            common::deny_userns().display(),
+            env().kennel.display()
+        )
+    } else {
+        env().kennel.display().to_string()
+    };
     // Typed alone: after a stop, the shell would go on with the rest of a command list.
     tmux.type_line(&format!(
-        "{} run --backend {backend} --no-pty -- sleep {marker} 2>/dev/null",
-        env().kennel.display()
+        "{kennel} run --backend {backend} --no-pty -- sleep {marker} 2>/dev/null"
     ));
     ctrl_z_then_fg(&tmux, &marker);
     tmux.press("C-c");
@@ -593,10 +608,10 @@ fn a_sandbox_that_ignores_sigterm_is_killed_after_a_grace_period() {
         return;
     }
     let pid = std::process::id();
-    let marker = format!("5858.{pid}");
+    let marker = format!("5959.{pid}");
     // Spelled so that only the sleep's command line contains the marker, not kennel's.
     let mut child = fx.spawn_sandboxed(&format!(
-        "trap '' HUP INT TERM; m=5858; sleep $m.{pid}; wait"
+        "trap '' HUP INT TERM; m=5959; sleep $m.{pid}; wait"
     ));
     assert!(eventually(10, || !processes_with(&marker).is_empty()));
     let started = std::time::Instant::now();

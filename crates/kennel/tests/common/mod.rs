@@ -200,6 +200,9 @@ pub struct Fixture {
     pub repo: PathBuf,
     /// The backend `sandboxed` and friends ask for.
     pub backend: &'static str,
+    /// kennel runs where creating a user namespace is refused (see [`deny_userns`]): the
+    /// `auto` backend as an Ubuntu user meets it.
+    pub userns_refused: bool,
 }
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -218,6 +221,7 @@ impl Fixture {
             home,
             repo,
             backend: "native",
+            userns_refused: false,
         };
         fs::create_dir_all(&fx.home).unwrap_or_else(|e| panic!("{e}"));
         fx.chown(&fx.dir);
@@ -244,9 +248,11 @@ impl Fixture {
         fx
     }
 
-    /// The same fixture, run with another backend.
+    /// The same fixture, run with another backend. [`AUTO`] is `--backend auto` where user
+    /// namespaces are refused: every kennel this fixture starts runs under [`deny_userns`].
     pub fn with_backend(mut self, backend: &'static str) -> Fixture {
         self.backend = backend;
+        self.userns_refused = backend == AUTO;
         self
     }
 
@@ -292,8 +298,13 @@ impl Fixture {
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// `kennel ARGS` as the test user.
+    /// `kennel ARGS` as the test user (under [`deny_userns`] for the [`AUTO`] backend).
     pub fn kennel(&self) -> Command {
+        if self.userns_refused {
+            let mut cmd = self.user_command(deny_userns());
+            cmd.arg(&env().kennel);
+            return cmd;
+        }
         self.user_command(&env().kennel)
     }
 
@@ -447,8 +458,49 @@ impl Fixture {
     }
 }
 
-/// Runs each named test function (taking the backend's name) once per backend; the
-/// systemd backend's runs need a user manager (see `skip_without_user_manager`).
+/// The backend name that stands for `--backend auto` where creating a user namespace is
+/// refused (Ubuntu 23.10 and later): kennel falls back to the landlock backend, and every
+/// promise the landlock backend keeps must hold there too.
+pub const AUTO: &str = "auto";
+
+/// Whether `backend` runs the landlock backend: itself, or `auto` where user namespaces are
+/// refused.
+pub fn is_landlock(backend: &str) -> bool {
+    backend == "landlock" || backend == AUTO
+}
+
+/// The helper that refuses user namespaces to what it runs (`examples/deny_userns.rs`, a
+/// seccomp filter standing in for Ubuntu's AppArmor rule, whose sysctl is read-only on the
+/// test machines), staged beside kennel where the test user can run it.
+pub fn deny_userns() -> &'static PathBuf {
+    static STAGED: OnceLock<PathBuf> = OnceLock::new();
+    STAGED.get_or_init(|| {
+        let built = PathBuf::from(env!("CARGO_BIN_EXE_kennel"))
+            .parent()
+            .unwrap_or_else(|| panic!("kennel's build folder"))
+            .join("examples/deny_userns");
+        let staged = env().base.join("deny_userns");
+        // Staged once per test binary, under a name of its own, then moved into place: a
+        // test binary never runs a copy another one is still writing.
+        let part = env()
+            .base
+            .join(format!("deny_userns.{}", std::process::id()));
+        fs::copy(&built, &part).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (built by `cargo test`, which builds the examples)",
+                built.display()
+            )
+        });
+        fs::set_permissions(&part, fs::Permissions::from_mode(0o755))
+            .unwrap_or_else(|e| panic!("{e}"));
+        fs::rename(&part, &staged).unwrap_or_else(|e| panic!("{e}"));
+        staged
+    })
+}
+
+/// Runs each named test function (taking the backend's name) once per backend, and once
+/// more as `--backend auto` where user namespaces are refused ([`AUTO`]); the systemd
+/// backend's runs need a user manager (see `skip_without_user_manager`).
 #[macro_export]
 macro_rules! on_every_backend {
     ($($name:ident),* $(,)?) => {
@@ -457,6 +509,9 @@ macro_rules! on_every_backend {
         }
         mod landlock {
             $( #[test] fn $name() { super::$name("landlock") } )*
+        }
+        mod auto_without_user_namespaces {
+            $( #[test] fn $name() { super::$name($crate::common::AUTO) } )*
         }
         mod systemd {
             $( #[test] fn $name() {
