@@ -71,6 +71,15 @@ pub(crate) struct ChildArgs<'a> {
     pub pass_fds: &'a [RawFd],
     /// `--tasks`: the sandbox's processes and threads, at most.
     pub tasks: Option<u64>,
+    /// The home in memory (a tmpfs of the sandbox's), and where it goes to the supervisor.
+    pub home: Option<ChildHome<'a>>,
+}
+
+/// The sandbox's home kept in memory: once mounted, a descriptor of it goes to the
+/// supervisor, which lists what was written there after the sandbox is gone.
+pub(crate) struct ChildHome<'a> {
+    pub path: &'a Path,
+    pub socket: OwnedFd,
 }
 
 /// What the child needs to give the command its own terminal.
@@ -104,6 +113,7 @@ pub(crate) fn child_main(args: ChildArgs) -> ! {
         terminal,
         pass_fds,
         tasks,
+        home,
     } = args;
     // This process is a copy of kennel, made without exec: it holds every descriptor of
     // the supervisor (the ephemeral home's lock, a directory of the host's mount namespace;
@@ -116,6 +126,7 @@ pub(crate) fn child_main(args: ChildArgs) -> ! {
         exit_report.as_raw_fd(),
     ];
     keep.extend(terminal.as_ref().map(|t| t.socket.as_raw_fd()));
+    keep.extend(home.as_ref().map(|h| h.socket.as_raw_fd()));
     keep.extend_from_slice(pass_fds);
     if close_descriptors_except(&keep).is_err() {
         exit_now(EXIT_SETUP_FAILED);
@@ -185,6 +196,7 @@ pub(crate) fn child_main(args: ChildArgs) -> ! {
         filters,
         landlock,
         terminal,
+        home,
         helpers,
         exit_report: &exit_report,
     }) {
@@ -227,6 +239,7 @@ struct Setup<'a> {
     filters: &'a [BpfProgram],
     landlock: Enforcement,
     terminal: Option<ChildTerminal>,
+    home: Option<ChildHome<'a>>,
     helpers: Option<kennel_net::inside::Listeners>,
     /// The init's report pipe, which the network helpers must not hold.
     exit_report: &'a OwnedFd,
@@ -241,6 +254,7 @@ fn setup(setup: Setup) -> Result<Pid, (u8, String)> {
         filters,
         landlock,
         terminal,
+        home,
         helpers,
         exit_report,
     } = setup;
@@ -251,12 +265,28 @@ fn setup(setup: Setup) -> Result<Pid, (u8, String)> {
         other => (STATUS_SETUP, other.to_string()),
     };
     let known = build_root(plan).map_err(fail)?;
+    // The home, before anything of the command's runs: opened here, by its path in the new
+    // root that nothing but kennel has touched yet, and closed once handed over.
+    if let Some(ChildHome { path, socket }) = home {
+        let dir = open(
+            path,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| {
+            (
+                STATUS_SETUP,
+                format!("opening the home {}: {e}", path.display()),
+            )
+        })?;
+        pty::send_fd(&socket, dir.as_fd(), "the sandbox's home").map_err(fail)?;
+    }
     // The pseudo-terminal comes from the sandbox's own devpts, mounted by build_root.
     let slave = match terminal {
         None => None,
         Some(ChildTerminal { socket, user }) => {
             let (master, slave) = pty::open_in_sandbox(&user).map_err(fail)?;
-            pty::send_fd(&socket, master.as_fd()).map_err(fail)?;
+            pty::send_fd(&socket, master.as_fd(), "the terminal").map_err(fail)?;
             Some(slave)
         }
     };

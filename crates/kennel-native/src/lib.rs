@@ -35,7 +35,7 @@ use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{pipe2, read, write, Pid};
 
-use child::{ChildArgs, ChildTerminal, ExecSpec};
+use child::{ChildArgs, ChildHome, ChildTerminal, ExecSpec};
 pub use error::NativeError;
 pub use landlock::Enforcement;
 pub use landlock_only::run_landlock_only;
@@ -61,6 +61,30 @@ pub struct Options {
     /// kernel counts per user namespace from Linux 5.14 on: the sandbox's own, apart from
     /// the user's other processes). The landlock backend refuses it.
     pub tasks: Option<u64>,
+    /// The sandbox's home kept in memory instead of a folder on the host's disk.
+    pub memory_home: Option<MemoryHome>,
+}
+
+/// The ephemeral home as a tmpfs of the sandbox's own (bounded like every writable tmpfs):
+/// nothing to create on the host's disk at the start, nothing to remove at the end. Once it
+/// is mounted, the sandbox hands the supervisor a descriptor of it, kept in `received`,
+/// through which the caller lists (and copies back) what was written there after the
+/// sandbox is gone: the tmpfs lives as long as that descriptor.
+#[derive(Debug, Default)]
+pub struct MemoryHome {
+    /// The user's files copied in (`copy-back`): where under the home, and their bytes.
+    pub files: Vec<(std::path::PathBuf, Vec<u8>)>,
+    pub received: std::cell::OnceCell<OwnedFd>,
+}
+
+impl Clone for MemoryHome {
+    /// A clone has the files, not the descriptor.
+    fn clone(&self) -> MemoryHome {
+        MemoryHome {
+            files: self.files.clone(),
+            received: std::cell::OnceCell::new(),
+        }
+    }
 }
 use pty::{Pumped, RawMode, Relay, UserTerminal};
 
@@ -81,6 +105,27 @@ pub fn run(policy: &Policy, options: &Options) -> Result<i32, NativeError> {
             optional: false,
             placeholder: None,
         });
+    }
+    if let Some(home) = &options.memory_home {
+        // Written right after the home's tmpfs is mounted, before anything is bound below it.
+        let at = plan
+            .ops
+            .iter()
+            .position(
+                |op| matches!(op, plan::MountOp::Tmpfs { target, .. } if *target == policy.home),
+            )
+            .ok_or_else(|| {
+                NativeError::Plan("the home kept in memory needs the home to be a tmpfs".into())
+            })?;
+        for (i, (rel, bytes)) in home.files.iter().enumerate() {
+            plan.ops.insert(
+                at + 1 + i,
+                plan::MountOp::Copied {
+                    target: policy.home.join(rel),
+                    bytes: bytes.clone(),
+                },
+            );
+        }
     }
     let mut net = net::prepare(policy, &options.net)?;
     let with_net_env;
@@ -118,6 +163,18 @@ pub fn run(policy: &Policy, options: &Options) -> Result<i32, NativeError> {
         )),
         Terminal::Streams => None,
     };
+    let home_socket = match &options.memory_home {
+        Some(_) => Some(
+            socketpair(
+                AddressFamily::Unix,
+                SockType::Stream,
+                None,
+                SockFlag::SOCK_CLOEXEC,
+            )
+            .map_err(error::sys("socketpair"))?,
+        ),
+        None => None,
+    };
 
     let mut flags = CloneFlags::CLONE_NEWUSER
         | CloneFlags::CLONE_NEWNS
@@ -152,6 +209,10 @@ pub fn run(policy: &Policy, options: &Options) -> Result<i32, NativeError> {
                 terminal: terminal.map(|((_, socket), user)| ChildTerminal { socket, user }),
                 pass_fds: &options.pass_fds,
                 tasks: options.tasks,
+                home: home_socket.map(|(_, socket)| ChildHome {
+                    path: &policy.home,
+                    socket,
+                }),
             })
         }
         Ok(Some(pid)) => pid,
@@ -161,6 +222,7 @@ pub fn run(policy: &Policy, options: &Options) -> Result<i32, NativeError> {
     drop(report_write);
     // Keep only our end: the child's copy closing means it will send nothing more.
     let terminal_socket = terminal.map(|((ours, _), _)| ours);
+    let home_socket = home_socket.map(|(ours, _)| ours);
 
     // Raw before the sandbox starts; restored when `raw` (or the relay owning it) drops.
     let raw = match terminal_socket.as_ref().map(|_| RawMode::enter()) {
@@ -183,7 +245,16 @@ pub fn run(policy: &Policy, options: &Options) -> Result<i32, NativeError> {
             return Err(e);
         }
     }
-    if let Some(err) = read_status(status_read) {
+    let started = read_status(status_read);
+    // Sent before the command was started (or never, when the setup failed first): the
+    // child's end is closed by then, so this does not wait.
+    if let (Some(socket), Some(home)) = (&home_socket, &options.memory_home) {
+        if let Ok(fd) = pty::receive_fd(socket, "the sandbox's home") {
+            let _ = home.received.set(fd);
+        }
+    }
+    drop(home_socket);
+    if let Some(err) = started {
         // The child exits by itself when the setup failed; when the command could not be
         // started, the init waits for kennel's exit (see `child::end_sandbox`): ended here.
         let _ = kill(pid, Signal::SIGKILL);
@@ -239,7 +310,10 @@ fn watch(
     let signals = SignalFd::with_flags(forwarded, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
         .map_err(error::sys("signalfd"))?;
     let relay = match terminal_socket {
-        Some(socket) => Some(Relay::start(pty::receive_fd(&socket)?, raw)?),
+        Some(socket) => Some(Relay::start(
+            pty::receive_fd(&socket, "the terminal")?,
+            raw,
+        )?),
         None => None,
     };
     Ok((signals, relay))

@@ -479,6 +479,22 @@ impl Executor<'_> {
                     .and_then(|mut f| std::io::Write::write_all(&mut f, contents.as_bytes()))
                     .map_err(io(|| format!("writing {}", target.display())))
             }
+            MountOp::Copied { target, bytes } => {
+                if let Some(parent) = target.parent() {
+                    fs::DirBuilder::new()
+                        .recursive(true)
+                        .mode(0o700)
+                        .create(parent)
+                        .map_err(io(|| format!("creating {}", parent.display())))?;
+                }
+                fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(target)
+                    .and_then(|mut f| std::io::Write::write_all(&mut f, bytes))
+                    .map_err(io(|| format!("copying into {}", target.display())))
+            }
         }
     }
 

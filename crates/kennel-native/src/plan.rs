@@ -140,6 +140,13 @@ pub enum MountOp {
         target: PathBuf,
         contents: String,
     },
+    /// A file of the user's copied into the home kept in memory (`copy-back`): private, as
+    /// its folders made on the way. The bytes were read by the supervisor before the clone.
+    Copied {
+        target: PathBuf,
+        #[serde(skip)]
+        bytes: Vec<u8>,
+    },
 }
 
 /// A file that only a native kennel sandbox has: the sandbox's `/run` is a fresh tmpfs

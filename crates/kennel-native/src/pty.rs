@@ -101,22 +101,21 @@ pub(crate) fn attach(slave: &OwnedFd) -> nix::Result<()> {
 }
 
 /// Sends `fd` over the unix socket `socket` (SCM_RIGHTS).
-pub(crate) fn send_fd(socket: &OwnedFd, fd: BorrowedFd) -> Result<(), NativeError> {
+pub(crate) fn send_fd(socket: &OwnedFd, fd: BorrowedFd, what: &str) -> Result<(), NativeError> {
     let fds = [fd.as_raw_fd()];
     let payload = [IoSlice::new(b"t")];
     let cmsg = [ControlMessage::ScmRights(&fds)];
     sendmsg::<()>(socket.as_raw_fd(), &payload, &cmsg, MsgFlags::empty(), None)
-        .map_err(setup("handing the terminal to kennel"))?;
+        .map_err(|e| NativeError::Setup(format!("handing {what} to kennel: {e}")))?;
     Ok(())
 }
 
 /// Receives the descriptor that [`send_fd`] sent; end of file means none was sent.
-pub(crate) fn receive_fd(socket: &OwnedFd) -> Result<OwnedFd, NativeError> {
+pub(crate) fn receive_fd(socket: &OwnedFd, what: &str) -> Result<OwnedFd, NativeError> {
     let mut byte = [0u8; 1];
     let mut payload = [IoSliceMut::new(&mut byte)];
     let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
-    let fail =
-        |what: String| NativeError::Setup(format!("receiving the sandbox's terminal: {what}"));
+    let fail = |why: String| NativeError::Setup(format!("receiving {what}: {why}"));
     let msg = loop {
         match recvmsg::<()>(
             socket.as_raw_fd(),

@@ -140,7 +140,8 @@ pub enum Command {
 
     /// List the homes that sandboxes left when their kennel was killed (what their
     /// commands wrote there), or remove them with --remove. Homes of running sandboxes are
-    /// never listed nor removed.
+    /// never listed nor removed. (The systemd backend's homes: the native backend's is in
+    /// memory and leaves nothing.)
     Homes {
         /// Remove them (after a look: they hold what the commands wrote).
         #[arg(long)]
@@ -264,8 +265,9 @@ pub struct PolicyArgs {
     #[arg(long = "cache", value_name = "GROUP")]
     pub caches: Vec<String>,
 
-    /// The sandbox's home: `ephemeral` (listed at exit, then removed) or `persistent`
-    /// (kept for this workspace under $XDG_STATE_HOME/kennel/homes/).
+    /// The sandbox's home: `ephemeral` (in memory on the native backend, bounded by
+    /// tmpfs-size; listed at exit, then freed) or `persistent` (kept for this workspace
+    /// under $XDG_STATE_HOME/kennel/homes/).
     #[arg(long, value_enum)]
     pub home: Option<HomeChoice>,
 

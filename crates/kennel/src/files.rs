@@ -250,18 +250,6 @@ pub fn write_below(root: &impl AsFd, rel: &Path, bytes: &[u8]) -> io::Result<()>
     File::from(fd).write_all(bytes)
 }
 
-/// Makes the folder `dir` (kennel's own, left unreadable by the command) readable again,
-/// without following a link at its name.
-pub fn make_readable(dir: &Path) -> io::Result<()> {
-    nix::sys::stat::fchmodat(
-        nix::fcntl::AT_FDCWD,
-        dir,
-        Mode::from_bits_truncate(0o700),
-        nix::sys::stat::FchmodatFlags::NoFollowSymlink,
-    )?;
-    Ok(())
-}
-
 /// A new file `path` (it must not exist, and a link there is not followed) with `mode`
 /// exactly (whatever the umask), holding `bytes`.
 pub fn create_new(path: &Path, mode: u32, bytes: &[u8]) -> io::Result<()> {

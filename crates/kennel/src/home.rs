@@ -1,7 +1,14 @@
-//! The sandbox's own home: a private host directory bound as the home (instead of a tmpfs
-//! that nobody outside can read), so that what a tool wrote there is listed at exit, never
-//! dropped silently; or, with `home = "persistent"`, kept for the workspace.
+//! The sandbox's own home, whose writes are listed at exit, never dropped silently; or, with
+//! `home = "persistent"`, kept for the workspace.
 //!
+//! On the native backend the ephemeral home is a tmpfs of the sandbox's (bounded by
+//! `tmpfs-size`): nothing is made on the host's disk to start it or removed to end it. The
+//! sandbox hands kennel a descriptor of it, through which the files are copied back and the
+//! rest listed once the sandbox is gone; dropping that descriptor frees it. A kennel killed
+//! by SIGKILL takes it along: nothing is left behind, and what was written there is gone.
+//!
+//! The other backends cannot hand one over: their ephemeral home is a private host
+//! directory bound as the home.
 //! The ephemeral one is created 0700 in a private folder of the user's in the temporary
 //! folder (`$TMPDIR/kennel-UID`, else `/tmp/kennel-UID`) and removed after the listing;
 //! only kennel's own directory is ever removed. Not under
@@ -11,11 +18,14 @@
 use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use kennel_policy::{shown_path, Access, HomeMode, Policy};
 use nix::fcntl::{Flock, FlockArg};
+use rustix::fd::OwnedFd;
+use rustix::fs::{chmodat, openat, statat, AtFlags, Dir, FileType, Mode, OFlags};
 
 use crate::files::ReadError;
 
@@ -30,7 +40,10 @@ const MAX_ENTRIES: usize = 10_000;
 const MAX_COPIED: u64 = 64 << 20;
 
 pub struct SandboxHome {
+    /// The home's folder on the host (none for a home in memory).
     dir: PathBuf,
+    /// In memory: the descriptor of the sandbox's home, once received.
+    memory: Option<Option<std::os::fd::OwnedFd>>,
     /// Held while the sandbox runs: an ephemeral home nobody holds is one that an earlier
     /// kennel, killed, left behind (see [`stale_homes`]).
     _lock: Option<Flock<File>>,
@@ -72,10 +85,13 @@ impl Original {
 
 /// Where the sandbox's home lives on the host: `state_home` is `$XDG_STATE_HOME` (for a
 /// persistent home), `temp` the temporary folder (for an ephemeral one).
+/// With `in_memory` (the native backend), an ephemeral home is a tmpfs of the sandbox's:
+/// the files to copy in are then given by [`SandboxHome::memory_files`].
 pub fn prepare(
     policy: &mut Policy,
     state_home: Option<PathBuf>,
     temp: PathBuf,
+    in_memory: bool,
 ) -> io::Result<Option<SandboxHome>> {
     let home_is_tmpfs = policy
         .paths
@@ -83,6 +99,27 @@ pub fn prepare(
         .any(|r| r.path == policy.home && r.access == Access::Tmpfs);
     if !home_is_tmpfs {
         return Ok(None);
+    }
+    if in_memory && policy.home_mode == HomeMode::Ephemeral {
+        let mut home = SandboxHome {
+            dir: PathBuf::new(),
+            memory: Some(None),
+            _lock: None,
+            ephemeral: true,
+            mode: policy.home_mode,
+            copied: Vec::new(),
+        };
+        for c in &policy.copy_back {
+            let Ok(rel) = c.path.strip_prefix(&policy.home) else {
+                continue;
+            };
+            home.copied.push(Copied {
+                real: c.path.clone(),
+                rel: rel.to_path_buf(),
+                original: read_to_copy_in(&c.path),
+            });
+        }
+        return Ok(Some(home));
     }
     let (dir, temp_dir) = match policy.home_mode {
         HomeMode::Ephemeral => {
@@ -116,6 +153,7 @@ pub fn prepare(
     let ephemeral = temp_dir.is_some();
     let mut home = SandboxHome {
         dir,
+        memory: None,
         _lock: temp_dir,
         ephemeral,
         mode: policy.home_mode,
@@ -127,28 +165,18 @@ pub fn prepare(
         let Ok(rel) = c.path.strip_prefix(&policy.home) else {
             continue;
         };
-        let original = match crate::files::read_users_file(&c.path, MAX_COPIED) {
-            Ok(bytes) => {
-                // Into the kept home, the sandbox may have left a link, a dangling link or
-                // a FIFO at this name at an earlier run: replaced, never written through.
-                crate::files::write_below(&root, rel, &bytes).map_err(|e| {
-                    io::Error::other(format!(
-                        "cannot copy {} into the sandbox's home {}: {e}",
-                        shown_path(&c.path),
-                        shown_path(&home.dir)
-                    ))
-                })?;
-                Original::Bytes(bytes)
-            }
-            Err(ReadError::NotFound) => Original::Absent,
-            Err(e) => {
-                eprintln!(
-                    "kennel: warning: {} is not copied into the sandbox, nor back at exit: {e}",
-                    shown_path(&c.path)
-                );
-                Original::NotCopied
-            }
-        };
+        let original = read_to_copy_in(&c.path);
+        if let Original::Bytes(bytes) = &original {
+            // Into the kept home, the sandbox may have left a link, a dangling link or a
+            // FIFO at this name at an earlier run: replaced, never written through.
+            crate::files::write_below(&root, rel, bytes).map_err(|e| {
+                io::Error::other(format!(
+                    "cannot copy {} into the sandbox's home {}: {e}",
+                    shown_path(&c.path),
+                    shown_path(&home.dir)
+                ))
+            })?;
+        }
         home.copied.push(Copied {
             real: c.path.clone(),
             rel: rel.to_path_buf(),
@@ -157,6 +185,22 @@ pub fn prepare(
     }
     policy.home_source = Some(home.dir.clone());
     Ok(Some(home))
+}
+
+/// A file of the user's to copy into the sandbox's home, read now (never following a link
+/// to a FIFO or a device, bounded): its bytes, absent, or not copied (said why).
+fn read_to_copy_in(real: &Path) -> Original {
+    match crate::files::read_users_file(real, MAX_COPIED) {
+        Ok(bytes) => Original::Bytes(bytes),
+        Err(ReadError::NotFound) => Original::Absent,
+        Err(e) => {
+            eprintln!(
+                "kennel: warning: {} is not copied into the sandbox, nor back at exit: {e}",
+                shown_path(real)
+            );
+            Original::NotCopied
+        }
+    }
 }
 
 const EPHEMERAL_PREFIX: &str = "kennel-home-";
@@ -365,9 +409,10 @@ fn workspace_key(workspace: &Path) -> String {
 impl Drop for SandboxHome {
     /// Removes an ephemeral home (while still holding its lock). A folder the command made
     /// unreadable (`chmod 000`) beyond what the listing opened is made readable first; a home
-    /// that still cannot be removed is named, never left silently.
+    /// that still cannot be removed is named, never left silently. A home in memory goes
+    /// with its descriptor.
     fn drop(&mut self) {
-        if !self.ephemeral {
+        if !self.ephemeral || self.memory.is_some() {
             return;
         }
         let dir = self.dir.clone();
@@ -472,32 +517,62 @@ fn empty_below(
 }
 
 impl SandboxHome {
+    /// Whether the home is a tmpfs of the sandbox's (see [`prepare`]'s `in_memory`).
+    pub fn in_memory(&self) -> bool {
+        self.memory.is_some()
+    }
+
+    /// For a home in memory: the user's files to copy in, relative to the home.
+    pub fn memory_files(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        self.copied
+            .iter()
+            .filter_map(|c| match &c.original {
+                Original::Bytes(bytes) => Some((c.rel.clone(), bytes.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The sandbox's descriptor of its home in memory, received once it was mounted: what
+    /// is listed and copied back is read through it.
+    pub fn attach(&mut self, fd: std::os::fd::OwnedFd) {
+        self.memory = Some(Some(fd));
+    }
+
     /// Copies changed files back, then reports (ephemeral) what else was written. Returns
     /// the lines to print.
     pub fn finish(&self, policy: &Policy, config_name: &str) -> Vec<String> {
         let mut lines = Vec::new();
-        match crate::files::open_dir(&self.dir) {
-            Ok(root) => {
-                for c in &self.copied {
-                    lines.extend(copy_back(&root, c, &policy.home));
-                }
+        let root = match &self.memory {
+            Some(Some(fd)) => fd.try_clone(),
+            // In memory and never handed over: the sandbox never started.
+            Some(None) => return lines,
+            None => crate::files::open_dir(&self.dir),
+        };
+        let root = match root {
+            Ok(root) => root,
+            Err(e) => {
+                lines.push(format!(
+                    "cannot open the sandbox's home {} to copy files back and list what was \
+                     written there: {e}",
+                    shown_path(&self.dir)
+                ));
+                return lines;
             }
-            Err(e) if !self.copied.is_empty() => lines.push(format!(
-                "cannot open the sandbox's home {} to copy files back: {e}",
-                shown_path(&self.dir)
-            )),
-            Err(_) => {}
+        };
+        for c in &self.copied {
+            lines.extend(copy_back(&root, c, &policy.home));
         }
         if self.mode == HomeMode::Persistent {
             return lines;
         }
-        let skip = bound_paths(policy, &self.dir);
+        let skip = bound_paths(policy);
         let mut listing = Listing {
             files: Vec::new(),
             budget: MAX_ENTRIES,
             incomplete: false,
         };
-        listing.walk(&self.dir, &self.dir, 0, &skip);
+        listing.walk(&root, Path::new(""), 0, &skip);
         let Listing {
             mut files,
             incomplete,
@@ -507,13 +582,20 @@ impl SandboxHome {
             return lines;
         }
         files.sort();
-        lines.push(format!(
-            "{}{} file{} written to the sandbox's temporary home {} discarded:",
-            if incomplete { "at least " } else { "" },
-            files.len(),
-            if files.len() == 1 { "" } else { "s" },
-            if files.len() == 1 { "was" } else { "were" },
-        ));
+        lines.push(if files.is_empty() {
+            // Only folders that could not be opened, or too deep: never "at least 0 files".
+            "files written to the sandbox's temporary home were discarded, where kennel could \
+             not list them:"
+                .to_string()
+        } else {
+            format!(
+                "{}{} file{} written to the sandbox's temporary home {} discarded:",
+                if incomplete { "at least " } else { "" },
+                files.len(),
+                if files.len() == 1 { "" } else { "s" },
+                if files.len() == 1 { "was" } else { "were" },
+            )
+        });
         for f in files.iter().take(SHOWN) {
             lines.push(format!("  ~/{}", shown_path(f)));
         }
@@ -609,20 +691,20 @@ fn replace_file(real: &Path, bytes: &[u8]) -> io::Result<()> {
     })
 }
 
-/// Paths in the backing directory that are mount points of the policy's rules (and the
+/// Paths of the home, relative to it, that are mount points of the policy's rules (and the
 /// copied-in files): created by the sandbox's setup, not by the command.
-fn bound_paths(policy: &Policy, dir: &Path) -> BTreeSet<PathBuf> {
+fn bound_paths(policy: &Policy) -> BTreeSet<PathBuf> {
     let mut skip = BTreeSet::new();
     for r in &policy.paths {
         if r.path != policy.home {
             if let Ok(rel) = r.path.strip_prefix(&policy.home) {
-                skip.insert(dir.join(rel));
+                skip.insert(rel.to_path_buf());
             }
         }
     }
     for c in &policy.copy_back {
         if let Ok(rel) = c.path.strip_prefix(&policy.home) {
-            skip.insert(dir.join(rel));
+            skip.insert(rel.to_path_buf());
         }
     }
     skip
@@ -636,52 +718,68 @@ struct Listing {
 }
 
 impl Listing {
-    fn walk(&mut self, dir: &Path, root: &Path, depth: usize, skip: &BTreeSet<PathBuf>) {
-        let entries = match fs::read_dir(dir) {
-            Ok(entries) => entries,
-            // A folder the command made unreadable (`chmod 000`): kennel's own home, made
-            // readable again to list it (and so that it can be removed).
-            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
-                let _ = crate::files::make_readable(dir);
-                match fs::read_dir(dir) {
-                    Ok(entries) => entries,
-                    Err(_) => {
-                        self.incomplete = true;
-                        return;
-                    }
-                }
-            }
-            Err(_) => {
-                self.incomplete = true;
-                return;
-            }
+    /// Lists the folder `at` (`rel` in the home) through descriptors, never following a
+    /// link: the sandbox, gone by now, wrote what is there.
+    fn walk(&mut self, at: &OwnedFd, rel: &Path, depth: usize, skip: &BTreeSet<PathBuf>) {
+        let Ok(dir) = Dir::read_from(at) else {
+            self.incomplete = true;
+            return;
         };
-        for entry in entries {
+        for entry in dir {
             let Ok(entry) = entry else {
                 self.incomplete = true;
                 continue;
             };
+            let name = entry.file_name();
+            if matches!(name.to_bytes(), b"." | b"..") {
+                continue;
+            }
             if self.budget == 0 {
                 self.incomplete = true;
                 return;
             }
             self.budget -= 1;
-            let path = entry.path();
+            let path = rel.join(std::ffi::OsStr::from_bytes(name.to_bytes()));
             if skip.contains(&path) {
                 continue;
             }
             // The entry's own type: a link is listed, never followed.
-            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-            if is_dir {
-                if depth + 1 < MAX_DEPTH {
-                    self.walk(&path, root, depth + 1, skip);
-                } else if fs::read_dir(&path).map_or(true, |mut d| d.next().is_some()) {
-                    self.incomplete = true;
+            let kind = match entry.file_type() {
+                FileType::Unknown => statat(at, name, AtFlags::SYMLINK_NOFOLLOW)
+                    .map_or(FileType::Unknown, |st| FileType::from_raw_mode(st.st_mode)),
+                kind => kind,
+            };
+            if kind != FileType::Directory {
+                self.files.push(path);
+                continue;
+            }
+            match open_below(at, name) {
+                Some(sub) if depth + 1 < MAX_DEPTH => self.walk(&sub, &path, depth + 1, skip),
+                Some(sub) => {
+                    let empty = Dir::read_from(&sub).is_ok_and(|d| {
+                        d.filter_map(Result::ok)
+                            .all(|e| matches!(e.file_name().to_bytes(), b"." | b".."))
+                    });
+                    self.incomplete |= !empty;
                 }
-            } else if let Ok(rel) = path.strip_prefix(root) {
-                self.files.push(rel.to_path_buf());
+                None => self.incomplete = true,
             }
         }
+    }
+}
+
+/// The folder `name` of `at`, not through a link; one the command made unreadable
+/// (`chmod 000`) is made readable again first: it is kennel's own home.
+fn open_below(at: &OwnedFd, name: &std::ffi::CStr) -> Option<OwnedFd> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    match openat(at, name, flags, Mode::empty()) {
+        Ok(fd) => Some(fd),
+        Err(rustix::io::Errno::ACCESS) => {
+            // A folder, not a link (its entry said so), in a home nobody else writes now.
+            chmodat(at, name, Mode::from_raw_mode(0o700), AtFlags::empty()).ok()?;
+            openat(at, name, flags, Mode::empty()).ok()
+        }
+        Err(_) => None,
     }
 }
 

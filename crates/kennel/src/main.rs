@@ -934,17 +934,21 @@ fn run_policy(
     }
     // A dry run prints a command to paste later: its home must not be a folder that this
     // run removes at exit, so it keeps the plain fresh one.
-    let home = if run.systemd.dry_run {
+    // The native backend keeps an ephemeral home in memory (and `auto`, which drops it where
+    // it falls back); the systemd backend binds a folder on disk; the landlock backend has
+    // no home of the sandbox's (the user's stays unreadable but for what the policy names).
+    let in_memory = matches!(policy.backend, Backend::Native | Backend::Auto);
+    let mut home = if run.systemd.dry_run || policy.backend == Backend::Landlock {
         None
     } else {
-        home::prepare(&mut policy, state, temp.clone()).map_err(|e| {
+        home::prepare(&mut policy, state, temp.clone(), in_memory).map_err(|e| {
             failure(
                 format!("cannot prepare the sandbox's home: {e}"),
                 exit::SETUP_FAILED,
             )
         })?
     };
-    let options = kennel_native::Options {
+    let mut options = kennel_native::Options {
         landlock: if run.best_effort {
             kennel_native::Enforcement::BestEffort
         } else {
@@ -967,6 +971,13 @@ fn run_policy(
         } else {
             systemd_backend::native_tasks(&run.systemd)?
         },
+        memory_home: home
+            .as_ref()
+            .filter(|h| h.in_memory())
+            .map(|h| kennel_native::MemoryHome {
+                files: h.memory_files(),
+                ..Default::default()
+            }),
     };
     if policy.backend != Backend::Systemd {
         systemd_backend::refuse_systemd_only_flags(&run.systemd, policy.backend)?;
@@ -1014,12 +1025,20 @@ fn run_policy(
                         exit::REFUSED,
                     ))
                 } else {
+                    // The landlock backend has no home of the sandbox's to list.
+                    home = None;
                     kennel_native::run_landlock_only(&policy, &options).map_err(Failure::from)
                 }
             }
             other => other.map_err(Failure::from),
         },
     };
+    if let (Some(home), Some(fd)) = (
+        home.as_mut(),
+        options.memory_home.as_mut().and_then(|m| m.received.take()),
+    ) {
+        home.attach(fd);
+    }
     if let Some(home) = &home {
         let mut lines = home.finish(&policy, config_name);
         if !lines.is_empty() {

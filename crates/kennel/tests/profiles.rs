@@ -458,9 +458,13 @@ fn writes_to_the_ephemeral_home_are_listed_at_exit() {
 
 /// Someone else's folder where the user's folder of homes belongs: kennel says so and puts
 /// the home directly in the temporary folder, as private, and still lists what was written.
+/// (The systemd backend's home is a folder on disk; the native backend's is in memory.)
 #[test]
 fn a_homes_folder_that_is_not_the_users_is_not_used() {
-    let fx = Fixture::new("foreign-homes");
+    if common::skip_without_user_manager() {
+        return;
+    }
+    let fx = Fixture::new("foreign-homes").with_backend("systemd");
     let tmp = fx.dir.join("tmp");
     fs::create_dir_all(&tmp).unwrap();
     fs::set_permissions(&tmp, fs::Permissions::from_mode(0o1777)).unwrap();
@@ -609,9 +613,8 @@ fn a_copied_back_symlink_stays_a_symlink() {
     );
 }
 
-#[test]
-fn a_home_left_by_a_killed_kennel_is_reported_not_lost() {
-    let fx = Fixture::new("killed");
+/// Kills kennel (SIGKILL) once its sandbox wrote `~/left-behind` and said `started`.
+fn kill_kennel_after_a_write(fx: &Fixture) {
     let mut child = fx.spawn_sandboxed("echo kept > ~/left-behind; echo started; sleep 30");
     let mut stdout_pipe = child.stdout.take().unwrap();
     let mut first = [0u8; 8];
@@ -622,6 +625,35 @@ fn a_home_left_by_a_killed_kennel_is_reported_not_lost() {
     )
     .unwrap();
     child.wait().unwrap();
+}
+
+/// The native backend's ephemeral home is a tmpfs of the sandbox's: a kennel killed by
+/// SIGKILL leaves nothing on disk, and nothing is reported at the next start.
+#[test]
+fn a_killed_kennels_home_in_memory_leaves_nothing_on_disk() {
+    let fx = Fixture::new("killed-memory");
+    kill_kennel_after_a_write(&fx);
+    let out = fx.sandboxed("true");
+    assert!(!stderr(&out).contains("was left at"), "{}", stderr(&out));
+    let found = fx.as_user("find \"$TMPDIR\" -name left-behind");
+    assert_eq!(stdout(&found), "", "the killed sandbox's home is on disk");
+    let listed = fx.kennel_with(&["homes"]);
+    assert!(
+        !stdout(&listed).contains("kennel-home-"),
+        "{}",
+        stdout(&listed)
+    );
+}
+
+/// The systemd backend's home is a folder on disk: one left by a killed kennel is named at
+/// the next start, with what it holds, and `kennel homes` lists and removes it.
+#[test]
+fn a_home_left_by_a_killed_kennel_is_reported_not_lost() {
+    if common::skip_without_user_manager() {
+        return;
+    }
+    let fx = Fixture::new("killed").with_backend("systemd");
+    kill_kennel_after_a_write(&fx);
     // The note names the folder, and that folder holds what the killed sandbox wrote.
     let mut left = None;
     common::eventually(10, || {
@@ -673,20 +705,29 @@ fn concurrent_starts_never_report_a_living_sandboxs_home() {
 }
 
 /// kennel leaves what it built to its exit, unfreed (bench/README.md), but never the
-/// ephemeral home's folder: that is gone by the time kennel returns.
+/// ephemeral home's folder: that is gone by the time kennel returns. The native backend
+/// makes none on disk at all.
 #[test]
 fn an_ephemeral_home_is_removed_when_kennel_returns() {
-    let fx = Fixture::new("home-gone");
-    let out = fx.sandboxed("echo written > ~/note");
-    assert!(out.status.success(), "{}", stderr(&out));
-    let uid = common::env()
-        .setpriv
-        .map_or_else(|| nix::unistd::getuid().as_raw(), |(uid, _)| uid);
-    let homes = fx.dir.join("tmp").join(format!("kennel-{uid}"));
-    let left: Vec<_> = fs::read_dir(&homes)
-        .unwrap_or_else(|e| panic!("{}: {e}", homes.display()))
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    assert!(left.is_empty(), "homes left behind: {left:?}");
+    for backend in ["native", "systemd"] {
+        if backend == "systemd" && common::skip_without_user_manager() {
+            return;
+        }
+        let fx = Fixture::new("home-gone").with_backend(backend);
+        let out = fx.sandboxed("echo written > ~/note");
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(stderr(&out).contains("~/note"), "{}", stderr(&out));
+        let uid = common::env()
+            .setpriv
+            .map_or_else(|| nix::unistd::getuid().as_raw(), |(uid, _)| uid);
+        let homes = fx.dir.join("tmp").join(format!("kennel-{uid}"));
+        let left: Vec<_> = fs::read_dir(&homes)
+            .unwrap_or_else(|e| panic!("{}: {e}", homes.display()))
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        assert!(left.is_empty(), "{backend}: homes left behind: {left:?}");
+        let found = fx.as_user("find \"$TMPDIR\" -name note");
+        assert_eq!(stdout(&found), "", "{backend}: the home's file is on disk");
+    }
 }

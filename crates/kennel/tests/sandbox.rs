@@ -208,23 +208,23 @@ fn no_privileges(backend: &'static str) {
 
 /// Each writable tmpfs of the sandbox has a size (issue 17, item 8): unbounded, each took
 /// half the host's RAM, in pages the OOM killer cannot reclaim. 1 GiB by default; the
-/// user's config sets it.
+/// user's config sets it. The ephemeral home is one of them (kept in memory, issue 19).
 #[test]
 fn native_tmpfs_are_bounded() {
     let fx = Fixture::new("tmpfs-size");
-    let out = fx.sandboxed("df -B1 --output=size /tmp /var/tmp /dev/shm | tail -n +2");
+    let out = fx.sandboxed("df -B1 --output=size /tmp /var/tmp /dev/shm ~ | tail -n +2");
     let text = stdout(&out);
     let sizes: Vec<&str> = text.lines().map(str::trim).collect();
     assert_eq!(
         sizes,
-        vec![(1u64 << 30).to_string(); 3],
+        vec![(1u64 << 30).to_string(); 4],
         "{text} {}",
         stderr(&out)
     );
 
     fx.user_config("version = 1\n[defaults]\ntmpfs-size = \"8M\"\n");
     let out = fx.sandboxed(
-        r#"for d in /tmp /var/tmp /dev/shm; do
+        r#"for d in /tmp /var/tmp /dev/shm ~; do
             head -c 16777216 /dev/zero 2>&1 > $d/big; echo "$d status=$?"
             ls -l $d/big | awk '{print $5}'
         done
@@ -233,7 +233,8 @@ fn native_tmpfs_are_bounded() {
         echo "files=$i""#,
     );
     let text = stdout(&out);
-    for d in ["/tmp", "/var/tmp", "/dev/shm"] {
+    let home = fx.home.display().to_string();
+    for d in ["/tmp", "/var/tmp", "/dev/shm", home.as_str()] {
         assert!(
             text.contains(&format!("{d} status=1")),
             "{text} {}",
