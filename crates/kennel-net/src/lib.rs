@@ -14,7 +14,8 @@
 //! take one hop, not two. [`client`] is `kennel net-connect HOST PORT`, the ProxyCommand of
 //! git over ssh.
 //!
-//! No async runtime: a thread per connection and direction, data moved with splice(2).
+//! No async runtime: a thread per connection and direction, each with a buffer that grows
+//! while the tunnel is busy ([`relay`]).
 #![forbid(unsafe_code)]
 
 pub mod addr;
