@@ -9,6 +9,10 @@ pub enum NativeError {
     #[error("cannot build this sandbox: {0}")]
     Plan(String),
 
+    /// Something asked for cannot be kept on this machine: not started.
+    #[error("{0}: not started")]
+    Refused(String),
+
     #[error("setting up the sandbox failed: {0}")]
     Setup(String),
 

@@ -7,6 +7,7 @@
 //! command's exit status. With [`Terminal::Pty`] the command gets a pseudo-terminal of the
 //! sandbox's own and the supervisor relays it to the user's terminal ([`pty`]).
 
+pub mod cgroup;
 mod child;
 mod error;
 pub mod landlock;
@@ -63,6 +64,9 @@ pub struct Options {
     pub tasks: Option<u64>,
     /// The sandbox's home kept in memory instead of a folder on the host's disk.
     pub memory_home: Option<MemoryHome>,
+    /// `--memory`: the most memory the sandbox's processes together may use, in bytes
+    /// (a cgroup of its own, see [`cgroup`]). The landlock backend refuses it.
+    pub memory: Option<u64>,
 }
 
 /// The ephemeral home as a tmpfs of the sandbox's own (bounded like every writable tmpfs):
@@ -139,6 +143,11 @@ pub fn run(policy: &Policy, options: &Options) -> Result<i32, NativeError> {
     };
     let exec = exec_spec(policy)?;
     let filters = seccomp::filters()?;
+    // Made before the sandbox, so that a refusal starts nothing.
+    let cgroup = options
+        .memory
+        .map(cgroup::SandboxCgroup::create)
+        .transpose()?;
 
     let forwarded = child::forwarded_signals();
     let caller_mask = forwarded
@@ -234,6 +243,14 @@ pub fn run(policy: &Policy, options: &Options) -> Result<i32, NativeError> {
             return Err(e);
         }
     };
+    // Into its memory cgroup before it starts anything: what it starts inherits it.
+    if let Some(cgroup) = &cgroup {
+        if let Err(e) = cgroup.adopt(pid) {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+            return Err(e);
+        }
+    }
     // The child waits for this byte, so that the user's terminal is raw before it starts.
     write(&sync_write, b"g").map_err(error::sys("starting the sandbox"))?;
     drop(sync_write);
@@ -276,7 +293,21 @@ pub fn run(policy: &Policy, options: &Options) -> Result<i32, NativeError> {
             Err(e)
         }
     };
-    let summary: Vec<String> = net.iter().flat_map(|n| n.summary()).collect();
+    let mut summary: Vec<String> = net.iter().flat_map(|n| n.summary()).collect();
+    if let Some(cgroup) = &cgroup {
+        // The init stays until kennel exits (its report was the end of the sandbox); its
+        // cgroup can be removed only once it is gone.
+        let _ = kill(pid, Signal::SIGKILL);
+        let _ = waitpid(pid, None);
+        let killed = cgroup.oom_kills();
+        if killed > 0 {
+            summary.push(format!(
+                "the sandbox reached its memory limit (--memory, {} bytes): the kernel killed \
+                 {killed} of its processes",
+                cgroup.limit()
+            ));
+        }
+    }
     if !summary.is_empty() {
         plain_attributes();
     }

@@ -321,8 +321,10 @@ pub struct RunArgs {
     #[arg(long)]
     pub dry_run: bool,
 
-    /// Memory limit of the sandbox, e.g. 4G or 50% (systemd backend only: MemoryMax= of
-    /// the unit's cgroup; the other backends refuse it rather than ignore it).
+    /// Memory limit of all the sandbox's processes together, e.g. 4G or 50% (systemd
+    /// backend: MemoryMax= of the unit's cgroup; native backend: a cgroup of the sandbox's
+    /// own, made in a memory cgroup delegated to you, else refused with what would work;
+    /// refused by the landlock backend). Past it the kernel kills a process, and kennel says.
     #[arg(long, value_name = "BYTES")]
     pub memory: Option<String>,
 

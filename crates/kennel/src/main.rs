@@ -293,6 +293,7 @@ impl From<NativeError> for Failure {
         let e = apparmor::with_commands(e);
         let status = match &e {
             NativeError::Exec { status, .. } => *status,
+            NativeError::Refused(_) => exit::REFUSED,
             _ => exit::SETUP_FAILED,
         };
         let message = match &e {
@@ -971,6 +972,11 @@ fn run_policy(
         } else {
             systemd_backend::native_tasks(&run.systemd)?
         },
+        memory: if policy.backend == Backend::Systemd {
+            None
+        } else {
+            systemd_backend::native_memory(&run.systemd)?
+        },
         memory_home: home
             .as_ref()
             .filter(|h| h.in_memory())
@@ -1021,6 +1027,14 @@ fn run_policy(
                         "--tasks needs the native backend (the landlock backend has no user \
                          namespace in which to count the sandbox's processes apart from your \
                          others): not started"
+                            .into(),
+                        exit::REFUSED,
+                    ))
+                } else if options.memory.is_some() {
+                    Err(failure(
+                        "--memory needs the native or the systemd backend (the landlock \
+                         backend cannot move the sandbox into a memory cgroup of its own before \
+                         it starts): not started"
                             .into(),
                         exit::REFUSED,
                     ))

@@ -42,9 +42,9 @@ pub fn refuse_systemd_only_flags(
         ("--dry-run", args.dry_run, ""),
         (
             "--memory",
-            args.memory.is_some(),
-            " (a memory limit of the whole sandbox needs a cgroup of its own, which the \
-             systemd backend's unit has)",
+            args.memory.is_some() && backend == kennel_policy::Backend::Landlock,
+            " and the native backend (a memory limit of the whole sandbox needs a cgroup of its \
+             own, which the landlock backend cannot move the sandbox into before it starts)",
         ),
         (
             "--tasks",
@@ -61,6 +61,60 @@ pub fn refuse_systemd_only_flags(
         }),
         None => Ok(()),
     }
+}
+
+/// `--memory SIZE` for the native backend, in bytes: a number with an optional K, M, G or T
+/// (powers of 1024), or a percentage of the machine's memory; `infinity` is no limit.
+pub fn native_memory(args: &SystemdFlags) -> Result<Option<u64>, Failure> {
+    let Some(value) = &args.memory else {
+        return Ok(None);
+    };
+    let bad = || Failure {
+        message: format!(
+            "--memory {value}: give bytes with an optional K, M, G or T suffix (e.g. 4G), a \
+             percentage of the machine's memory, or infinity"
+        ),
+        status: exit::REFUSED,
+    };
+    let v = value.trim();
+    if v == "infinity" {
+        return Ok(None);
+    }
+    if let Some(percent) = v.strip_suffix('%') {
+        let percent: u64 = percent
+            .parse()
+            .ok()
+            .filter(|p| (1..=100).contains(p))
+            .ok_or_else(bad)?;
+        let total = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|text| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix("MemTotal:"))
+                    .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
+            .ok_or_else(|| Failure {
+                message: format!(
+                    "--memory {value}: cannot read the machine's memory in /proc/meminfo"
+                ),
+                status: exit::REFUSED,
+            })?;
+        return Ok(Some(total * 1024 / 100 * percent));
+    }
+    let upper = v.to_ascii_uppercase();
+    let (digits, shift) = match upper.chars().last() {
+        Some('K') => (&upper[..upper.len() - 1], 10),
+        Some('M') => (&upper[..upper.len() - 1], 20),
+        Some('G') => (&upper[..upper.len() - 1], 30),
+        Some('T') => (&upper[..upper.len() - 1], 40),
+        _ => (upper.as_str(), 0),
+    };
+    let n: u64 = digits
+        .parse()
+        .ok()
+        .filter(|n| *n > 0 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .ok_or_else(bad)?;
+    n.checked_mul(1 << shift).map(Some).ok_or_else(bad)
 }
 
 /// `--tasks N` for the native backend: a number of processes and threads.

@@ -6,6 +6,8 @@
 
 mod common;
 
+use std::fs;
+
 use common::{stderr, stdout, Fixture, SECRET};
 
 /// A variable of the user's that the allow-list drops.
@@ -293,6 +295,153 @@ fn native_tasks_limit_stops_a_fork_bomb_inside() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+/// `--memory` on the native backend where no memory cgroup is delegated to the user: refused
+/// with what would work, never run unlimited.
+#[test]
+fn native_memory_limit_without_a_delegated_cgroup_is_refused() {
+    let fx = Fixture::new("memory-refused");
+    let out = fx
+        .kennel()
+        .args(["run", "--memory", "64M", "--", "echo", "RAN"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(!stdout(&out).contains("RAN"), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("needs a memory cgroup delegated to you"),
+        "{err}"
+    );
+    assert!(
+        err.contains("systemd-run --user --scope -p MemoryMax="),
+        "{err}"
+    );
+    // The landlock backend cannot move the sandbox into one: refused too.
+    let out = fx
+        .kennel()
+        .args([
+            "run",
+            "--backend",
+            "landlock",
+            "--memory",
+            "64M",
+            "--",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+/// A memory cgroup delegated to the test user, as root makes one for a user (cgroup v1's
+/// `memory` hierarchy, which the test machines have): removed when dropped.
+struct DelegatedMemoryCgroup(std::path::PathBuf);
+
+impl DelegatedMemoryCgroup {
+    fn new(name: &str) -> Option<DelegatedMemoryCgroup> {
+        let own = fs::read_to_string("/proc/self/cgroup").ok()?;
+        let path = own.lines().find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, controllers, path) = (f.next()?, f.next()?, f.next()?);
+            controllers
+                .split(',')
+                .any(|c| c == "memory")
+                .then(|| path.to_string())
+        })?;
+        let dir = std::path::Path::new("/sys/fs/cgroup/memory")
+            .join(path.trim_start_matches('/'))
+            .join(format!("kennel-test-{name}-{}", std::process::id()));
+        fs::create_dir(&dir).ok()?;
+        let env = common::env();
+        let chowned = std::process::Command::new("chown")
+            .arg("-R")
+            .arg(format!("{}:{}", env.uid, env.gid))
+            .arg(&dir)
+            .status()
+            .ok()?;
+        chowned.success().then_some(DelegatedMemoryCgroup(dir))
+    }
+}
+
+impl Drop for DelegatedMemoryCgroup {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir(&self.0);
+    }
+}
+
+/// `--memory` on the native backend, in a memory cgroup delegated to the user: the sandbox
+/// gets a cgroup of its own inside it, with the limit; a process past it is killed by the
+/// kernel and kennel says so; the sandbox's cgroup is removed at the end.
+#[test]
+fn native_memory_limit_holds_in_a_delegated_cgroup() {
+    if common::skip_unless_root("delegating a memory cgroup to the test user") {
+        return;
+    }
+    let delegated = DelegatedMemoryCgroup::new("memory");
+    if common::skip_unless(
+        delegated.is_some(),
+        "no cgroup v1 memory hierarchy to delegate a cgroup of (cgroup v2 hosts: not covered)",
+    ) {
+        return;
+    }
+    let Some(delegated) = delegated else { return };
+    let fx = Fixture::new("memory");
+    // kennel started in the delegated cgroup, as a user's session would put it there.
+    let in_delegated = |script: &str| {
+        fx.user_command("sh")
+            .arg("-c")
+            .arg(format!(
+                "echo $$ > '{}/cgroup.procs' && exec \"$0\" run --memory 64M -- sh -c '{script}'",
+                delegated.0.display()
+            ))
+            .arg(&common::env().kennel)
+            .current_dir(&fx.repo)
+            .output()
+            .unwrap()
+    };
+    let out = in_delegated(
+        "python3 -c \"x = bytearray(16 << 20); print(\\\"small-ok\\\")\"; cat /proc/self/cgroup",
+    );
+    let text = stdout(&out);
+    assert!(text.contains("small-ok"), "{text} {}", stderr(&out));
+    let name = delegated
+        .0
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        text.lines()
+            .any(|l| l.contains(":memory:") && l.contains(&format!("{name}/kennel-"))),
+        "the command is not in a cgroup of the sandbox's: {text}"
+    );
+    // The sandbox tries to raise its own limit and to leave its cgroup for the delegated
+    // one (same uid, files of the user's): /sys is read-only inside.
+    let out = in_delegated(&format!(
+        "c=$(grep :memory: /proc/self/cgroup | cut -d: -f3); \
+         echo 4294967296 > /sys/fs/cgroup/memory$c/memory.limit_in_bytes && echo RAISED; \
+         echo $$ > {}/cgroup.procs && echo LEFT; \
+         python3 -c \"x = bytearray(200 << 20); print(\\\"ALLOCATED\\\")\"",
+        delegated.0.display()
+    ));
+    assert!(!stdout(&out).contains("RAISED"), "{}", stdout(&out));
+    assert!(!stdout(&out).contains("LEFT"), "{}", stdout(&out));
+    assert!(!stdout(&out).contains("ALLOCATED"), "{}", stdout(&out));
+    assert_eq!(out.status.code(), Some(137), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("reached its memory limit"),
+        "{}",
+        stderr(&out)
+    );
+    let left: Vec<_> = fs::read_dir(&delegated.0)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("kennel-"))
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "the sandbox's cgroups were left: {left:?}");
 }
 
 /// A TMPDIR inside the workspace would put kennel's own folder (the sandbox's home, other
