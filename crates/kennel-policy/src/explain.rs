@@ -113,7 +113,8 @@ pub fn explain_text(policy: &Policy, description: &str) -> String {
         "home       {}",
         match policy.home_mode {
             HomeMode::Ephemeral =>
-                "ephemeral: what is written outside the paths below is listed at exit, then removed",
+                "ephemeral: what is written outside the paths below is listed at exit, then \
+                 removed (native backend: kept in memory, a tmpfs bounded as below)",
             HomeMode::Persistent =>
                 "persistent: kept for this workspace under $XDG_STATE_HOME/kennel/homes/",
         }
@@ -121,7 +122,7 @@ pub fn explain_text(policy: &Policy, description: &str) -> String {
     let _ = writeln!(
         out,
         "tmpfs      {} and {} files at most in each writable tmpfs of the native backend \
-         (/tmp, /var/tmp, /dev/shm; `tmpfs-size`)",
+         (/tmp, /var/tmp, /dev/shm, the ephemeral home; `tmpfs-size`)",
         human_size(policy.tmpfs.size),
         policy.tmpfs.inodes
     );
