@@ -560,6 +560,9 @@ impl SandboxHome {
                 return lines;
             }
         };
+        // The command may have made its home unreadable (`chmod 000 ~`): it is kennel's own
+        // folder, private to the user, so it is made readable again before anything is read.
+        let _ = rustix::fs::fchmod(&root, Mode::from_raw_mode(0o700));
         for c in &self.copied {
             lines.extend(copy_back(&root, c, &policy.home));
         }
@@ -571,6 +574,7 @@ impl SandboxHome {
             files: Vec::new(),
             budget: MAX_ENTRIES,
             incomplete: false,
+            device: rustix::fs::fstat(&root).map_or(0, |st| st.st_dev),
         };
         listing.walk(&root, Path::new(""), 0, &skip);
         let Listing {
@@ -715,6 +719,8 @@ struct Listing {
     files: Vec<PathBuf>,
     budget: usize,
     incomplete: bool,
+    /// The home's own file system: what lies on another is mounted there, not written.
+    device: u64,
 }
 
 impl Listing {
@@ -743,12 +749,20 @@ impl Listing {
             if skip.contains(&path) {
                 continue;
             }
-            // The entry's own type: a link is listed, never followed.
-            let kind = match entry.file_type() {
-                FileType::Unknown => statat(at, name, AtFlags::SYMLINK_NOFOLLOW)
-                    .map_or(FileType::Unknown, |st| FileType::from_raw_mode(st.st_mode)),
-                kind => kind,
+            // The entry's own type: a link is listed, never followed. A home in memory is
+            // listed while the sandbox's mounts are still there (its init ends after kennel),
+            // and the command may have renamed a folder holding one of them (`mv ~/src ~/x`
+            // moves the workspace bound at ~/src/proj): an entry of another file system is
+            // a host folder or file bound there, neither listed as written nor entered
+            // (nor made readable).
+            let Ok(st) = statat(at, name, AtFlags::SYMLINK_NOFOLLOW) else {
+                self.incomplete = true;
+                continue;
             };
+            if st.st_dev != self.device {
+                continue;
+            }
+            let kind = FileType::from_raw_mode(st.st_mode);
             if kind != FileType::Directory {
                 self.files.push(path);
                 continue;
@@ -772,15 +786,20 @@ impl Listing {
 /// (`chmod 000`) is made readable again first: it is kennel's own home.
 fn open_below(at: &OwnedFd, name: &std::ffi::CStr) -> Option<OwnedFd> {
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    match openat(at, name, flags, Mode::empty()) {
-        Ok(fd) => Some(fd),
+    let fd = match openat(at, name, flags, Mode::empty()) {
+        Ok(fd) => fd,
         Err(rustix::io::Errno::ACCESS) => {
             // A folder, not a link (its entry said so), in a home nobody else writes now.
             chmodat(at, name, Mode::from_raw_mode(0o700), AtFlags::empty()).ok()?;
-            openat(at, name, flags, Mode::empty()).ok()
+            openat(at, name, flags, Mode::empty()).ok()?
         }
-        Err(_) => None,
+        Err(_) => return None,
+    };
+    // Readable but not searchable (`chmod 400`): its entries could not be looked at.
+    if rustix::fs::fstat(&fd).is_ok_and(|st| st.st_mode & 0o100 == 0) {
+        let _ = rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o700));
     }
+    Some(fd)
 }
 
 #[cfg(test)]
