@@ -18,6 +18,7 @@ pub mod plan;
 mod pty;
 pub mod seccomp;
 mod sys;
+pub mod unit;
 
 use std::ffi::{CString, OsString};
 use std::fs;

@@ -26,15 +26,16 @@ const LANDLOCK: &[&str] = &[
 
 const SYSTEMD: &[&str] = &[
     "a transient unit of your systemd user manager: PrivateUsers, ProtectSystem=strict, \
-     ProtectHome=tmpfs, PrivateTmp, NoNewPrivileges, RestrictSUIDSGID, ProtectKernel*",
+     ProtectHome=tmpfs, PrivateTmp, NoNewPrivileges, RestrictSUIDSGID, ProtectKernelModules",
     "checked from inside the unit before the command starts; `systemctl --user stop` ends it",
     "git: .git, hooks, config, pointer files and core.hooksPath folders read-only or mount \
      points of the unit; the rest is watched (below)",
-    "kennel's step in the unit: signals and abstract sockets scoped to the sandbox, of /dev \
-     only what programs need and the command's own terminal (Landlock); the allow-list \
-     network through kennel's proxy (for programs that use HTTP(S)_PROXY)",
-    "NOT kept: a PID namespace: your other processes and their command lines are visible \
-     inside (not signalable); the native backend hides them",
+    "kennel's step in the unit: a PID namespace of its own with its /proc (your other \
+     processes are neither visible nor reachable), /proc/sys and /sys read-only, the native \
+     backend's system call filter (no mount, no new user namespace); signals and abstract \
+     sockets scoped to the sandbox, of /dev only what programs need and the command's own \
+     terminal (Landlock); the allow-list network through kennel's proxy (for programs that \
+     use HTTP(S)_PROXY)",
 ];
 
 /// What the end-of-session check of git looks at (crates/kennel/src/git_watch.rs).

@@ -78,7 +78,10 @@ const FIXED_PROPERTIES: &[&str] = &[
     "ProtectHome=tmpfs",
     "NoNewPrivileges=yes",
     "ProtectSystem=strict",
-    "ProtectKernelTunables=yes",
+    // Not ProtectKernelTunables=: its read-only mounts over parts of /proc would forbid
+    // the /proc of the PID namespace that kennel's step inside the unit makes (the kernel
+    // mounts a new /proc only where the old one is not partly covered); the step makes
+    // /proc/sys and /sys read-only itself.
     "ProtectControlGroups=yes",
     "ProtectKernelModules=yes",
     "RestrictSUIDSGID=yes",
@@ -86,9 +89,14 @@ const FIXED_PROPERTIES: &[&str] = &[
     // The native backend's seccomp deny-list, as far as systemd can say it (ioctl
     // arguments such as TIOCSTI cannot be named here; the unit gets its own terminal or
     // none). ptrace stays allowed for debuggers. Denied calls fail with EPERM.
-    "RestrictNamespaces=yes",
+    // kennel's step makes its own user, mount and PID namespaces, then forbids any new
+    // user namespace (and so any other) with its own system call filter.
+    "RestrictNamespaces=user mnt pid",
     "SystemCallErrorNumber=EPERM",
-    "SystemCallFilter=~@keyring @module @mount @reboot @swap @raw-io @cpu-emulation @obsolete \
+    // Not @mount: kennel's step mounts the /proc of its PID namespace, then installs the
+    // native backend's filter, which refuses every mount call (and a new user namespace)
+    // to the command.
+    "SystemCallFilter=~@keyring @module @reboot @swap @raw-io @cpu-emulation @obsolete \
      bpf perf_event_open userfaultfd setns open_by_handle_at kexec_load kexec_file_load acct \
      io_uring_setup io_uring_enter io_uring_register",
 ];
@@ -452,12 +460,17 @@ mod tests {
             "ProtectHome=tmpfs",
             "NoNewPrivileges=yes",
             "ProtectSystem=strict",
-            "ProtectKernelTunables=yes",
             "ProtectControlGroups=yes",
             "PrivateUsers=yes",
         ] {
             assert!(inv.argv.iter().any(|a| a == p), "{p} missing");
         }
+        // The wrapper's ProtectKernelTunables= is done by kennel's step inside the unit
+        // (/proc/sys and /sys read-only, with a /proc of the sandbox's PID namespace).
+        assert!(!inv
+            .argv
+            .iter()
+            .any(|a| a.starts_with("ProtectKernelTunables")));
         assert_eq!(property(&inv, "BindPaths"), Some("/home/u/p"));
         assert_eq!(
             property(&inv, "TemporaryFileSystem"),

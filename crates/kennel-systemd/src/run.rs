@@ -156,12 +156,18 @@ const FORWARDED: &[Signal] = &[
 /// [`FORWARDED`]).
 pub fn verify_and_run(spec: &VerifySpec, command: &[OsString]) -> Result<i32, SystemdError> {
     spec.check()?;
-    run_verified(spec, command)
+    run_verified(spec, command, spec.watch.and_then(|w| w.pidfd()))
 }
 
 /// [`verify_and_run`] for a caller that has run `spec.check()` itself (and started what
 /// must run beside the command, such as the network relay).
-pub fn run_verified(spec: &VerifySpec, command: &[OsString]) -> Result<i32, SystemdError> {
+/// `outer` is the outer kennel's pidfd ([`crate::Watched::pidfd`]): when it ends, even
+/// killed by SIGKILL, the command is ended.
+pub fn run_verified(
+    spec: &VerifySpec,
+    command: &[OsString],
+    outer: Option<std::os::fd::OwnedFd>,
+) -> Result<i32, SystemdError> {
     let (program, args) = command
         .split_first()
         .ok_or_else(|| SystemdError::BadVerifyArgs("no command".into()))?;
@@ -171,7 +177,7 @@ pub fn run_verified(spec: &VerifySpec, command: &[OsString]) -> Result<i32, Syst
 
     let numbers: Vec<i32> = FORWARDED.iter().map(|s| *s as i32).collect();
     let mut signals = Signals::new(&numbers).map_err(SystemdError::Signals)?;
-    let mut child = Command::new(program)
+    let child = Command::new(program)
         .args(args)
         .env_clear()
         .envs(kept)
@@ -189,22 +195,44 @@ pub fn run_verified(spec: &VerifySpec, command: &[OsString]) -> Result<i32, Syst
     // systemd-run leaves the unit running when the outer kennel is killed with SIGKILL,
     // which it cannot catch: watch it from here, and end the command when it is gone (the
     // manager then ends whatever else runs in the unit's cgroup).
-    if let Some(outer) = spec.watch {
-        std::thread::spawn(move || loop {
-            std::thread::sleep(std::time::Duration::from_millis(200));
-            if !outer.alive() {
-                let _ = kill(pid, Signal::SIGKILL);
-                return;
-            }
+    if spec.watch.is_some() {
+        let Some(outer) = outer else {
+            let _ = kill(pid, Signal::SIGKILL);
+            return Err(SystemdError::BadVerifyArgs(
+                "the kennel that started this unit is gone".into(),
+            ));
+        };
+        std::thread::spawn(move || {
+            use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+            let mut fds = [PollFd::new(
+                std::os::fd::AsFd::as_fd(&outer),
+                PollFlags::POLLIN,
+            )];
+            while matches!(poll(&mut fds, PollTimeout::NONE), Err(nix::Error::EINTR)) {}
+            let _ = kill(pid, Signal::SIGKILL);
         });
     }
-    let status = child.wait().map_err(|source| SystemdError::Io {
-        path: Path::new(program).into(),
-        source,
-    });
+    // The command's status; every other child is reaped too (orphans of the sandbox, when
+    // this process is the init of its PID namespace).
+    let status = loop {
+        match nix::sys::wait::waitpid(None, None) {
+            Ok(nix::sys::wait::WaitStatus::Exited(p, code)) if p == pid => break Ok(code),
+            Ok(nix::sys::wait::WaitStatus::Signaled(p, signal, _)) if p == pid => {
+                break Ok(128 + signal as i32)
+            }
+            Ok(_) | Err(nix::Error::EINTR) => continue,
+            Err(e) => {
+                break Err(SystemdError::Io {
+                    path: Path::new(program).into(),
+                    source: e.into(),
+                })
+            }
+        }
+    };
+    drop(child);
     handle.close();
     let _ = forwarder.join();
-    Ok(status_code(status?))
+    status
 }
 
 fn exec_error(program: &OsString, source: std::io::Error) -> SystemdError {

@@ -80,6 +80,16 @@ impl Watched {
     pub fn alive(&self) -> bool {
         start_time(self.pid) == Some(self.start)
     }
+
+    /// A descriptor of that very process (a pidfd, readable once it has ended), to watch it
+    /// where its pid cannot be looked up (from a PID namespace of the sandbox's own). None
+    /// when it has ended already.
+    pub fn pidfd(&self) -> Option<std::os::fd::OwnedFd> {
+        let pid = rustix::process::Pid::from_raw(i32::try_from(self.pid).ok()?)?;
+        let fd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()?;
+        // Opened by pid: it is that process only if the pid was not reused meanwhile.
+        self.alive().then_some(fd)
+    }
 }
 
 /// The start time of `pid` from `/proc/PID/stat` (after the command name, which may hold

@@ -70,14 +70,17 @@ fn without_host_dependent_rules(mut policy: Policy) -> Policy {
 }
 
 /// Every profile keeps the original wrapper's promises (the seed's `systemd-run -t -p ...`).
+/// Its `ProtectKernelTunables=yes` is kept by kennel's step inside the unit, which makes
+/// `/proc/sys` and `/sys` read-only under a `/proc` of its own PID namespace (the property's
+/// mounts over `/proc` would forbid that `/proc`): the step must be the unit's command.
 fn assert_original_wrapper_properties(name: &str, argv: &[String]) {
     for property in [
         "PrivateTmp=yes",
         "ProtectHome=tmpfs",
         "NoNewPrivileges=yes",
         "ProtectSystem=strict",
-        "ProtectKernelTunables=yes",
         "ProtectControlGroups=yes",
+        "internal-verify-exec",
     ] {
         assert!(
             argv.iter().any(|a| a == property),

@@ -219,6 +219,25 @@ pub fn run(
 /// `kennel internal-verify-exec SPEC -- COMMAND`: runs inside the unit.
 pub fn verify_exec(args: &[OsString]) -> Result<u8, Failure> {
     let (spec, command) = VerifySpec::from_args(args)?;
+    // The outer kennel, watched through a descriptor opened now: its pid cannot be looked
+    // up from the PID namespace below.
+    let outer = spec.watch.and_then(|w| w.pidfd());
+    if spec.watch.is_some() && outer.is_none() {
+        return Err(Failure {
+            message: "the kennel that started this unit is gone: not started".into(),
+            status: exit::SETUP_FAILED,
+        });
+    }
+    // A PID namespace of the sandbox's own, with its /proc: your other processes are
+    // neither visible nor reachable (this process stays outside, waiting; what follows runs
+    // as the namespace's init).
+    kennel_native::unit::enter_pid_namespace().map_err(|e| Failure {
+        message: format!(
+            "{e} (the systemd backend needs it to hide your other processes; the native \
+             backend does the same)"
+        ),
+        status: exit::SETUP_FAILED,
+    })?;
     // What the unit's properties cannot say, kennel's step inside the unit does itself
     // before the command starts: no signal to a process outside the sandbox and no
     // abstract unix socket made outside it (Landlock's scopes), and this process, which
@@ -256,6 +275,14 @@ pub fn verify_exec(args: &[OsString]) -> Result<u8, Failure> {
         status: exit::SETUP_FAILED,
     })?;
     spec.check()?;
+    // kennel's own system call filter, as on the native backend: above all, no new user
+    // namespace (the unit's RestrictNamespaces= lets this step make its own).
+    kennel_native::seccomp::filters()
+        .and_then(|f| kennel_native::seccomp::apply(&f))
+        .map_err(|e| Failure {
+            message: e.to_string(),
+            status: exit::SETUP_FAILED,
+        })?;
     if let Some(net) = &spec.net {
         let listeners = kennel_net::inside::bind(&kennel_net::inside::InsideConfig {
             socket: net.socket.clone(),
@@ -270,7 +297,7 @@ pub fn verify_exec(args: &[OsString]) -> Result<u8, Failure> {
         })?;
         std::thread::spawn(move || kennel_net::inside::serve(listeners));
     }
-    let code = kennel_systemd::run_verified(&spec, &command)?;
+    let code = kennel_systemd::run_verified(&spec, &command, outer)?;
     Ok(u8::try_from(code).unwrap_or(exit::SETUP_FAILED))
 }
 

@@ -397,6 +397,57 @@ fn processes_outside_cannot_be_signalled(backend: &'static str) {
     assert!(alive, "{backend}: a process outside was killed from inside");
 }
 
+/// The user's other processes are not even visible from inside (their command lines can
+/// hold secrets: tokens passed as arguments), and /proc/sys and /sys are read-only: on
+/// native, the sandbox's own PID namespace and /proc; on systemd, the same made by kennel's
+/// step inside the unit (systemd 252 has no PrivatePIDs=). The landlock backend cannot
+/// hide them (named in its notice and the README).
+fn processes_outside_are_invisible(backend: &'static str) {
+    let fx = Fixture::new("invisible-outside").with_backend(backend);
+    let mut outside = fx
+        .user_command("sleep")
+        .arg(format!("31.{}", std::process::id() % 1000))
+        .spawn()
+        .unwrap();
+    let pid = outside.id();
+    let out = fx.sandboxed(&format!(
+        "ls -d /proc/{pid} 2>/dev/null && echo VISIBLE; cat /proc/{pid}/cmdline 2>/dev/null \
+         && echo READ; kill -0 {pid} 2>/dev/null && echo REACHED; echo pid=$$; \
+         echo 1 > /proc/sys/kernel/ns_last_pid 2>/dev/null && echo WROTE-SYSCTL; \
+         grep -E ' /(proc/sys|sys) ' /proc/self/mountinfo | grep -v ' ro,' | grep -q . \
+         && echo WRITABLE-MOUNT; mount -t tmpfs none /tmp 2>/dev/null && echo MOUNTED; \
+         unshare -U true 2>/dev/null && echo NEW-USERNS; echo checked"
+    ));
+    let _ = outside.kill();
+    let _ = outside.wait();
+    let text = stdout(&out);
+    assert!(text.contains("checked"), "{text} {}", stderr(&out));
+    for leak in [
+        "VISIBLE",
+        "READ",
+        "REACHED",
+        "WROTE-SYSCTL",
+        "WRITABLE-MOUNT",
+        "MOUNTED",
+        "NEW-USERNS",
+    ] {
+        assert!(!text.contains(leak), "{backend}: {leak}: {text}");
+    }
+}
+
+#[test]
+fn native_processes_outside_are_invisible() {
+    processes_outside_are_invisible("native");
+}
+
+#[test]
+fn systemd_processes_outside_are_invisible() {
+    if common::skip_without_user_manager() {
+        return;
+    }
+    processes_outside_are_invisible("systemd");
+}
+
 on_every_backend!(
     abstract_unix_sockets_outside_are_unreachable,
     agent_and_bus_sockets_are_unreachable,
