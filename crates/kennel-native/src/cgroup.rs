@@ -201,6 +201,17 @@ impl SandboxCgroup {
     pub fn limit(&self) -> u64 {
         self.limit
     }
+
+    /// What the limit does not count here, for the user: on cgroup v1 the kernel charges
+    /// no socket buffer (TCP, UDP) to a memory cgroup, so a sandbox can hold more than the
+    /// limit in them, up to the host-wide `net.ipv4.tcp_mem`.
+    pub fn not_counted(&self) -> Option<&'static str> {
+        (self.version == Version::V1).then_some(
+            "on cgroup v1 the kernel counts no socket buffers (TCP, UDP) against --memory: \
+             the sandbox can hold more than the limit in them, up to your system's \
+             net.ipv4.tcp_mem",
+        )
+    }
 }
 
 impl Drop for SandboxCgroup {
@@ -215,10 +226,23 @@ impl Drop for SandboxCgroup {
                 _ => return,
             }
         }
+        eprintln!(
+            "kennel: the sandbox's cgroup {} still holds a process: remove it with rmdir once \
+             it is empty",
+            self.dir.display()
+        );
     }
 }
 
 fn make_dir(dir: &Path, parent: &Path) -> Result<(), NativeError> {
+    // One of the same name: left by a kennel of this pid that was killed (SIGKILL) before
+    // it could remove it. Removed when it is empty (the kernel refuses otherwise).
+    if fs::remove_dir(dir).is_ok() {
+        eprintln!(
+            "kennel: removed {}, an empty cgroup left by a killed kennel",
+            dir.display()
+        );
+    }
     fs::create_dir(dir).map_err(|e| match e.kind() {
         ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem => refused(&format!(
             "kennel's cgroup {} is not yours to write",

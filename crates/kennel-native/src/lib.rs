@@ -149,6 +149,9 @@ pub fn run(policy: &Policy, options: &Options) -> Result<i32, NativeError> {
         .memory
         .map(cgroup::SandboxCgroup::create)
         .transpose()?;
+    if let Some(gap) = cgroup.as_ref().and_then(|c| c.not_counted()) {
+        eprintln!("kennel: notice: {gap}");
+    }
 
     let forwarded = child::forwarded_signals();
     let caller_mask = forwarded
