@@ -162,32 +162,27 @@ pub fn run(policy: &Policy, options: &Options) -> Result<i32, NativeError> {
     // The init's report of the command's status, once the sandbox is empty.
     let (report_read, report_write) =
         pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(error::sys("pipe"))?;
+    // Where the child hands the supervisor a descriptor: a pair of unix stream sockets.
+    let handoff = || {
+        socketpair(
+            AddressFamily::Unix,
+            SockType::Stream,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(error::sys("socketpair"))
+    };
     // With a pseudo-terminal, the child sends its master back over this socket.
     let terminal = match policy.terminal {
-        Terminal::Pty => Some((
-            socketpair(
-                AddressFamily::Unix,
-                SockType::Stream,
-                None,
-                SockFlag::SOCK_CLOEXEC,
-            )
-            .map_err(error::sys("socketpair"))?,
-            UserTerminal::read(),
-        )),
+        Terminal::Pty => Some((handoff()?, UserTerminal::read())),
         Terminal::Streams => None,
     };
-    let home_socket = match &options.memory_home {
-        Some(_) => Some(
-            socketpair(
-                AddressFamily::Unix,
-                SockType::Stream,
-                None,
-                SockFlag::SOCK_CLOEXEC,
-            )
-            .map_err(error::sys("socketpair"))?,
-        ),
-        None => None,
-    };
+    // With the home in memory, the child sends a descriptor of it.
+    let home_socket = options
+        .memory_home
+        .as_ref()
+        .map(|_| handoff())
+        .transpose()?;
 
     let mut flags = CloneFlags::CLONE_NEWUSER
         | CloneFlags::CLONE_NEWNS

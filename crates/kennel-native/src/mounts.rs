@@ -200,6 +200,31 @@ fn make_dir(path: &Path, mode: u32) -> Result<(), NativeError> {
     }
 }
 
+/// A new file `target` of the new root holding `bytes`, made with `mode` (the umask is
+/// cleared while the root is built), its missing folders with `dir_mode`.
+fn write_new(
+    target: &Path,
+    bytes: &[u8],
+    dir_mode: u32,
+    mode: u32,
+    what: &str,
+) -> Result<(), NativeError> {
+    if let Some(parent) = target.parent() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(dir_mode)
+            .create(parent)
+            .map_err(io(|| format!("creating {}", parent.display())))?;
+    }
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(target)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, bytes))
+        .map_err(io(|| format!("{what} {}", target.display())))
+}
+
 fn write_empty_file() -> Result<(), NativeError> {
     mknod(
         EMPTY_FILE,
@@ -463,37 +488,10 @@ impl Executor<'_> {
             },
             MountOp::Dev { target } => self.dev(target),
             MountOp::File { target, contents } => {
-                if let Some(parent) = target.parent() {
-                    fs::DirBuilder::new()
-                        .recursive(true)
-                        .mode(0o755)
-                        .create(parent)
-                        .map_err(io(|| format!("creating {}", parent.display())))?;
-                }
-                fs::OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .mode(0o644)
-                    .open(target)
-                    .and_then(|mut f| std::io::Write::write_all(&mut f, contents.as_bytes()))
-                    .map_err(io(|| format!("writing {}", target.display())))
+                write_new(target, contents.as_bytes(), 0o755, 0o644, "writing")
             }
             MountOp::Copied { target, bytes } => {
-                if let Some(parent) = target.parent() {
-                    fs::DirBuilder::new()
-                        .recursive(true)
-                        .mode(0o700)
-                        .create(parent)
-                        .map_err(io(|| format!("creating {}", parent.display())))?;
-                }
-                fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(target)
-                    .and_then(|mut f| std::io::Write::write_all(&mut f, bytes))
-                    .map_err(io(|| format!("copying into {}", target.display())))
+                write_new(target, bytes, 0o700, 0o600, "copying into")
             }
         }
     }

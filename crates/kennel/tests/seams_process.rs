@@ -335,58 +335,14 @@ fn native_memory_limit_without_a_delegated_cgroup_is_refused() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
 
-/// A memory cgroup delegated to the test user, as root makes one for a user (cgroup v1's
-/// `memory` hierarchy, which the test machines have): removed when dropped.
-struct DelegatedMemoryCgroup(std::path::PathBuf);
-
-impl DelegatedMemoryCgroup {
-    fn new(name: &str) -> Option<DelegatedMemoryCgroup> {
-        let own = fs::read_to_string("/proc/self/cgroup").ok()?;
-        let path = own.lines().find_map(|l| {
-            let mut f = l.splitn(3, ':');
-            let (_, controllers, path) = (f.next()?, f.next()?, f.next()?);
-            controllers
-                .split(',')
-                .any(|c| c == "memory")
-                .then(|| path.to_string())
-        })?;
-        let dir = std::path::Path::new("/sys/fs/cgroup/memory")
-            .join(path.trim_start_matches('/'))
-            .join(format!("kennel-test-{name}-{}", std::process::id()));
-        fs::create_dir(&dir).ok()?;
-        let env = common::env();
-        let chowned = std::process::Command::new("chown")
-            .arg("-R")
-            .arg(format!("{}:{}", env.uid, env.gid))
-            .arg(&dir)
-            .status()
-            .ok()?;
-        chowned.success().then_some(DelegatedMemoryCgroup(dir))
-    }
-}
-
-impl Drop for DelegatedMemoryCgroup {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir(&self.0);
-    }
-}
-
 /// `--memory` on the native backend, in a memory cgroup delegated to the user: the sandbox
 /// gets a cgroup of its own inside it, with the limit; a process past it is killed by the
 /// kernel and kennel says so; the sandbox's cgroup is removed at the end.
 #[test]
 fn native_memory_limit_holds_in_a_delegated_cgroup() {
-    if common::skip_unless_root("delegating a memory cgroup to the test user") {
+    let Some(delegated) = common::cgroup::delegated("memory") else {
         return;
-    }
-    let delegated = DelegatedMemoryCgroup::new("memory");
-    if common::skip_unless(
-        delegated.is_some(),
-        "no cgroup v1 memory hierarchy to delegate a cgroup of (cgroup v2 hosts: not covered)",
-    ) {
-        return;
-    }
-    let Some(delegated) = delegated else { return };
+    };
     let fx = Fixture::new("memory");
     // kennel started in the delegated cgroup, as a user's session would put it there.
     let in_delegated = |script: &str| {

@@ -8,6 +8,8 @@
 //! is set and is skipped with a printed reason otherwise.
 #![allow(dead_code)]
 
+pub mod cgroup;
+
 use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
