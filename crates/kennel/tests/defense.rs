@@ -448,7 +448,69 @@ fn systemd_processes_outside_are_invisible() {
     processes_outside_are_invisible("systemd");
 }
 
+/// The user's real agents and buses, as a desktop session runs them: an ssh-agent holding a
+/// key, a D-Bus session bus (its own daemon) and, where one runs, the systemd user manager.
+/// Each answers outside; none answers the sandbox, whatever address the command gives.
+fn real_agents_and_buses_do_not_answer_the_sandbox(backend: &'static str) {
+    let fx = Fixture::new("real-agents").with_backend(backend);
+    let uid = common::env().uid;
+    let runtime = Path::new("/run/user").join(uid.to_string());
+    let dir = runtime.join(format!("kennel-real-{}-{backend}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    fx.chown(&runtime);
+    let (agent, bus) = (dir.join("agent.sock"), dir.join("bus"));
+    let started = fx.as_user(&format!(
+        "set -e; cd '{d}'; ssh-keygen -q -t ed25519 -N '' -C kennel-test-key -f key; \
+         ssh-agent -a '{a}' > agent.env; SSH_AUTH_SOCK='{a}' ssh-add -q key; \
+         dbus-daemon --session --address='unix:path={b}' --fork --print-pid > bus.pid",
+        d = dir.display(),
+        a = agent.display(),
+        b = bus.display()
+    ));
+    let stop = || {
+        let _ = fx.as_user(&format!(
+            "cd '{d}'; . ./agent.env >/dev/null; kill \"$SSH_AGENT_PID\" $(cat bus.pid) 2>/dev/null",
+            d = dir.display()
+        ));
+        let _ = fs::remove_dir_all(&dir);
+    };
+    if !started.status.success() {
+        stop();
+        panic!("starting the agents failed: {}", stderr(&started));
+    }
+    let ask = format!(
+        "SSH_AUTH_SOCK='{a}' ssh-add -l 2>/dev/null | grep -q kennel-test-key && echo AGENT-ANSWERED; \
+         dbus-send --bus='unix:path={b}' --print-reply --dest=org.freedesktop.DBus / \
+         org.freedesktop.DBus.ListNames >/dev/null 2>&1 && echo BUS-ANSWERED; \
+         XDG_RUNTIME_DIR='{r}' systemctl --user show --property=Version --value 2>/dev/null \
+         | grep -q . && echo MANAGER-ANSWERED; echo asked",
+        a = agent.display(),
+        b = bus.display(),
+        r = runtime.display()
+    );
+    let outside = fx.as_user(&ask);
+    let inside = fx.sandboxed(&ask);
+    stop();
+    // Outside, the agent and the bus answer (the manager where one runs): the probe works.
+    let seen = stdout(&outside);
+    assert!(
+        seen.contains("AGENT-ANSWERED") && seen.contains("BUS-ANSWERED"),
+        "{seen} {}",
+        stderr(&outside)
+    );
+    let text = stdout(&inside);
+    assert!(
+        text.contains("asked"),
+        "{backend}: {text} {}",
+        stderr(&inside)
+    );
+    for answer in ["AGENT-ANSWERED", "BUS-ANSWERED", "MANAGER-ANSWERED"] {
+        assert!(!text.contains(answer), "{backend}: {answer}: {text}");
+    }
+}
+
 on_every_backend!(
+    real_agents_and_buses_do_not_answer_the_sandbox,
     abstract_unix_sockets_outside_are_unreachable,
     agent_and_bus_sockets_are_unreachable,
     seccomp_denies_keyring_terminal_injection_and_new_user_namespaces,
