@@ -80,6 +80,9 @@ pub fn landlock_only_plan(
          trace them)"
             .to_string(),
         "the end of every process of the sandbox if kennel itself is killed".to_string(),
+        "an IPC namespace (your System V shared memory, semaphores and message queues are \
+         reachable)"
+            .to_string(),
     ];
     lost.push(
         "unix sockets of the command's own: socket(AF_UNIX) is refused, so that the host's \

@@ -1,8 +1,9 @@
 //! For the systemd backend: what kennel's step inside the unit does that the unit's
 //! properties cannot (systemd 252 has no `PrivatePIDs=`, and a user manager cannot mount a
-//! `/proc` of a PID namespace of its own): a user, mount and PID namespace of the step's
-//! own, with a `/proc` of that PID namespace, so that the command neither sees nor reaches
-//! the user's other processes, and `/proc/sys` and `/sys` read-only (what the unit's
+//! `/proc` of a PID namespace of its own): a user, mount, PID and IPC namespace of the
+//! step's own, with a `/proc` of that PID namespace, so that the command neither sees nor
+//! reaches the user's other processes (nor their System V IPC), and `/proc/sys` and `/sys`
+//! read-only (what the unit's
 //! `ProtectKernelTunables=` gave, whose covering mounts would forbid the new `/proc`).
 
 use std::ffi::CString;
@@ -29,10 +30,15 @@ fn setup(what: &'static str) -> impl FnOnce(nix::Error) -> NativeError {
 /// Must be called while the process is single-threaded (unshare(CLONE_NEWUSER) requires it).
 pub fn enter_pid_namespace() -> Result<(), NativeError> {
     let (uid, gid) = (getuid(), getgid());
-    unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID)
-        .map_err(setup(
-            "creating a user, mount and PID namespace inside the unit",
-        ))?;
+    unshare(
+        CloneFlags::CLONE_NEWUSER
+            | CloneFlags::CLONE_NEWNS
+            | CloneFlags::CLONE_NEWPID
+            | CloneFlags::CLONE_NEWIPC,
+    )
+    .map_err(setup(
+        "creating a user, mount, PID and IPC namespace inside the unit",
+    ))?;
     let write = |file: &str, text: String| {
         std::fs::write(format!("/proc/self/{file}"), text)
             .map_err(|e| NativeError::Setup(format!("writing /proc/self/{file}: {e}")))

@@ -89,9 +89,14 @@ const FIXED_PROPERTIES: &[&str] = &[
     // The native backend's seccomp deny-list, as far as systemd can say it (ioctl
     // arguments such as TIOCSTI cannot be named here; the unit gets its own terminal or
     // none). ptrace stays allowed for debuggers. Denied calls fail with EPERM.
-    // kennel's step makes its own user, mount and PID namespaces, then forbids any new
-    // user namespace (and so any other) with its own system call filter.
-    "RestrictNamespaces=user mnt pid",
+    // kennel's step makes its own user, mount, PID and IPC namespaces (System V shared
+    // memory, semaphores and message queues of the user's stay outside), then forbids any
+    // new user namespace (and so any other) with its own system call filter.
+    "RestrictNamespaces=user mnt pid ipc",
+    // As the native backend: a sandbox that ignores SIGTERM is killed 5 s after it was asked
+    // to stop (Ctrl-C, its terminal closed, kennel terminated, `systemctl --user stop`),
+    // not after the manager's default of 90 s.
+    "TimeoutStopSec=5s",
     "SystemCallErrorNumber=EPERM",
     // Not @mount: kennel's step mounts the /proc of its PID namespace, then installs the
     // native backend's filter, which refuses every mount call (and a new user namespace)

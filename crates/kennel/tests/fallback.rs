@@ -43,6 +43,11 @@ fn auto_falls_back_to_landlock_where_user_namespaces_are_refused_and_keeps_the_s
         err.contains("the landlock backend cannot give"),
         "the notice must say what is lost: {err}"
     );
+    // Among them, what other processes of the user's stay reachable through.
+    assert!(
+        err.contains("a PID namespace") && err.contains("an IPC namespace"),
+        "{err}"
+    );
     assert!(
         text.contains("proc-ok") && text.contains("workspace-ok"),
         "{text} {err}"

@@ -416,15 +416,12 @@ fn a_daemon_the_command_leaves_dies_with_it_at_once() {
     );
 }
 
-/// Known, not of this change: a command that ignores SIGTERM, SIGHUP and SIGINT keeps
-/// running for the manager's whole stop timeout (DefaultTimeoutStopSec=, 90 s) after kennel
-/// is terminated (Ctrl-C, the terminal closed, `systemctl --user stop`), and kennel waits
-/// that long before it returns. The step's parent holds its signals and the step passes
-/// SIGTERM on to the command; nothing ends the sandbox sooner (a stop timeout of the unit's own, or the parent
-/// killing the namespace's init after a grace period, would).
+/// Found by this review (older than the PID namespace): a command that ignores SIGTERM,
+/// SIGHUP and SIGINT kept running for the manager's whole stop timeout (90 s) after kennel
+/// was terminated, and kennel waited that long. The unit's own `TimeoutStopSec=5s` ends it
+/// 5 s after the stop, as the native backend does.
 #[test]
-#[ignore = "known: a command deaf to SIGTERM lives for the manager's stop timeout"]
-fn known_a_command_deaf_to_sigterm_outlives_terminated_kennel_by_the_stop_timeout() {
+fn a_command_deaf_to_sigterm_ends_soon_after_kennel_is_terminated() {
     if common::skip_without_user_manager() {
         return;
     }
@@ -458,14 +455,11 @@ fn known_a_command_deaf_to_sigterm_outlives_terminated_kennel_by_the_stop_timeou
     );
 }
 
-/// Known, not of this change: the unit shares the host's IPC namespace, so the user's
-/// System V shared memory (and semaphores, message queues, POSIX queues) are listed and
-/// open to the command. The step cannot add CLONE_NEWIPC: the unit's
-/// `RestrictNamespaces=user mnt pid` refuses it (crates/kennel-systemd/src/command.rs;
-/// adding `ipc` there and CLONE_NEWIPC to the step's unshare, or `PrivateIPC=yes`, would).
+/// Found by this review (older than the PID namespace): the unit shared the host's IPC
+/// namespace, so the user's System V shared memory (and semaphores, message queues) were
+/// listed and open to the command. kennel's step makes an IPC namespace of its own.
 #[test]
-#[ignore = "known: the systemd unit shares the host's IPC namespace"]
-fn known_the_users_system_v_ipc_is_reachable() {
+fn the_users_system_v_ipc_is_out_of_reach() {
     if common::skip_without_user_manager() {
         return;
     }
