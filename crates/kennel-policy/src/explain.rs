@@ -17,7 +17,7 @@ const NATIVE: &[&str] = &[
 
 const LANDLOCK: &[&str] = &[
     "Landlock: only the paths above can be read or written; seccomp; no new privileges",
-    "lost without namespaces: no private /tmp, no empty home, no PID namespace, \
+    "lost without namespaces: no private /tmp, no empty home, no PID or IPC namespace, \
      no read-only git hooks",
     "git: nothing in the workspace can be read-only, so all of it is watched (below): what \
      the session planted is moved away, the repository's config put back, before you can \
@@ -31,7 +31,7 @@ const SYSTEMD: &[&str] = &[
     "git: .git, hooks, config, pointer files and core.hooksPath folders read-only or mount \
      points of the unit; the rest is watched (below)",
     "kennel's step in the unit: a PID namespace of its own with its /proc (your other \
-     processes are neither visible nor reachable), /proc/sys and /sys read-only, the native \
+     processes are neither visible nor reachable) and an IPC namespace, /proc/sys and /sys read-only, the native \
      backend's system call filter (no mount, no new user namespace); signals and abstract \
      sockets scoped to the sandbox, of /dev only what programs need and the command's own \
      terminal (Landlock); the allow-list network through kennel's proxy (for programs that \

@@ -396,7 +396,7 @@ pub enum BackendChoice {
     /// built by kennel itself.
     Native,
     /// Landlock, seccomp and no_new_privs without namespaces, for hosts that forbid
-    /// unprivileged user namespaces: no private /tmp, no empty home, no PID namespace,
+    /// unprivileged user namespaces: no private /tmp, no empty home, no PID or IPC namespace,
     /// no read-only git hooks (kennel prints what is lost).
     Landlock,
     /// A transient unit of your systemd user manager (`systemd-run --user`), its
