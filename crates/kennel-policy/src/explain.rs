@@ -184,6 +184,27 @@ pub fn explain_text(policy: &Policy, description: &str) -> String {
             );
         }
     }
+    if !policy.runs_commands.is_empty() {
+        let _ = writeln!(
+            out,
+            "\ncompared at exit (they run commands when you start the agent outside kennel; a \
+             change is named):"
+        );
+        for r in &policy.runs_commands {
+            let keys = if r.keys.is_empty() {
+                "the whole file".to_string()
+            } else {
+                r.keys.join(", ")
+            };
+            let _ = writeln!(
+                out,
+                "  {}: {}  ({})",
+                shown_path(&r.path),
+                shown(&keys),
+                shown(&r.origin.source)
+            );
+        }
+    }
     let names: Vec<&str> = policy.env.iter().map(|v| v.name.as_str()).collect();
     let _ = writeln!(out, "\nenvironment (names only; nothing else passes):");
     let _ = writeln!(out, "  set now:          {}", names.join(" "));

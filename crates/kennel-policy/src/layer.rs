@@ -91,6 +91,8 @@ pub struct Layer {
     pub checkpoint_keep: Option<usize>,
     pub paths: Vec<PathEntry>,
     pub copy_back: Vec<(PathSpec, Loc)>,
+    /// Files whose settings run commands outside (`runs-commands`), with their keys.
+    pub runs_commands: Vec<(PathSpec, Vec<String>, Loc)>,
     pub env_pass: Vec<Named>,
     pub env_set: Vec<(Named, String)>,
     pub env_drop: Vec<Named>,
@@ -405,6 +407,30 @@ pub fn validate(
             );
         }
         layer.copy_back.push((spec, c.loc(entry.span())));
+    }
+    // Adding a file to compare at exit only adds a warning: every source may.
+    for entry in raw.runs_commands.iter().flat_map(|l| l.get_ref()) {
+        let raw_entry = entry.get_ref();
+        let spec = c.spec(&raw_entry.path, entry.span())?;
+        if !matches!(&spec, PathSpec::Home(rel) if rel.components().count() > 0) {
+            return c.err(
+                entry.span(),
+                "`runs-commands` names a file in your home, like \"~/.claude/settings.json\"",
+            );
+        }
+        if let Some(bad) = raw_entry
+            .keys
+            .iter()
+            .find(|k| k.is_empty() || k.split('.').any(str::is_empty))
+        {
+            return c.err(
+                entry.span(),
+                format!("`runs-commands` key `{bad}`: write names joined by dots, like \"mcpServers\" or \"projects.*.mcpServers\""),
+            );
+        }
+        layer
+            .runs_commands
+            .push((spec, raw_entry.keys.clone(), c.loc(entry.span())));
     }
     layer.caches = raw
         .caches

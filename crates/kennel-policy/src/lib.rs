@@ -39,7 +39,7 @@ pub use network::{
 pub use paths::{is_ancestor_or_same, normalize};
 pub use policy::{
     human_size, Access, Backend, CopyBack, EnvVar, HomeMode, Network, PathRule, Placeholder,
-    Policy, RuleOrigin, Terminal, TmpfsLimits,
+    Policy, RuleOrigin, RunsCommands, Terminal, TmpfsLimits,
 };
 pub use resolve::{
     net_groups, resolv_conf_target, resolve, resolve_default, CliLayer, HostFacts, ResolveInputs,

@@ -232,6 +232,17 @@ pub struct CopyBack {
     pub origin: RuleOrigin,
 }
 
+/// A file of the agent's whose settings run commands when the agent is started outside
+/// kennel (`runs-commands`): the sandbox can write it, so kennel compares those settings at
+/// exit and names a change.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunsCommands {
+    pub path: PathBuf,
+    /// Dotted paths of the settings (`*` for any one name); empty: the whole file.
+    pub keys: Vec<String>,
+    pub origin: RuleOrigin,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Policy {
     pub profile: String,
@@ -265,6 +276,7 @@ pub struct Policy {
     /// Names of the variables the profile passes when the caller has them (values never).
     pub env_pass: Vec<String>,
     pub copy_back: Vec<CopyBack>,
+    pub runs_commands: Vec<RunsCommands>,
     /// A host directory bound as the home instead of the home's fresh tmpfs, so that what is
     /// written there can be listed at exit (or kept, with [`HomeMode::Persistent`]). Set by
     /// the caller after resolution; `None` means a plain tmpfs.
@@ -302,6 +314,7 @@ impl Policy {
             checkpoint_keep: None,
             env_pass: vec![],
             copy_back: vec![],
+            runs_commands: vec![],
             home_source: None,
         };
         p.normalize_rules();

@@ -146,6 +146,17 @@ impl<'de> Deserialize<'de> for Wrapped<RawNetwork> {
     }
 }
 
+/// `runs-commands = [{ path = "~/.claude.json", keys = ["mcpServers"] }]`: a file, and the
+/// settings in it that run commands (all of it when no key is named). A key is a dotted
+/// path of a JSON or TOML file's tables; `*` stands for any one name.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRunsCommands {
+    pub path: String,
+    #[serde(default)]
+    pub keys: Vec<String>,
+}
+
 /// A value with a hand-written `Deserialize` accepting more than one shape.
 #[derive(Debug, Default)]
 pub struct Wrapped<T>(pub T);
@@ -192,6 +203,9 @@ pub struct RawLayer {
     /// the file itself would break that, so it is copied into the sandbox's home at start and
     /// copied back at exit when it changed.
     pub copy_back: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Files of the agent's (writable inside) whose settings run commands when the agent is
+    /// started outside kennel (hooks, MCP servers): compared at exit, a change is named.
+    pub runs_commands: Option<Spanned<Vec<Spanned<RawRunsCommands>>>>,
     pub env: Option<RawEnv>,
     /// The network mode, or a `[network]` table.
     pub network: Option<Spanned<Wrapped<RawNetwork>>>,

@@ -16,7 +16,7 @@ use crate::network::{HostRule, NetMode, NetRules, BUILTIN_NET_GROUPS};
 use crate::paths::{is_ancestor_or_same, normalize};
 use crate::policy::{
     Access, Backend, CopyBack, EnvVar, HomeMode, Network, PathRule, Placeholder, Policy,
-    RuleOrigin, Terminal, TmpfsLimits,
+    RuleOrigin, RunsCommands, Terminal, TmpfsLimits,
 };
 use crate::raw::{check_version, parse, RawLayer, RawNetGroups};
 use crate::source::SourceFile;
@@ -342,6 +342,7 @@ struct Builder<'a> {
     checkpoint_keep: Option<usize>,
     backend: Backend,
     copy_back: Vec<CopyBack>,
+    runs_commands: Vec<RunsCommands>,
     pass: BTreeSet<String>,
     set: BTreeMap<String, String>,
     dropped: BTreeSet<String>,
@@ -387,6 +388,7 @@ impl<'a> Builder<'a> {
             checkpoint_keep: None,
             backend: Backend::Auto,
             copy_back: Vec::new(),
+            runs_commands: Vec::new(),
             pass: BTreeSet::new(),
             set: BTreeMap::new(),
             dropped: BTreeSet::new(),
@@ -588,6 +590,20 @@ impl<'a> Builder<'a> {
                 },
             });
         }
+        for (spec, keys, loc) in &layer.runs_commands {
+            let path = spec.expand(&ctx.home, workspace);
+            self.runs_commands.retain(|r| r.path != path);
+            self.runs_commands.push(RunsCommands {
+                path,
+                keys: keys.clone(),
+                origin: RuleOrigin {
+                    source: format!("{} ({})", layer.label, loc.label()),
+                    reason: "runs commands when the agent is started outside kennel: compared \
+                             at exit"
+                        .into(),
+                },
+            });
+        }
         for n in &layer.env_pass {
             self.dropped.remove(&n.name);
             self.pass.insert(n.name.clone());
@@ -714,6 +730,7 @@ impl<'a> Builder<'a> {
             checkpoint_keep: self.checkpoint_keep,
             env_pass: self.pass.into_iter().collect(),
             copy_back,
+            runs_commands: self.runs_commands,
             home_source: None,
             terminal: Terminal::auto(ctx.stdin_is_tty, ctx.stdout_is_tty),
         };

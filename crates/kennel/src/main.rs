@@ -4,6 +4,7 @@
 #![cfg_attr(all(target_os = "linux", target_env = "gnu", not(test)), no_main)]
 #![deny(unsafe_code)]
 
+mod agent_watch;
 mod apparmor;
 mod checkpoint;
 mod cli;
@@ -1004,6 +1005,11 @@ fn run_policy(
         None
     };
     let git_watch = git_watch::begin(ctx, run.systemd.dry_run);
+    let agent_watch = if run.systemd.dry_run {
+        None
+    } else {
+        agent_watch::begin(&policy)
+    };
     // The repository's config, where it was missing: the sandbox may make one (it cannot
     // widen the next sandbox, only narrow it, but the user did not write it).
     let repo_config = ctx.workspace.root.join(".kennel.toml");
@@ -1078,6 +1084,14 @@ fn run_policy(
     // An ephemeral home's folder is removed now; the rest is left to the exit.
     drop(home);
     git_watch::end(git_watch);
+    // After copy-back: the user's own files, as the agent outside will read them.
+    let lines = agent_watch::end(agent_watch);
+    if !lines.is_empty() {
+        kennel_native::plain_attributes();
+    }
+    for line in lines {
+        eprintln!("kennel: {line}");
+    }
     if let Some(session) = checkpoint {
         checkpoint::end(session);
     }
