@@ -210,4 +210,25 @@ mod tests {
             1
         );
     }
+
+    /// What the sandbox leaves is parsed by kennel outside: nesting 200,000 deep is refused
+    /// by both parsers (no stack overflow at kennel's exit), and named whole.
+    #[test]
+    fn a_deeply_nested_file_is_named_not_a_crash() {
+        let deep =
+            |open: &str, close: &str| format!("{}{}", open.repeat(200_000), close.repeat(200_000));
+        let k = keys(&["notify"]);
+        let toml_text = format!("notify = {}", deep("[", "]"));
+        let toml_path = Path::new("/h/.codex/config.toml");
+        assert_eq!(
+            changed_keys(toml_path, Some(b""), Some(toml_text.as_bytes()), &k).len(),
+            1
+        );
+        let json_path = Path::new("/h/.claude.json");
+        let json_text = deep("[", "]");
+        assert_eq!(
+            changed_keys(json_path, Some(b"{}"), Some(json_text.as_bytes()), &k).len(),
+            1
+        );
+    }
 }
