@@ -67,16 +67,7 @@ impl SandboxCgroup {
             .map_err(|e| refused(&format!("/proc/self/mountinfo cannot be read ({e})")))?;
         let name = format!("kennel-{}", std::process::id());
         if let Some((parent, path)) = memory_v1(&own, &mountinfo) {
-            let dir = parent.join(&name);
-            make_dir(&dir, &parent)?;
-            let cgroup = SandboxCgroup {
-                path: format!("{}/{name}", path.trim_end_matches('/')),
-                dir,
-                version: Version::V1,
-                limit,
-            };
-            cgroup.set_limit()?;
-            return Ok(cgroup);
+            return SandboxCgroup::made(&parent, &path, &name, Version::V1, limit);
         }
         let Some((parent, path)) = unified(&own, &mountinfo) else {
             return Err(refused(
@@ -104,25 +95,26 @@ impl SandboxCgroup {
         make_dir(&supervisor, &parent)?;
         write(&supervisor.join("cgroup.procs"), &me)?;
         write(&parent.join("cgroup.subtree_control"), "+memory")?;
-        let dir = parent.join(&name);
-        make_dir(&dir, &parent)?;
+        SandboxCgroup::made(&parent, &path, &name, Version::V2, limit)
+    }
+
+    /// The cgroup `name` in `parent` (at `path` in the hierarchy), with the limit.
+    fn made(
+        parent: &Path,
+        path: &str,
+        name: &str,
+        version: Version,
+        limit: u64,
+    ) -> Result<SandboxCgroup, NativeError> {
+        let dir = parent.join(name);
+        make_dir(&dir, parent)?;
         let cgroup = SandboxCgroup {
             path: format!("{}/{name}", path.trim_end_matches('/')),
             dir,
-            version: Version::V2,
+            version,
             limit,
         };
         cgroup.set_limit()?;
-        // No swap beyond the limit (absent without swap accounting: nothing to bound then).
-        match fs::write(cgroup.dir.join("memory.swap.max"), "0") {
-            Err(e) if e.kind() != ErrorKind::NotFound => {
-                return Err(NativeError::Setup(format!(
-                    "writing {}: {e}",
-                    cgroup.dir.join("memory.swap.max").display()
-                )))
-            }
-            _ => {}
-        }
         Ok(cgroup)
     }
 
@@ -131,22 +123,19 @@ impl SandboxCgroup {
             &self.dir.join(self.version.limit_file()),
             &self.limit.to_string(),
         )?;
-        if self.version == Version::V1 {
-            // Memory and swap together, where swap is accounted: no escape into swap.
-            match fs::write(
-                self.dir.join("memory.memsw.limit_in_bytes"),
-                self.limit.to_string(),
-            ) {
-                Err(e) if e.kind() != ErrorKind::NotFound => {
-                    return Err(NativeError::Setup(format!(
-                        "writing {}: {e}",
-                        self.dir.join("memory.memsw.limit_in_bytes").display()
-                    )))
-                }
-                _ => {}
-            }
+        // No escape into swap: v1 bounds memory and swap together, v2 swap apart. Either
+        // file is absent without swap accounting (nothing to bound then).
+        let (file, value) = match self.version {
+            Version::V1 => ("memory.memsw.limit_in_bytes", self.limit.to_string()),
+            Version::V2 => ("memory.swap.max", "0".to_string()),
+        };
+        match fs::write(self.dir.join(file), value) {
+            Err(e) if e.kind() != ErrorKind::NotFound => Err(NativeError::Setup(format!(
+                "writing {}: {e}",
+                self.dir.join(file).display()
+            ))),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// Moves the sandbox's init (before the command starts: what it starts inherits the

@@ -281,20 +281,19 @@ fn native_tasks_limit_stops_a_fork_bomb_inside() {
     let out = fx.sandboxed(FORK_BOMB);
     assert!(stdout(&out).contains("started=60"), "{}", stdout(&out));
     // The landlock backend cannot count the sandbox apart: refused, never ignored.
+    refused_on_landlock(&fx, &["--tasks", "30"]);
+}
+
+/// `kennel run --backend landlock FLAGS -- true` is refused (exit 2), never run without.
+fn refused_on_landlock(fx: &Fixture, flags: &[&str]) {
     let out = fx
         .kennel()
-        .args([
-            "run",
-            "--backend",
-            "landlock",
-            "--tasks",
-            "30",
-            "--",
-            "true",
-        ])
+        .args(["run", "--backend", "landlock"])
+        .args(flags)
+        .args(["--", "true"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(2), "{flags:?}: {}", stderr(&out));
 }
 
 /// `--memory` on the native backend where no memory cgroup is delegated to the user: refused
@@ -319,20 +318,7 @@ fn native_memory_limit_without_a_delegated_cgroup_is_refused() {
         "{err}"
     );
     // The landlock backend cannot move the sandbox into one: refused too.
-    let out = fx
-        .kennel()
-        .args([
-            "run",
-            "--backend",
-            "landlock",
-            "--memory",
-            "64M",
-            "--",
-            "true",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    refused_on_landlock(&fx, &["--memory", "64M"]);
 }
 
 /// `--memory` on the native backend, in a memory cgroup delegated to the user: the sandbox
