@@ -12,11 +12,25 @@ use common::{stdout, Fixture};
 
 #[test]
 fn doctor_reports_every_escape_blocked() {
-    let fx = Fixture::new("doctor");
+    every_escape_blocked("native");
+}
+
+/// The systemd backend blocks them all too: kennel's step inside the unit installs the
+/// native system call filter (TIOCSTI, a new user namespace).
+#[test]
+fn doctor_reports_every_escape_blocked_on_systemd() {
+    if common::skip_without_user_manager() {
+        return;
+    }
+    every_escape_blocked("systemd");
+}
+
+fn every_escape_blocked(backend: &str) {
+    let fx = Fixture::new(&format!("doctor-{backend}"));
     let uid = common::env().uid;
     let dir = Path::new("/run/user")
         .join(uid.to_string())
-        .join(format!("kennel-doctor-test-{}", std::process::id()));
+        .join(format!("kennel-doctor-test-{}-{backend}", std::process::id()));
     fs::create_dir_all(&dir).unwrap();
     let agent = dir.join("agent.sock");
     let _listener = UnixListener::bind(&agent).unwrap();
@@ -24,7 +38,7 @@ fn doctor_reports_every_escape_blocked() {
     fs::set_permissions(&agent, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     let out = fx
         .kennel()
-        .args(["doctor", "--backend", "native"])
+        .args(["doctor", "--backend", backend])
         .env("SSH_AUTH_SOCK", &agent)
         .output()
         .unwrap();
@@ -47,7 +61,10 @@ fn doctor_reports_every_escape_blocked() {
         let line = text.lines().find(|l| l.contains(row)).unwrap_or_default();
         assert!(line.ends_with("blocked"), "{row}: {line}\n{text}");
     }
-    assert!(text.contains("Landlock             ABI"), "{text}");
+    assert!(
+        text.contains("Landlock             ABI"),
+        "{backend}: {text}"
+    );
     assert!(
         text.contains("every promise this machine can keep holds"),
         "{text}"
