@@ -28,9 +28,10 @@ fn doctor_reports_every_escape_blocked_on_systemd() {
 fn every_escape_blocked(backend: &str) {
     let fx = Fixture::new(&format!("doctor-{backend}"));
     let uid = common::env().uid;
-    let dir = Path::new("/run/user")
-        .join(uid.to_string())
-        .join(format!("kennel-doctor-test-{}-{backend}", std::process::id()));
+    let dir = Path::new("/run/user").join(uid.to_string()).join(format!(
+        "kennel-doctor-test-{}-{backend}",
+        std::process::id()
+    ));
     fs::create_dir_all(&dir).unwrap();
     let agent = dir.join("agent.sock");
     let _listener = UnixListener::bind(&agent).unwrap();
