@@ -134,61 +134,6 @@ fn claude_json_is_usable_inside_and_copied_back_at_exit() {
     );
 }
 
-/// An agent's folders are writable inside, and what Claude Code's settings (hooks) and
-/// `~/.claude.json` (MCP servers) name, it runs the next time the user starts it, also
-/// outside kennel: code planted to run unsandboxed, like a git hook. kennel names such a
-/// change at exit; what the agent writes on every run (a counter) says nothing.
-#[test]
-fn commands_an_agent_plants_in_its_own_settings_are_named_at_exit() {
-    let fx = Fixture::new("agent-commands");
-    fx.write(&fx.home.join(".claude.json"), "{\"numStartups\": 1}\n");
-    fx.write(
-        &fx.home.join(".claude/settings.json"),
-        "{\"theme\": \"dark\"}\n",
-    );
-    let run = |script: &str| {
-        fx.kennel_with(&[
-            "run",
-            "--profile",
-            "claude",
-            "--net",
-            "off",
-            "--",
-            "sh",
-            "-c",
-            script,
-        ])
-    };
-    let quiet = run("echo '{\"numStartups\": 2}' > ~/.claude.json");
-    assert!(quiet.status.success(), "{}", stderr(&quiet));
-    assert!(
-        !stderr(&quiet).contains("runs commands"),
-        "a counter is not a command: {}",
-        stderr(&quiet)
-    );
-    let planted = run(
-        "printf '{\"hooks\": {\"Stop\": [{\"hooks\": [{\"type\": \"command\", \"command\": \"touch /tmp/x\"}]}]}}' \
-           > ~/.claude/settings.json; \
-         echo '{\"numStartups\": 3, \"mcpServers\": {\"x\": {\"command\": \"sh\"}}}' > ~/.claude.json",
-    );
-    let err = stderr(&planted);
-    assert!(planted.status.success(), "{err}");
-    assert!(
-        err.contains("~/.claude/settings.json changed in this session (the whole file)"),
-        "{err}"
-    );
-    assert!(
-        err.contains("~/.claude.json changed in this session (mcpServers)"),
-        "{err}"
-    );
-    assert!(err.contains("outside kennel"), "{err}");
-    // What was planted reached the user's files (the agent's settings are its own to
-    // write): kennel names it, it does not undo it.
-    assert!(fs::read_to_string(fx.home.join(".claude.json"))
-        .unwrap()
-        .contains("mcpServers"));
-}
-
 #[test]
 fn hidden_globs_in_the_workspace_are_empty_and_unwritable() {
     let fx = Fixture::new("repo-hidden");
