@@ -858,6 +858,18 @@ fn odd_values_are_errors_not_silently_something_else() {
         ),
         ("[profile.default]\nhidden = [\"/\"]\n", "the whole system"),
         (
+            "[profile.default]\nruns-commands = [{ path = \"/etc/x.json\" }]\n",
+            "names a file in your home",
+        ),
+        (
+            "[profile.default]\nruns-commands = [{ path = \"~/.x.json\", keys = [\"a..b\"] }]\n",
+            "write names joined by dots",
+        ),
+        (
+            "[profile.default]\nruns-commands = [{ path = \"~/.x.json\", key = [\"a\"] }]\n",
+            "unknown field `key`",
+        ),
+        (
             "[profile.default]\nread-only = [\"/etc/../home/u\"]\n",
             "not allowed",
         ),

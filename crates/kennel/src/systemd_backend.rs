@@ -351,3 +351,43 @@ pub fn expose_kennel_itself(policy: &mut Policy) -> Result<(), Failure> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn memory(value: &str) -> Result<Option<u64>, Failure> {
+        native_memory(&SystemdFlags {
+            memory: Some(value.into()),
+            ..SystemdFlags::default()
+        })
+    }
+
+    #[test]
+    fn native_memory_takes_sizes_and_refuses_the_rest_by_name() {
+        assert_eq!(memory("64M").ok().flatten(), Some(64 << 20));
+        assert_eq!(memory("4g").ok().flatten(), Some(4 << 30));
+        assert_eq!(memory("1000").ok().flatten(), Some(1000));
+        assert_eq!(memory("infinity").ok().flatten(), None);
+        assert!(memory("50%").ok().flatten().is_some_and(|b| b > 0));
+        for bad in [
+            "lots",
+            "0",
+            "-1M",
+            "1.5G",
+            "101%",
+            "0%",
+            "99999999999T",
+            "",
+            "M",
+        ] {
+            match memory(bad) {
+                Err(f) => {
+                    assert_eq!(f.status, exit::REFUSED, "{bad}");
+                    assert!(f.message.starts_with(&format!("--memory {bad}:")), "{bad}");
+                }
+                Ok(v) => panic!("--memory {bad:?} taken as {v:?}"),
+            }
+        }
+    }
+}
