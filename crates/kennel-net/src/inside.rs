@@ -1,7 +1,8 @@
 //! The helpers inside the sandbox, started before the command: the listener of the proxy
 //! port, the DNS stub with the listeners of its fake addresses, and a listener per listed
 //! host loopback port. Each hands what it accepts to the proxy through the proxy's unix
-//! socket ([`crate::handoff`]), the only way out.
+//! socket ([`crate::handoff`]), the only way out; the listener of the proxy port hands over
+//! itself, and the proxy accepts its connections.
 //!
 //! [`bind`] runs while the sandbox's init still holds its capabilities in the new network
 //! namespace (ports 53, 80 and 443 are privileged); [`serve`] runs in a process of its own,
@@ -96,8 +97,14 @@ pub fn serve(l: Listeners) {
     let names = FakeNames::default();
     for listener in l.proxy {
         let socket = Arc::clone(&socket);
-        accept_loop(listener, move |conn| {
-            let _ = handoff::send(&socket, &conn, handoff::PROXY, b"");
+        let _ = thread::Builder::new().spawn(move || {
+            // Accepted by the proxy itself from now on, or else here, each connection
+            // handed over.
+            if !handoff::give_listener(&socket, &listener) {
+                accept_loop(listener, move |conn| {
+                    let _ = handoff::send(&socket, &conn, handoff::PROXY, b"");
+                });
+            }
         });
     }
     for (listener, port) in l.localhost {

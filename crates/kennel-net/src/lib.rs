@@ -11,11 +11,12 @@
 //! ([`dns`]) that answers every name with a fake loopback address, and listeners that map
 //! such an address back to its name; a listener per listed host loopback port. Each hands
 //! the connection it accepts to the proxy through the unix socket ([`handoff`]), so bytes
-//! take one hop, not two. [`client`] is `kennel net-connect HOST PORT`, the ProxyCommand of
+//! take one hop, not two; the proxy port's listener hands over its listening socket once,
+//! and the proxy accepts on it. [`client`] is `kennel net-connect HOST PORT`, the ProxyCommand of
 //! git over ssh.
 //!
-//! No async runtime: a thread per connection and direction, each with a buffer that grows
-//! while the tunnel is busy ([`relay`]).
+//! No async runtime: a thread per connection, reused for the next one, relaying both ways
+//! with poll(2), each way with a buffer that grows while the tunnel is busy ([`relay`]).
 #![forbid(unsafe_code)]
 
 pub mod addr;
@@ -23,7 +24,6 @@ pub mod client;
 pub mod dns;
 pub mod handoff;
 pub mod http;
-pub mod idle;
 pub mod inside;
 pub mod log;
 #[cfg(test)]

@@ -10,7 +10,8 @@
 //! unless listed), then for TLS the server name of the ClientHello.
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,10 +24,10 @@ use kennel_policy::{normalize_host, Denial, NetRules};
 use crate::addr::Resolver;
 use crate::handoff;
 use crate::http::{self, Request};
-use crate::idle;
 use crate::log::{host_port, Blocked, NetLog};
-use crate::relay::{self, Duplex};
+use crate::relay::{self, Duplex, Ended, Gate};
 use crate::sni::{self, Hello};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 /// What the proxy decides by.
 pub struct ProxyConfig {
@@ -263,45 +264,195 @@ impl Proxy {
         })
     }
 
-    /// Serves connections on a thread of its own until the process ends.
+    /// Serves connections on threads of its own until the process ends.
     pub fn start(self) -> io::Result<thread::JoinHandle<()>> {
+        let hub = Arc::new(Hub {
+            config: self.config,
+            active: Arc::new(AtomicUsize::new(0)),
+            listeners: AtomicUsize::new(0),
+        });
+        Pool::start(self.listener, hub, "kennel-proxy")
+    }
+}
+
+/// What the proxy's threads share.
+struct Hub {
+    config: Arc<ProxyConfig>,
+    /// Connections being served (see [`Slot`]).
+    active: Arc<AtomicUsize>,
+    /// Listening sockets handed over from inside and accepted on (see [`MAX_LISTENERS`]).
+    listeners: AtomicUsize,
+}
+
+/// The most listening sockets the proxy takes from inside: the proxy port's on 127.0.0.1
+/// and ::1 are two; each costs kennel up to [`SPARE`] threads waiting for a connection.
+pub const MAX_LISTENERS: usize = 4;
+/// How many threads of a listening socket may wait for the next connection: one serving
+/// a connection goes back to accepting when it is done, unless this many already are.
+const SPARE: usize = 2;
+
+/// A listening socket the proxy accepts on.
+trait Listening: Send + Sync + Sized + 'static {
+    type Conn: Send;
+    fn accept_one(&self) -> io::Result<Self::Conn>;
+    fn fd(&self) -> BorrowedFd<'_>;
+    fn serve(conn: Self::Conn, hub: &Arc<Hub>);
+}
+
+/// The proxy's own socket: clients speaking HTTP, and handoffs from inside.
+impl Listening for UnixListener {
+    type Conn = UnixStream;
+    fn accept_one(&self) -> io::Result<UnixStream> {
+        self.accept().map(|(c, _)| c)
+    }
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.as_fd()
+    }
+    fn serve(conn: UnixStream, hub: &Arc<Hub>) {
+        handle_within(conn, &hub.config, HANDSHAKE_TIMEOUT, Some(hub));
+    }
+}
+
+/// The proxy port inside the sandbox, handed over by the listener there: its clients
+/// speak HTTP to the proxy, as through `HTTP_PROXY`.
+impl Listening for TcpListener {
+    type Conn = TcpStream;
+    fn accept_one(&self) -> io::Result<TcpStream> {
+        self.accept().map(|(c, _)| c)
+    }
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.as_fd()
+    }
+    fn serve(client: TcpStream, hub: &Arc<Hub>) {
+        let _ = client.set_nodelay(true);
+        client.limit_reads(Some(HANDSHAKE_TIMEOUT));
+        let within = Within {
+            config: &hub.config,
+            handshake: HANDSHAKE_TIMEOUT,
+        };
+        serve(client, Vec::new(), &within, false);
+    }
+}
+
+/// Threads that each accept a connection and serve it, then accept again: no thread is
+/// started for a connection while one is waiting. One more starts when the last waiting
+/// one takes a connection; more than [`SPARE`] waiting, the one done leaves.
+struct Pool<L> {
+    listener: L,
+    /// Threads waiting in (or going back to) accept.
+    waiting: AtomicUsize,
+}
+
+impl<L: Listening> Pool<L> {
+    fn start(listener: L, hub: Arc<Hub>, name: &str) -> io::Result<thread::JoinHandle<()>> {
+        let pool = Arc::new(Pool {
+            listener,
+            waiting: AtomicUsize::new(1),
+        });
         thread::Builder::new()
-            .name("kennel-proxy".into())
-            .spawn(move || {
-                let active = Arc::new(AtomicUsize::new(0));
-                for conn in self.listener.incoming() {
-                    let Ok(conn) = conn else {
-                        // Out of descriptors, say: wait instead of spinning.
-                        thread::sleep(Duration::from_millis(50));
-                        continue;
-                    };
-                    let Some(slot) = Slot::take(&active, MAX_CONNECTIONS) else {
-                        self.config.log.over_limit(MAX_CONNECTIONS);
-                        drop(conn);
-                        continue;
-                    };
-                    let config = Arc::clone(&self.config);
-                    // A thread that cannot start drops its closure, and the slot with it.
-                    let _ = thread::Builder::new()
-                        .name("kennel-proxy-conn".into())
-                        .spawn(move || {
-                            handle(conn, &config);
-                            drop(slot);
-                        });
+            .name(name.into())
+            .spawn(move || pool.serve(&hub))
+    }
+
+    fn another(self: &Arc<Self>, hub: &Arc<Hub>) {
+        self.waiting.fetch_add(1, Ordering::AcqRel);
+        let (pool, hub) = (Arc::clone(self), Arc::clone(hub));
+        let started = thread::Builder::new()
+            .name("kennel-proxy-conn".into())
+            .spawn(move || pool.serve(&hub));
+        if started.is_err() {
+            // This thread goes back to accepting when it is done, whatever the count.
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    fn serve(self: &Arc<Self>, hub: &Arc<Hub>) {
+        loop {
+            let conn = match self.listener.accept_one() {
+                Ok(conn) => conn,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // Non-blocking (a sandbox can set it on a socket it handed over and
+                    // kept): wait for a connection instead of spinning.
+                    let mut fds = [PollFd::new(self.listener.fd(), PollFlags::POLLIN)];
+                    let _ = poll(&mut fds, PollTimeout::from(1000u16));
+                    continue;
                 }
+                Err(_) => {
+                    // Out of descriptors, say: wait instead of spinning.
+                    thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+            };
+            let Some(slot) = Slot::take(&hub.active, MAX_CONNECTIONS) else {
+                hub.config.log.over_limit(MAX_CONNECTIONS);
+                drop(conn);
+                continue;
+            };
+            if self.waiting.fetch_sub(1, Ordering::AcqRel) == 1 {
+                self.another(hub);
+            }
+            L::serve(conn, hub);
+            drop(slot);
+            if self.waiting.fetch_add(1, Ordering::AcqRel) >= SPARE {
+                self.waiting.fetch_sub(1, Ordering::AcqRel);
+                return;
+            }
+        }
+    }
+}
+
+/// A socket handed over as the listening socket of the proxy port, if it is one: a
+/// listening TCP socket (anything else would make its accepting threads fail in a loop).
+fn listening(fd: OwnedFd) -> Option<TcpListener> {
+    use nix::sys::socket::{getsockname, getsockopt, sockopt, AddressFamily, SockType};
+    use nix::sys::socket::{SockaddrLike, SockaddrStorage};
+    let raw = fd.as_raw_fd();
+    let stream = getsockopt(&fd, sockopt::SockType).ok()? == SockType::Stream;
+    let accepting = getsockopt(&fd, sockopt::AcceptConn).ok()?;
+    // Only TCP has this option: not SCTP or MPTCP's... of the same family and type.
+    let tcp = getsockopt(&fd, sockopt::TcpNoDelay).is_ok();
+    let family = getsockname::<SockaddrStorage>(raw).ok()?.family();
+    let inet = matches!(family, Some(AddressFamily::Inet | AddressFamily::Inet6));
+    (stream && accepting && tcp && inet).then(|| TcpListener::from(fd))
+}
+
+impl Hub {
+    /// Accepts on `listener` from now on, if fewer than [`MAX_LISTENERS`] were taken.
+    fn adopt(self: &Arc<Self>, listener: TcpListener) -> bool {
+        let taken = self
+            .listeners
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_LISTENERS).then_some(n + 1)
             })
+            .is_ok();
+        taken && Pool::start(listener, Arc::clone(self), "kennel-proxy-conn").is_ok()
     }
 }
 
 /// Serves one connection to the proxy's socket: a client speaking HTTP, or a connection
 /// handed over from inside the sandbox (see [`crate::handoff`]).
 pub fn handle(conn: UnixStream, config: &ProxyConfig) {
-    handle_within(conn, config, HANDSHAKE_TIMEOUT);
+    handle_within(conn, config, HANDSHAKE_TIMEOUT, None);
 }
 
-/// [`handle`], the client having `handshake` to send its request head and ClientHello.
-fn handle_within(mut conn: UnixStream, config: &ProxyConfig, handshake: Duration) {
+/// What serving a connection needs besides the connection.
+struct Within<'c> {
+    config: &'c ProxyConfig,
+    /// How long the client has to send its request head, and then its ClientHello.
+    handshake: Duration,
+}
+
+/// [`handle`], the client having `handshake` to send its request head and ClientHello. A
+/// listening socket handed over is accepted on through `hub` (without one, refused).
+fn handle_within(
+    mut conn: UnixStream,
+    config: &ProxyConfig,
+    handshake: Duration,
+    hub: Option<&Arc<Hub>>,
+) {
     conn.limit_reads(Some(handshake));
+    let within = Within { config, handshake };
     let mut buf = vec![0u8; 4096];
     let first = match config.receive_fd {
         Some(receive) => receive(&conn, &mut buf),
@@ -317,11 +468,20 @@ fn handle_within(mut conn: UnixStream, config: &ProxyConfig, handshake: Duration
             if stat.st_mode & nix::libc::S_IFMT != nix::libc::S_IFSOCK {
                 return;
             }
+            if buf.get(1) == Some(&handoff::LISTEN) {
+                // The socket's connections are served as those of the proxy port: the
+                // sandbox gains nothing it could not do by connecting to this socket.
+                let adopted = hub.is_some_and(|hub| listening(fd).is_some_and(|l| hub.adopt(l)));
+                if adopted {
+                    let _ = conn.write_all(&[handoff::ADOPTED]);
+                }
+                return;
+            }
             let client = TcpStream::from(fd);
             let _ = client.set_nodelay(true);
             client.limit_reads(Some(handshake));
             match buf.get(1) {
-                Some(&handoff::PROXY) => serve(client, buf.split_off(2), config, false),
+                Some(&handoff::PROXY) => serve(client, buf.split_off(2), &within, false),
                 Some(&handoff::TUNNEL) => {
                     // The head comes from the listener inside, on the unix socket.
                     let mut prefix = buf.split_off(2);
@@ -332,23 +492,23 @@ fn handle_within(mut conn: UnixStream, config: &ProxyConfig, handshake: Duration
                         };
                         prefix = head;
                     }
-                    serve_request(client, &prefix, Vec::new(), config, true);
+                    serve_request(client, &prefix, Vec::new(), &within, true);
                 }
                 _ => {}
             }
         }
         (Some(&handoff::MARK), None) => {}
-        _ => serve(conn, buf, config, false),
+        _ => serve(conn, buf, &within, false),
     }
 }
 
 /// Reads the request head (after `prefix`, already read) from `client` and serves it.
-fn serve<C: Duplex>(mut client: C, prefix: Vec<u8>, config: &ProxyConfig, silent: bool) {
+fn serve<C: Duplex>(mut client: C, prefix: Vec<u8>, within: &Within, silent: bool) {
     let (head, rest) = match http::read_head(&mut (&prefix[..]).chain(&mut client)) {
         Ok(x) => x,
         Err(_) => return,
     };
-    serve_request(client, &head, rest, config, silent);
+    serve_request(client, &head, rest, within, silent);
 }
 
 /// Serves one request. `silent`: the client does not know it goes through a proxy (a
@@ -358,9 +518,10 @@ fn serve_request<C: Duplex>(
     mut client: C,
     head: &[u8],
     rest: Vec<u8>,
-    config: &ProxyConfig,
+    within: &Within,
     silent: bool,
 ) {
+    let config = within.config;
     let request = match http::parse(head) {
         Ok(r) => r,
         Err(why) => {
@@ -404,15 +565,13 @@ fn serve_request<C: Duplex>(
             if !silent && client.write_all(http::CONNECTED).is_err() {
                 return;
             }
-            tunnel(client, upstream, rest, &host, port, config);
+            tunnel(client, upstream, rest, &host, port, within);
         }
         Request::Plain { head, .. } => {
             config.log.allowed(&host, port, "HTTP");
-            client.limit_reads(None);
             let mut first = head;
             first.extend_from_slice(&rest);
-            // No client to server pump to count in: a plain request goes as a tunnel does.
-            tunnel_from(client, upstream, first, &host, port, config, false);
+            tunnel_from(client, upstream, first, &host, port, within, false);
         }
     }
 }
@@ -542,107 +701,63 @@ fn open(config: &ProxyConfig, host: &str, port: u16) -> Result<TcpStream, Refusa
     }))
 }
 
-/// After the `200`: server to client at once (server-first protocols such as ssh); client
-/// to server once its first bytes are known not to be TLS for another name.
+/// After the `200`: both ways at once, server to client from the start (server-first
+/// protocols such as ssh), client to server once its first bytes are known not to be TLS
+/// for another name.
 fn tunnel<C: Duplex>(
     client: C,
     upstream: TcpStream,
     first: Vec<u8>,
     host: &str,
     port: u16,
-    config: &ProxyConfig,
+    within: &Within,
 ) {
-    tunnel_from(client, upstream, first, host, port, config, true);
+    tunnel_from(client, upstream, first, host, port, within, true);
 }
 
 /// Both ways between `client` and `upstream`, `first` sent upstream first, until both end
-/// or nothing moves for [`idle::IDLE_TIMEOUT`]. `check_hello`: refuse TLS for another name
-/// than `host`.
+/// or nothing moves for [`relay::IDLE_TIMEOUT`]. `check_hello`: refuse TLS for another
+/// name than `host`, or a ClientHello not whole within the handshake time.
 fn tunnel_from<C: Duplex>(
-    mut client: C,
-    mut upstream: TcpStream,
-    mut first: Vec<u8>,
+    client: C,
+    upstream: TcpStream,
+    first: Vec<u8>,
     host: &str,
     port: u16,
-    config: &ProxyConfig,
+    within: &Within,
     check_hello: bool,
 ) {
-    let (Ok(mut client_w), Ok(mut upstream_r), Ok(client_c), Ok(upstream_c)) = (
-        client.duplicate(),
-        upstream.duplicate(),
-        client.duplicate(),
-        upstream.duplicate(),
-    ) else {
-        return;
+    let mut hello = |first: &[u8]| match sni::parse(first) {
+        Hello::Incomplete if first.len() < sni::MAX_HELLO => Gate::More,
+        Hello::Incomplete | Hello::Malformed => {
+            Gate::Refuse("the TLS ClientHello cannot be read".to_string())
+        }
+        Hello::NotTls | Hello::Tls(None) => Gate::Pass,
+        Hello::Tls(Some(name)) if normalize_host(&name) == host => Gate::Pass,
+        Hello::Tls(Some(name)) => Gate::Refuse(format!(
+            "the TLS server name `{name}` is not the host of the CONNECT request"
+        )),
     };
-    let watched = idle::watch().add(Box::new(move || {
-        client_c.close_half(std::net::Shutdown::Both);
-        upstream_c.close_half(std::net::Shutdown::Both);
-    }));
-    let moved = watched.moved();
-    let moved_back = watched.moved();
-    let back = thread::spawn(move || {
-        let r = relay::pump_counted(&mut upstream_r, &mut client_w, &moved_back);
-        client_w.close_half(std::net::Shutdown::Write);
-        r
+    let tunnel = relay::Tunnel {
+        a: client.as_fd(),
+        b: upstream.as_fd(),
+        idle: relay::IDLE_TIMEOUT,
+        gate_within: within.handshake,
+    };
+    let gate: Option<relay::GateFn> = if check_hello { Some(&mut hello) } else { None };
+    let reason = match tunnel.run(first, Vec::new(), gate).0 {
+        Ended::Refused(reason) => reason,
+        // The client went quiet before its hello was whole: letting it through would let
+        // the rest of it (another server name) pass unread.
+        Ended::GateLate => "the TLS ClientHello did not come in time".to_string(),
+        Ended::Done | Ended::Idle | Ended::Failed(_) => return,
+    };
+    within.config.log.blocked(Blocked {
+        host: host.to_string(),
+        port,
+        reason,
+        fix: None,
     });
-    let mut buf = vec![0u8; 16 * 1024];
-    let verdict = loop {
-        if !check_hello {
-            break Ok(());
-        }
-        match sni::parse(&first) {
-            Hello::Incomplete if first.len() < sni::MAX_HELLO => {}
-            Hello::Incomplete | Hello::Malformed => {
-                break Err("the TLS ClientHello cannot be read".to_string())
-            }
-            Hello::NotTls | Hello::Tls(None) => break Ok(()),
-            Hello::Tls(Some(name)) if normalize_host(&name) == host => break Ok(()),
-            Hello::Tls(Some(name)) => {
-                break Err(format!(
-                    "the TLS server name `{name}` is not the host of the CONNECT request"
-                ))
-            }
-        }
-        match client.read(&mut buf) {
-            // The client went quiet before its hello was whole: letting it through would
-            // let the rest of it (another server name) pass unread.
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                break Err("the TLS ClientHello did not come in time".to_string())
-            }
-            Ok(0) | Err(_) => break Ok(()),
-            Ok(n) => first.extend_from_slice(&buf[..n]),
-        }
-    };
-    match verdict {
-        Err(reason) => {
-            config.log.blocked(Blocked {
-                host: host.to_string(),
-                port,
-                reason,
-                fix: None,
-            });
-            client.close_half(std::net::Shutdown::Both);
-            upstream.close_half(std::net::Shutdown::Both);
-        }
-        Ok(()) => {
-            client.limit_reads(None);
-            let r = upstream
-                .write_all(&first)
-                .and_then(|()| relay::pump_counted(&mut client, &mut upstream, &moved));
-            upstream.close_half(std::net::Shutdown::Write);
-            if r.is_err() {
-                client.close_half(std::net::Shutdown::Both);
-                upstream.close_half(std::net::Shutdown::Both);
-            }
-        }
-    }
-    let _ = back.join();
 }
 
 #[cfg(test)]
@@ -864,7 +979,7 @@ mod tests {
             let (mut client, server_side) = UnixStream::pair().unwrap();
             client.write_all(request.as_bytes()).unwrap();
             let start = std::time::Instant::now();
-            handle_within(server_side, &c, limit);
+            handle_within(server_side, &c, limit, None);
             assert!(start.elapsed() < Duration::from_secs(5), "{request}");
             drop(client);
         }

@@ -1,33 +1,38 @@
-//! Moving bytes both ways at once between two sockets: one thread per direction, each
-//! reading into a buffer of its own and writing it out. When one side ends its writing, the
-//! other side is told with a half close, so that protocols which read to the end still work.
+//! Moving bytes both ways between two sockets on one thread: each way reads into a buffer of
+//! its own and writes it out, without waiting (`MSG_DONTWAIT` on each call, so that a
+//! sandbox holding the other end cannot make a call block by changing the socket's flags),
+//! and poll(2) waits while neither way can move. When one side ends its writing, the other
+//! side is told with a half close, so that protocols which read to the end still work. A
+//! side that stops reading stops only the way towards it: its buffer is not read into again
+//! until written out.
 //!
-//! Not splice(2): on loopback it reached half of a direct connection's throughput, a
-//! buffer of a few MiB about 0.7, with less CPU per byte (bench/README.md, "Network
-//! proxy"). A buffer starts small (most tunnels carry requests and answers) and doubles
-//! while reads fill it; what the buffers grow beyond that is shared by the whole proxy and
-//! bounded ([`SHARED`]), so a sandbox opening many busy tunnels cannot make kennel hold more.
+//! One thread, not one per way: a tunnel then costs kennel no thread start, no duplicated
+//! descriptors and no join (bench/README.md, "Network proxy"). Not splice(2): on loopback it
+//! reached half of a direct connection's throughput, a buffer of a few MiB about 0.7, with
+//! less CPU per byte. A buffer starts small (most tunnels carry requests and answers) and
+//! doubles while reads fill it; what the buffers grow beyond that is shared by the whole
+//! proxy and bounded ([`SHARED`]), so a sandbox opening many busy tunnels cannot make kennel
+//! hold more.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{Shutdown, TcpStream};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::thread;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{self, MsgFlags};
 
 /// A connected stream socket.
-pub trait Duplex: Read + Write + AsFd + Send + Sized + 'static {
-    fn duplicate(&self) -> io::Result<Self>;
+pub trait Duplex: io::Read + io::Write + AsFd + Send + Sized + 'static {
     fn close_half(&self, how: Shutdown);
-    /// How long a read may wait (the socket's, shared by its duplicates); None: forever.
+    /// How long a read may wait (the socket's); None: forever.
     fn limit_reads(&self, limit: Option<Duration>);
 }
 
 impl Duplex for TcpStream {
-    fn duplicate(&self) -> io::Result<Self> {
-        self.try_clone()
-    }
     fn close_half(&self, how: Shutdown) {
         let _ = self.shutdown(how);
     }
@@ -37,9 +42,6 @@ impl Duplex for TcpStream {
 }
 
 impl Duplex for UnixStream {
-    fn duplicate(&self) -> io::Result<Self> {
-        self.try_clone()
-    }
     fn close_half(&self, how: Shutdown) {
         let _ = self.shutdown(how);
     }
@@ -48,14 +50,19 @@ impl Duplex for UnixStream {
     }
 }
 
-/// A pump's buffer at first.
+/// How long a tunnel may move nothing, either way, before it is closed: an idle tunnel
+/// holds a thread and two descriptors in kennel, and a sandbox could open them and let them
+/// sit (issue 17, item 8).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// A way's buffer at first.
 const FIRST: usize = 64 * 1024;
-/// The most a pump's buffer grows to: one read then takes what a busy socket holds.
+/// The most a way's buffer grows to: one read then takes what a busy socket holds.
 const MOST: usize = 4 << 20;
-/// What all pumps' buffers may hold together beyond their first [`FIRST`] bytes.
+/// What all ways' buffers may hold together beyond their first [`FIRST`] bytes.
 pub const SHARED: usize = 64 << 20;
 
-/// Memory that buffers may grow into, shared by the pumps.
+/// Memory that buffers may grow into, shared by the tunnels.
 pub struct Budget {
     taken: AtomicUsize,
     limit: usize,
@@ -107,85 +114,323 @@ impl Drop for Grant<'_> {
     }
 }
 
-/// Relays `a` and `b` both ways until both directions end. `to_b` is sent to `b` first
-/// (bytes already read from `a`), `to_a` to `a`.
-pub fn relay<A: Duplex, B: Duplex>(a: A, b: B, to_a: &[u8], to_b: &[u8]) -> io::Result<(u64, u64)> {
-    let (a2, b2) = (a.duplicate()?, b.duplicate()?);
-    let to_a = to_a.to_vec();
-    let back = thread::spawn(move || {
-        let mut a2 = a2;
-        let mut b2 = b2;
-        let r = a2.write_all(&to_a).and_then(|()| pump(&mut b2, &mut a2));
-        finish(&b2, &a2, r.is_ok());
-        r
-    });
-    let mut a = a;
-    let mut b = b;
-    let r = b.write_all(to_b).and_then(|()| pump(&mut a, &mut b));
-    finish(&a, &b, r.is_ok());
-    let forward = r.unwrap_or(0);
-    let backward = back
-        .join()
-        .map_err(|_| io::Error::other("relay thread panicked"))?
-        .unwrap_or(0);
-    Ok((forward, backward))
+/// What the first bytes from `a` decide, while a [`Tunnel`] has a gate: nothing of them
+/// reaches `b` before [`Gate::Pass`].
+pub enum Gate {
+    /// Not enough to tell: read more.
+    More,
+    Pass,
+    /// The tunnel is cut, for this reason.
+    Refuse(String),
 }
 
-/// After `from` ended: tell `to` that no more comes; on an error, end both.
-fn finish<F: Duplex, T: Duplex>(from: &F, to: &T, clean: bool) {
-    to.close_half(Shutdown::Write);
-    if !clean {
-        from.close_half(Shutdown::Both);
-        to.close_half(Shutdown::Both);
+/// A gate: what it says of the bytes gathered so far.
+pub type GateFn<'g> = &'g mut dyn FnMut(&[u8]) -> Gate;
+
+/// How a tunnel ended.
+#[derive(Debug)]
+pub enum Ended {
+    /// Both ways reached their end of file and were written out.
+    Done,
+    /// Nothing moved for the idle timeout.
+    Idle,
+    /// The gate refused the first bytes.
+    Refused(String),
+    /// The gate's first bytes did not come (whole) in time.
+    GateLate,
+    Failed(io::Error),
+}
+
+/// Two sockets relayed both ways, and the limits of it.
+pub struct Tunnel<'s> {
+    pub a: BorrowedFd<'s>,
+    pub b: BorrowedFd<'s>,
+    /// How long nothing may move before both are closed.
+    pub idle: Duration,
+    /// How long `a`'s first bytes may take to satisfy the gate.
+    pub gate_within: Duration,
+}
+
+/// The bytes a tunnel moved: `a` to `b`, `b` to `a`.
+pub type Moved = (u64, u64);
+
+/// One way of a tunnel.
+struct Way<'b> {
+    buf: Vec<u8>,
+    /// What `buf[start..end]` holds is still to be written.
+    start: usize,
+    end: usize,
+    /// The last read filled the buffer: more was waiting.
+    full: bool,
+    grant: Grant<'b>,
+    /// The reading side ended; once written out, the writing side is half closed.
+    eof: bool,
+    done: bool,
+    total: u64,
+}
+
+/// What a way needs before it can move again.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Turn {
+    Moved,
+    Read,
+    Write,
+    Finished,
+}
+
+fn would_block(e: Errno) -> bool {
+    e == Errno::EAGAIN || e == Errno::EWOULDBLOCK
+}
+
+impl<'b> Way<'b> {
+    /// A way whose first bytes to write are `pending`.
+    fn new(pending: Vec<u8>, budget: &'b Budget) -> Way<'b> {
+        let end = pending.len();
+        Way {
+            buf: pending,
+            start: 0,
+            end,
+            full: false,
+            grant: Grant { budget, bytes: 0 },
+            eof: false,
+            done: false,
+            total: 0,
+        }
+    }
+
+    /// Writes what is pending, and reads and writes once more when all was written.
+    fn turn(&mut self, from: BorrowedFd, to: BorrowedFd) -> io::Result<Turn> {
+        let mut moved = false;
+        loop {
+            if self.start < self.end {
+                let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
+                match socket::send(to.as_raw_fd(), &self.buf[self.start..self.end], flags) {
+                    Ok(n) => {
+                        self.start += n;
+                        self.total += n as u64;
+                        moved = true;
+                        if self.start < self.end {
+                            // The socket took what it had room for.
+                            return Ok(Turn::Moved);
+                        }
+                    }
+                    Err(e) if would_block(e) => {
+                        return Ok(if moved { Turn::Moved } else { Turn::Write });
+                    }
+                    Err(Errno::EINTR) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if self.eof {
+                if !self.done {
+                    let _ = socket::shutdown(to.as_raw_fd(), socket::Shutdown::Write);
+                    self.done = true;
+                }
+                return Ok(Turn::Finished);
+            }
+            if moved {
+                // One read a turn: the other way gets its turn.
+                return Ok(Turn::Moved);
+            }
+            self.make_room();
+            match socket::recv(from.as_raw_fd(), &mut self.buf, MsgFlags::MSG_DONTWAIT) {
+                Ok(0) => {
+                    self.eof = true;
+                    moved = true;
+                }
+                Ok(n) => {
+                    (self.start, self.end) = (0, n);
+                    self.full = n == self.buf.len();
+                    moved = true;
+                }
+                Err(e) if would_block(e) => return Ok(Turn::Read),
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Before a read, all written out: a buffer of at least [`FIRST`] bytes, twice as
+    /// large when the last read filled it (and the budget has room).
+    fn make_room(&mut self) {
+        let len = self.buf.len();
+        if len < FIRST {
+            self.buf = vec![0u8; FIRST];
+        } else if self.full && len < MOST && self.grant.add(len) {
+            // The old buffer is written out: nothing to copy.
+            self.buf = vec![0u8; len * 2];
+        }
+        self.full = false;
     }
 }
 
-/// Copies `from` to `to` until end of file; returns the bytes moved.
-pub fn pump<F: Duplex, T: Duplex>(from: &mut F, to: &mut T) -> io::Result<u64> {
-    pump_counted(from, to, &AtomicU64::new(0))
-}
+impl Tunnel<'_> {
+    /// Relays until both ways end: `to_b` is written to `b` first (bytes already read from
+    /// `a`), `to_a` to `a`. With a `gate`, what comes from `a` is held until the gate lets
+    /// it pass. Whatever the end, the sockets are shut down when it is not [`Ended::Done`].
+    pub fn run(&self, to_b: Vec<u8>, to_a: Vec<u8>, gate: Option<GateFn>) -> (Ended, Moved) {
+        self.run_within(to_b, to_a, gate, &GROWTH)
+    }
 
-/// [`pump`], adding the bytes to `moved` as they go (for a watch on idle tunnels).
-pub fn pump_counted<F: Duplex, T: Duplex>(
-    from: &mut F,
-    to: &mut T,
-    moved: &AtomicU64,
-) -> io::Result<u64> {
-    pump_within(from, to, moved, &GROWTH)
-}
-
-/// [`pump_counted`], the buffer growing within `budget`.
-fn pump_within<F: Duplex, T: Duplex>(
-    from: &mut F,
-    to: &mut T,
-    moved: &AtomicU64,
-    budget: &Budget,
-) -> io::Result<u64> {
-    let mut buf = vec![0u8; FIRST];
-    let mut grant = Grant { budget, bytes: 0 };
-    let mut total = 0u64;
-    loop {
-        let n = match from.read(&mut buf) {
-            Ok(0) => return Ok(total),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+    fn run_within(
+        &self,
+        to_b: Vec<u8>,
+        to_a: Vec<u8>,
+        gate: Option<GateFn>,
+        budget: &Budget,
+    ) -> (Ended, Moved) {
+        let mut down = Way::new(to_a, budget);
+        // Gated, `a`'s first bytes wait for the gate's word.
+        let (to_b, held) = match gate {
+            Some(_) => (Vec::new(), to_b),
+            None => (to_b, Vec::new()),
         };
-        to.write_all(&buf[..n])?;
-        total += n as u64;
-        moved.fetch_add(n as u64, Ordering::Relaxed);
-        // A full read: more was waiting. The old buffer is free (written out), so the
-        // new one is allocated afresh rather than resized (nothing to copy).
-        if n == buf.len() && buf.len() < MOST && grant.add(buf.len()) {
-            buf = vec![0u8; buf.len() * 2];
+        let mut up = Way::new(to_b, budget);
+        let ended = self.relay(&mut up, &mut down, held, gate);
+        if !matches!(ended, Ended::Done) {
+            let _ = socket::shutdown(self.a.as_raw_fd(), socket::Shutdown::Both);
+            let _ = socket::shutdown(self.b.as_raw_fd(), socket::Shutdown::Both);
         }
+        (ended, (up.total, down.total))
+    }
+
+    fn relay(
+        &self,
+        up: &mut Way,
+        down: &mut Way,
+        mut held: Vec<u8>,
+        mut gate: Option<GateFn>,
+    ) -> Ended {
+        let start = Instant::now();
+        let mut active = start;
+        let mut gated = gate.is_some();
+        loop {
+            let mut up_turn = Turn::Finished;
+            if gated {
+                let verdict = match gate.as_mut() {
+                    Some(g) => g(&held),
+                    None => Gate::Pass,
+                };
+                match verdict {
+                    Gate::Pass => gated = false,
+                    Gate::Refuse(why) => return Ended::Refused(why),
+                    Gate::More => match read_more(self.a, &mut held) {
+                        Ok(Some(0)) => {
+                            // The client ended before the gate could tell: what came is
+                            // all there is, and it is incomplete.
+                            gated = false;
+                            up.eof = true;
+                        }
+                        Ok(Some(_)) => {
+                            active = Instant::now();
+                            continue;
+                        }
+                        Ok(None) => up_turn = Turn::Read,
+                        Err(e) => return Ended::Failed(e),
+                    },
+                }
+                if !gated {
+                    let eof = up.eof;
+                    *up = Way::new(std::mem::take(&mut held), up.grant.budget);
+                    up.eof = eof;
+                }
+            }
+            if !gated {
+                up_turn = match up.turn(self.a, self.b) {
+                    Ok(t) => t,
+                    Err(e) => return Ended::Failed(e),
+                };
+            }
+            let down_turn = match down.turn(self.b, self.a) {
+                Ok(t) => t,
+                Err(e) => return Ended::Failed(e),
+            };
+            if up_turn == Turn::Finished && down_turn == Turn::Finished {
+                return Ended::Done;
+            }
+            let now = Instant::now();
+            if up_turn == Turn::Moved || down_turn == Turn::Moved {
+                active = now;
+                continue;
+            }
+            let mut deadline = active + self.idle;
+            if gated {
+                deadline = deadline.min(start + self.gate_within);
+            }
+            if now >= deadline {
+                return if gated { Ended::GateLate } else { Ended::Idle };
+            }
+            let mut a_events = PollFlags::empty();
+            let mut b_events = PollFlags::empty();
+            match up_turn {
+                Turn::Read => a_events |= PollFlags::POLLIN,
+                Turn::Write => b_events |= PollFlags::POLLOUT,
+                _ => {}
+            }
+            match down_turn {
+                Turn::Read => b_events |= PollFlags::POLLIN,
+                Turn::Write => a_events |= PollFlags::POLLOUT,
+                _ => {}
+            }
+            // Only what a way waits for: a socket that hung up is reported as ready even
+            // for no event, and would wake this loop forever.
+            let mut fds = Vec::with_capacity(2);
+            if !a_events.is_empty() {
+                fds.push(PollFd::new(self.a, a_events));
+            }
+            if !b_events.is_empty() {
+                fds.push(PollFd::new(self.b, b_events));
+            }
+            let wait = deadline.saturating_duration_since(now);
+            // Rounded up: a wake-up just before the deadline would only poll again.
+            let ms = wait.as_millis().saturating_add(1);
+            let timeout = PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX);
+            match poll(&mut fds, timeout) {
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(e) => return Ended::Failed(e.into()),
+            }
+        }
+    }
+}
+
+/// Reads what `fd` has into `held`, without waiting: None when nothing is there yet.
+fn read_more(fd: BorrowedFd, held: &mut Vec<u8>) -> io::Result<Option<usize>> {
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        match socket::recv(fd.as_raw_fd(), &mut chunk, MsgFlags::MSG_DONTWAIT) {
+            Ok(n) => {
+                held.extend_from_slice(&chunk[..n]);
+                return Ok(Some(n));
+            }
+            Err(e) if would_block(e) => return Ok(None),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Relays `a` and `b` both ways until both directions end. `to_b` is sent to `b` first
+/// (bytes already read from `a`), `to_a` to `a`.
+pub fn relay<A: Duplex, B: Duplex>(a: A, b: B, to_a: &[u8], to_b: &[u8]) -> io::Result<Moved> {
+    let tunnel = Tunnel {
+        a: a.as_fd(),
+        b: b.as_fd(),
+        idle: IDLE_TIMEOUT,
+        gate_within: IDLE_TIMEOUT,
+    };
+    match tunnel.run(to_b.to_vec(), to_a.to_vec(), None) {
+        (Ended::Done, moved) => Ok(moved),
+        (Ended::Failed(e), _) => Err(e),
+        (ended, _) => Err(io::Error::other(format!("{ended:?}"))),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
     use std::net::TcpListener;
+    use std::thread;
 
     #[test]
     fn relays_both_ways_with_half_close() {
@@ -285,26 +530,32 @@ mod tests {
         assert_eq!(budget.taken(), 0);
         assert!(b.add(FIRST));
         drop(b);
-        // A pump with no budget at all still moves everything, in its first buffer.
+        // A tunnel with no budget at all still moves everything, in its first buffers.
         let none = Budget::new(0);
-        let (mut tx, mut from) = UnixStream::pair().unwrap();
-        let (mut to, mut rx) = UnixStream::pair().unwrap();
+        let (mut tx, from) = UnixStream::pair().unwrap();
+        let (to, mut rx) = UnixStream::pair().unwrap();
         let data = pattern(4 << 20, 3);
         let sent = data.clone();
         let writer = thread::spawn(move || {
             tx.write_all(&sent).unwrap();
         });
         let reader = thread::spawn(move || {
+            rx.shutdown(Shutdown::Write).unwrap();
             let mut got = Vec::new();
             rx.read_to_end(&mut got).unwrap();
             got
         });
-        let moved = AtomicU64::new(0);
-        let n = pump_within(&mut from, &mut to, &moved, &none).unwrap();
+        let tunnel = Tunnel {
+            a: from.as_fd(),
+            b: to.as_fd(),
+            idle: IDLE_TIMEOUT,
+            gate_within: IDLE_TIMEOUT,
+        };
+        let (ended, moved) = tunnel.run_within(Vec::new(), Vec::new(), None, &none);
+        assert!(matches!(ended, Ended::Done), "{ended:?}");
         drop(to);
         writer.join().unwrap();
-        assert_eq!(n, data.len() as u64);
-        assert_eq!(moved.load(Ordering::Relaxed), n);
+        assert_eq!(moved, (data.len() as u64, 0));
         assert!(reader.join().unwrap() == data);
         assert_eq!(none.taken(), 0);
     }
