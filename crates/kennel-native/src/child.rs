@@ -169,7 +169,6 @@ pub(crate) fn child_main(args: ChildArgs) -> ! {
     if !matches!(read(&sync, &mut go), Ok(1)) {
         exit_now(EXIT_SETUP_FAILED);
     }
-    drop(sync);
     if loopback {
         if let Err(e) = crate::sys::bring_loopback_up() {
             report(
@@ -191,6 +190,7 @@ pub(crate) fn child_main(args: ChildArgs) -> ! {
     match setup(Setup {
         plan,
         exec,
+        sync,
         status: &status,
         command_mask: &command_mask,
         filters,
@@ -234,6 +234,8 @@ pub(crate) fn report(status: &OwnedFd, code: u8, message: &str) {
 struct Setup<'a> {
     plan: &'a Plan,
     exec: &'a ExecSpec,
+    /// The supervisor's second byte on it lets the command start (see [`setup`]).
+    sync: OwnedFd,
     status: &'a OwnedFd,
     command_mask: &'a SigSet,
     filters: &'a [BpfProgram],
@@ -249,6 +251,7 @@ fn setup(setup: Setup) -> Result<Pid, (u8, String)> {
     let Setup {
         plan,
         exec,
+        sync,
         status,
         command_mask,
         filters,
@@ -295,6 +298,18 @@ fn setup(setup: Setup) -> Result<Pid, (u8, String)> {
     if let Some(helpers) = helpers {
         crate::net::start_inside(helpers, status, exit_report).map_err(|m| (STATUS_SETUP, m))?;
     }
+
+    // The supervisor's second byte: what it records of the workspace before the command
+    // runs (the end check's start, a checkpoint) is done, while this setup ran beside it.
+    // Nothing of the command's has run before; end of file is a supervisor gone.
+    let mut start = [0u8; 1];
+    if !matches!(read(&sync, &mut start), Ok(1)) {
+        return Err((
+            STATUS_SETUP,
+            "the supervisor did not let the command start".into(),
+        ));
+    }
+    drop(sync);
 
     // This process is single-threaded (a clone of the single-threaded supervisor), as
     // spawn_shared needs; the init waits here until the command has been exec'd.

@@ -97,7 +97,15 @@ use pty::{Pumped, RawMode, Relay, UserTerminal};
 /// (128 + N when a signal N ended it).
 ///
 /// Must be called while the process is single-threaded.
-pub fn run(policy: &Policy, options: &Options) -> Result<i32, NativeError> {
+///
+/// `before_command` runs in the supervisor while the child builds the sandbox, and the
+/// command starts only once it has returned: what kennel records of the workspace before
+/// the command runs costs no time of its own on a machine with a second core.
+pub fn run(
+    policy: &Policy,
+    options: &Options,
+    before_command: &mut dyn FnMut(),
+) -> Result<i32, NativeError> {
     let host = HostRoot::read()?;
     #[allow(unused_mut)]
     let mut plan = plan(policy, &host)?;
@@ -252,7 +260,6 @@ pub fn run(policy: &Policy, options: &Options) -> Result<i32, NativeError> {
     }
     // The child waits for this byte, so that the user's terminal is raw before it starts.
     write(&sync_write, b"g").map_err(error::sys("starting the sandbox"))?;
-    drop(sync_write);
 
     if let Some(session) = &mut net {
         if let Err(e) = session.start() {
@@ -261,6 +268,11 @@ pub fn run(policy: &Policy, options: &Options) -> Result<i32, NativeError> {
             return Err(e);
         }
     }
+    before_command();
+    // And for this one before it starts the command. A child whose setup failed has
+    // closed its end: the write fails, and its status says why.
+    let _ = write(&sync_write, b"c");
+    drop(sync_write);
     let started = read_status(status_read);
     // Sent before the command was started (or never, when the setup failed first): the
     // child's end is closed by then, so this does not wait.

@@ -883,52 +883,15 @@ fn run_policy(
             ctx.workspace.root.display()
         );
     }
+    // First, before the sandbox is planned and built: it may move what a killed session
+    // left for git into the quarantine.
     git_watch::before_session(ctx, run.systemd.dry_run);
     let mut said = said::Said::load(ctx);
-    if let Some(git) = &ctx.workspace.git {
-        report_git_commands(ctx, git, &mut said);
-        // Once per repository, to a person at a terminal (not in a script's output): why
-        // some git commands fail inside.
-        let line = "note: inside, the repository's .git/config, .git/hooks and .git/info are \
-                    read-only (what is there runs outside the sandbox): `git config`, `git \
-                    remote add` and hook changes fail inside with \"Device or resource busy\" \
-                    or \"Read-only file system\"; run them outside kennel";
-        if ctx.stdin_is_tty && policy.backend != Backend::Landlock && said.first_time(line) {
-            eprintln!("kennel: {line}");
-        }
-    }
-    let dropped = notable_dropped(ctx, &policy);
-    if !dropped.is_empty() {
-        let line = format!(
-            "note: not passed into the sandbox (names only): {}; pass one with --pass-env \
-             NAME, or for good with `pass = [\"NAME\"]` in [profile.{}.env] of your config",
-            kennel_policy::shown(&dropped.join(" ")),
-            policy.profile
-        );
-        if said.first_time(&line) {
-            eprintln!("kennel: {line}");
-        }
-    }
     refuse_links_in_writable_folders(&policy)?;
     let temp = temp_base(&ctx.workspace.root);
     let scratch = home::scratch_dir(&temp, ctx.uid);
     if let Some(scratch) = &scratch {
         home::remove_left_scratch(scratch);
-    }
-    let stale_homes = home::stale_homes(&temp, ctx.uid);
-    if stale_homes.len() > 3 {
-        eprintln!(
-            "kennel: {} more homes of earlier sandboxes were left in {}",
-            stale_homes.len() - 3,
-            home::homes_dir(&temp, ctx.uid).display()
-        );
-    }
-    for stale in stale_homes.iter().take(3) {
-        eprintln!(
-            "kennel: an earlier sandbox's home was left at {} (its kennel was killed); it holds \
-             what was written there: look, then `kennel homes --remove`",
-            stale.display()
-        );
     }
     let state = ctx.var("XDG_STATE_HOME").map(PathBuf::from);
     if policy.backend == Backend::Systemd {
@@ -989,38 +952,27 @@ fn run_policy(
     if policy.backend != Backend::Systemd {
         systemd_backend::refuse_systemd_only_flags(&run.systemd, policy.backend)?;
     }
-    // A checkpoint of the workspace (`kennel undo`): by default for an agent's profile,
-    // not for `default`, which runs one command at a time.
-    let checkpoint = run
-        .checkpoint
-        .or(policy.checkpoint)
-        .unwrap_or(policy.profile != "default")
-        && !run.systemd.dry_run;
-    let _running = (!run.systemd.dry_run)
-        .then(|| checkpoint::running(ctx))
-        .flatten();
-    let checkpoint = if checkpoint {
-        checkpoint::begin(ctx, &policy)
-    } else {
-        None
+    // What is noted and recorded before the command starts; on the native backend while
+    // its child builds the sandbox (see `Started`).
+    let mut started: Option<Started> = None;
+    let mut before_command = || {
+        if started.is_none() {
+            started = Some(Started::begin(ctx, &policy, run, &mut said, &temp));
+        }
     };
-    let git_watch = git_watch::begin(ctx, run.systemd.dry_run);
-    let agent_watch = if run.systemd.dry_run {
-        None
-    } else {
-        agent_watch::begin(&policy)
-    };
-    // The repository's config, where it was missing: the sandbox may make one (it cannot
-    // widen the next sandbox, only narrow it, but the user did not write it).
-    let repo_config = ctx.workspace.root.join(".kennel.toml");
-    let repo_config_was_there = std::fs::symlink_metadata(&repo_config).is_ok();
     let result = match policy.backend {
-        Backend::Systemd => systemd_backend::run(ctx, &policy, &run.systemd, &options.net),
-        Backend::Native => kennel_native::run(&policy, &options).map_err(Failure::from),
+        Backend::Systemd => {
+            before_command();
+            systemd_backend::run(ctx, &policy, &run.systemd, &options.net)
+        }
+        Backend::Native => {
+            kennel_native::run(&policy, &options, &mut before_command).map_err(Failure::from)
+        }
         Backend::Landlock => {
+            before_command();
             kennel_native::run_landlock_only(&policy, &options).map_err(Failure::from)
         }
-        Backend::Auto => match kennel_native::run(&policy, &options) {
+        Backend::Auto => match kennel_native::run(&policy, &options, &mut before_command) {
             Err(NativeError::UserNamespacesDenied { cause, fix }) => {
                 let fix = apparmor::fix(&cause, fix);
                 eprintln!(
@@ -1047,6 +999,7 @@ fn run_policy(
                 } else {
                     // The landlock backend has no home of the sandbox's to list.
                     home = None;
+                    before_command();
                     kennel_native::run_landlock_only(&policy, &options).map_err(Failure::from)
                 }
             }
@@ -1083,29 +1036,132 @@ fn run_policy(
     }
     // An ephemeral home's folder is removed now; the rest is left to the exit.
     drop(home);
-    git_watch::end(git_watch);
-    // After copy-back: the user's own files, as the agent outside will read them.
-    let lines = agent_watch::end(agent_watch);
-    if !lines.is_empty() {
-        kennel_native::plain_attributes();
-    }
-    for line in lines {
-        eprintln!("kennel: {line}");
-    }
-    if let Some(session) = checkpoint {
-        checkpoint::end(session);
+    if let Some(started) = started {
+        started.end();
     }
     said.save();
-    if !repo_config_was_there && std::fs::symlink_metadata(&repo_config).is_ok() {
-        eprintln!(
-            "kennel: note: {} was created in this session: it narrows every later sandbox of \
-             this repository (hidden paths, variables, the network); look at it, and remove it \
-             if you did not ask for it",
-            kennel_policy::shown_path(&repo_config)
-        );
-    }
     let code = result?;
     end(u8::try_from(code).unwrap_or(exit::SETUP_FAILED))
+}
+
+/// What kennel notes and records of the workspace before the command starts: the notes of
+/// the launch, the checkpoint, the end check's start, the agent's settings. On the native
+/// backend this runs while the sandbox is being built (the command waits for it), before
+/// the start on the others.
+struct Started {
+    _running: Option<checkpoint::Running>,
+    checkpoint: Option<checkpoint::Session>,
+    git_watch: Option<git_watch::GitWatch>,
+    agent_watch: Option<agent_watch::Watch>,
+    repo_config: PathBuf,
+    repo_config_was_there: bool,
+}
+
+impl Started {
+    fn begin(
+        ctx: &Context,
+        policy: &Policy,
+        run: &RunOptions,
+        said: &mut said::Said,
+        temp: &Path,
+    ) -> Started {
+        if let Some(git) = &ctx.workspace.git {
+            report_git_commands(ctx, git, said);
+            // Once per repository, to a person at a terminal (not in a script's output): why
+            // some git commands fail inside.
+            let line = "note: inside, the repository's .git/config, .git/hooks and .git/info are \
+                        read-only (what is there runs outside the sandbox): `git config`, `git \
+                        remote add` and hook changes fail inside with \"Device or resource busy\" \
+                        or \"Read-only file system\"; run them outside kennel";
+            if ctx.stdin_is_tty && policy.backend != Backend::Landlock && said.first_time(line) {
+                eprintln!("kennel: {line}");
+            }
+        }
+        let dropped = notable_dropped(ctx, policy);
+        if !dropped.is_empty() {
+            let line = format!(
+                "note: not passed into the sandbox (names only): {}; pass one with --pass-env \
+                 NAME, or for good with `pass = [\"NAME\"]` in [profile.{}.env] of your config",
+                kennel_policy::shown(&dropped.join(" ")),
+                policy.profile
+            );
+            if said.first_time(&line) {
+                eprintln!("kennel: {line}");
+            }
+        }
+        let stale_homes = home::stale_homes(temp, ctx.uid);
+        if stale_homes.len() > 3 {
+            eprintln!(
+                "kennel: {} more homes of earlier sandboxes were left in {}",
+                stale_homes.len() - 3,
+                home::homes_dir(temp, ctx.uid).display()
+            );
+        }
+        for stale in stale_homes.iter().take(3) {
+            eprintln!(
+                "kennel: an earlier sandbox's home was left at {} (its kennel was killed); it \
+                 holds what was written there: look, then `kennel homes --remove`",
+                stale.display()
+            );
+        }
+        // A checkpoint of the workspace (`kennel undo`): by default for an agent's profile,
+        // not for `default`, which runs one command at a time.
+        let checkpoint = run
+            .checkpoint
+            .or(policy.checkpoint)
+            .unwrap_or(policy.profile != "default")
+            && !run.systemd.dry_run;
+        let running = (!run.systemd.dry_run)
+            .then(|| checkpoint::running(ctx))
+            .flatten();
+        let checkpoint = if checkpoint {
+            checkpoint::begin(ctx, policy)
+        } else {
+            None
+        };
+        let git_watch = git_watch::begin(ctx, run.systemd.dry_run);
+        let agent_watch = if run.systemd.dry_run {
+            None
+        } else {
+            agent_watch::begin(policy)
+        };
+        // The repository's config, where it was missing: the sandbox may make one (it cannot
+        // widen the next sandbox, only narrow it, but the user did not write it).
+        let repo_config = ctx.workspace.root.join(".kennel.toml");
+        let repo_config_was_there = std::fs::symlink_metadata(&repo_config).is_ok();
+        Started {
+            _running: running,
+            checkpoint,
+            git_watch,
+            agent_watch,
+            repo_config,
+            repo_config_was_there,
+        }
+    }
+
+    /// After the sandbox, and after copy-back: the end check, the agent's settings as the
+    /// agent outside will read them, the checkpoint's end.
+    fn end(self) {
+        git_watch::end(self.git_watch);
+        let lines = agent_watch::end(self.agent_watch);
+        if !lines.is_empty() {
+            kennel_native::plain_attributes();
+        }
+        for line in lines {
+            eprintln!("kennel: {line}");
+        }
+        if let Some(session) = self.checkpoint {
+            checkpoint::end(session);
+        }
+        if !self.repo_config_was_there && std::fs::symlink_metadata(&self.repo_config).is_ok() {
+            eprintln!(
+                "kennel: note: {} was created in this session: it narrows every later sandbox \
+                 of this repository (hidden paths, variables, the network); look at it, and \
+                 remove it if you did not ask for it",
+                kennel_policy::shown_path(&self.repo_config)
+            );
+        }
+    }
 }
 
 /// The descriptors of `--pass-fd`, made inheritable: every descriptor kennel's caller left
