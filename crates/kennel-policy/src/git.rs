@@ -152,52 +152,58 @@ const HOOK_MANAGERS: &[(&str, &[&str])] = &[
 /// hooks (in the repository's hooks folder or one of `hooks_dirs`) are a manager's.
 pub fn hook_manager_files(workspace: &Path, git: &GitDirs, hooks_dirs: &[PathBuf]) -> Vec<PathBuf> {
     let default = git.common_dir.join("hooks");
-    let mut found = Vec::new();
-    for (marker, files) in HOOK_MANAGERS {
-        let managed = hooks_dirs
-            .iter()
-            .chain(std::iter::once(&default))
-            .any(|dir| hooks_mention(dir, marker));
-        if managed {
-            found.extend(
-                files
-                    .iter()
-                    .map(|name| workspace.join(name))
-                    .filter(|file| fs::symlink_metadata(file).is_ok_and(|m| m.is_file())),
-            );
+    let markers: Vec<&str> = HOOK_MANAGERS.iter().map(|(marker, _)| *marker).collect();
+    // Each hooks folder listed once, each hook read once, for every manager at a time.
+    let mut managed = vec![false; markers.len()];
+    for dir in hooks_dirs.iter().chain(std::iter::once(&default)) {
+        hooks_mention(dir, &markers, &mut managed);
+        if managed.iter().all(|m| *m) {
+            break;
         }
     }
-    found
+    HOOK_MANAGERS
+        .iter()
+        .zip(managed)
+        .filter(|(_, managed)| *managed)
+        .flat_map(|((_, files), _)| files.iter())
+        .map(|name| workspace.join(name))
+        .filter(|file| fs::symlink_metadata(file).is_ok_and(|m| m.is_file()))
+        .collect()
 }
 
 const HOOK_MANAGER_REASON: &str =
     "the config of the hook manager the repository's git hooks run (pre-commit, lefthook): \
      its commands run outside the sandbox: read-only";
 
-/// Whether a hook file of `dir` (the first 4 KiB of at most a hundred regular files) names
-/// `word` outside a comment-free check: enough to tell a hook manager's generated hook.
-fn hooks_mention(dir: &Path, word: &str) -> bool {
+/// Which of `words` a hook file of `dir` (the first 4 KiB of at most a hundred regular
+/// files) names, marked in `found`: enough to tell a hook manager's generated hook.
+fn hooks_mention(dir: &Path, words: &[&str], found: &mut [bool]) {
     use std::io::Read;
     let Ok(entries) = fs::read_dir(dir) else {
-        return false;
+        return;
     };
-    entries.flatten().take(100).any(|entry| {
+    for entry in entries.flatten().take(100) {
         if !entry.file_type().is_ok_and(|t| t.is_file())
             || entry.file_name().to_string_lossy().ends_with(".sample")
         {
-            return false;
+            continue;
         }
         use std::os::unix::fs::OpenOptionsExt;
         let mut head = Vec::new();
         // Never blocks: a FIFO swapped in after the look above opens at once, and is empty.
-        fs::OpenOptions::new()
+        let read = fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
             .open(entry.path())
-            .and_then(|f| f.take(4096).read_to_end(&mut head))
-            .is_ok()
-            && String::from_utf8_lossy(&head).contains(word)
-    })
+            .and_then(|f| f.take(4096).read_to_end(&mut head));
+        if read.is_err() {
+            continue;
+        }
+        let text = String::from_utf8_lossy(&head);
+        for (word, found) in words.iter().zip(found.iter_mut()) {
+            *found |= text.contains(word);
+        }
+    }
 }
 
 const HOOKS_PATH_REASON: &str =
@@ -349,6 +355,50 @@ fn resolve_config_path(value: &str, worktree: &Path, home: &Path) -> Option<Path
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each manager is told from its own generated hook, in the repository's hooks folder
+    /// or in a `core.hooksPath` folder; a sample hook, or a manager with no hook, tells
+    /// nothing; only the manager's files that exist are named.
+    #[test]
+    fn hook_managers_are_told_from_their_hooks() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = dir.path();
+        let git = GitDirs {
+            git_dir: w.join(".git"),
+            common_dir: w.join(".git"),
+        };
+        fs::create_dir_all(w.join(".git/hooks")).unwrap();
+        fs::create_dir_all(w.join(".husky")).unwrap();
+        for file in [".pre-commit-config.yaml", "lefthook.yml", ".lefthook.yaml"] {
+            fs::write(w.join(file), "x").unwrap();
+        }
+        let found = |dirs: &[PathBuf]| -> Vec<String> {
+            let mut names: Vec<String> = hook_manager_files(w, &git, dirs)
+                .iter()
+                .map(|p| p.strip_prefix(w).unwrap().display().to_string())
+                .collect();
+            names.sort();
+            names
+        };
+        fs::write(
+            w.join(".git/hooks/pre-commit.sample"),
+            "lefthook pre-commit",
+        )
+        .unwrap();
+        assert!(found(&[]).is_empty());
+        fs::write(
+            w.join(".git/hooks/pre-commit"),
+            "# File generated by pre-commit",
+        )
+        .unwrap();
+        assert_eq!(found(&[]), [".pre-commit-config.yaml"]);
+        fs::write(w.join(".husky/pre-push"), "call lefthook run pre-push").unwrap();
+        assert_eq!(found(&[]), [".pre-commit-config.yaml"]);
+        assert_eq!(
+            found(&[w.join(".husky")]),
+            [".lefthook.yaml", ".pre-commit-config.yaml", "lefthook.yml"]
+        );
+    }
 
     #[test]
     fn hooks_and_config_are_read_only_and_objects_are_not_covered() {
