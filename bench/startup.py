@@ -40,6 +40,9 @@ def variants(kennel, workspace, seccomp_fd):
     out = {
         "bare": [true],
         "kennel": [kennel, "run", "--", true],
+        # kennel's own process alone (exec, the C library's start, the command line): the
+        # part of every start that is not the sandbox's (bench/README.md, "Ninth round").
+        "kennel-version": [kennel, "--version"],
     }
     if shutil.which("unshare"):
         out["unshare"] = ["unshare", "--user", "--map-current-user", "--mount", "--pid",
@@ -164,6 +167,7 @@ def main():
         shutil.copyfile(runs[name][0], copy)
         os.chmod(copy, 0o755)
         runs[name][0] = copy
+    runs["kennel-version"][0] = runs["kennel"][0]
     for argv in runs.values():  # fail early, with the error visible
         time_once(argv, seccomp)
     samples = {name: [] for name in runs}
