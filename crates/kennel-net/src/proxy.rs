@@ -997,4 +997,62 @@ mod tests {
         client.read_to_end(&mut answer).unwrap();
         assert!(answer.is_empty());
     }
+
+    /// A socket handed over as a listener is taken only if it is a listening TCP socket,
+    /// at most [`MAX_LISTENERS`] of them; the connections accepted from it get the policy.
+    #[test]
+    fn only_listening_tcp_sockets_are_taken_as_listeners_and_their_clients_get_the_policy() {
+        let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+        let connected = TcpStream::connect(tcp.local_addr().unwrap()).unwrap();
+        let dir = std::env::temp_dir().join(format!("kennel-listen-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        let unix = UnixListener::bind(dir.join("l.sock")).unwrap();
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let bound_only = nix::sys::socket::socket(
+            nix::sys::socket::AddressFamily::Inet,
+            nix::sys::socket::SockType::Stream,
+            nix::sys::socket::SockFlag::empty(),
+            None,
+        )
+        .unwrap();
+        assert!(listening(OwnedFd::from(connected)).is_none());
+        assert!(listening(OwnedFd::from(unix)).is_none());
+        assert!(listening(OwnedFd::from(udp)).is_none());
+        assert!(listening(bound_only).is_none());
+        let _ = std::fs::remove_dir_all(&dir);
+
+        let hub = Arc::new(Hub {
+            config: Arc::new(config(&["api.example.test"], vec![], "")),
+            active: Arc::new(AtomicUsize::new(0)),
+            listeners: AtomicUsize::new(0),
+        });
+        let taken: Vec<bool> = (0..MAX_LISTENERS + 2)
+            .map(|_| {
+                let l = TcpListener::bind("127.0.0.1:0").unwrap();
+                let addr = l.local_addr().unwrap();
+                let fd = OwnedFd::from(l);
+                (hub.adopt(listening(fd).unwrap()), addr)
+            })
+            .map(|(taken, addr)| {
+                if taken {
+                    let mut c = TcpStream::connect(addr).unwrap();
+                    c.write_all(b"CONNECT example.org:443 HTTP/1.1\r\n\r\n")
+                        .unwrap();
+                    let mut answer = String::new();
+                    c.read_to_string(&mut answer).unwrap();
+                    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+                }
+                taken
+            })
+            .collect();
+        assert_eq!(taken.iter().filter(|t| **t).count(), MAX_LISTENERS);
+        assert_eq!(hub.config.log.blocked_count(), MAX_LISTENERS);
+        // Their slots are given back once served.
+        let start = std::time::Instant::now();
+        while hub.active.load(Ordering::Acquire) != 0 && start.elapsed() < Duration::from_secs(5) {
+            thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(hub.active.load(Ordering::Acquire), 0);
+    }
 }

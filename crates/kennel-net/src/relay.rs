@@ -559,4 +559,151 @@ mod tests {
         assert!(reader.join().unwrap() == data);
         assert_eq!(none.taken(), 0);
     }
+
+    fn tunnel<'s>(a: &'s UnixStream, b: &'s UnixStream, idle_ms: u64) -> Tunnel<'s> {
+        Tunnel {
+            a: a.as_fd(),
+            b: b.as_fd(),
+            idle: Duration::from_millis(idle_ms),
+            gate_within: Duration::from_millis(300),
+        }
+    }
+
+    /// A client that sends and never reads what comes back (a prompt-injected tool
+    /// holding a tunnel): the way towards it stops, its own way still reaches the server
+    /// whole, nothing blocks the thread, and the tunnel is closed once nothing moves.
+    #[test]
+    fn a_client_that_never_reads_stops_only_its_way_and_the_tunnel_ends_when_idle() {
+        let (mut client, a) = UnixStream::pair().unwrap();
+        let (b, mut server) = UnixStream::pair().unwrap();
+        let mut server_w = server.try_clone().unwrap();
+        // The server sends without end; it is stopped only by the tunnel's close.
+        let flood = thread::spawn(move || {
+            let chunk = vec![7u8; 1 << 20];
+            let mut sent = 0usize;
+            while server_w.write_all(&chunk).is_ok() {
+                sent += chunk.len();
+            }
+            sent
+        });
+        let upload = pattern(8 << 20, 5);
+        let sent = upload.clone();
+        let uploader = thread::spawn(move || {
+            client.write_all(&sent).unwrap();
+            client.shutdown(Shutdown::Write).unwrap();
+            client // held open, never read
+        });
+        let received = thread::spawn(move || {
+            let mut got = Vec::new();
+            server.read_to_end(&mut got).unwrap();
+            got
+        });
+        let budget = Budget::new(8 << 20);
+        let start = Instant::now();
+        let (ended, (up, _)) =
+            tunnel(&a, &b, 300).run_within(Vec::new(), Vec::new(), None, &budget);
+        assert!(matches!(ended, Ended::Idle), "{ended:?}");
+        assert!(start.elapsed() < Duration::from_secs(10));
+        assert_eq!(up, upload.len() as u64);
+        assert!(
+            received.join().unwrap() == upload,
+            "the upload arrived changed"
+        );
+        let flooded = flood.join().unwrap();
+        assert!(
+            flooded < 64 << 20,
+            "the relay read {flooded} bytes it could not pass on"
+        );
+        assert_eq!(budget.taken(), 0);
+        drop(uploader.join().unwrap());
+    }
+
+    /// Bytes now and then keep a tunnel open past the idle time; silence closes it.
+    #[test]
+    fn a_tunnel_moving_bytes_stays_open_and_a_silent_one_is_closed() {
+        let (mut client, a) = UnixStream::pair().unwrap();
+        let (b, mut server) = UnixStream::pair().unwrap();
+        let talker = thread::spawn(move || {
+            for _ in 0..8 {
+                client.write_all(b"x").unwrap();
+                thread::sleep(Duration::from_millis(100));
+            }
+            client
+        });
+        let reader = thread::spawn(move || {
+            let mut got = Vec::new();
+            let _ = server.read_to_end(&mut got);
+            got.len()
+        });
+        let start = Instant::now();
+        let (ended, moved) = tunnel(&a, &b, 400).run(Vec::new(), Vec::new(), None);
+        let took = start.elapsed();
+        assert!(matches!(ended, Ended::Idle), "{ended:?}");
+        assert!(
+            took >= Duration::from_millis(1100),
+            "closed while busy: {took:?}"
+        );
+        assert!(took < Duration::from_secs(5), "{took:?}");
+        assert_eq!(moved, (8, 0));
+        assert_eq!(reader.join().unwrap(), 8);
+        let mut client = talker.join().unwrap();
+        let mut rest = Vec::new();
+        assert_eq!(
+            client.read_to_end(&mut rest).unwrap(),
+            0,
+            "closed to the client"
+        );
+    }
+
+    /// What the gate has not passed never reaches the server, while the server's own
+    /// bytes reach the client (server-first protocols); a gate not satisfied in time, or
+    /// refusing, ends the tunnel.
+    #[test]
+    fn the_gate_holds_the_first_bytes_and_ends_a_late_or_refused_hello() {
+        let mut gate = |held: &[u8]| {
+            if held.starts_with(b"BAD") {
+                Gate::Refuse("bad".into())
+            } else if held.len() < 5 {
+                Gate::More
+            } else {
+                Gate::Pass
+            }
+        };
+        for (sent, expect) in [
+            (&b"HEL"[..], "late"),
+            (&b"BAD hello"[..], "refused"),
+            (&b"HELLO world"[..], "passed"),
+        ] {
+            let (mut client, a) = UnixStream::pair().unwrap();
+            let (b, mut server) = UnixStream::pair().unwrap();
+            server.write_all(b"banner").unwrap();
+            server.shutdown(Shutdown::Write).unwrap();
+            client.write_all(sent).unwrap();
+            if expect != "late" {
+                // Late: an incomplete hello, and the client's end never comes.
+                client.shutdown(Shutdown::Write).unwrap();
+            }
+            let start = Instant::now();
+            let (ended, _) = tunnel(&a, &b, 60_000).run(Vec::new(), Vec::new(), Some(&mut gate));
+            assert!(start.elapsed() < Duration::from_secs(5));
+            match expect {
+                "late" => assert!(matches!(ended, Ended::GateLate), "{ended:?}"),
+                "refused" => assert!(matches!(ended, Ended::Refused(_)), "{ended:?}"),
+                _ => assert!(matches!(ended, Ended::Done), "{ended:?}"),
+            }
+            drop((a, b));
+            let mut got = Vec::new();
+            let _ = server.read_to_end(&mut got);
+            let mut back = Vec::new();
+            let _ = client.read_to_end(&mut back);
+            if expect != "refused" {
+                assert_eq!(back, b"banner", "{expect}");
+            }
+            if expect == "passed" {
+                assert_eq!(got, sent, "{expect}");
+            } else {
+                assert!(got.is_empty(), "{expect}: the server got {got:?}");
+            }
+        }
+    }
 }

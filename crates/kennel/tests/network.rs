@@ -650,6 +650,69 @@ print("held", len(held))
     assert!(most < 256 + 40, "kennel ran {most} threads");
 }
 
+/// The proxy accepts on the listening socket of the proxy port that the listener inside
+/// hands over (issue 19). The sandbox can hand over sockets the same way: only listening
+/// TCP sockets are taken, four in all with the listener's own, and their clients get the
+/// proxy's policy, nothing more than by connecting to the proxy port.
+#[test]
+fn sockets_the_sandbox_hands_to_the_proxy_as_listeners_get_only_the_policy() {
+    let (fx, net) = allow_list_fixture("netlisten", &[]);
+    let probe = format!(
+        r#"python3 -c '
+import os, socket
+path = os.environ["KENNEL_NET_SOCKET"]
+def give(sock):
+    u = socket.socket(socket.AF_UNIX)
+    u.connect(path)
+    socket.send_fds(u, [b"\0L"], [sock.fileno()])
+    u.settimeout(5)
+    try:
+        return u.recv(1).decode() or "-"
+    except OSError:
+        return "?"
+def ask(addr, target):
+    c = socket.create_connection(addr, timeout=10)
+    c.sendall(b"CONNECT " + target + b" HTTP/1.1\r\n\r\n")
+    return c.recv(12).decode()
+held = socket.create_connection(("127.0.0.1", 3128))
+udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+unix = socket.socket(socket.AF_UNIX)
+unix.bind("/tmp/l.sock")
+unix.listen()
+print("not listeners", "".join(give(s) for s in (held, udp, unix)))
+mine = []
+for _ in range(4):
+    l = socket.socket()
+    l.bind(("127.0.0.1", 0))
+    l.listen()
+    mine.append((l, give(l)))
+print("listeners", "".join(a for _, a in mine))
+taken = [l.getsockname() for l, a in mine if a == "A"]
+print("denied", ask(taken[0], b"denied.example.test:80"))
+print("allowed", ask(taken[-1], b"127.0.0.2:{http}"))
+print("proxy port", ask(("127.0.0.1", 3128), b"127.0.0.2:{http}"))
+'"#,
+        http = net.http_port
+    );
+    let out = fx.sandboxed(&probe);
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert!(text.contains("not listeners ---"), "{text} {err}");
+    let listeners = text
+        .lines()
+        .find_map(|l| l.strip_prefix("listeners "))
+        .unwrap_or_else(|| panic!("{text} {err}"));
+    // The listener inside gave 127.0.0.1's, and ::1's when the namespace has IPv6.
+    let taken = listeners.matches('A').count();
+    assert!(
+        (2..=3).contains(&taken) && listeners.ends_with('-'),
+        "{text} {err}"
+    );
+    assert!(text.contains("denied HTTP/1.1 403"), "{text} {err}");
+    assert!(text.contains("allowed HTTP/1.1 200"), "{text} {err}");
+    assert!(text.contains("proxy port HTTP/1.1 200"), "{text} {err}");
+    assert!(err.contains("denied.example.test:80"), "{err}");
+}
+
 /// `--allow HOST` and `--localhost PORT` open a host or a loopback port for one run, with
 /// nothing in the config; `--allow` without the allow-list network is refused, not ignored.
 #[test]
