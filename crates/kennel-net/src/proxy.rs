@@ -378,6 +378,11 @@ impl<L: Listening> Pool<L> {
                     let _ = poll(&mut fds, PollTimeout::from(1000u16));
                     continue;
                 }
+                Err(e) if e.raw_os_error() == Some(nix::libc::EINVAL) => {
+                    // No longer listening (a sandbox can shut down a socket it handed
+                    // over and kept): nothing will come.
+                    return;
+                }
                 Err(_) => {
                     // Out of descriptors, say: wait instead of spinning.
                     thread::sleep(Duration::from_millis(50));
@@ -1054,5 +1059,35 @@ mod tests {
             thread::sleep(Duration::from_millis(10));
         }
         assert_eq!(hub.active.load(Ordering::Acquire), 0);
+    }
+
+    /// A listener handed over and kept by the sandbox, made non-blocking and then shut
+    /// down there: its connections are still served meanwhile, then its threads end
+    /// instead of spinning.
+    #[test]
+    fn a_listener_made_non_blocking_then_shut_down_by_the_sandbox_ends_its_threads() {
+        let hub = Arc::new(Hub {
+            config: Arc::new(config(&["api.example.test"], vec![], "")),
+            active: Arc::new(AtomicUsize::new(0)),
+            listeners: AtomicUsize::new(0),
+        });
+        let kept = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = kept.local_addr().unwrap();
+        let first = Pool::start(kept.try_clone().unwrap(), Arc::clone(&hub), "test").unwrap();
+        kept.set_nonblocking(true).unwrap();
+        for _ in 0..3 {
+            let mut c = TcpStream::connect(addr).unwrap();
+            c.write_all(b"CONNECT example.org:443 HTTP/1.1\r\n\r\n")
+                .unwrap();
+            let mut answer = String::new();
+            c.read_to_string(&mut answer).unwrap();
+            assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+        }
+        nix::sys::socket::shutdown(kept.as_raw_fd(), nix::sys::socket::Shutdown::Both).unwrap();
+        let start = std::time::Instant::now();
+        while !first.is_finished() && start.elapsed() < Duration::from_secs(5) {
+            thread::sleep(Duration::from_millis(10));
+        }
+        assert!(first.is_finished(), "the accepting thread still runs");
     }
 }
