@@ -240,7 +240,21 @@ pub fn run(
     let terminal_socket = terminal.map(|((ours, _), _)| ours);
     let home_socket = home_socket.map(|(ours, _)| ours);
 
-    // Raw before the sandbox starts; restored when `raw` (or the relay owning it) drops.
+    // Into its memory cgroup before it starts anything: what it starts inherits it.
+    if let Some(cgroup) = &cgroup {
+        if let Err(e) = cgroup.adopt(pid) {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+            return Err(e);
+        }
+    }
+    // The child builds the sandbox once it reads this byte, and waits for a second one
+    // before it starts the command.
+    write(&sync_write, b"g").map_err(error::sys("starting the sandbox"))?;
+    // Meanwhile: what kennel notes and records first (its lines are printed while the
+    // user's terminal is as the user left it).
+    before_command();
+    // Raw before the command starts; restored when `raw` (or the relay owning it) drops.
     let raw = match terminal_socket.as_ref().map(|_| RawMode::enter()) {
         None => None,
         Some(Ok(raw)) => raw,
@@ -250,17 +264,6 @@ pub fn run(
             return Err(e);
         }
     };
-    // Into its memory cgroup before it starts anything: what it starts inherits it.
-    if let Some(cgroup) = &cgroup {
-        if let Err(e) = cgroup.adopt(pid) {
-            let _ = kill(pid, Signal::SIGKILL);
-            let _ = waitpid(pid, None);
-            return Err(e);
-        }
-    }
-    // The child waits for this byte, so that the user's terminal is raw before it starts.
-    write(&sync_write, b"g").map_err(error::sys("starting the sandbox"))?;
-
     if let Some(session) = &mut net {
         if let Err(e) = session.start() {
             let _ = kill(pid, Signal::SIGKILL);
@@ -268,9 +271,8 @@ pub fn run(
             return Err(e);
         }
     }
-    before_command();
-    // And for this one before it starts the command. A child whose setup failed has
-    // closed its end: the write fails, and its status says why.
+    // The command may start. A child whose setup failed has closed its end: the write
+    // fails, and its status says why.
     let _ = write(&sync_write, b"c");
     drop(sync_write);
     let started = read_status(status_read);

@@ -717,6 +717,29 @@ fn tiocsti_from_inside_never_reaches_the_outer_shell() {
     }
 }
 
+/// kennel's lines before the command (here the note of a repository's first session) are
+/// printed while the user's terminal is still as the user left it: each begins a line of
+/// its own, and so does the command's first output after them (in raw mode a newline would
+/// not return the cursor, and the command's output would start mid-line).
+#[test]
+fn lines_before_the_command_end_where_the_commands_output_begins() {
+    let fx = Fixture::new("notes-cooked");
+    let Some(tmux) = Tmux::start(&fx, 200, 40) else {
+        return;
+    };
+    let run = tmux.kennel("run -- sh -c 'echo FIRST-OUTPUT'");
+    assert_eq!(tmux.wait_kennel(run), 0);
+    let screen = tmux.screen();
+    assert!(
+        screen.contains("kennel: note: inside, the repository's .git/config"),
+        "the first session's note was not printed:\n{screen}"
+    );
+    assert!(
+        screen.lines().any(|l| l.starts_with("FIRST-OUTPUT")),
+        "the command's output does not begin a line:\n{screen}"
+    );
+}
+
 #[test]
 fn the_users_terminal_is_out_of_reach_through_proc() {
     let fx = Fixture::new("proc-fd");
