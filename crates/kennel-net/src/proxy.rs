@@ -1,9 +1,13 @@
 //! The policy proxy, in the supervisor outside the sandbox. It listens on a unix socket in a
 //! private per-session directory that is bound into the sandbox: the sandbox's only way
-//! out. Each connection gets a thread; each tunnel, one more. What the sandbox can make
-//! kennel hold is bounded (issue 17, item 8): at most [`MAX_CONNECTIONS`] at once (those
-//! beyond are closed at once and counted in the summary), and a client that does not finish
-//! its request head or TLS ClientHello within [`HANDSHAKE_TIMEOUT`] is dropped.
+//! out; it also accepts on the proxy port's listening socket inside, which the listener
+//! there hands over ([`crate::handoff::LISTEN`]). Each connection is served by a thread,
+//! both ways of its tunnel too ([`relay`]); the thread accepts the next connection when done
+//! (`Pool`). What the sandbox can make kennel hold is bounded (issue 17, item 8): at most
+//! [`MAX_CONNECTIONS`] at once (those beyond are closed at once and counted in the summary)
+//! and [`MAX_LISTENERS`] listening sockets, a client that does not finish its request head
+//! or TLS ClientHello within [`HANDSHAKE_TIMEOUT`] is dropped, and a tunnel quiet for
+//! [`relay::IDLE_TIMEOUT`] is closed.
 //!
 //! Decision order: the name (deny list, allow list, else denied; listed localhost ports for
 //! [`crate::LOCALHOST`]), then the addresses it resolves to (those of the host refused
@@ -228,7 +232,7 @@ pub struct Proxy {
 }
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
-/// The most connections served at once: each holds a thread or two and four descriptors.
+/// The most connections served at once: each holds a thread and two descriptors.
 pub const MAX_CONNECTIONS: usize = 256;
 /// How long a client may take to send its request head, and then its TLS ClientHello.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -285,7 +289,7 @@ struct Hub {
 }
 
 /// The most listening sockets the proxy takes from inside: the proxy port's on 127.0.0.1
-/// and ::1 are two; each costs kennel up to [`SPARE`] threads waiting for a connection.
+/// and ::1 are two; each costs kennel up to `SPARE` threads waiting for a connection.
 pub const MAX_LISTENERS: usize = 4;
 /// How many threads of a listening socket may wait for the next connection: one serving
 /// a connection goes back to accepting when it is done, unless this many already are.
