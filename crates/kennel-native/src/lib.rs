@@ -254,6 +254,13 @@ pub fn run(
     // Meanwhile: what kennel notes and records first (its lines are printed while the
     // user's terminal is as the user left it).
     before_command();
+    // A request to end that came meanwhile (the user's Ctrl-C, a closed terminal, `kill`)
+    // waits, blocked, for the command to be told: there is none yet, and none must start.
+    if let Some(signal) = asked_to_end() {
+        let _ = kill(pid, Signal::SIGKILL);
+        let _ = waitpid(pid, None);
+        return Ok(128 + signal);
+    }
     // Raw before the command starts; restored when `raw` (or the relay owning it) drops.
     let raw = match terminal_socket.as_ref().map(|_| RawMode::enter()) {
         None => None,
@@ -331,6 +338,22 @@ pub fn run(
     // kennel exits, which it is about to do; freeing would copy each page it writes to.
     std::mem::forget((plan, exec, filters, host));
     status
+}
+
+/// A signal asking kennel to end that is pending (blocked since before the clone), taken.
+fn asked_to_end() -> Option<i32> {
+    let mut ending = SigSet::empty();
+    for signal in [
+        Signal::SIGHUP,
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+        Signal::SIGTERM,
+    ] {
+        ending.add(signal);
+    }
+    let fd = SignalFd::with_flags(&ending, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).ok()?;
+    let info = fd.read_signal().ok()??;
+    i32::try_from(info.ssi_signo).ok()
 }
 
 /// Before kennel's own lines at exit: the command may have left the terminal's colours set

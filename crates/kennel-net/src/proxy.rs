@@ -21,7 +21,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kennel_policy::{normalize_host, Denial, NetRules};
 
@@ -512,33 +512,40 @@ fn handle_within(
 }
 
 /// Reads the request head (after `prefix`, already read) from `client` and serves it.
-fn serve<C: Duplex>(mut client: C, prefix: Vec<u8>, within: &Within, silent: bool) {
-    let (head, rest) = match http::read_head(&mut (&prefix[..]).chain(&mut client)) {
+fn serve<C: Duplex>(client: C, prefix: Vec<u8>, within: &Within, silent: bool) {
+    // Within the handshake time whatever the socket's own timeout and flags say: a socket
+    // handed over from inside may be held by the sandbox too, which can change them.
+    let from_client = relay::ReadBefore {
+        fd: client.as_fd(),
+        until: Instant::now() + within.handshake,
+    };
+    let (head, rest) = match http::read_head(&mut (&prefix[..]).chain(from_client)) {
         Ok(x) => x,
         Err(_) => return,
     };
     serve_request(client, &head, rest, within, silent);
 }
 
+/// Writes one of the proxy's own answers to `client`, giving up after the handshake time
+/// (see [`serve`]: the sandbox can fill the send queue of a socket it holds too).
+fn reply<C: Duplex>(client: &C, bytes: &[u8], within: &Within) -> io::Result<()> {
+    relay::write_all_before(client.as_fd(), bytes, Instant::now() + within.handshake)
+}
+
 /// Serves one request. `silent`: the client does not know it goes through a proxy (a
 /// connection handed over by a listener inside), so it gets no `200`, and a refusal only
 /// when it speaks HTTP (port 80).
-fn serve_request<C: Duplex>(
-    mut client: C,
-    head: &[u8],
-    rest: Vec<u8>,
-    within: &Within,
-    silent: bool,
-) {
+fn serve_request<C: Duplex>(client: C, head: &[u8], rest: Vec<u8>, within: &Within, silent: bool) {
     let config = within.config;
     let request = match http::parse(head) {
         Ok(r) => r,
         Err(why) => {
             if !silent {
-                let _ = client.write_all(&http::response(
-                    "400 Bad Request",
-                    &format!("kennel: {why}\n"),
-                ));
+                let _ = reply(
+                    &client,
+                    &http::response("400 Bad Request", &format!("kennel: {why}\n")),
+                    within,
+                );
             }
             return;
         }
@@ -555,7 +562,7 @@ fn serve_request<C: Duplex>(
             let body = format!("kennel: blocked {}\n", b.line());
             config.log.blocked(b);
             if answer {
-                let _ = client.write_all(&http::response("403 Forbidden", &body));
+                let _ = reply(&client, &http::response("403 Forbidden", &body), within);
             }
             return;
         }
@@ -563,7 +570,7 @@ fn serve_request<C: Duplex>(
             config.log.failed(&host, port, &why);
             let body = format!("kennel: cannot reach {}: {why}\n", host_port(&host, port));
             if answer {
-                let _ = client.write_all(&http::response("502 Bad Gateway", &body));
+                let _ = reply(&client, &http::response("502 Bad Gateway", &body), within);
             }
             return;
         }
@@ -571,7 +578,7 @@ fn serve_request<C: Duplex>(
     match request {
         Request::Connect { .. } => {
             config.log.allowed(&host, port, "CONNECT");
-            if !silent && client.write_all(http::CONNECTED).is_err() {
+            if !silent && reply(&client, http::CONNECTED, within).is_err() {
                 return;
             }
             tunnel(client, upstream, rest, &host, port, within);
@@ -1063,6 +1070,53 @@ mod tests {
             thread::sleep(Duration::from_millis(10));
         }
         assert_eq!(hub.active.load(Ordering::Acquire), 0);
+    }
+
+    /// A socket handed over from inside is one the sandbox may keep a descriptor of: there
+    /// it can clear the read timeout the proxy set (and leave the request head unfinished),
+    /// or fill the socket's send queue and never read, so that the proxy's answer cannot be
+    /// written. Neither holds the serving thread (and its slot) past the handshake time;
+    /// both held it for good (found by the review of issue 19's handoff).
+    #[test]
+    fn a_handed_over_socket_kept_by_the_sandbox_cannot_hold_a_thread_past_the_handshake() {
+        let c = config(&["api.example.test"], vec![], "");
+        let limit = Duration::from_millis(300);
+        for case in ["unfinished head, read timeout cleared", "answer never read"] {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let mut peer = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let (handed, _) = listener.accept().unwrap();
+            let kept = handed.try_clone().unwrap();
+            handed.limit_reads(Some(limit));
+            if case.starts_with("unfinished") {
+                peer.write_all(b"CONNECT example.org:443 HTTP/1.1\r\n")
+                    .unwrap();
+                kept.set_read_timeout(None).unwrap();
+            } else {
+                peer.write_all(b"CONNECT example.org:443 HTTP/1.1\r\n\r\n")
+                    .unwrap();
+                kept.set_nonblocking(true).unwrap();
+                let chunk = vec![0u8; 1 << 16];
+                while (&kept).write(&chunk).is_ok() {}
+                kept.set_nonblocking(false).unwrap();
+            }
+            let within = Within {
+                config: &c,
+                handshake: limit,
+            };
+            let (done, wait) = std::sync::mpsc::channel();
+            let held = thread::scope(|s| {
+                s.spawn(|| {
+                    serve(handed, Vec::new(), &within, false);
+                    let _ = done.send(());
+                });
+                let held = wait.recv_timeout(Duration::from_secs(5)).is_err();
+                // Lets a held thread go, so that the test fails instead of hanging.
+                let _ = kept.shutdown(std::net::Shutdown::Both);
+                held
+            });
+            assert!(!held, "{case}: the thread was still held after 5 s");
+            drop(peer);
+        }
     }
 
     /// A listener handed over and kept by the sandbox, made non-blocking and then shut

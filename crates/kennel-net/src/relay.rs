@@ -409,6 +409,58 @@ fn read_more(fd: BorrowedFd, held: &mut Vec<u8>) -> io::Result<Option<usize>> {
     }
 }
 
+/// Reads from a socket, waiting for it only until a deadline. For the request head of a
+/// client: a socket handed over from inside may still be held by the sandbox, which can
+/// clear the read timeout set on it (`SO_RCVTIMEO` belongs to the socket, not to one
+/// descriptor), or set `O_NONBLOCK`; neither counts here.
+pub struct ReadBefore<'s> {
+    pub fd: BorrowedFd<'s>,
+    pub until: Instant,
+}
+
+impl io::Read for ReadBefore<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match socket::recv(self.fd.as_raw_fd(), buf, MsgFlags::MSG_DONTWAIT) {
+                Ok(n) => return Ok(n),
+                Err(e) if would_block(e) => wait_for(self.fd, PollFlags::POLLIN, self.until)?,
+                Err(Errno::EINTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+/// Writes all of `bytes` to a socket, waiting for room only until `until` (see
+/// [`ReadBefore`]: the sandbox can fill the send queue of a socket it holds too, and never
+/// read).
+pub fn write_all_before(fd: BorrowedFd, mut bytes: &[u8], until: Instant) -> io::Result<()> {
+    let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
+    while !bytes.is_empty() {
+        match socket::send(fd.as_raw_fd(), bytes, flags) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if would_block(e) => wait_for(fd, PollFlags::POLLOUT, until)?,
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Waits until `fd` may be ready for `events`; an error once `until` has passed.
+fn wait_for(fd: BorrowedFd, events: PollFlags, until: Instant) -> io::Result<()> {
+    let left = until.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(io::ErrorKind::TimedOut.into());
+    }
+    let ms = left.as_millis().saturating_add(1);
+    let timeout = PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX);
+    match poll(&mut [PollFd::new(fd, events)], timeout) {
+        Ok(_) | Err(Errno::EINTR) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Relays `a` and `b` both ways until both directions end. `to_b` is sent to `b` first
 /// (bytes already read from `a`), `to_a` to `a`.
 pub fn relay<A: Duplex, B: Duplex>(a: A, b: B, to_a: &[u8], to_b: &[u8]) -> io::Result<Moved> {
