@@ -92,11 +92,13 @@ for i in range(256):
         peer.sendall(b"CONNECT denied.example.test:443 HTTP/1.1\r\n\r\n")
         s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
         s.setblocking(False)
-        try:
-            while True:
-                s.send(b"x" * 65536)
-        except BlockingIOError:
-            pass
+        # Twice: what the peer's receive window takes after the first fill frees room.
+        for _ in range(2):
+            try:
+                while True:
+                    s.send(b"x" * 65536)
+            except BlockingIOError:
+                time.sleep(0.05)
         s.setblocking(True)
     hand(s.fileno()).close()
     mine.append((peer, s))
