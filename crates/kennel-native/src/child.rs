@@ -296,7 +296,8 @@ fn setup(setup: Setup) -> Result<Pid, (u8, String)> {
     let program = find_program(&exec.argv[0], &exec.path);
     confine(plan, known, filters, landlock).map_err(fail)?;
     if let Some(helpers) = helpers {
-        crate::net::start_inside(helpers, status, exit_report).map_err(|m| (STATUS_SETUP, m))?;
+        crate::net::start_inside(helpers, status, exit_report, &sync)
+            .map_err(|m| (STATUS_SETUP, m))?;
     }
 
     // The supervisor's second byte: what it records of the workspace before the command

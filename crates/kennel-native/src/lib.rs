@@ -251,11 +251,30 @@ pub fn run(
     // The child builds the sandbox once it reads this byte, and waits for a second one
     // before it starts the command.
     write(&sync_write, b"g").map_err(error::sys("starting the sandbox"))?;
+    if let Some(session) = &mut net {
+        if let Err(e) = session.start() {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+            return Err(e);
+        }
+    }
     // Meanwhile: what kennel notes and records first (its lines are printed while the
-    // user's terminal is as the user left it).
+    // user's terminal is as the user left it). Ctrl-C, a closed terminal or `kill` end
+    // kennel there as they would before the sandbox (nothing of the command's runs yet,
+    // and the sandbox goes with kennel): those signals are let through for that time,
+    // unless the caller blocked them.
+    let mut ending = SigSet::empty();
+    for signal in ENDING {
+        if !caller_mask.contains(signal) {
+            ending.add(signal);
+        }
+    }
+    let _ = ending.thread_unblock();
     before_command();
-    // A request to end that came meanwhile (the user's Ctrl-C, a closed terminal, `kill`)
-    // waits, blocked, for the command to be told: there is none yet, and none must start.
+    let _ = ending.thread_block();
+    // A request to end that came as the mask went back (the user's Ctrl-C, a closed
+    // terminal, `kill`) waits, blocked, for the command to be told: there is none yet, and
+    // none must start.
     if let Some(signal) = asked_to_end() {
         let _ = kill(pid, Signal::SIGKILL);
         let _ = waitpid(pid, None);
@@ -271,13 +290,6 @@ pub fn run(
             return Err(e);
         }
     };
-    if let Some(session) = &mut net {
-        if let Err(e) = session.start() {
-            let _ = kill(pid, Signal::SIGKILL);
-            let _ = waitpid(pid, None);
-            return Err(e);
-        }
-    }
     // The command may start. A child whose setup failed has closed its end: the write
     // fails, and its status says why.
     let _ = write(&sync_write, b"c");
@@ -340,15 +352,18 @@ pub fn run(
     status
 }
 
+/// The signals that ask kennel to end.
+const ENDING: [Signal; 4] = [
+    Signal::SIGHUP,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGTERM,
+];
+
 /// A signal asking kennel to end that is pending (blocked since before the clone), taken.
 fn asked_to_end() -> Option<i32> {
     let mut ending = SigSet::empty();
-    for signal in [
-        Signal::SIGHUP,
-        Signal::SIGINT,
-        Signal::SIGQUIT,
-        Signal::SIGTERM,
-    ] {
+    for signal in ENDING {
         ending.add(signal);
     }
     let fd = SignalFd::with_flags(&ending, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).ok()?;

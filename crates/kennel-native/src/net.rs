@@ -330,6 +330,7 @@ pub(crate) fn start_inside(
     listeners: Listeners,
     status: &OwnedFd,
     report: &OwnedFd,
+    gate: &OwnedFd,
 ) -> Result<(), String> {
     // SAFETY: the sandbox's init is single-threaded (a clone of the single-threaded
     // supervisor), so the forked child may allocate, start threads and call anything.
@@ -341,6 +342,8 @@ pub(crate) fn start_inside(
             let _ = nix::unistd::close(status.as_raw_fd());
             // Nor the init's report of the command's status (the init alone writes it).
             let _ = nix::unistd::close(report.as_raw_fd());
+            // Nor the supervisor's gate, whose byte lets the init start the command.
+            let _ = nix::unistd::close(gate.as_raw_fd());
             // Nor the terminal: a session of its own, standard streams on /dev/null.
             let _ = nix::unistd::setsid();
             if let Ok(null) = fs::OpenOptions::new()
