@@ -113,7 +113,7 @@ impl Upstream {
 
     /// A tunnel to `host:port` through this proxy.
     fn connect(&self, config: &ProxyConfig, host: &str, port: u16) -> Result<TcpStream, Refusal> {
-        use std::io::{Read, Write};
+        use std::io::Write;
         let via = host_port(&self.host, self.port);
         let fail = |why: String| Refusal::Failed(format!("through your proxy {via}: {why}"));
         let addrs = config
@@ -134,19 +134,7 @@ impl Upstream {
         stream
             .write_all(request.as_bytes())
             .map_err(|e| fail(e.to_string()))?;
-        // Its answer's head, a byte at a time: nothing of the tunnel's is read past it.
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            if head.len() > 8192 {
-                return Err(fail("its answer is too long".into()));
-            }
-            match stream.read(&mut byte) {
-                Ok(1) => head.push(byte[0]),
-                Ok(_) => return Err(fail("it closed the connection".into())),
-                Err(e) => return Err(fail(e.to_string())),
-            }
-        }
+        let head = answer_head(&mut stream).map_err(fail)?;
         let status = String::from_utf8_lossy(&head);
         let line = status.lines().next().unwrap_or_default().to_string();
         if line.split_whitespace().nth(1) != Some("200") {
@@ -155,6 +143,40 @@ impl Upstream {
         let _ = stream.set_read_timeout(None);
         let _ = stream.set_nodelay(true);
         Ok(stream)
+    }
+}
+
+/// The head of an HTTP answer on `stream`, and nothing of what follows it (the tunnel's
+/// first bytes, which a server that speaks first may have sent in the same segment): what
+/// is there is looked at without taking it (`MSG_PEEK`), then exactly the head is read.
+fn answer_head(stream: &mut TcpStream) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    const END: &[u8] = b"\r\n\r\n";
+    let mut head = Vec::new();
+    let mut buf = [0u8; 2048];
+    loop {
+        let n = match stream.peek(&mut buf) {
+            Ok(0) => return Err("it closed the connection".into()),
+            Ok(n) => n,
+            Err(e) => return Err(e.to_string()),
+        };
+        // The end may straddle what was taken before and what is there now.
+        let kept = head.len().min(END.len() - 1);
+        let mut window = head[head.len() - kept..].to_vec();
+        window.extend_from_slice(&buf[..n]);
+        let end = window
+            .windows(END.len())
+            .position(|w| w == END)
+            .map(|at| at + END.len() - kept);
+        let mut taken = vec![0u8; end.unwrap_or(n)];
+        stream.read_exact(&mut taken).map_err(|e| e.to_string())?;
+        head.extend_from_slice(&taken);
+        if end.is_some() {
+            return Ok(head);
+        }
+        if head.len() > 8192 {
+            return Err("its answer is too long".into());
+        }
     }
 }
 
@@ -829,6 +851,64 @@ mod tests {
                 client.try_clone().unwrap(),
             )
         })
+    }
+
+    /// The user's proxy's answer is read to the end of its head and no further, in however
+    /// many pieces it comes: what follows is the tunnel's (a server that speaks first).
+    #[test]
+    fn the_users_proxys_answer_is_read_to_its_head_and_not_past_it() {
+        let pieces: [&[&[u8]]; 4] = [
+            &[b"HTTP/1.1 200 Connection established\r\n\r\nSSH-2.0-server\r\n"],
+            &[b"HTTP/1.1 200 OK\r\n\r", b"\nSSH-2.0-server\r\n"],
+            &[
+                b"HTTP/1.1 200 OK\r\nVia: x\r",
+                b"\n",
+                b"\r\nSSH-2.0-server\r\n",
+            ],
+            &[b"HTTP/1.1 200 OK\r\n", b"\r\n", b"SSH-2.0-server\r\n"],
+        ];
+        for answer in pieces {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let server = thread::spawn(move || {
+                let (mut conn, _) = listener.accept().unwrap();
+                let mut request = Vec::new();
+                let mut byte = [0u8; 1];
+                while !request.ends_with(b"\r\n\r\n") {
+                    conn.read_exact(&mut byte).unwrap();
+                    request.push(byte[0]);
+                }
+                for piece in answer {
+                    conn.write_all(piece).unwrap();
+                    thread::sleep(Duration::from_millis(20));
+                }
+                conn
+            });
+            let upstream = Upstream::parse(&format!("http://127.0.0.1:{port}"), "").unwrap();
+            let mut tunnel = upstream
+                .connect(&config(&[], vec![], ""), "example.org", 22)
+                .unwrap_or_else(|_| panic!("{answer:?}"));
+            let _conn = server.join().unwrap();
+            tunnel
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let mut banner = [0u8; 16];
+            tunnel.read_exact(&mut banner).unwrap();
+            assert_eq!(&banner, b"SSH-2.0-server\r\n", "{answer:?}");
+        }
+        // A head that never ends is refused, not read forever.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let _ = conn.write_all(&[b'x'; 20000]);
+            conn
+        });
+        let upstream = Upstream::parse(&format!("http://127.0.0.1:{port}"), "").unwrap();
+        assert!(upstream
+            .connect(&config(&[], vec![], ""), "example.org", 22)
+            .is_err());
+        drop(server.join());
     }
 
     #[test]
