@@ -199,6 +199,16 @@ def main():
         print(f"symbol order: {found[0]} of the {found[1]} functions listed are in the "
               f"binary{stale}")
     print(f"({args.rounds} interleaved rounds after {args.warmup} warm-up rounds)")
+    # Which case this was: the headline one is an ordinary user's, with the workspace
+    # under that user's home (issue 19); root in kennel's own checkout is not.
+    home = os.path.realpath(os.path.expanduser("~"))
+    under_home = os.path.realpath(root).startswith(home + os.sep)
+    case = ("the headline case (an ordinary user, the workspace under the home)"
+            if os.geteuid() != 0 and under_home
+            else "not the headline case: run it as an ordinary user with --workspace in "
+                 "that user's home (bench/README.md)")
+    print(f"measured as uid {os.geteuid()}, workspace {'under' if under_home else 'not under'} "
+          f"the home: {case}")
 
 
 if __name__ == "__main__":
