@@ -8,7 +8,7 @@ listener hands the socket to the proxy outside (`CONNECT 127.0.0.2:PORT`, the ad
 in a temporary config). Rounds alternate the two; the medians of the rounds are reported, with
 ratios. Loopback only: nothing leaves the machine.
 
-    python3 bench/proxy.py [--kennel PATH] [--bytes 1G] [--connections 1000]
+    python3 bench/proxy.py [--kennel PATH] [--bytes 1G] [--connections 1000] [--parallel 100]
 
 Run it as an ordinary user from inside a git repository (the workspace must not be your home).
 """
@@ -97,7 +97,40 @@ def open_conn(mode, port):
     return s, early
 
 
-def client(mode, bulk_port, small_port, connections):
+def short_connection(mode, port):
+    """Seconds for one short connection: connect (and CONNECT), read the one byte, close."""
+    t = time.perf_counter()
+    s, early = open_conn(mode, port)
+    if (early or s.recv(1)) != b"x":
+        raise SystemExit("short answer")
+    s.close()
+    return time.perf_counter() - t
+
+
+def parallel(mode, port, clients, bursts=20):
+    """`clients` threads opening a short connection at the same moment, `bursts` times:
+    the time each took, from the burst's start (a connection waits for the others)."""
+    import threading
+    times = []
+    lock = threading.Lock()
+    for _ in range(bursts):
+        barrier = threading.Barrier(clients + 1)
+
+        def one():
+            barrier.wait()
+            took = short_connection(mode, port)
+            with lock:
+                times.append(took)
+        threads = [threading.Thread(target=one) for _ in range(clients)]
+        for t in threads:
+            t.start()
+        barrier.wait()
+        for t in threads:
+            t.join()
+    return times
+
+
+def client(mode, bulk_port, small_port, connections, clients=0):
     buf = bytearray(CHUNK)
     view = memoryview(buf)
     start = time.perf_counter()
@@ -110,34 +143,34 @@ def client(mode, bulk_port, small_port, connections):
         total += n
     s.close()
     bulk = time.perf_counter() - start
-    times = []
-    for _ in range(connections):
-        t = time.perf_counter()
-        s, early = open_conn(mode, small_port)
-        if (early or s.recv(1)) != b"x":
-            raise SystemExit("short answer")
-        s.close()
-        times.append(time.perf_counter() - t)
-    print(json.dumps({
+    times = [short_connection(mode, small_port) for _ in range(connections)]
+    result = {
         "bytes": total,
         "seconds": bulk,
         "conn_median_ms": statistics.median(times) * 1000,
         "conn_mean_ms": statistics.mean(times) * 1000,
-    }))
+    }
+    if clients:
+        burst = sorted(parallel(mode, small_port, clients))
+        result["parallel_p50_ms"] = burst[len(burst) // 2] * 1000
+        result["parallel_p90_ms"] = burst[len(burst) * 9 // 10] * 1000
+    print(json.dumps(result))
 
 
 # ---- orchestration ----
 
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "client":
-        mode, bulk_port, small_port, connections = sys.argv[2:6]
-        client(mode, int(bulk_port), int(small_port), int(connections))
+        mode, bulk_port, small_port, connections, clients = sys.argv[2:7]
+        client(mode, int(bulk_port), int(small_port), int(connections), int(clients))
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kennel", default=release_kennel())
     ap.add_argument("--bytes", default="1G")
     ap.add_argument("--connections", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--parallel", type=int, default=0, metavar="N",
+                    help="also N clients connecting at once, 20 bursts (issue 19 measured 100)")
     args = ap.parse_args()
     size = parse_size(args.bytes)
     bulk, small = listener(), listener()
@@ -154,7 +187,7 @@ def main():
                     [args.kennel, "--config", cfg.name, "run", "--net", net, "--",
                      sys.executable if os.path.exists(sys.executable) else "python3", script,
                      "client", mode, str(bulk.getsockname()[1]), str(small.getsockname()[1]),
-                     str(args.connections)],
+                     str(args.connections), str(args.parallel)],
                     check=True, capture_output=True, text=True)
                 results[mode].append(json.loads(out.stdout.strip().splitlines()[-1]))
     finally:
@@ -174,6 +207,12 @@ def main():
     print(f"throughput ratio proxy/direct: {rate['proxy'] / rate['direct']:.2f}")
     print(f"added per connection: {conn['proxy'] - conn['direct']:.3f} ms (median), "
           f"{mean['proxy'] - mean['direct']:.3f} ms (mean)")
+    if args.parallel:
+        p50 = {m: med(m, "parallel_p50_ms") for m in results}
+        p90 = {m: med(m, "parallel_p90_ms") for m in results}
+        print(f"{args.parallel} clients at once: p50 direct {p50['direct']:.2f} ms, proxy "
+              f"{p50['proxy']:.2f} ms; p90 direct {p90['direct']:.2f} ms, proxy "
+              f"{p90['proxy']:.2f} ms")
 
 
 if __name__ == "__main__":
