@@ -444,3 +444,45 @@ fn a_termination_signal_during_the_record_ends_kennel_before_the_command_starts(
         );
     }
 }
+
+/// What the sandbox's own processes hold from kennel (the gate pipe, the status and report
+/// pipes, the session's socket, the home's descriptor) never reaches the command: it starts
+/// with its standard streams and nothing else, with the allow-list network's helpers
+/// started before it, on every backend. (`ls` itself opens /proc/self/fd as 3.)
+fn the_command_holds_only_its_standard_streams(backend: &'static str) {
+    let fx = Fixture::new("only-streams").with_backend(backend);
+    // The landlock backend (and auto, falling back to it) cannot cut the network: it
+    // refuses allow-list.
+    if matches!(backend, "native" | "systemd") {
+        fx.user_config(
+            "version = 1\n[defaults.network]\nmode = \"allow-list\"\nallow = [\"127.0.0.2\"]\n",
+        );
+    }
+    if !common::sandbox_available(&fx) {
+        return;
+    }
+    let out = fx
+        .kennel()
+        .args([
+            "run",
+            "--backend",
+            backend,
+            "--",
+            "sh",
+            "-c",
+            "ls /proc/self/fd",
+        ])
+        .current_dir(&fx.repo)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{backend}: {}", stderr(&out));
+    let fds: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
+    assert_eq!(
+        fds,
+        ["0", "1", "2", "3"],
+        "{backend}: the command holds more than its streams: {}",
+        stderr(&out)
+    );
+}
+
+on_every_backend!(the_command_holds_only_its_standard_streams);
