@@ -1119,7 +1119,7 @@ impl Started {
         } else {
             None
         };
-        let git_watch = git_watch::begin(ctx, run.systemd.dry_run);
+        let mut git_watch = git_watch::begin(ctx, run.systemd.dry_run);
         let agent_watch = if run.systemd.dry_run {
             None
         } else {
@@ -1129,6 +1129,11 @@ impl Started {
         // widen the next sandbox, only narrow it, but the user did not write it).
         let repo_config = ctx.workspace.root.join(".kennel.toml");
         let repo_config_was_there = std::fs::symlink_metadata(&repo_config).is_ok();
+        // Last: the command starts right after, and the survey takes the core kennel's own
+        // thread leaves while it waits.
+        if let Some(watch) = &mut git_watch {
+            watch.survey();
+        }
         Started {
             _running: running,
             checkpoint,

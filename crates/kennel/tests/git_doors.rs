@@ -606,8 +606,46 @@ fn normal_git_work_is_not_reported(backend: &'static str) {
     assert!(stdout(&again).contains("OK"), "{}", stderr(&again));
 }
 
+/// The end check lists again only the folders the session changed, taking the others from
+/// a listing of the work tree made while the session ran (issue 19). What the agent plants
+/// after that listing, in folders older than the session, is found all the same: a nested
+/// repository in a leaf folder, a repository moved in from a folder the check does not
+/// enter, a folder replaced by another of its name.
+fn plants_after_the_survey_are_found(backend: &'static str) {
+    let fx = Fixture::new("git-survey").with_backend(backend);
+    let setup = fx.as_user(&format!(
+        r#"set -e; cd '{}' && mkdir -p old/a/b/leaf old/c/leaf2 old/e/sub
+        git init -q node_modules/pkg && git -C node_modules/pkg config core.fsmonitor ./watch.sh
+        git -C node_modules/pkg commit -q --allow-empty -m x && sleep 1.2"#,
+        fx.repo.display()
+    ));
+    assert!(setup.status.success(), "{}", stderr(&setup));
+    let marker = fx.dir.join("ran");
+    let out = fx.sandboxed(&format!(
+        r#"{plant}
+        cd .. && sleep 1
+        git init -q old/a/b/leaf/inner && cd old/a/b/leaf/inner
+        git config core.fsmonitor "$PWD/../../../../.payload.sh"
+        echo a > a && git add a && git commit -q -m nested && cd ../../../../..
+        git add old/a/b/leaf/inner
+        mv node_modules/pkg old/c/leaf2/
+        rm -r old/e && mkdir -p old/e/sub && git init -q old/e/sub/r
+        git -C old/e/sub/r config core.hooksPath /tmp && echo PLANTED"#,
+        plant = plant_script(&marker)
+    ));
+    assert!(stdout(&out).contains("PLANTED"), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("old/a/b/leaf/inner"), "{err}");
+    assert!(err.contains("core.fsmonitor"), "{err}");
+    assert!(err.contains("old/c/leaf2/pkg"), "{err}");
+    assert!(err.contains("moved in?"), "{err}");
+    assert!(err.contains("old/e/sub/r"), "{err}");
+    assert_nothing_ran(&fx, &marker, &out);
+}
+
 on_every_backend!(
     a_created_commondir_runs_nothing,
+    plants_after_the_survey_are_found,
     a_worktrees_pointers_and_config_run_nothing,
     a_replaced_dot_git_runs_nothing,
     a_nested_repository_runs_nothing,

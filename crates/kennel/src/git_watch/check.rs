@@ -10,7 +10,7 @@ use kennel_policy::{
 };
 
 use super::quarantine::{make_quarantine, quarantine, sh_quoted, write_new};
-use super::walk::walk;
+use super::walk::{walk, Survey};
 use super::{Stamp, CONFIG_LIMIT, QUARANTINE};
 
 /// What one check compares with: the workspace, its git dirs, the session's start, and
@@ -22,6 +22,8 @@ pub(super) struct Check<'a> {
     pub(super) start: Stamp,
     pub(super) dot_git: Option<(u64, u64)>,
     pub(super) configs: &'a [(PathBuf, Option<Vec<u8>>)],
+    /// The work tree as listed during the session, if it was (see [`Survey`]).
+    pub(super) survey: Option<&'a Survey>,
 }
 
 /// What the check found and did, for the user.
@@ -45,7 +47,7 @@ pub(super) struct Outcome {
 pub(super) fn check(c: &Check) -> Outcome {
     let mut r = Report::default();
     let changed = |path: &Path| fs::symlink_metadata(path).is_ok_and(|m| Stamp::of(&m) >= c.start);
-    let mut walk = walk(c.root, c.dot_git, c.start);
+    let mut walk = walk(c.root, c.dot_git, c.start, c.survey);
     r.blind.extend(walk.blind.iter().cloned());
     // In the folders the walk did not enter, the repositories the index stages.
     if !walk.pruned.is_empty() {

@@ -27,6 +27,9 @@ use std::fs;
 use std::io::Write as _;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kennel_policy::{read_small, shown, shown_path, Context, GitDirs};
@@ -50,7 +53,7 @@ const CONFIG_LIMIT: u64 = 1 << 20;
 pub const QUARANTINE: &str = "kennel-quarantine";
 
 /// A nanosecond timestamp, as ctime is kept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
 struct Stamp(i128);
 
 impl Stamp {
@@ -208,6 +211,9 @@ pub struct GitWatch {
     record: Option<PathBuf>,
     /// Where the nested repositories found at the end are listed for the next launch note.
     nested_list: Option<PathBuf>,
+    /// The work tree being listed during the session, for the end check to list only what
+    /// changed: a flag that stops it, and its thread.
+    survey: Option<(Arc<AtomicBool>, thread::JoinHandle<walk::Survey>)>,
 }
 
 impl GitWatch {
@@ -245,12 +251,29 @@ impl GitWatch {
             configs,
             record,
             nested_list,
+            survey: None,
         })
+    }
+
+    /// Lists the work tree on a thread of its own while the session runs (see
+    /// [`walk::Survey`]): called once the command is about to start, so that it takes the
+    /// core kennel's own thread leaves while it waits.
+    pub fn survey(&mut self) {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (root, start, flag) = (self.root.clone(), self.start, Arc::clone(&stop));
+        let spawned = thread::Builder::new()
+            .name("kennel-survey".into())
+            .spawn(move || walk::survey(&root, start, &flag));
+        self.survey = spawned.ok().map(|handle| (stop, handle));
     }
 
     /// The end check: lines for the user (each to be printed after `kennel: `), empty when
     /// git would run nothing new.
     pub fn finish(self) -> Vec<String> {
+        let survey = self.survey.and_then(|(stop, handle)| {
+            stop.store(true, Ordering::Relaxed);
+            handle.join().ok()
+        });
         let Outcome { lines, nested } = check(&Check {
             root: &self.root,
             git: &self.git,
@@ -258,6 +281,7 @@ impl GitWatch {
             start: self.start,
             dot_git: self.dot_git,
             configs: &self.configs,
+            survey: survey.as_ref(),
         });
         let mut lines = lines;
         // The files the repository's hook manager runs from (pre-commit, lefthook): read-only
@@ -323,6 +347,7 @@ pub fn check_killed_sessions(ctx: &Context, state_home: Option<&Path>) -> Vec<St
             start: record.start,
             dot_git: None,
             configs: &[],
+            survey: None,
         })
         .lines;
         if !found.is_empty() {
