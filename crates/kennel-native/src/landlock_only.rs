@@ -249,8 +249,14 @@ impl Drop for PrivateTmp {
     }
 }
 
-/// Runs `policy.command` confined by Landlock and seccomp only.
-pub fn run_landlock_only(policy: &Policy, options: &Options) -> Result<i32, NativeError> {
+/// Runs `policy.command` confined by Landlock and seccomp only. `after_fork` runs in
+/// kennel once the command's process is forked (kennel may start threads from then on:
+/// before, the fork needs it single-threaded).
+pub fn run_landlock_only(
+    policy: &Policy,
+    options: &Options,
+    after_fork: &mut dyn FnMut(),
+) -> Result<i32, NativeError> {
     if policy.network != kennel_policy::Network::On || !policy.localhost_ports.is_empty() {
         // Landlock's TCP rules match ports on any address and do not cover UDP: no network
         // policy can be built from them. Never a silent `on`.
@@ -340,6 +346,7 @@ pub fn run_landlock_only(policy: &Policy, options: &Options) -> Result<i32, Nati
         ForkResult::Parent { child } => child,
     };
     drop(status_write);
+    after_fork();
     let master = terminal.map(|(master, _)| master);
     let started = match read_status(status_read) {
         Some(err) => Err(err),

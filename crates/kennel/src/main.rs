@@ -17,6 +17,7 @@ mod said;
 mod systemd_backend;
 mod wrap;
 
+use std::cell::RefCell;
 use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -954,25 +955,35 @@ fn run_policy(
     }
     // What is noted and recorded before the command starts; on the native backend while
     // its child builds the sandbox (see `Started`).
-    let mut started: Option<Started> = None;
-    let mut before_command = || {
-        if started.is_none() {
-            started = Some(Started::begin(ctx, &policy, run, &mut said, &temp));
+    // The end check's survey then starts, on a thread of its own: at once where kennel
+    // forks nothing more, after the fork on the landlock backend (see `run_landlock_only`).
+    let started: RefCell<Option<Started>> = RefCell::new(None);
+    let mut record = |then_survey: bool| {
+        let mut started = started.borrow_mut();
+        let started =
+            started.get_or_insert_with(|| Started::begin(ctx, &policy, run, &mut said, &temp));
+        if then_survey {
+            started.survey();
+        }
+    };
+    let mut survey = || {
+        if let Some(started) = started.borrow_mut().as_mut() {
+            started.survey();
         }
     };
     let result = match policy.backend {
         Backend::Systemd => {
-            before_command();
+            record(true);
             systemd_backend::run(ctx, &policy, &run.systemd, &options.net)
         }
         Backend::Native => {
-            kennel_native::run(&policy, &options, &mut before_command).map_err(Failure::from)
+            kennel_native::run(&policy, &options, &mut || record(true)).map_err(Failure::from)
         }
         Backend::Landlock => {
-            before_command();
-            kennel_native::run_landlock_only(&policy, &options).map_err(Failure::from)
+            record(false);
+            kennel_native::run_landlock_only(&policy, &options, &mut survey).map_err(Failure::from)
         }
-        Backend::Auto => match kennel_native::run(&policy, &options, &mut before_command) {
+        Backend::Auto => match kennel_native::run(&policy, &options, &mut || record(true)) {
             Err(NativeError::UserNamespacesDenied { cause, fix }) => {
                 let fix = apparmor::fix(&cause, fix);
                 eprintln!(
@@ -999,8 +1010,9 @@ fn run_policy(
                 } else {
                     // The landlock backend has no home of the sandbox's to list.
                     home = None;
-                    before_command();
-                    kennel_native::run_landlock_only(&policy, &options).map_err(Failure::from)
+                    record(false);
+                    kennel_native::run_landlock_only(&policy, &options, &mut survey)
+                        .map_err(Failure::from)
                 }
             }
             other => other.map_err(Failure::from),
@@ -1036,7 +1048,7 @@ fn run_policy(
     }
     // An ephemeral home's folder is removed now; the rest is left to the exit.
     drop(home);
-    if let Some(started) = started {
+    if let Some(started) = started.into_inner() {
         started.end();
     }
     said.save();
@@ -1119,7 +1131,7 @@ impl Started {
         } else {
             None
         };
-        let mut git_watch = git_watch::begin(ctx, run.systemd.dry_run);
+        let git_watch = git_watch::begin(ctx, run.systemd.dry_run);
         let agent_watch = if run.systemd.dry_run {
             None
         } else {
@@ -1129,11 +1141,6 @@ impl Started {
         // widen the next sandbox, only narrow it, but the user did not write it).
         let repo_config = ctx.workspace.root.join(".kennel.toml");
         let repo_config_was_there = std::fs::symlink_metadata(&repo_config).is_ok();
-        // Last: the command starts right after, and the survey takes the core kennel's own
-        // thread leaves while it waits.
-        if let Some(watch) = &mut git_watch {
-            watch.survey();
-        }
         Started {
             _running: running,
             checkpoint,
@@ -1141,6 +1148,15 @@ impl Started {
             agent_watch,
             repo_config,
             repo_config_was_there,
+        }
+    }
+
+    /// Starts the end check's survey of the workspace (see `git_watch::GitWatch::survey`):
+    /// when the command is about to start or has, so that it takes the core kennel's own
+    /// thread leaves while it waits.
+    fn survey(&mut self) {
+        if let Some(watch) = &mut self.git_watch {
+            watch.survey();
         }
     }
 

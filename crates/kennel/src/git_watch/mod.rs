@@ -33,6 +33,7 @@ use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kennel_policy::{read_small, shown, shown_path, Context, GitDirs};
+use nix::sys::signal::{SigSet, SigmaskHow};
 
 mod check;
 mod quarantine;
@@ -258,12 +259,23 @@ impl GitWatch {
     /// Lists the work tree on a thread of its own while the session runs (see
     /// [`walk::Survey`]): called once the command is about to start, so that it takes the
     /// core kennel's own thread leaves while it waits.
+    ///
+    /// The thread starts with every signal blocked: kennel takes the signals it forwards to
+    /// the command from a descriptor (signalfd), which sees only those no thread takes, and
+    /// one that ends kennel must end it only while the command has not started.
     pub fn survey(&mut self) {
+        if self.survey.is_some() {
+            return;
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let (root, start, flag) = (self.root.clone(), self.start, Arc::clone(&stop));
+        let Ok(mask) = SigSet::all().thread_swap_mask(SigmaskHow::SIG_BLOCK) else {
+            return;
+        };
         let spawned = thread::Builder::new()
             .name("kennel-survey".into())
             .spawn(move || walk::survey(&root, start, &flag));
+        let _ = mask.thread_set_mask();
         self.survey = spawned.ok().map(|handle| (stop, handle));
     }
 

@@ -410,6 +410,8 @@ fn walk_unchanged(
 /// entries since before the start, and so had them whenever the survey listed it. A folder
 /// removed and another made with its inode number has a new ctime. Whatever the sandbox
 /// did while the survey ran is in a folder whose ctime is newer: listed again at the end.
+/// Not an encrypted folder, whose names change with its key and not its ctime (see
+/// [`encrypted`]).
 #[derive(Default)]
 pub(super) struct Survey {
     folders: HashMap<(u64, u64), Listing>,
@@ -436,8 +438,9 @@ const CTIME_KEPT: &[i64] = &[
 ];
 
 /// How many folders and entries the survey keeps in all, and entries of one folder: beyond,
-/// folders are listed again at the end. About 130 bytes a folder and 50 an entry: 4 MB for
-/// a work tree of 20,000 folders, 35 MB at most.
+/// folders are listed again at the end. About 130 bytes a folder and 50 an entry with short
+/// names: 4 MB for a work tree of 20,000 folders, 35 MB at most (70 MB were every name 255
+/// bytes long). Only folders older than the session count: the sandbox cannot add any.
 const SURVEY_ENTRIES: usize = 250_000;
 const SURVEY_FOLDER_ENTRIES: usize = 20_000;
 
@@ -535,10 +538,14 @@ fn survey_dir(
     }
     let keep = stopped.is_none()
         && listing.ctime < survey.start
-        && listing.entries.len() <= SURVEY_FOLDER_ENTRIES;
+        && listing.entries.len() <= SURVEY_FOLDER_ENTRIES
+        && !encrypted(fd);
     if keep {
         *kept += 1 + listing.entries.len();
         survey.folders.insert((meta.st_dev, meta.st_ino), listing);
+    }
+    if *seen > MAX_ENTRIES {
+        return false;
     }
     if stopped.is_some() || depth + 1 > MAX_DEPTH {
         return true;
@@ -554,6 +561,24 @@ fn survey_dir(
         }
     }
     true
+}
+
+/// Whether the folder open at `fd` is encrypted (fscrypt: ext4, F2FS, Btrfs): its entries
+/// are listed under other names while its key is missing, and adding the key (an ioctl any
+/// user may make) changes no ctime, so that a `.git` the survey saw as a string of random
+/// letters would be `.git` at the end, and to git. Such a folder is listed at the end;
+/// where statx cannot tell, as well.
+fn encrypted(fd: &OwnedFd) -> bool {
+    rustix::fs::statx(
+        fd,
+        "",
+        rustix::fs::AtFlags::EMPTY_PATH,
+        rustix::fs::StatxFlags::empty(),
+    )
+    .map_or(true, |s| {
+        s.stx_attributes
+            .contains(rustix::fs::StatxAttributes::ENCRYPTED)
+    })
 }
 
 #[cfg(test)]
