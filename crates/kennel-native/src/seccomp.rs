@@ -30,6 +30,12 @@ pub const DENIED: &[(&str, &str)] = &[
         "console injection through the Linux virtual console",
     ),
     (
+        "ioctl(FS_IOC_SET_ENCRYPTION_POLICY, FS_IOC_ADD_ENCRYPTION_KEY, \
+         FS_IOC_REMOVE_ENCRYPTION_KEY, FS_IOC_REMOVE_ENCRYPTION_KEY_ALL_USERS)",
+        "encrypting folders, adding and removing their keys: names that change with a key and \
+         not on disk, where the end-of-session git check would not see a `.git`",
+    ),
+    (
         "keyctl, add_key, request_key",
         "the kernel keyring is shared with your other processes",
     ),
@@ -147,7 +153,16 @@ mod listed {
         for call in ALWAYS_DENIED.iter().chain(NEWUSER_DENIED).chain(NOSYS) {
             assert!(named(call), "{call} is refused but not explained");
         }
-        assert!(named("TIOCSTI") && named("TIOCLINUX"));
+        for ioctl in [
+            "TIOCSTI",
+            "TIOCLINUX",
+            "FS_IOC_SET_ENCRYPTION_POLICY",
+            "FS_IOC_ADD_ENCRYPTION_KEY",
+            "FS_IOC_REMOVE_ENCRYPTION_KEY",
+            "FS_IOC_REMOVE_ENCRYPTION_KEY_ALL_USERS",
+        ] {
+            assert!(named(ioctl), "{ioctl} is refused but not explained");
+        }
     }
 }
 
@@ -316,9 +331,22 @@ mod tests {
     fn arguments_decide_for_ioctl_clone_and_unshare() {
         let tiocsti = request(libc::TIOCSTI);
         let tioclinux = request(libc::TIOCLINUX);
-        assert_eq!(DENIED_IOCTLS, &[tiocsti, tioclinux]);
+        // linux/fscrypt.h: _IOR('f', 19, 12 bytes), _IOWR('f', 23, 80), _IOWR('f', 24, 64),
+        // _IOWR('f', 25, 64).
+        let ioc = |dir: u64, nr: u64, size: u64| dir << 30 | size << 16 | u64::from(b'f') << 8 | nr;
+        let fscrypt = [
+            ioc(2, 19, 12),
+            ioc(3, 23, 80),
+            ioc(3, 24, 64),
+            ioc(3, 25, 64),
+        ];
+        let mut expected = vec![tiocsti, tioclinux];
+        expected.extend(fscrypt);
+        assert_eq!(DENIED_IOCTLS, &expected[..]);
         assert_eq!(CLONE_NEWUSER_FLAG, libc::CLONE_NEWUSER as u64);
-        for request in [tiocsti, tioclinux, tiocsti | 0xffff_ffff_0000_0000] {
+        let mut refused = vec![tiocsti, tioclinux, tiocsti | 0xffff_ffff_0000_0000];
+        refused.extend(fscrypt);
+        for request in refused {
             assert_eq!(
                 verdict(libc::SYS_ioctl, [0, request, 0, 0, 0, 0]),
                 RET_ERRNO | 1

@@ -39,9 +39,18 @@ pub const ALWAYS_DENIED: &[&str] = &[
 ];
 
 /// ioctl requests refused with EPERM (the low 32 bits of the second argument: its width
-/// differs between libcs): TIOCSTI and TIOCLINUX, the same number on every architecture
-/// kennel supports.
-pub const DENIED_IOCTLS: &[u64] = &[0x5412, 0x541C];
+/// differs between libcs): TIOCSTI and TIOCLINUX; then fscrypt's FS_IOC_SET_ENCRYPTION_POLICY,
+/// FS_IOC_ADD_ENCRYPTION_KEY, FS_IOC_REMOVE_ENCRYPTION_KEY and
+/// FS_IOC_REMOVE_ENCRYPTION_KEY_ALL_USERS. The same numbers on every architecture kennel
+/// supports.
+pub const DENIED_IOCTLS: &[u64] = &[
+    0x5412,
+    0x541C,
+    0x800C_6613,
+    0xC050_6617,
+    0xC040_6618,
+    0xC040_6619,
+];
 
 /// Refused with EPERM when their first argument (the flags) has CLONE_NEWUSER.
 pub const NEWUSER_DENIED: &[&str] = &["unshare", "clone"];

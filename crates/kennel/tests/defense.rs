@@ -236,6 +236,33 @@ except OSError as e:
         assert_eq!(stdout(&out).trim(), format!("errno {}", libc::EPERM));
     }
 
+    // fscrypt: a key added or removed would change the names of an encrypted folder with no
+    // change on disk the end-of-session git check could see; refused before the file system
+    // is asked (outside, an ext4 without encryption answers EOPNOTSUPP, tmpfs ENOTTY).
+    let fscrypt = r#"python3 -c '
+import fcntl, os
+fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
+for request in (0xC0506617, 0xC0406618, 0x800C6613):
+    try:
+        fcntl.ioctl(fd, request, bytearray(80)); print("done")
+    except OSError as e:
+        print("errno", e.errno)
+'"#;
+    let out = fx.sandboxed(fscrypt);
+    let eperm = format!("errno {}", libc::EPERM);
+    assert_eq!(
+        stdout(&out).lines().collect::<Vec<_>>(),
+        [&eperm, &eperm, &eperm],
+        "{}",
+        stderr(&out)
+    );
+    let outside = fx.as_user(fscrypt);
+    assert!(
+        stdout(&outside).lines().count() == 3 && !stdout(&outside).contains(&eperm),
+        "the probe must reach the file system outside: {}",
+        stdout(&outside)
+    );
+
     io_uring_is_refused(&fx);
 
     let out = fx.sandboxed("unshare --user --map-root-user true; echo status=$?");

@@ -266,12 +266,13 @@ impl Drop for EncryptedFs {
 }
 
 /// An encrypted folder's entries are listed under made-up names while its key is missing
-/// (after a reboot, or once the agent of an earlier session removed it), and adding the key
-/// back is an ioctl any user may make that changes no ctime. An earlier session leaves a
+/// (after a reboot), and adding the key back is an ioctl any user may make that changes no
+/// ctime (refused inside the sandbox since this review; the user may still add it while a
+/// session runs). An earlier session leaves a
 /// `.git` file (sending git to a repository with `core.fsmonitor` in `node_modules`, where
 /// the walk does not look) in an encrypted folder, staged in the outer index; the key is
 /// gone when the next session starts. That session's survey lists the folder without its
-/// key, so its `.git` is a random name there; the agent adds the key and moves the
+/// key, so its `.git` is a random name there; the key comes back and the agent moves the
 /// folder's (unencrypted, older) parent elsewhere. A walk that lists every folder at the
 /// end names the `.git` as moved in, with what it runs; with the survey's listing standing
 /// for the encrypted folder (its ctime is old), the end check said nothing and the user's
@@ -320,13 +321,30 @@ fn a_key_added_after_the_survey_does_not_hide_a_moved_repository() {
         "the key is still there: {}",
         stdout(&hidden)
     );
-    let out = fx.kennel_in(
-        &repo,
-        r#"sleep 1 && python3 .fscrypt.py add old/p/enc && mv old/p old/q/ &&
-        git update-index --force-remove old/p/enc &&
+    // Inside, the agent can neither add the key nor remove it (seccomp refuses fscrypt's
+    // ioctls). The user adds it outside while the session runs, after the survey listed the
+    // folder under its made-up names; then the agent moves the folder's parent.
+    let script = r#"python3 .fscrypt.py add old/p/enc 2>&1 | grep -q 'Operation not permitted' && echo REFUSED
+        while [ ! -e keyed ]; do sleep 0.05; done
+        mv old/p old/q/ && git update-index --force-remove old/p/enc &&
         git update-index --add --cacheinfo "160000,$(git -C old/q/p/enc rev-parse HEAD),old/q/p/enc" &&
-        echo PLANTED"#,
-    );
+        echo PLANTED"#;
+    let child = fx
+        .kennel()
+        .args(["run", "--", "sh", "-c", script])
+        .current_dir(&repo)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let keyed = fx.as_user(&format!(
+        "cd '{}' && python3 .fscrypt.py add old/p/enc && touch keyed",
+        repo.display()
+    ));
+    assert!(keyed.status.success(), "{}", stderr(&keyed));
+    let out = child.wait_with_output().unwrap();
+    assert!(stdout(&out).contains("REFUSED"), "{}", stdout(&out));
     assert!(stdout(&out).contains("PLANTED"), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("old/q/p/enc/.git"), "{err}");

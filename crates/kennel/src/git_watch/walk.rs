@@ -231,7 +231,7 @@ fn list(
                 ));
                 break;
             }
-            let dot_git = name == b".git";
+            let dot_git = is_dot_git(name);
             let mut kind = entry.file_type();
             if kind == FileType::Unknown && !dot_git {
                 kind = rustix::fs::statat(
@@ -252,6 +252,12 @@ fn list(
     }
     bufs.push(buf);
     (listing, stopped)
+}
+
+/// A name git may read as `.git`: in a case-insensitive folder (ext4's and F2FS's
+/// `casefold`, `chattr +F`) `.GIT` is `.git` to git, so the walk takes any case.
+fn is_dot_git(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b".git")
 }
 
 fn stamp_of(st: &rustix::fs::Stat) -> Stamp {
@@ -295,7 +301,7 @@ fn walk_dir(
     let mut subdirs: Vec<&OsStr> = Vec::new();
     for entry in &listing.entries {
         let name = &*entry.name;
-        if name == ".git" {
+        if is_dot_git(name.as_bytes()) {
             w.dot_gits.push((path.join(name), fresh));
             continue;
         }
@@ -529,7 +535,7 @@ fn survey_dir(
         .entries
         .iter()
         .filter(|e| {
-            e.dir && e.name.as_ref() != ".git" && !PRUNED.iter().any(|p| e.name.as_ref() == *p)
+            e.dir && !is_dot_git(e.name.as_bytes()) && !PRUNED.iter().any(|p| e.name.as_ref() == *p)
         })
         .map(|e| e.name.clone())
         .collect();
@@ -636,6 +642,8 @@ mod tests {
         mk("gone/deep/.git");
         fs::rename(root.join("moved/from"), root.join("docs/x/y/from")).unwrap();
         mk("docs/x/y/from/here/.git");
+        // As git reads it in a case-insensitive folder.
+        mk("old/inner/other/.GIT");
 
         let full = walk(root, None, start, None);
         let quick = walk(root, None, start, Some(&survey));
@@ -648,6 +656,7 @@ mod tests {
             "gone/deep/.git",
             "docs/x/y/from/here/.git",
             "old/inner/.git",
+            "old/inner/other/.GIT",
         ] {
             assert!(
                 expected.iter().any(|(p, _)| *p == root.join(want)),
@@ -657,12 +666,13 @@ mod tests {
         assert_eq!(sorted(quick.dot_gits), expected);
         assert_eq!(quick.pruned, full.pruned);
         assert_eq!(quick.blind, full.blind);
-        // Listed again: the top and the 12 folders the session made or changed (`leaf`,
+        // Listed again: the top and the 14 folders the session made or changed (`leaf`,
         // `docs`, `c`, `pkg`, `replaced` and `sub`, `gone` and `deep`, `moved`, `y`, `from`
-        // and `here`); not the 6 it left alone (`src`, `a`, `b`, `x`, `old`, `inner`).
-        assert!(quick.listed <= 13, "{} listed", quick.listed);
+        // and `here`, `inner` and `other`); not the 5 it left alone (`src`, `a`, `b`, `x`,
+        // `old`).
+        assert!(quick.listed <= 15, "{} listed", quick.listed);
         assert!(
-            full.listed >= quick.listed + 6,
+            full.listed >= quick.listed + 5,
             "{} listed, {} by a full walk",
             quick.listed,
             full.listed
