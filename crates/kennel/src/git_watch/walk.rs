@@ -385,9 +385,13 @@ fn walk_unchanged(
         return false;
     }
     let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    if listing.entries.iter().all(|e| !e.dir) {
-        // Nothing to enter: no descriptor needed. `fresh` stays as it is: the folder's own
-        // ctime is older than the start.
+    if listing
+        .entries
+        .iter()
+        .all(|e| !e.dir || is_dot_git(e.name.as_bytes()))
+    {
+        // Nothing to enter (a `.git` folder is not entered): no descriptor needed. `fresh`
+        // stays as it is: the folder's own ctime is older than the start.
         st.seen += listing.count;
         for entry in &listing.entries {
             w.dot_gits.push((path.join(&*entry.name), fresh));
@@ -616,10 +620,13 @@ mod tests {
             "replaced/sub",
             "gone/deep/er",
             "moved/from/here",
+            "keep/repo/.git/hooks",
+            "keep/file",
         ] {
             mk(p);
         }
         fs::write(root.join("src/a/file"), "x").unwrap();
+        fs::write(root.join("keep/file/.git"), "gitdir: /elsewhere\n").unwrap();
         // The session starts: every folder above is older than the start (the kernel's
         // clock ticks coarsely: wait until the next tick is surely past).
         std::thread::sleep(std::time::Duration::from_millis(30));
@@ -657,6 +664,8 @@ mod tests {
             "docs/x/y/from/here/.git",
             "old/inner/.git",
             "old/inner/other/.GIT",
+            "keep/repo/.git",
+            "keep/file/.git",
         ] {
             assert!(
                 expected.iter().any(|(p, _)| *p == root.join(want)),
@@ -668,11 +677,11 @@ mod tests {
         assert_eq!(quick.blind, full.blind);
         // Listed again: the top and the 14 folders the session made or changed (`leaf`,
         // `docs`, `c`, `pkg`, `replaced` and `sub`, `gone` and `deep`, `moved`, `y`, `from`
-        // and `here`, `inner` and `other`); not the 5 it left alone (`src`, `a`, `b`, `x`,
-        // `old`).
+        // and `here`, `inner` and `other`); not the 8 it left alone (`src`, `a`, `b`, `x`,
+        // `old`, `keep`, `repo`, `file`).
         assert!(quick.listed <= 15, "{} listed", quick.listed);
         assert!(
-            full.listed >= quick.listed + 5,
+            full.listed >= quick.listed + 8,
             "{} listed, {} by a full walk",
             quick.listed,
             full.listed
