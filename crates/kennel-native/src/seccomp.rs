@@ -36,6 +36,11 @@ pub const DENIED: &[(&str, &str)] = &[
          not on disk, where the end-of-session git check would not see a `.git`",
     ),
     (
+        "ioctl(FS_IOC_SETFLAGS, FS_IOC32_SETFLAGS)",
+        "changing a file's attributes (chattr): a folder made case-insensitive reads names \
+         the end-of-session git check does not compare as git does",
+    ),
+    (
         "keyctl, add_key, request_key",
         "the kernel keyring is shared with your other processes",
     ),
@@ -160,6 +165,8 @@ mod listed {
             "FS_IOC_ADD_ENCRYPTION_KEY",
             "FS_IOC_REMOVE_ENCRYPTION_KEY",
             "FS_IOC_REMOVE_ENCRYPTION_KEY_ALL_USERS",
+            "FS_IOC_SETFLAGS",
+            "FS_IOC32_SETFLAGS",
         ] {
             assert!(named(ioctl), "{ioctl} is refused but not explained");
         }
@@ -340,12 +347,16 @@ mod tests {
             ioc(3, 24, 64),
             ioc(3, 25, 64),
         ];
+        // linux/fs.h: _IOW('f', 2, long) and _IOW('f', 2, int).
+        let setflags = [ioc(1, 2, 8), ioc(1, 2, 4)];
         let mut expected = vec![tiocsti, tioclinux];
         expected.extend(fscrypt);
+        expected.extend(setflags);
         assert_eq!(DENIED_IOCTLS, &expected[..]);
         assert_eq!(CLONE_NEWUSER_FLAG, libc::CLONE_NEWUSER as u64);
         let mut refused = vec![tiocsti, tioclinux, tiocsti | 0xffff_ffff_0000_0000];
         refused.extend(fscrypt);
+        refused.extend(setflags);
         for request in refused {
             assert_eq!(
                 verdict(libc::SYS_ioctl, [0, request, 0, 0, 0, 0]),

@@ -39,10 +39,10 @@ pub const ALWAYS_DENIED: &[&str] = &[
 ];
 
 /// ioctl requests refused with EPERM (the low 32 bits of the second argument: its width
-/// differs between libcs): TIOCSTI and TIOCLINUX; then fscrypt's FS_IOC_SET_ENCRYPTION_POLICY,
+/// differs between libcs): TIOCSTI and TIOCLINUX; fscrypt's FS_IOC_SET_ENCRYPTION_POLICY,
 /// FS_IOC_ADD_ENCRYPTION_KEY, FS_IOC_REMOVE_ENCRYPTION_KEY and
-/// FS_IOC_REMOVE_ENCRYPTION_KEY_ALL_USERS. The same numbers on every architecture kennel
-/// supports.
+/// FS_IOC_REMOVE_ENCRYPTION_KEY_ALL_USERS; FS_IOC_SETFLAGS and FS_IOC32_SETFLAGS (chattr).
+/// The same numbers on every 64-bit architecture kennel supports.
 pub const DENIED_IOCTLS: &[u64] = &[
     0x5412,
     0x541C,
@@ -50,6 +50,8 @@ pub const DENIED_IOCTLS: &[u64] = &[
     0xC050_6617,
     0xC040_6618,
     0xC040_6619,
+    0x4008_6602,
+    0x4004_6602,
 ];
 
 /// Refused with EPERM when their first argument (the flags) has CLONE_NEWUSER.

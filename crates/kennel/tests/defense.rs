@@ -263,6 +263,25 @@ for request in (0xC0506617, 0xC0406618, 0x800C6613):
         stdout(&outside)
     );
 
+    // chattr: a folder made case-insensitive (`+F`, where the file system has casefold) reads
+    // `.GIT` as `.git`; no attribute is changed inside. `+A` (no access times) is one any
+    // owner may set on ext4, as outside.
+    let chattr = "touch attr-probe && chattr +A attr-probe 2>&1; echo status=$?; rm -f attr-probe";
+    let out = fx.sandboxed(chattr);
+    assert!(
+        stdout(&out).contains("Operation not permitted") && !stdout(&out).contains("status=0"),
+        "{} {}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let outside = fx.as_user(&format!("cd '{}' && {chattr}", fx.repo.display()));
+    assert!(
+        stdout(&outside).contains("status=0"),
+        "chattr must work outside: {} {}",
+        stdout(&outside),
+        stderr(&outside)
+    );
+
     io_uring_is_refused(&fx);
 
     let out = fx.sandboxed("unshare --user --map-root-user true; echo status=$?");
