@@ -308,6 +308,9 @@ pub fn run(
         // started, the init waits for kennel's exit (see `child::end_sandbox`): ended here.
         let _ = kill(pid, Signal::SIGKILL);
         let _ = waitpid(pid, None);
+        // As where the clone is refused: a refusal inside the namespace (AppArmor) is
+        // followed by the landlock backend, whose command must get the caller's mask.
+        let _ = caller_mask.thread_set_mask();
         return Err(err);
     }
     let status = match watch(&forwarded, terminal_socket, raw) {

@@ -37,8 +37,8 @@ pub const DENIED: &[(&str, &str)] = &[
     ),
     (
         "ioctl(FS_IOC_SETFLAGS, FS_IOC32_SETFLAGS)",
-        "changing a file's attributes (chattr): a folder made case-insensitive reads names \
-         the end-of-session git check does not compare as git does",
+        "setting a file's flags as chattr does: a folder made case-insensitive (`+F`) reads \
+         names the end-of-session git check does not compare as git does",
     ),
     (
         "keyctl, add_key, request_key",

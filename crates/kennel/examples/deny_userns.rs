@@ -4,7 +4,11 @@
 //! `unshare` and `clone` with CLONE_NEWUSER fail with EPERM, `clone3` with ENOSYS (its
 //! flags cannot be inspected; libc then falls back to `clone`).
 //!
-//!     deny_userns COMMAND [ARG...]
+//! With `--mount`, the namespace is created and what it is for refused instead, as
+//! AppArmor's `unprivileged_userns` profile does (Ubuntu 24.04): `mount` fails with EPERM
+//! (kennel's native backend then falls back only once its child has reported).
+//!
+//!     deny_userns [--mount] COMMAND [ARG...]
 #![allow(clippy::panic, clippy::unwrap_used, clippy::expect_used)] // a test helper
 
 use std::os::unix::process::CommandExt;
@@ -16,7 +20,15 @@ use seccompiler::{
 
 fn main() {
     let mut args = std::env::args_os().skip(1);
-    let program = args.next().expect("usage: deny_userns COMMAND [ARG...]");
+    let mut program = args
+        .next()
+        .expect("usage: deny_userns [--mount] COMMAND [ARG...]");
+    let mount_only = program == "--mount";
+    if mount_only {
+        program = args
+            .next()
+            .expect("usage: deny_userns --mount COMMAND [ARG...]");
+    }
     let newuser = || {
         SeccompRule::new(vec![SeccompCondition::new(
             0,
@@ -27,13 +39,16 @@ fn main() {
         .unwrap()])
         .unwrap()
     };
-    let deny: BpfProgram = SeccompFilter::new(
-        [
+    let refused = if mount_only {
+        vec![(libc::SYS_mount, vec![])]
+    } else {
+        vec![
             (libc::SYS_unshare, vec![newuser()]),
             (libc::SYS_clone, vec![newuser()]),
         ]
-        .into_iter()
-        .collect(),
+    };
+    let deny: BpfProgram = SeccompFilter::new(
+        refused.into_iter().collect(),
         SeccompAction::Allow,
         SeccompAction::Errno(libc::EPERM as u32),
         std::env::consts::ARCH.try_into().unwrap(),

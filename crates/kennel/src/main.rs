@@ -1010,6 +1010,13 @@ fn run_policy(
                 } else {
                     // The landlock backend has no home of the sandbox's to list.
                     home = None;
+                    // The native backend's child may have failed after kennel recorded what
+                    // it does first (AppArmor refuses mounts, not the namespace): the
+                    // survey's thread, started then, ends before the landlock backend's
+                    // fork, which needs kennel single-threaded, and starts again after it.
+                    if let Some(started) = started.borrow_mut().as_mut() {
+                        started.stop_survey();
+                    }
                     record(false);
                     kennel_native::run_landlock_only(&policy, &options, &mut survey)
                         .map_err(Failure::from)
@@ -1157,6 +1164,13 @@ impl Started {
     fn survey(&mut self) {
         if let Some(watch) = &mut self.git_watch {
             watch.survey();
+        }
+    }
+
+    /// Ends the survey's thread (see `git_watch::GitWatch::stop_survey`).
+    fn stop_survey(&mut self) {
+        if let Some(watch) = &mut self.git_watch {
+            watch.stop_survey();
         }
     }
 

@@ -264,7 +264,7 @@ for request in (0xC0506617, 0xC0406618, 0x800C6613):
     );
 
     // chattr: a folder made case-insensitive (`+F`, where the file system has casefold) reads
-    // `.GIT` as `.git`; no attribute is changed inside. `+A` (no access times) is one any
+    // `.GIT` as `.git`; chattr's ioctl sets no flag inside. `+A` (no access times) is one any
     // owner may set on ext4, as outside.
     let chattr = "touch attr-probe && chattr +A attr-probe 2>&1; echo status=$?; rm -f attr-probe";
     let out = fx.sandboxed(chattr);

@@ -279,6 +279,15 @@ impl GitWatch {
         self.survey = spawned.ok().map(|handle| (stop, handle));
     }
 
+    /// Ends the survey's thread, if one runs, and forgets what it listed: a later
+    /// [`GitWatch::survey`] starts it again. For a fork that needs kennel single-threaded.
+    pub fn stop_survey(&mut self) {
+        if let Some((stop, handle)) = self.survey.take() {
+            stop.store(true, Ordering::Relaxed);
+            let _ = handle.join();
+        }
+    }
+
     /// The end check: lines for the user (each to be printed after `kennel: `), empty when
     /// git would run nothing new.
     pub fn finish(self) -> Vec<String> {
