@@ -63,15 +63,7 @@ fn a_fallback_after_the_native_child_reported_starts_the_command_with_the_caller
 #[test]
 fn a_fallback_after_the_native_child_reported_forwards_sigterm_to_the_command() {
     let fx = Fixture::new("final-fallback-term");
-    let setup = fx.as_user(&format!(
-        r#"set -e; cd '{}' && python3 -c '
-import os
-for i in range(100):
-    for j in range(100):
-        os.makedirs("t/a%d/b%d" % (i, j))' && sleep 1.2"#,
-        fx.repo.display()
-    ));
-    assert!(setup.status.success(), "{}", stderr(&setup));
+    fx.old_tree(100);
     for round in 0..2 {
         let _ = std::fs::remove_file(fx.repo.join("got"));
         let mut child = spawn_auto_where_mounts_are_refused(

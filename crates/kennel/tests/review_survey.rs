@@ -154,15 +154,7 @@ fn signals_while_the_survey_runs_reach_the_command(backend: &'static str) {
     if !common::sandbox_available(&fx) {
         return;
     }
-    let setup = fx.as_user(&format!(
-        r#"set -e; cd '{}' && python3 -c '
-import os
-for i in range(300):
-    for j in range(100):
-        os.makedirs("t/a%d/b%d" % (i, j))' && sleep 1.2"#,
-        fx.repo.display()
-    ));
-    assert!(setup.status.success(), "{}", stderr(&setup));
+    fx.old_tree(300);
     for round in 0..3 {
         let _ = std::fs::remove_file(fx.repo.join("got"));
         let mut child = fx.spawn_sandboxed(
