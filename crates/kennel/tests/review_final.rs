@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Output};
 
 use common::{deny_userns, env, stderr, stdout, Fixture};
@@ -66,7 +65,7 @@ fn a_fallback_after_the_native_child_reported_forwards_sigterm_to_the_command() 
     fx.old_tree(100);
     for round in 0..2 {
         let _ = std::fs::remove_file(fx.repo.join("got"));
-        let mut child = spawn_auto_where_mounts_are_refused(
+        let child = spawn_auto_where_mounts_are_refused(
             &fx,
             "exec python3 -c '
 import os, signal, sys, time
@@ -79,21 +78,11 @@ while True:
     time.sleep(0.01)
 '",
         );
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let ready = lines.next().and_then(Result::ok);
-        if ready.is_none() {
-            let out = child.wait_with_output().unwrap();
+        let common::Terminated { ready, ended, out } = common::terminate_when_ready(child);
+        if !ready {
             common::skip_unless(false, &format!("no sandbox: {}", stderr(&out)));
             return;
         }
-        assert_eq!(ready.as_deref(), Some("READY"), "round {round}");
-        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-        let ended = common::eventually(30, || child.try_wait().is_ok_and(|s| s.is_some()));
-        if !ended {
-            let _ = child.kill();
-        }
-        let out = child.wait_with_output().unwrap();
         let err = stderr(&out);
         assert!(
             err.contains("falling back to the landlock backend"),

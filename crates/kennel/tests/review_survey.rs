@@ -149,7 +149,6 @@ fn plants_deep_in_an_old_tree_are_found_or_said(backend: &'static str) {
 /// of 30,000 old folders (the survey lists them for about 0.1 s), kennel is sent SIGTERM as
 /// soon as the command has started: the command gets it and kennel ends with its status.
 fn signals_while_the_survey_runs_reach_the_command(backend: &'static str) {
-    use std::io::{BufRead, BufReader};
     let fx = Fixture::new("survey-signals").with_backend(backend);
     if !common::sandbox_available(&fx) {
         return;
@@ -157,19 +156,11 @@ fn signals_while_the_survey_runs_reach_the_command(backend: &'static str) {
     fx.old_tree(300);
     for round in 0..3 {
         let _ = std::fs::remove_file(fx.repo.join("got"));
-        let mut child = fx.spawn_sandboxed(
+        let child = fx.spawn_sandboxed(
             "trap 'echo TERM > ../got; exit 7' TERM; echo READY; while :; do sleep 0.01; done",
         );
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let ready = lines.next().and_then(Result::ok);
-        assert_eq!(ready.as_deref(), Some("READY"), "round {round}");
-        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-        let ended = common::eventually(30, || child.try_wait().is_ok_and(|s| s.is_some()));
-        if !ended {
-            let _ = child.kill();
-        }
-        let out = child.wait_with_output().unwrap();
+        let common::Terminated { ready, ended, out } = common::terminate_when_ready(child);
+        assert!(ready, "round {round}: {}", stderr(&out));
         assert!(ended, "round {round}: kennel did not end: {}", stderr(&out));
         assert_eq!(
             out.status.code(),

@@ -440,6 +440,38 @@ fn processes_where(matches: impl Fn(&str, &[String]) -> bool) -> Vec<u32> {
         .collect()
 }
 
+/// What became of kennel sent SIGTERM once its command said it was ready.
+pub struct Terminated {
+    /// The command's first line was `READY` (else kennel never started it).
+    pub ready: bool,
+    /// kennel ended by itself within 30 s of the signal (else it was killed).
+    pub ended: bool,
+    pub out: Output,
+}
+
+/// Waits for `child` (kennel, its output piped) to print `READY` first, sends kennel
+/// SIGTERM, and waits up to 30 s for it to end.
+pub fn terminate_when_ready(mut child: Child) -> Terminated {
+    use std::io::{BufRead, BufReader};
+    let first = child
+        .stdout
+        .take()
+        .and_then(|out| BufReader::new(out).lines().next())
+        .and_then(Result::ok);
+    let ready = first.as_deref() == Some("READY");
+    let mut ended = false;
+    if ready {
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        ended = eventually(30, || child.try_wait().is_ok_and(|s| s.is_some()));
+    }
+    if !ended {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    Terminated { ready, ended, out }
+}
+
 /// Polls `cond` for up to `secs` seconds.
 pub fn eventually(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
